@@ -1,0 +1,227 @@
+//! Test infrastructure shared by the integration tests: a [`NatsServer`] guard that runs a
+//! real `nats-server` on a port the OS picks and stops it on `Drop`, plus socket helpers.
+//!
+//! Each test binary uses a subset of this module, hence the `dead_code` allowances.
+
+#![allow(dead_code)]
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long a socket read or write may block before the test fails instead of hanging.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long `nats-server` has to write its ports file.
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where Debian's `nats-server` package puts the binary (not on a non-root `PATH`).
+const DEBIAN_BINARY: &str = "/usr/sbin/nats-server";
+
+const INSTALL_HINT: &str = "nats-server not found: set $NATS_SERVER, put it on PATH, \
+    or install it (Debian/Ubuntu: `apt-get install -y nats-server`; `.ci/run` does this)";
+
+/// A running `nats-server` bound to `127.0.0.1` on a random port; killed on `Drop`.
+///
+/// The server reports its port through `--ports_file_dir`, so starting it needs no log
+/// scraping and no fixed sleeps: we wait for the file to appear.
+#[derive(Debug)]
+pub struct NatsServer {
+    child: Child,
+    dir: PathBuf,
+    addr: SocketAddr,
+}
+
+impl NatsServer {
+    /// Starts a server with default settings.
+    pub fn start() -> Self {
+        Self::start_with_args(&[])
+    }
+
+    /// Starts a server with extra command-line flags (e.g. `["--user", "a", "--pass", "b"]`).
+    pub fn start_with_args(args: &[&str]) -> Self {
+        Self::launch(TempDir::new(), args)
+    }
+
+    /// Starts a server with a configuration file holding `text` (auth, cluster, limits...).
+    ///
+    /// The listen address and port still come from the command line, which overrides the
+    /// file, so the port is random as usual.
+    pub fn with_config(text: &str) -> Self {
+        let dir = TempDir::new();
+        let conf = dir.path().join("server.conf");
+        std::fs::write(&conf, text).unwrap_or_else(|e| panic!("writing {conf:?}: {e}"));
+        let conf = conf.to_string_lossy().into_owned();
+        Self::launch(dir, &["-c", &conf])
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://{}", self.addr)
+    }
+
+    /// The client listen address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's stdout and stderr so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// A plain TCP connection to the server, with [`IO_TIMEOUT`] on reads and writes.
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect_timeout(&self.addr, IO_TIMEOUT)
+            .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.url()));
+        set_io_timeouts(&stream, IO_TIMEOUT);
+        stream
+    }
+
+    fn launch(dir: TempDir, args: &[&str]) -> Self {
+        let log = std::fs::File::create(dir.path().join("server.log"))
+            .unwrap_or_else(|e| panic!("creating server.log in {:?}: {e}", dir.path()));
+        let log_err = log.try_clone().expect("cloning the log file handle");
+        let mut child = Command::new(binary())
+            .args(["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
+            .arg(dir.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning nats-server: {e}; {INSTALL_HINT}"));
+        let dir = dir.keep();
+        match wait_for_port(&mut child, &dir) {
+            Ok(addr) => NatsServer { child, dir, addr },
+            Err(why) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+                let _ = std::fs::remove_dir_all(&dir);
+                panic!("nats-server did not start: {why}\n--- server log ---\n{log}");
+            }
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Sets both read and write timeouts so a stuck exchange fails the test.
+pub fn set_io_timeouts(stream: &TcpStream, timeout: Duration) {
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .expect("setting socket timeouts");
+}
+
+/// `$NATS_SERVER`, else `nats-server` on `PATH`, else Debian's `/usr/sbin/nats-server`.
+fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("NATS_SERVER") {
+        return PathBuf::from(path);
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("nats-server"))
+        .find(|candidate| candidate.is_file());
+    if let Some(path) = on_path {
+        return path;
+    }
+    let debian = PathBuf::from(DEBIAN_BINARY);
+    if debian.is_file() {
+        return debian;
+    }
+    panic!("{INSTALL_HINT}");
+}
+
+/// Waits for the `<binary>_<pid>.ports` file and reads the client address from it.
+///
+/// The file is written non-atomically, so an unreadable or half-written one is retried.
+fn wait_for_port(child: &mut Child, dir: &Path) -> Result<SocketAddr, String> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            return Err(format!("it exited with {status}"));
+        }
+        if let Some(addr) = read_ports_file(dir) {
+            return Ok(addr);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("no ports file in {dir:?} after {START_TIMEOUT:?}"));
+        }
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Parses `{"nats":["nats://127.0.0.1:PORT"]}` from the first `*.ports` file in `dir`.
+fn read_ports_file(dir: &Path) -> Option<SocketAddr> {
+    let path = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "ports"))?;
+    let text = std::fs::read_to_string(path).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let url = json.get("nats")?.get(0)?.as_str()?;
+    url.strip_prefix("nats://")?.parse().ok()
+}
+
+/// A fresh directory under the system temp dir, removed on `Drop` unless kept.
+struct TempDir(Option<PathBuf>);
+
+impl TempDir {
+    fn new() -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!(
+            "panini-test-{}-{}-{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e: io::Error| panic!("creating {path:?}: {e}"));
+        TempDir(Some(path))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.as_deref().expect("a TempDir is kept only once")
+    }
+
+    /// Hands the directory over to the caller, who then removes it.
+    fn keep(mut self) -> PathBuf {
+        self.0.take().expect("a TempDir is kept only once")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_dir_all(path);
+        }
+    }
+}
