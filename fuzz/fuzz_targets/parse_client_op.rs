@@ -1,0 +1,6 @@
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use panini_proto::fuzzing::check_client_ops;
+
+fuzz_target!(|data: &[u8]| check_client_ops(data));
