@@ -70,12 +70,12 @@ pub fn parse_client_op<'a>(
     let max_line = if parse::starts_with_ignore_case(buf, b"CONNECT") {
         limits.max_info_line
     } else {
-        limits.max_control_line
+        limits.max_control_line.saturating_add(parse::LINE_SLACK)
     };
     let Some(Line { text, next }) = parse::line(buf, max_line)? else {
         return Ok(Status::Partial);
     };
-    let head = match parse::client_line(text)? {
+    let head = match parse::client_line(text, limits.max_control_line)? {
         parse::ClientLine::Op(op) => return Ok(Status::Complete((op, next))),
         parse::ClientLine::Pub(head) => head,
     };

@@ -77,7 +77,10 @@ pub enum Status<T> {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Longest control line, without its line end (nats-server's default: 4096).
+    /// Longest control line (nats-server's default: 4096). As the server counts it, this
+    /// bounds the arguments of PUB, HPUB, SUB and UNSUB, after the op name and its separator;
+    /// a whole line (any op, either direction) may be 64 bytes longer, which leaves room for
+    /// the op name and for the sid the server adds when it turns a PUB into a MSG.
     pub max_control_line: usize,
     /// Longest `INFO` (server side) or `CONNECT` (client side) line: these carry JSON that
     /// can outgrow the control line (a large cluster's `connect_urls`, a JWT). Default 1 MiB.

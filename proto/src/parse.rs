@@ -60,6 +60,11 @@ pub(crate) fn starts_with_ignore_case(buf: &[u8], word: &[u8]) -> bool {
     buf[..n].eq_ignore_ascii_case(&word[..n])
 }
 
+/// Bytes a control line may hold beyond `Limits::max_control_line`: the op name and its
+/// separator (the server counts only the arguments), and on `MSG`/`HMSG` the sid the server
+/// adds to what the publisher sent, so a message the server accepted always parses.
+pub(crate) const LINE_SLACK: usize = 64;
+
 /// A complete control line: its text (without the line end) and where the next byte starts.
 pub(crate) struct Line<'a> {
     pub(crate) text: &'a [u8],
@@ -217,12 +222,17 @@ fn trim_ws(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// `name 1*WS`: an op name that takes arguments, then the mandatory separator; returns the rest.
-fn after_op<'a>(text: &'a [u8], name: &'static str) -> Result<&'a [u8], Error> {
-    (tag_no_case(name), space1::<_, PError>)
+/// `name 1*WS`: an op name that takes arguments, then the mandatory separator; returns the
+/// arguments, which may be at most `max_args` bytes (nats-server's control-line count).
+fn after_op<'a>(text: &'a [u8], name: &'static str, max_args: usize) -> Result<&'a [u8], Error> {
+    let args = (tag_no_case(name), space1::<_, PError>)
         .parse(text)
         .map(|(rest, _)| rest)
-        .map_err(|_| Error::UnknownOp)
+        .map_err(|_| Error::UnknownOp)?;
+    if args.len() > max_args {
+        return Err(Error::ControlLineTooLong);
+    }
+    Ok(args)
 }
 
 /// `name`: an op name with an optional separator (INFO, CONNECT, -ERR); returns the rest.
@@ -282,7 +292,7 @@ fn err_text(t: &[u8]) -> &[u8] {
 
 /// `msg = "MSG" 1*WS subject 1*WS sid [1*WS reply-to] 1*WS size`
 fn msg(text: &[u8]) -> Result<MsgHead<'_>, Error> {
-    let a = after_op(text, "MSG")?;
+    let a = after_op(text, "MSG", usize::MAX)?;
     let (t, n) = args::<4>(a)?;
     let (subject, sid_tok, reply, size_tok) = match n {
         3 => (t[0], t[1], None, t[2]),
@@ -299,7 +309,7 @@ fn msg(text: &[u8]) -> Result<MsgHead<'_>, Error> {
 
 /// `hmsg = "HMSG" 1*WS subject 1*WS sid [1*WS reply-to] 1*WS hdr-size 1*WS total-size`
 fn hmsg(text: &[u8]) -> Result<MsgHead<'_>, Error> {
-    let a = after_op(text, "HMSG")?;
+    let a = after_op(text, "HMSG", usize::MAX)?;
     let (t, n) = args::<5>(a)?;
     let (subject, sid_tok, reply, hdr, total) = match n {
         4 => (t[0], t[1], None, t[2], t[3]),
@@ -328,19 +338,19 @@ pub(crate) enum ClientLine<'a> {
 }
 
 /// `client-op = pub / hpub / sub / unsub / ping / pong / connect`, chosen by the first byte.
-pub(crate) fn client_line(text: &[u8]) -> Result<ClientLine<'_>, Error> {
+pub(crate) fn client_line(text: &[u8], max_args: usize) -> Result<ClientLine<'_>, Error> {
     let first = text.first().map(u8::to_ascii_uppercase);
     let op = match first {
         Some(b'P') if starts_with_ignore_case(text, b"PU") => {
-            return publish(text, "PUB").map(ClientLine::Pub)
+            return publish(text, "PUB", max_args).map(ClientLine::Pub)
         }
-        Some(b'H') => return publish(text, "HPUB").map(ClientLine::Pub),
+        Some(b'H') => return publish(text, "HPUB", max_args).map(ClientLine::Pub),
         Some(b'P') => match finish(alt_ping_pong(text), Error::UnknownOp)? {
             ServerOp::Ping => ClientOp::Ping,
             _ => ClientOp::Pong,
         },
-        Some(b'S') => sub(text)?,
-        Some(b'U') => unsub(text)?,
+        Some(b'S') => sub(text, max_args)?,
+        Some(b'U') => unsub(text, max_args)?,
         Some(b'C') => connect(text)?,
         _ => return Err(Error::UnknownOp),
     };
@@ -350,8 +360,8 @@ pub(crate) fn client_line(text: &[u8]) -> Result<ClientLine<'_>, Error> {
 /// `pub = "PUB" 1*WS subject [1*WS reply-to] 1*WS size`
 ///
 /// `hpub = "HPUB" 1*WS subject [1*WS reply-to] 1*WS hdr-size 1*WS total-size`
-fn publish<'a>(text: &'a [u8], name: &'static str) -> Result<PubHead<'a>, Error> {
-    let a = after_op(text, name)?;
+fn publish<'a>(text: &'a [u8], name: &'static str, max_args: usize) -> Result<PubHead<'a>, Error> {
+    let a = after_op(text, name, max_args)?;
     let (t, n) = args::<4>(a)?;
     let with_headers = name == "HPUB";
     let (subject, reply, hdr, total) = match (with_headers, n) {
@@ -369,8 +379,8 @@ fn publish<'a>(text: &'a [u8], name: &'static str) -> Result<PubHead<'a>, Error>
 }
 
 /// `sub = "SUB" 1*WS subject [1*WS queue] 1*WS sid`
-fn sub(text: &[u8]) -> Result<ClientOp<'_>, Error> {
-    let a = after_op(text, "SUB")?;
+fn sub(text: &[u8], max_args: usize) -> Result<ClientOp<'_>, Error> {
+    let a = after_op(text, "SUB", max_args)?;
     match args::<3>(a)? {
         (t, 2) => Ok(ClientOp::Sub {
             subject: t[0],
@@ -387,8 +397,8 @@ fn sub(text: &[u8]) -> Result<ClientOp<'_>, Error> {
 }
 
 /// `unsub = "UNSUB" 1*WS sid [1*WS max-msgs]`, where `max-msgs = size`
-fn unsub(text: &[u8]) -> Result<ClientOp<'_>, Error> {
-    let a = after_op(text, "UNSUB")?;
+fn unsub(text: &[u8], max_args: usize) -> Result<ClientOp<'_>, Error> {
+    let a = after_op(text, "UNSUB", max_args)?;
     match args::<2>(a)? {
         (t, 1) => Ok(ClientOp::Unsub {
             sid: t[0],

@@ -91,7 +91,7 @@ pub fn parse_server_op<'a>(
     let max_line = if parse::starts_with_ignore_case(buf, b"INFO") {
         limits.max_info_line
     } else {
-        limits.max_control_line
+        limits.max_control_line.saturating_add(parse::LINE_SLACK)
     };
     let Some(Line { text, next }) = parse::line(buf, max_line)? else {
         return Ok(Status::Partial);

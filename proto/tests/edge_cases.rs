@@ -419,8 +419,9 @@ fn c33_control_line_over_4096_is_too_long_and_4000_is_fine() {
     assert_eq!(client(&long), Err(Error::ControlLineTooLong));
     let fine = cat(&[b"PUB ", &[b'a'; 4000], b" 0\r\n\r\n"]);
     assert!(matches!(client(&fine), Ok(Status::Complete((_, n))) if n == fine.len()));
-    // The limit counts the line without its CRLF: `PUB ` + subject + ` 0` = 4096 passes.
-    let line = |len: usize| cat(&[b"PUB ", &vec![b'a'; len - 6], b" 0\r\n\r\n"]);
+    // As nats-server counts it, the limit covers the arguments after `PUB `: subject + ` 0`
+    // of 4096 bytes passes, 4097 does not.
+    let line = |args: usize| cat(&[b"PUB ", &vec![b'a'; args - 2], b" 0\r\n\r\n"]);
     let at_limit = line(4096);
     assert!(matches!(client(&at_limit), Ok(Status::Complete((_, n))) if n == at_limit.len()));
     assert_eq!(client(&line(4097)), Err(Error::ControlLineTooLong));
@@ -770,16 +771,26 @@ fn c60_eof_inside_an_op_is_partial() {
 
 #[test]
 fn c61_a_line_without_end_is_capped() {
-    // MSG and friends: 4096 bytes, plus room for the CRLF.
+    // MSG and friends: 4096 bytes + 64 of slack (op name, the sid the server adds), plus
+    // room for the CRLF.
     let endless = cat(&[b"MSG ", &[b'a'; 5000]]);
-    assert_eq!(server(&endless[..4098]), Err(Error::ControlLineTooLong));
+    assert_eq!(server(&endless[..4160 + 2]), Err(Error::ControlLineTooLong));
     assert_eq!(server(&endless), Err(Error::ControlLineTooLong));
-    let mut cr_last = endless[..4096].to_vec();
+    let mut cr_last = endless[..4160].to_vec();
     cr_last.push(b'\r');
     assert_eq!(server(&cr_last), Ok(Status::Partial));
-    // A line of exactly 4096 bytes plus CRLF is fine.
-    let at_limit = cat(&[b"MSG ", &[b'a'; 4088], b" 1 0\r\n\r\n"]);
+    // A line of exactly 4160 bytes plus CRLF is fine.
+    let at_limit = cat(&[b"MSG ", &[b'a'; 4152], b" 1 0\r\n\r\n"]);
     assert!(matches!(server(&at_limit), Ok(Status::Complete((_, n))) if n == at_limit.len()));
+}
+
+#[test]
+fn c61_a_message_the_server_accepted_always_parses() {
+    // `PUB <4094 a> 1` is the longest publish the server takes (4096 bytes of arguments); it
+    // comes back as `MSG <4094 a> <sid> 1`, longer than 4096, and must not break the
+    // connection.
+    let msg = cat(&[b"MSG ", &[b'a'; 4094], b" 18446744073709551615 1\r\nx\r\n"]);
+    assert!(matches!(server(&msg), Ok(Status::Complete((_, n))) if n == msg.len()));
 }
 
 #[test]
