@@ -12,3 +12,11 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub use panini_proto as proto;
+
+pub mod client;
+mod error;
+mod log;
+mod message;
+
+pub use error::{BoxError, Error, Result};
+pub use message::{Headers, Message};

@@ -43,7 +43,41 @@ impl NatsServer {
 
     /// Starts a server with extra command-line flags (e.g. `["--user", "a", "--pass", "b"]`).
     pub fn start_with_args(args: &[&str]) -> Self {
-        Self::launch(TempDir::new(), args)
+        Self::launch(TempDir::new(), "-1", args)
+    }
+
+    /// Stops this server and starts a new one on the same port with the same flags
+    /// (for reconnect tests). Panics if the port cannot be bound again in time.
+    pub fn restart(&mut self, args: &[&str]) {
+        self.stop();
+        let port = self.port().to_string();
+        let fresh = Self::launch(TempDir::new(), &port, args);
+        let old = std::mem::replace(self, fresh);
+        drop(old);
+    }
+
+    /// Kills the server and waits for it to exit (the guard stays; `Drop` is then a no-op).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Puts the server in lame-duck mode (`nats-server --signal ldm=PID`).
+    pub fn lame_duck(&self) {
+        let status = Command::new(binary())
+            .arg("--signal")
+            .arg(format!("ldm={}", self.pid()))
+            .status()
+            .expect("running nats-server --signal");
+        assert!(
+            status.success(),
+            "nats-server --signal ldm failed: {status}"
+        );
+    }
+
+    /// The cluster (route) URL, when the server was started with a cluster port.
+    pub fn cluster_url(&self) -> Option<String> {
+        read_ports(&self.dir, "cluster")
     }
 
     /// Starts a server with a configuration file holding `text` (auth, cluster, limits...).
@@ -55,7 +89,30 @@ impl NatsServer {
         let conf = dir.path().join("server.conf");
         std::fs::write(&conf, text).unwrap_or_else(|e| panic!("writing {conf:?}: {e}"));
         let conf = conf.to_string_lossy().into_owned();
-        Self::launch(dir, &["-c", &conf])
+        Self::launch(dir, "-1", &["-c", &conf])
+    }
+
+    /// Starts `n` servers routed into one cluster on loopback, all ports picked by the OS.
+    pub fn cluster(n: usize, extra: &[&str]) -> Vec<NatsServer> {
+        let mut nodes: Vec<NatsServer> = Vec::new();
+        for i in 0..n {
+            let name = format!("n{i}");
+            let mut args = vec![
+                "--cluster_name",
+                "panini",
+                "--cluster",
+                "nats://127.0.0.1:-1",
+                "-n",
+                &name,
+            ];
+            let seed = nodes.first().and_then(NatsServer::cluster_url);
+            if let Some(seed) = &seed {
+                args.extend(["--routes", seed.as_str()]);
+            }
+            args.extend_from_slice(extra);
+            nodes.push(Self::start_with_args(&args));
+        }
+        nodes
     }
 
     /// `nats://127.0.0.1:PORT`.
@@ -91,12 +148,12 @@ impl NatsServer {
         stream
     }
 
-    fn launch(dir: TempDir, args: &[&str]) -> Self {
+    fn launch(dir: TempDir, port: &str, args: &[&str]) -> Self {
         let log = std::fs::File::create(dir.path().join("server.log"))
             .unwrap_or_else(|e| panic!("creating server.log in {:?}: {e}", dir.path()));
         let log_err = log.try_clone().expect("cloning the log file handle");
         let mut child = Command::new(binary())
-            .args(["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
+            .args(["-a", "127.0.0.1", "-p", port, "--ports_file_dir"])
             .arg(dir.path())
             .args(args)
             .stdin(Stdio::null())
@@ -177,6 +234,14 @@ fn wait_for_port(child: &mut Child, dir: &Path) -> Result<SocketAddr, String> {
 
 /// Parses `{"nats":["nats://127.0.0.1:PORT"]}` from the first `*.ports` file in `dir`.
 fn read_ports_file(dir: &Path) -> Option<SocketAddr> {
+    read_ports(dir, "nats")?
+        .strip_prefix("nats://")?
+        .parse()
+        .ok()
+}
+
+/// The first URL of `kind` (`nats`, `cluster`, ...) in the `*.ports` file in `dir`.
+fn read_ports(dir: &Path, kind: &str) -> Option<String> {
     let path = std::fs::read_dir(dir)
         .ok()?
         .filter_map(Result::ok)
@@ -184,8 +249,31 @@ fn read_ports_file(dir: &Path) -> Option<SocketAddr> {
         .find(|path| path.extension().is_some_and(|ext| ext == "ports"))?;
     let text = std::fs::read_to_string(path).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let url = json.get("nats")?.get(0)?.as_str()?;
-    url.strip_prefix("nats://")?.parse().ok()
+    Some(json.get(kind)?.get(0)?.as_str()?.to_string())
+}
+
+/// Runs an async test body on smol, failing it if it takes longer than `TEST_TIMEOUT`.
+pub fn run<F: std::future::Future>(body: F) -> F::Output {
+    use futures_lite::FutureExt;
+    smol::block_on(body.or(async {
+        async_io::Timer::after(TEST_TIMEOUT).await;
+        panic!("test timed out after {TEST_TIMEOUT:?}");
+    }))
+}
+
+/// Bound on one async test.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Waits until `cond` holds, checking every few milliseconds, up to `limit`.
+pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        async_io::Timer::after(Duration::from_millis(10)).await;
+    }
+    true
 }
 
 /// A fresh directory under the system temp dir, removed on `Drop` unless kept.

@@ -1,0 +1,373 @@
+//! Our NATS client, on smol: connect, publish, subscribe, request/reply, flush, drain,
+//! reconnect and cluster failover.
+//!
+//! [`Client`] is a cheap cloneable handle. Publishing encodes straight into a shared
+//! outgoing buffer that one writer task drains (see `shared`); everything else about the
+//! connection (the read side, sid dispatch, PING/PONG, reconnecting) belongs to one
+//! connection task (see `task`). The sans-IO parser in `panini-proto` does all parsing.
+//!
+//! ```no_run
+//! # smol::block_on(async {
+//! use futures_lite::StreamExt;
+//! let client = panini::client::connect("nats://127.0.0.1:4222").await?;
+//! let mut sub = client.subscribe("greet.*").await?;
+//! client.publish("greet.joe", "hello").await?;
+//! let msg = sub.next().await.unwrap();
+//! assert_eq!(msg.payload, b"hello");
+//! # Ok::<(), panini::Error>(()) });
+//! ```
+
+mod connection;
+mod events;
+mod options;
+mod pool;
+mod shared;
+mod subscription;
+mod task;
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_channel::Sender;
+use futures_lite::FutureExt;
+use serde::Deserialize;
+
+pub use events::{Event, Statistics};
+pub use options::ConnectOptions;
+pub use subscription::Subscription;
+
+use connection::{timed_out, Connection};
+use shared::{lock, Shared, State, Target};
+use task::Ctl;
+
+use crate::error::{Error, Result};
+use crate::message::{Headers, Message};
+
+/// What the server said about itself in INFO (unknown fields are ignored).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct ServerInfo {
+    /// The server's unique id.
+    pub server_id: String,
+    /// The server's name.
+    pub server_name: String,
+    /// Its version.
+    pub version: String,
+    /// Host it listens on.
+    pub host: String,
+    /// Port it listens on.
+    pub port: u16,
+    /// Largest message it accepts, headers included.
+    pub max_payload: usize,
+    /// Protocol level (1: async INFO).
+    pub proto: i32,
+    /// Whether it supports headers.
+    pub headers: bool,
+    /// Our client id on that server.
+    pub client_id: u64,
+    /// Whether it requires authentication.
+    pub auth_required: bool,
+    /// Whether it requires TLS.
+    pub tls_required: bool,
+    /// Other cluster members clients may use (`host:port`).
+    pub connect_urls: Vec<String>,
+    /// Lame-duck mode: the server is about to shut down.
+    pub ldm: bool,
+}
+
+/// Connects to one URL with default options.
+pub async fn connect(url: impl Into<String>) -> Result<Client> {
+    ConnectOptions::new([url.into()]).connect().await
+}
+
+/// A handle to one NATS connection; clone it freely. When the last handle is dropped the
+/// connection is closed (after writing what was buffered).
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    ctl: Sender<Ctl>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.ctl.try_send(Ctl::Close);
+    }
+}
+
+impl Client {
+    async fn connect_with(opts: ConnectOptions) -> Result<Client> {
+        let mut pool = pool::Pool::new(&opts.servers)?;
+        let shared = Arc::new(Shared::new(opts));
+        let mut last = None;
+        let mut conn = None;
+        for idx in 0..pool.servers.len() {
+            match Connection::open(&pool.servers[idx], &shared).await {
+                Ok(c) => {
+                    pool.current = idx;
+                    conn = Some(c);
+                    break;
+                }
+                Err(e @ Error::Auth(_)) => return Err(e),
+                Err(e) => last = Some(e),
+            }
+        }
+        let Some(conn) = conn else {
+            return Err(Error::NoServers(Box::new(last.unwrap_or(Error::Closed))));
+        };
+        let info = conn.info.clone();
+        let added = pool.add_discovered(if shared.opts.ignore_discovered_servers {
+            &[]
+        } else {
+            &info.connect_urls
+        });
+        task::go_live(&shared, &info);
+        shared.emit(Event::Connected(pool.current().url()));
+        if !added.is_empty() {
+            shared.emit(Event::DiscoveredServers(added));
+        }
+        let (ctl_tx, ctl_rx) = async_channel::unbounded();
+        smol::spawn(task::run(
+            shared.clone(),
+            pool,
+            conn,
+            ctl_rx,
+            ctl_tx.clone(),
+        ))
+        .detach();
+        Ok(Client {
+            inner: Arc::new(Inner {
+                shared,
+                ctl: ctl_tx,
+            }),
+        })
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// Publishes `payload` to `subject`.
+    pub async fn publish(&self, subject: &str, payload: impl AsRef<[u8]>) -> Result<()> {
+        self.shared()
+            .publish(subject, None, None, payload.as_ref())
+            .await
+    }
+
+    /// Publishes with an optional reply subject and optional headers.
+    pub async fn publish_with(
+        &self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&Headers>,
+        payload: impl AsRef<[u8]>,
+    ) -> Result<()> {
+        self.shared()
+            .publish(subject, reply, headers, payload.as_ref())
+            .await
+    }
+
+    /// Subscribes to `subject` (wildcards allowed).
+    pub async fn subscribe(&self, subject: &str) -> Result<Subscription> {
+        self.subscribe_inner(subject, None)
+    }
+
+    /// Subscribes as a member of a queue group: each message goes to one member.
+    pub async fn queue_subscribe(&self, subject: &str, queue: &str) -> Result<Subscription> {
+        self.subscribe_inner(subject, Some(queue))
+    }
+
+    fn subscribe_inner(&self, subject: &str, queue: Option<&str>) -> Result<Subscription> {
+        let (tx, rx) = async_channel::bounded(self.shared().opts.subscription_capacity);
+        let sid = self
+            .shared()
+            .subscribe(subject, queue, Target::Channel(tx))?;
+        Ok(Subscription {
+            sid,
+            rx: Box::pin(rx),
+            shared: self.inner.shared.clone(),
+        })
+    }
+
+    /// Sends a request and waits for the first reply, up to the default request timeout.
+    pub async fn request(&self, subject: &str, payload: impl AsRef<[u8]>) -> Result<Message> {
+        let timeout = self.shared().opts.request_timeout;
+        self.request_with(subject, None, payload, timeout).await
+    }
+
+    /// Sends a request with optional headers and waits for the reply up to `timeout`.
+    /// No subscriber on `subject` gives [`Error::NoResponders`] at once, not a timeout.
+    pub async fn request_with(
+        &self,
+        subject: &str,
+        headers: Option<&Headers>,
+        payload: impl AsRef<[u8]>,
+        timeout: Duration,
+    ) -> Result<Message> {
+        let shared = self.shared();
+        self.ensure_mux()?;
+        let token = shared.next_token.fetch_add(1, Relaxed);
+        let (tx, rx) = async_channel::bounded(1);
+        lock(&shared.requests).insert(token, tx);
+        let reply = format!("{}.{token}", shared.inbox);
+        let sent = shared
+            .publish(subject, Some(&reply), headers, payload.as_ref())
+            .await;
+        if let Err(e) = sent {
+            lock(&shared.requests).remove(&token);
+            return Err(e);
+        }
+        let answer = async { rx.recv().await.map_err(|_| Error::Closed) };
+        let result = answer.or(timed_out(timeout)).await;
+        lock(&shared.requests).remove(&token);
+        let msg = result?;
+        if msg.is_no_responders() {
+            return Err(Error::NoResponders);
+        }
+        Ok(msg)
+    }
+
+    fn ensure_mux(&self) -> Result<()> {
+        let shared = self.shared();
+        if lock(&shared.subs).mux_sid.is_some() {
+            return Ok(());
+        }
+        let subject = format!("{}.*", shared.inbox);
+        let sid = shared.subscribe(&subject, None, Target::Mux)?;
+        let mut subs = lock(&shared.subs);
+        match subs.mux_sid {
+            Some(_) => {
+                drop(subs);
+                shared.unsubscribe(sid, None);
+            }
+            None => subs.mux_sid = Some(sid),
+        }
+        Ok(())
+    }
+
+    /// Round trip to the server: when it returns, the server has processed everything
+    /// sent before it. Waits through a reconnect; bounded by the request timeout.
+    pub async fn flush(&self) -> Result<()> {
+        let timeout = self.shared().opts.request_timeout;
+        self.flush_timeout(timeout).await
+    }
+
+    /// [`flush`](Client::flush) with an explicit bound.
+    pub async fn flush_timeout(&self, timeout: Duration) -> Result<()> {
+        let rx = self.shared().ping()?;
+        let pong = async { rx.recv().await.map_err(|_| Error::Closed) };
+        pong.or(timed_out(timeout)).await
+    }
+
+    /// Stops new deliveries (UNSUB everything), waits until subscribers have taken what
+    /// was already delivered (bounded by the drain timeout), flushes, then closes.
+    pub async fn drain(&self) -> Result<()> {
+        let shared = self.shared();
+        {
+            let mut out = lock(&shared.out);
+            match out.state {
+                State::Closed => return Err(Error::Closed),
+                State::Draining => return Err(Error::Draining),
+                State::Open => out.state = State::Draining,
+            }
+        }
+        shared.emit(Event::Draining);
+        let deadline = shared.opts.drain_timeout;
+        let work = async {
+            // UNSUB everything but the request inbox; what the server sent before it
+            // processed those is dispatched before the PONG of the next flush.
+            let sids = shared.send_unsub_all_but_mux();
+            self.flush_timeout(deadline).await?;
+            let queues = shared.remove_subs(&sids);
+            shared.wait_until_handed_over(&queues).await;
+            self.flush_timeout(deadline).await
+        };
+        let result = work.or(timed_out(deadline)).await;
+        self.close().await;
+        result
+    }
+
+    /// Closes now: writes what is buffered (briefly), then ends every subscription.
+    pub async fn close(&self) {
+        if self.shared().state() != State::Closed {
+            let _ = self.flush_timeout(Duration::from_secs(1)).await;
+        }
+        let closed = self.shared().closed.listen();
+        if self.shared().state() == State::Closed {
+            return;
+        }
+        let _ = self.inner.ctl.try_send(Ctl::Close);
+        closed.await;
+    }
+
+    /// True once the client is closed for good.
+    pub fn is_closed(&self) -> bool {
+        self.shared().state() == State::Closed
+    }
+
+    /// True while a connection is up.
+    pub fn is_connected(&self) -> bool {
+        lock(&self.shared().out).connected
+    }
+
+    /// Waits until the client is closed (by the user or because reconnecting gave up).
+    pub async fn closed(&self) {
+        let listener = self.shared().closed.listen();
+        if self.is_closed() {
+            return;
+        }
+        listener.await;
+    }
+
+    /// The latest INFO from the server we are on.
+    pub fn server_info(&self) -> ServerInfo {
+        lock(&self.shared().server_info).clone()
+    }
+
+    /// Counters since the client was created.
+    pub fn statistics(&self) -> Statistics {
+        self.shared().stats.snapshot()
+    }
+
+    /// A fresh unique subject under the inbox prefix, for replies.
+    pub fn new_inbox(&self) -> String {
+        format!("{}.{}", self.shared().opts.inbox_prefix, random_id())
+    }
+}
+
+/// A random 64-bit number from the standard library's per-process hash keys, the clock and
+/// a counter; good enough for inbox names and jitter, not for secrets.
+pub(crate) fn random_u64() -> u64 {
+    use std::sync::atomic::AtomicU64;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Relaxed));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    h.write_u64(now);
+    h.finish()
+}
+
+/// 22 characters of base 62, like a NUID.
+pub(crate) fn random_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut out = String::with_capacity(22);
+    let mut bits = random_u64();
+    for i in 0..22 {
+        if i == 11 {
+            bits = random_u64();
+        }
+        out.push(ALPHABET[(bits % 62) as usize] as char);
+        bits /= 62;
+    }
+    out
+}

@@ -1,0 +1,213 @@
+//! [`ConnectOptions`]: every knob of the client, with Panini's and nats.go's defaults.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::events::Event;
+use super::Client;
+use crate::error::Result;
+
+/// How to connect, reconnect and buffer. Build with [`ConnectOptions::new`] and the
+/// `with`-style setters, then [`connect`](ConnectOptions::connect).
+///
+/// ```no_run
+/// # smol::block_on(async {
+/// use std::time::Duration;
+/// let client = panini::client::ConnectOptions::new(["nats://127.0.0.1:4222"])
+///     .name("orders")
+///     .reconnect_wait(Duration::from_millis(500))
+///     .connect()
+///     .await?;
+/// # Ok::<(), panini::Error>(()) });
+/// ```
+#[derive(Clone)]
+pub struct ConnectOptions {
+    pub(crate) servers: Vec<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) user: Option<(String, String)>,
+    pub(crate) token: Option<String>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) ping_interval: Duration,
+    pub(crate) max_pings_out: u32,
+    pub(crate) reconnect: bool,
+    pub(crate) max_reconnect_attempts: Option<u32>,
+    pub(crate) reconnect_wait: Duration,
+    pub(crate) reconnect_jitter: Duration,
+    pub(crate) reconnect_buffer_size: usize,
+    pub(crate) subscription_capacity: usize,
+    pub(crate) inbox_prefix: String,
+    pub(crate) request_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
+    pub(crate) echo: bool,
+    pub(crate) ignore_discovered_servers: bool,
+    pub(crate) event_callback: Option<Arc<dyn Fn(Event) + Send + Sync>>,
+}
+
+impl fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("servers", &self.servers)
+            .field("name", &self.name)
+            .field("reconnect", &self.reconnect)
+            .field("max_reconnect_attempts", &self.max_reconnect_attempts)
+            .field("reconnect_wait", &self.reconnect_wait)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            servers: vec!["nats://127.0.0.1:4222".to_string()],
+            name: None,
+            user: None,
+            token: None,
+            connect_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(120),
+            max_pings_out: 2,
+            reconnect: true,
+            max_reconnect_attempts: Some(60),
+            reconnect_wait: Duration::from_secs(2),
+            reconnect_jitter: Duration::from_millis(100),
+            reconnect_buffer_size: 8 * 1024 * 1024,
+            subscription_capacity: 65_536,
+            inbox_prefix: "_INBOX".to_string(),
+            request_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
+            echo: true,
+            ignore_discovered_servers: false,
+            event_callback: None,
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// Options for these server URLs (`nats://[user:pass@|token@]host[:port]`, or `host:port`).
+    pub fn new<I, S>(servers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ConnectOptions {
+            servers: servers.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Connects: tries each server once, in order. Wrong credentials fail at once with
+    /// [`Error::Auth`](crate::Error::Auth); otherwise the last failure is returned inside
+    /// [`Error::NoServers`](crate::Error::NoServers).
+    pub async fn connect(self) -> Result<Client> {
+        Client::connect_with(self).await
+    }
+
+    /// The connection name shown by the server's monitoring (`CONNECT` `name`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// User and password (also possible in the URL).
+    pub fn user_and_password(mut self, user: impl Into<String>, pass: impl Into<String>) -> Self {
+        self.user = Some((user.into(), pass.into()));
+        self
+    }
+
+    /// An auth token (also possible in the URL as `nats://token@host`).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Bound on TCP connect + INFO + CONNECT/PONG for one server. Default 5 s.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// How often the client pings the server. Default 2 min.
+    pub fn ping_interval(mut self, d: Duration) -> Self {
+        self.ping_interval = d;
+        self
+    }
+
+    /// Unanswered pings after which the connection is stale and replaced. Default 2.
+    pub fn max_pings_out(mut self, n: u32) -> Self {
+        self.max_pings_out = n.max(1);
+        self
+    }
+
+    /// Whether to reconnect after losing the connection. Default true.
+    pub fn reconnect(mut self, on: bool) -> Self {
+        self.reconnect = on;
+        self
+    }
+
+    /// Passes over the server pool before giving up (`None`: never). Default 60 (Panini).
+    pub fn max_reconnect_attempts(mut self, n: Option<u32>) -> Self {
+        self.max_reconnect_attempts = n;
+        self
+    }
+
+    /// Wait between passes over the pool. Default 2 s (Panini).
+    pub fn reconnect_wait(mut self, d: Duration) -> Self {
+        self.reconnect_wait = d;
+        self
+    }
+
+    /// Up to this much random time is added to each wait. Default 100 ms.
+    pub fn reconnect_jitter(mut self, d: Duration) -> Self {
+        self.reconnect_jitter = d;
+        self
+    }
+
+    /// Bytes of publishes kept while disconnected; past it, publishing fails with
+    /// [`Error::ReconnectBufferFull`](crate::Error::ReconnectBufferFull). Default 8 MiB.
+    pub fn reconnect_buffer_size(mut self, bytes: usize) -> Self {
+        self.reconnect_buffer_size = bytes;
+        self
+    }
+
+    /// Messages a subscription holds before it is a slow consumer and drops. Default 65 536.
+    pub fn subscription_capacity(mut self, n: usize) -> Self {
+        self.subscription_capacity = n.max(1);
+        self
+    }
+
+    /// Prefix of reply subjects for requests. Default `_INBOX`.
+    pub fn inbox_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.inbox_prefix = prefix.into();
+        self
+    }
+
+    /// Default timeout of [`Client::request`]. Default 10 s (Panini).
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.request_timeout = d;
+        self
+    }
+
+    /// Bound on [`Client::drain`]. Default 30 s.
+    pub fn drain_timeout(mut self, d: Duration) -> Self {
+        self.drain_timeout = d;
+        self
+    }
+
+    /// Whether the server sends our own publishes to our own subscriptions. Default true.
+    pub fn echo(mut self, on: bool) -> Self {
+        self.echo = on;
+        self
+    }
+
+    /// Ignore the servers a cluster advertises in INFO `connect_urls`. Default false.
+    pub fn ignore_discovered_servers(mut self, on: bool) -> Self {
+        self.ignore_discovered_servers = on;
+        self
+    }
+
+    /// Called with every [`Event`], on the connection task: keep it quick.
+    pub fn event_callback(mut self, f: impl Fn(Event) + Send + Sync + 'static) -> Self {
+        self.event_callback = Some(Arc::new(f));
+        self
+    }
+}

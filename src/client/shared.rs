@@ -1,0 +1,368 @@
+//! State shared by the client handles and the connection task: the outgoing buffer, the
+//! subscription table, the pending requests and the counters.
+//!
+//! Handles do not send a command per publish: they encode the op straight into `Out::buf`
+//! under a short lock and wake the writer, which takes the whole buffer at once. That is
+//! the coalescing (many publishes, one syscall), and it keeps publish allocation-free.
+//! While disconnected the same buffer is the bounded reconnect buffer.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard};
+
+use async_channel::Sender;
+use event_listener::Event as Notify;
+use panini_proto::{ClientOp, Pub};
+
+use super::events::{Event, Stats};
+use super::options::ConnectOptions;
+use crate::error::{Error, Result};
+use crate::log::log_at;
+use crate::message::{Headers, Message};
+
+/// Past this many buffered bytes while connected, publishers wait for the writer.
+pub(crate) const SOFT_WRITE_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Where the connection stands, as the handles see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    Open,
+    Draining,
+    Closed,
+}
+
+/// The outgoing side.
+#[derive(Debug)]
+pub(crate) struct Out {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) connected: bool,
+    pub(crate) state: State,
+    /// One entry per PING in flight, in order: a flush waiting for its PONG, or a keepalive.
+    pub(crate) pongs: VecDeque<Option<Sender<()>>>,
+}
+
+/// Who receives a subscription's messages.
+#[derive(Debug)]
+pub(crate) enum Target {
+    Channel(Sender<Message>),
+    /// The request multiplexer: routed by the last token to `Shared::requests`.
+    Mux,
+}
+
+#[derive(Debug)]
+pub(crate) struct SubEntry {
+    pub(crate) subject: String,
+    pub(crate) queue: Option<String>,
+    pub(crate) target: Target,
+    pub(crate) max: Option<u64>,
+    pub(crate) delivered: u64,
+    pub(crate) dropped: u64,
+    pub(crate) slow: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Subs {
+    pub(crate) map: HashMap<u64, SubEntry>,
+    pub(crate) next_sid: u64,
+    pub(crate) mux_sid: Option<u64>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) opts: ConnectOptions,
+    pub(crate) out: Mutex<Out>,
+    pub(crate) wake_writer: Notify,
+    pub(crate) space: Notify,
+    pub(crate) subs: Mutex<Subs>,
+    pub(crate) requests: Mutex<HashMap<u64, Sender<Message>>>,
+    pub(crate) next_token: AtomicU64,
+    pub(crate) inbox: String,
+    pub(crate) max_payload: AtomicUsize,
+    pub(crate) server_info: Mutex<super::ServerInfo>,
+    pub(crate) stats: Stats,
+    pub(crate) drain_progress: Notify,
+    pub(crate) closed: Notify,
+    /// Set once the connection task has shut everything down.
+    pub(crate) finished: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("inbox", &self.inbox)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it: every critical
+/// section here leaves the data consistent, so a poison flag carries no information.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn new(opts: ConnectOptions) -> Self {
+        let inbox = format!("{}.{}", opts.inbox_prefix, super::random_id());
+        Shared {
+            opts,
+            out: Mutex::new(Out {
+                buf: Vec::new(),
+                connected: false,
+                state: State::Open,
+                pongs: VecDeque::new(),
+            }),
+            wake_writer: Notify::new(),
+            space: Notify::new(),
+            subs: Mutex::new(Subs {
+                next_sid: 1,
+                ..Subs::default()
+            }),
+            requests: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(1),
+            inbox,
+            max_payload: AtomicUsize::new(1024 * 1024),
+            server_info: Mutex::new(super::ServerInfo::default()),
+            stats: Stats::default(),
+            drain_progress: Notify::new(),
+            closed: Notify::new(),
+            finished: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Logs the event and hands it to the user's callback.
+    pub(crate) fn emit(&self, event: Event) {
+        match &event {
+            Event::Disconnected { .. } | Event::SlowConsumer { .. } | Event::ServerError(_) => {
+                log_at!(Warn, "panini::client", "{event:?}")
+            }
+            Event::ClientError(_) => log_at!(Error, "panini::client", "{event:?}"),
+            _ => log_at!(Info, "panini::client", "{event:?}"),
+        }
+        if let Some(cb) = &self.opts.event_callback {
+            cb(event);
+        }
+    }
+
+    pub(crate) fn state(&self) -> State {
+        lock(&self.out).state
+    }
+
+    /// Encodes a publish into the outgoing buffer, waiting for room while connected and
+    /// refusing when disconnected and the reconnect buffer is full.
+    pub(crate) async fn publish(
+        &self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&Headers>,
+        payload: &[u8],
+    ) -> Result<()> {
+        check_subject(subject, panini_proto::subject::validate_publish)?;
+        if let Some(r) = reply {
+            check_subject(r, panini_proto::subject::validate_publish)?;
+        }
+        let mut hbuf = Vec::new();
+        if let Some(h) = headers {
+            h.encode(&mut hbuf)?;
+        }
+        let size = hbuf.len() + payload.len();
+        let max = self.max_payload.load(Relaxed);
+        if size > max {
+            return Err(Error::MaxPayload { size, max });
+        }
+        let op = ClientOp::Pub(Pub {
+            subject: subject.as_bytes(),
+            reply: reply.map(str::as_bytes),
+            headers: headers.map(|_| hbuf.as_slice()),
+            payload,
+        });
+        loop {
+            let listener = {
+                let mut out = lock(&self.out);
+                if out.state == State::Closed {
+                    return Err(Error::Closed);
+                }
+                if !out.connected {
+                    let before = out.buf.len();
+                    op.encode(&mut out.buf);
+                    if out.buf.len() > self.opts.reconnect_buffer_size {
+                        out.buf.truncate(before);
+                        return Err(Error::ReconnectBufferFull);
+                    }
+                    break;
+                }
+                if out.buf.len() < SOFT_WRITE_LIMIT {
+                    let was_empty = out.buf.is_empty();
+                    op.encode(&mut out.buf);
+                    drop(out);
+                    if was_empty {
+                        self.wake_writer.notify(1);
+                    }
+                    break;
+                }
+                self.space.listen()
+            };
+            listener.await;
+        }
+        Stats::add(&self.stats.out_msgs, 1);
+        Stats::add(&self.stats.out_bytes, size as u64);
+        Ok(())
+    }
+
+    /// Appends raw ops (SUB, UNSUB, PING) when connected; while disconnected they are
+    /// rebuilt on reconnect instead. Returns whether they were queued.
+    pub(crate) fn control(&self, out: &mut Out, op: ClientOp<'_>) -> bool {
+        if !out.connected || out.state == State::Closed {
+            return false;
+        }
+        let was_empty = out.buf.is_empty();
+        op.encode(&mut out.buf);
+        if was_empty {
+            self.wake_writer.notify(1);
+        }
+        true
+    }
+
+    /// Registers a subscription and sends SUB.
+    pub(crate) fn subscribe(
+        &self,
+        subject: &str,
+        queue: Option<&str>,
+        target: Target,
+    ) -> Result<u64> {
+        check_subject(subject, panini_proto::subject::validate_subscribe)?;
+        if let Some(q) = queue {
+            check_subject(q, panini_proto::subject::validate_queue)?;
+        }
+        let mut subs = lock(&self.subs);
+        let mut out = lock(&self.out);
+        match out.state {
+            State::Closed => return Err(Error::Closed),
+            State::Draining => return Err(Error::Draining),
+            State::Open => {}
+        }
+        let sid = subs.next_sid;
+        subs.next_sid += 1;
+        let sid_text = sid.to_string();
+        self.control(
+            &mut out,
+            ClientOp::Sub {
+                subject: subject.as_bytes(),
+                queue: queue.map(str::as_bytes),
+                sid: sid_text.as_bytes(),
+            },
+        );
+        subs.map.insert(
+            sid,
+            SubEntry {
+                subject: subject.to_string(),
+                queue: queue.map(str::to_string),
+                target,
+                max: None,
+                delivered: 0,
+                dropped: 0,
+                slow: false,
+            },
+        );
+        Ok(sid)
+    }
+
+    /// Removes a subscription now (`max: None`) or after `max` messages in total.
+    pub(crate) fn unsubscribe(&self, sid: u64, max: Option<u64>) {
+        let mut subs = lock(&self.subs);
+        let remove_now = match (subs.map.get_mut(&sid), max) {
+            (None, _) => return,
+            (Some(e), Some(m)) if e.delivered < m => {
+                e.max = Some(m);
+                false
+            }
+            _ => true,
+        };
+        if remove_now {
+            subs.map.remove(&sid);
+        }
+        let mut out = lock(&self.out);
+        let sid_text = sid.to_string();
+        let max = if remove_now {
+            None
+        } else {
+            max.and_then(|m| u32::try_from(m).ok())
+        };
+        self.control(
+            &mut out,
+            ClientOp::Unsub {
+                sid: sid_text.as_bytes(),
+                max,
+            },
+        );
+    }
+
+    /// Sends PING and returns the receiver of its PONG (queued for after a reconnect if
+    /// we are disconnected).
+    pub(crate) fn ping(&self) -> Result<async_channel::Receiver<()>> {
+        let (tx, rx) = async_channel::bounded(1);
+        let mut out = lock(&self.out);
+        if out.state == State::Closed {
+            return Err(Error::Closed);
+        }
+        self.control(&mut out, ClientOp::Ping);
+        out.pongs.push_back(Some(tx));
+        Ok(rx)
+    }
+}
+
+impl Shared {
+    /// Drain, step one: UNSUB every subscription except the request inbox, keeping the
+    /// entries so that messages already on the way are still delivered.
+    pub(crate) fn send_unsub_all_but_mux(&self) -> Vec<u64> {
+        let subs = lock(&self.subs);
+        let sids: Vec<u64> = subs
+            .map
+            .keys()
+            .copied()
+            .filter(|sid| Some(*sid) != subs.mux_sid)
+            .collect();
+        let mut out = lock(&self.out);
+        for sid in &sids {
+            let sid_text = sid.to_string();
+            self.control(
+                &mut out,
+                ClientOp::Unsub {
+                    sid: sid_text.as_bytes(),
+                    max: None,
+                },
+            );
+        }
+        sids
+    }
+
+    /// Drain, step two: forget the subscriptions and close their queues (what is queued
+    /// can still be read); returns the queues to watch.
+    pub(crate) fn remove_subs(&self, sids: &[u64]) -> Vec<Sender<Message>> {
+        let mut subs = lock(&self.subs);
+        let mut queues = Vec::new();
+        for sid in sids {
+            if let Some(Target::Channel(tx)) = subs.map.remove(sid).map(|e| e.target) {
+                tx.close();
+                queues.push(tx);
+            }
+        }
+        queues
+    }
+
+    /// Drain, step three: wait until every queue is empty or its reader is gone.
+    pub(crate) async fn wait_until_handed_over(&self, queues: &[Sender<Message>]) {
+        loop {
+            let listener = self.drain_progress.listen();
+            if queues
+                .iter()
+                .all(|q| q.is_empty() || q.receiver_count() == 0)
+            {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
+fn check_subject(s: &str, rule: fn(&[u8]) -> Result<(), panini_proto::Error>) -> Result<()> {
+    rule(s.as_bytes()).map_err(|_| Error::InvalidSubject(s.to_string()))
+}

@@ -1,0 +1,75 @@
+//! [`Subscription`]: a stream of messages for one SUB, unsubscribed on drop.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_channel::Receiver;
+use futures_lite::Stream;
+
+use super::shared::{Shared, State};
+use crate::message::Message;
+
+/// The messages of one subscription, as a `Stream`. Dropping it unsubscribes.
+///
+/// ```no_run
+/// # smol::block_on(async {
+/// use futures_lite::StreamExt;
+/// let client = panini::client::connect("nats://127.0.0.1:4222").await?;
+/// let mut sub = client.subscribe("greet.*").await?;
+/// while let Some(msg) = sub.next().await {
+///     println!("{} {:?}", msg.subject, msg.text());
+/// }
+/// # Ok::<(), panini::Error>(()) });
+/// ```
+#[derive(Debug)]
+pub struct Subscription {
+    pub(crate) sid: u64,
+    pub(crate) rx: Pin<Box<Receiver<Message>>>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Subscription {
+    /// The subscription id sent in SUB.
+    pub fn sid(&self) -> u64 {
+        self.sid
+    }
+
+    /// Unsubscribes now. Messages already queued can still be read from this stream.
+    pub fn unsubscribe(&mut self) {
+        self.shared.unsubscribe(self.sid, None);
+        self.rx.close();
+    }
+
+    /// Unsubscribes once `max` messages in total have been delivered (the server stops
+    /// sending at the same count); the stream then ends.
+    pub fn unsubscribe_after(&mut self, max: u64) {
+        self.shared.unsubscribe(self.sid, Some(max));
+    }
+
+    /// Messages waiting in this subscription's queue.
+    pub fn pending(&self) -> usize {
+        self.rx.len()
+    }
+}
+
+impl Stream for Subscription {
+    type Item = Message;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        let polled = self.rx.as_mut().poll_next(cx);
+        if polled.is_ready() && self.shared.state() == State::Draining {
+            self.shared.drain_progress.notify(usize::MAX);
+        }
+        polled
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.shared.unsubscribe(self.sid, None);
+        if self.shared.state() == State::Draining {
+            self.shared.drain_progress.notify(usize::MAX);
+        }
+    }
+}

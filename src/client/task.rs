@@ -1,0 +1,536 @@
+//! The connection task: it owns the read side of the socket, dispatches by sid, answers
+//! and sends PINGs, reconnects through the pool, and runs one writer task per connection.
+//!
+//! The writer is a task of its own so that a write blocked on a slow server never stops
+//! reading (the server may be waiting for us to read before it reads our bytes).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use async_io::Timer;
+use async_net::TcpStream;
+use futures_lite::{AsyncWriteExt, FutureExt, StreamExt};
+use panini_proto::{parse_server_op, ClientOp, Limits, ServerOp, Status};
+
+use super::connection::{eof, server_error, Connection};
+use super::events::{Event, Stats};
+use super::pool::Pool;
+use super::shared::{lock, Shared, State, Target};
+use super::ServerInfo;
+use crate::error::Error;
+use crate::log::log_at;
+use crate::message::Message;
+
+/// What the handles (and the writer) tell the connection task.
+#[derive(Debug)]
+pub(crate) enum Ctl {
+    /// Close for good.
+    Close,
+    /// The writer could not write: the connection is gone.
+    WriteFailed(String),
+}
+
+/// Why a connection ended.
+enum Ended {
+    Closed,
+    Lost(String),
+    LameDuck,
+    Auth(String),
+}
+
+/// Runs until the client is closed or reconnecting gives up.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    mut pool: Pool,
+    mut conn: Connection,
+    ctl: Receiver<Ctl>,
+    ctl_tx: Sender<Ctl>,
+) {
+    let mut auth_failures = 0;
+    loop {
+        let server = pool.current().url();
+        let ended = serve(&shared, &mut pool, &mut conn, &ctl, &ctl_tx).await;
+        disconnected(&shared);
+        let skip_current = match ended {
+            Ended::Closed => break,
+            Ended::LameDuck => {
+                shared.emit(Event::LameDuck(server.clone()));
+                true
+            }
+            Ended::Lost(reason) | Ended::Auth(reason) => {
+                shared.emit(Event::Disconnected {
+                    server: server.clone(),
+                    reason,
+                });
+                false
+            }
+        };
+        if !shared.opts.reconnect {
+            break;
+        }
+        match reconnect(&shared, &mut pool, &ctl, skip_current, &mut auth_failures).await {
+            Some(next) => {
+                conn = next;
+                Stats::add(&shared.stats.reconnects, 1);
+                shared.emit(Event::Reconnected(pool.current().url()));
+            }
+            None => break,
+        }
+    }
+    close_now(&shared);
+}
+
+/// Marks the client closed and wakes everyone who waits on it.
+pub(crate) fn close_now(shared: &Shared) {
+    if shared
+        .finished
+        .swap(true, std::sync::atomic::Ordering::AcqRel)
+    {
+        return;
+    }
+    {
+        let mut out = lock(&shared.out);
+        out.state = State::Closed;
+        out.connected = false;
+        out.pongs.clear();
+    }
+    for (_, entry) in lock(&shared.subs).map.drain() {
+        if let Target::Channel(tx) = entry.target {
+            tx.close();
+        }
+    }
+    lock(&shared.requests).clear();
+    shared.space.notify(usize::MAX);
+    shared.wake_writer.notify(usize::MAX);
+    shared.drain_progress.notify(usize::MAX);
+    shared.emit(Event::Closed);
+    shared.closed.notify(usize::MAX);
+}
+
+fn disconnected(shared: &Shared) {
+    let mut out = lock(&shared.out);
+    out.connected = false;
+    out.pongs.retain(Option::is_some);
+}
+
+/// Makes the new connection live: SUB for every subscription first, then what was
+/// buffered while disconnected, then a PING for each flush still waiting.
+pub(crate) fn go_live(shared: &Shared, info: &ServerInfo) {
+    let subs = lock(&shared.subs);
+    let mut out = lock(&shared.out);
+    let mut front = Vec::new();
+    for (sid, e) in &subs.map {
+        let sid_text = sid.to_string();
+        ClientOp::Sub {
+            subject: e.subject.as_bytes(),
+            queue: e.queue.as_deref().map(str::as_bytes),
+            sid: sid_text.as_bytes(),
+        }
+        .encode(&mut front);
+        if let Some(left) = e.max.map(|m| m.saturating_sub(e.delivered)) {
+            let max = u32::try_from(left).ok();
+            ClientOp::Unsub {
+                sid: sid_text.as_bytes(),
+                max,
+            }
+            .encode(&mut front);
+        }
+    }
+    front.append(&mut out.buf);
+    for _ in out.pongs.iter() {
+        ClientOp::Ping.encode(&mut front);
+    }
+    out.buf = front;
+    out.connected = true;
+    if info.max_payload > 0 {
+        shared
+            .max_payload
+            .store(info.max_payload, std::sync::atomic::Ordering::Relaxed);
+    }
+    *lock(&shared.server_info) = info.clone();
+    drop(out);
+    shared.wake_writer.notify(1);
+}
+
+/// Tries the pool until a server answers, waiting between passes; `None` when closed or
+/// out of attempts.
+async fn reconnect(
+    shared: &Shared,
+    pool: &mut Pool,
+    ctl: &Receiver<Ctl>,
+    skip_current: bool,
+    auth_failures: &mut u32,
+) -> Option<Connection> {
+    let mut passes = 0u32;
+    loop {
+        let mut order = pool.order_after_current();
+        if skip_current && passes == 0 && order.len() > 1 {
+            order.pop(); // lame duck: the server we were on comes last, skip it once
+        }
+        for idx in order {
+            if shared.state() == State::Closed {
+                return None;
+            }
+            let server = pool.servers[idx].clone();
+            match Connection::open(&server, shared).await {
+                Ok(conn) => {
+                    pool.current = idx;
+                    *auth_failures = 0;
+                    learn_servers(shared, pool, &conn.info);
+                    go_live(shared, &conn.info);
+                    return Some(conn);
+                }
+                Err(Error::Auth(text)) => {
+                    *auth_failures += 1;
+                    log_at!(
+                        Error,
+                        "panini::client",
+                        "{}: authorization failed: {text}",
+                        server.url()
+                    );
+                    if *auth_failures >= 2 {
+                        return None;
+                    }
+                }
+                Err(e) => log_at!(Debug, "panini::client", "{}: {e}", server.url()),
+            }
+        }
+        passes += 1;
+        if shared
+            .opts
+            .max_reconnect_attempts
+            .is_some_and(|max| passes >= max)
+        {
+            log_at!(
+                Error,
+                "panini::client",
+                "giving up after {passes} passes over the server pool"
+            );
+            return None;
+        }
+        let wait = shared.opts.reconnect_wait + jitter(shared.opts.reconnect_jitter);
+        let closed = async {
+            while let Ok(msg) = ctl.recv().await {
+                if matches!(msg, Ctl::Close) {
+                    return true;
+                }
+            }
+            true
+        };
+        if closed
+            .or(async {
+                Timer::after(wait).await;
+                false
+            })
+            .await
+        {
+            return None;
+        }
+    }
+}
+
+fn jitter(max: Duration) -> Duration {
+    let nanos = max.as_nanos() as u64;
+    if nanos == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_nanos(super::random_u64() % nanos)
+}
+
+fn learn_servers(shared: &Shared, pool: &mut Pool, info: &ServerInfo) {
+    if shared.opts.ignore_discovered_servers || info.connect_urls.is_empty() {
+        return;
+    }
+    let added = pool.add_discovered(&info.connect_urls);
+    if !added.is_empty() {
+        shared.emit(Event::DiscoveredServers(added));
+    }
+}
+
+/// One wake-up of the serve loop.
+enum Wake {
+    Read(std::io::Result<usize>),
+    Tick,
+    Ctl(Option<Ctl>),
+}
+
+/// Serves one connection until it ends.
+async fn serve(
+    shared: &Arc<Shared>,
+    pool: &mut Pool,
+    conn: &mut Connection,
+    ctl: &Receiver<Ctl>,
+    ctl_tx: &Sender<Ctl>,
+) -> Ended {
+    // A failure report of the previous connection's writer must not end this one.
+    while let Ok(stale) = ctl.try_recv() {
+        if matches!(stale, Ctl::Close) {
+            return Ended::Closed;
+        }
+    }
+    let writer = smol::spawn(write_loop(
+        shared.clone(),
+        conn.stream.clone(),
+        ctl_tx.clone(),
+    ));
+    let mut ticker = Timer::interval(shared.opts.ping_interval);
+    let mut pings_out = 0u32;
+    let mut limits = Limits {
+        max_payload: shared
+            .max_payload
+            .load(std::sync::atomic::Ordering::Relaxed),
+        ..Limits::default()
+    };
+    let ended = loop {
+        match dispatch_buffered(shared, pool, conn, &mut limits, &mut pings_out) {
+            Ok(None) => {}
+            Ok(Some(ended)) => break ended,
+            Err(e) => break Ended::Lost(format!("protocol error: {e}")),
+        }
+        let read = async { Wake::Read(conn.rbuf.fill(&mut conn.stream).await) };
+        let tick = async { ticker.next().await.map_or(Wake::Ctl(None), |_| Wake::Tick) };
+        let control = async { Wake::Ctl(ctl.recv().await.ok()) };
+        match read.or(tick.or(control)).await {
+            Wake::Read(Ok(0)) => break Ended::Lost(eof().to_string()),
+            Wake::Read(Ok(_)) => {}
+            Wake::Read(Err(e)) => break Ended::Lost(e.to_string()),
+            Wake::Tick => {
+                if pings_out >= shared.opts.max_pings_out {
+                    break Ended::Lost("stale connection: pings unanswered".into());
+                }
+                pings_out += 1;
+                let mut out = lock(&shared.out);
+                if shared.control(&mut out, ClientOp::Ping) {
+                    out.pongs.push_back(None);
+                }
+            }
+            Wake::Ctl(Some(Ctl::WriteFailed(e))) => break Ended::Lost(e),
+            Wake::Ctl(Some(Ctl::Close)) | Wake::Ctl(None) => break Ended::Closed,
+        }
+    };
+    if matches!(ended, Ended::Closed) {
+        // Let the writer send what handles buffered before the close, briefly.
+        lock(&shared.out).state = State::Closed;
+        shared.wake_writer.notify(1);
+        writer
+            .or(async {
+                Timer::after(Duration::from_secs(1)).await;
+            })
+            .await;
+    } else {
+        writer.cancel().await;
+    }
+    conn.rbuf.shrink();
+    let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+    ended
+}
+
+/// Handles every whole op in the read buffer. `Ok(Some(_))` ends the connection.
+fn dispatch_buffered(
+    shared: &Shared,
+    pool: &mut Pool,
+    conn: &mut Connection,
+    limits: &mut Limits,
+    pings_out: &mut u32,
+) -> Result<Option<Ended>, panini_proto::Error> {
+    loop {
+        let (op, used) = match parse_server_op(conn.rbuf.data(), limits)? {
+            Status::Complete(x) => x,
+            Status::Partial => return Ok(None),
+        };
+        let verdict = match op {
+            ServerOp::Msg(msg) => {
+                deliver(shared, &msg);
+                None
+            }
+            ServerOp::Ping => {
+                let mut out = lock(&shared.out);
+                shared.control(&mut out, ClientOp::Pong);
+                None
+            }
+            ServerOp::Pong => {
+                *pings_out = 0;
+                if let Some(Some(waiter)) = lock(&shared.out).pongs.pop_front() {
+                    let _ = waiter.try_send(());
+                }
+                None
+            }
+            ServerOp::Ok => None,
+            ServerOp::Err(text) => on_server_error(shared, text),
+            ServerOp::Info(json) => on_info(shared, pool, limits, json),
+        };
+        conn.rbuf.consume(used);
+        if verdict.is_some() {
+            return Ok(verdict);
+        }
+    }
+}
+
+fn on_server_error(shared: &Shared, text: &[u8]) -> Option<Ended> {
+    let err = server_error(text);
+    let shown = String::from_utf8_lossy(text).into_owned();
+    shared.emit(Event::ServerError(shown.clone()));
+    let lower = shown.to_ascii_lowercase();
+    let keeps_connection = [
+        "permissions violation",
+        "invalid subject",
+        "invalid publish subject",
+        "maximum subscriptions exceeded",
+    ]
+    .iter()
+    .any(|p| lower.starts_with(p));
+    match err {
+        Error::Auth(text) => Some(Ended::Auth(text)),
+        _ if keeps_connection => None,
+        _ => Some(Ended::Lost(format!("server error: {shown}"))),
+    }
+}
+
+fn on_info(shared: &Shared, pool: &mut Pool, limits: &mut Limits, json: &[u8]) -> Option<Ended> {
+    let info: ServerInfo = match serde_json::from_slice(json) {
+        Ok(info) => info,
+        Err(e) => {
+            shared.emit(Event::ClientError(format!(
+                "ignored INFO with invalid JSON: {e}"
+            )));
+            return None;
+        }
+    };
+    learn_servers(shared, pool, &info);
+    if info.max_payload > 0 {
+        limits.max_payload = info.max_payload;
+        shared
+            .max_payload
+            .store(info.max_payload, std::sync::atomic::Ordering::Relaxed);
+    }
+    let ldm = info.ldm;
+    *lock(&shared.server_info) = info;
+    ldm.then_some(Ended::LameDuck)
+}
+
+/// Routes one message to its subscription (or pending request), counting what is dropped.
+fn deliver(shared: &Shared, msg: &panini_proto::Msg<'_>) {
+    let size = msg.payload.len() + msg.headers.map_or(0, <[u8]>::len);
+    Stats::add(&shared.stats.in_msgs, 1);
+    Stats::add(&shared.stats.in_bytes, size as u64);
+    let message = match Message::from_wire(msg) {
+        Ok(m) => m,
+        Err(e) => {
+            Stats::add(&shared.stats.bad_msgs, 1);
+            shared.emit(Event::ClientError(format!(
+                "dropped a message on {:?}: {e}",
+                String::from_utf8_lossy(msg.subject)
+            )));
+            return;
+        }
+    };
+    let mut subs = lock(&shared.subs);
+    let Some(entry) = subs.map.get_mut(&msg.sid) else {
+        return; // unsubscribed meanwhile: the server may still have sent a few
+    };
+    entry.delivered += 1;
+    let done = entry.max.is_some_and(|m| entry.delivered >= m);
+    let mut slow_event = None;
+    let mut gone = false;
+    match &entry.target {
+        Target::Mux => route_reply(shared, message),
+        Target::Channel(tx) => match tx.try_send(message) {
+            Ok(()) => entry.slow = false,
+            Err(async_channel::TrySendError::Full(_)) => {
+                entry.dropped += 1;
+                Stats::add(&shared.stats.dropped_msgs, 1);
+                if !entry.slow {
+                    entry.slow = true;
+                    slow_event = Some(Event::SlowConsumer {
+                        sid: msg.sid,
+                        subject: entry.subject.clone(),
+                        dropped: entry.dropped,
+                    });
+                }
+            }
+            Err(async_channel::TrySendError::Closed(_)) => gone = true,
+        },
+    }
+    if done || gone {
+        if let Some(Target::Channel(tx)) = subs.map.remove(&msg.sid).map(|e| e.target) {
+            tx.close();
+        }
+    }
+    drop(subs);
+    if let Some(ev) = slow_event {
+        shared.emit(ev);
+    }
+}
+
+fn route_reply(shared: &Shared, message: Message) {
+    let token = message
+        .subject
+        .strip_prefix(shared.inbox.as_str())
+        .and_then(|t| t.strip_prefix('.'))
+        .and_then(|t| t.parse::<u64>().ok());
+    let waiter = token.and_then(|t| lock(&shared.requests).remove(&t));
+    match waiter {
+        Some(tx) => {
+            let _ = tx.try_send(message);
+        }
+        None => log_at!(
+            Debug,
+            "panini::client",
+            "late or unknown reply on {}",
+            message.subject
+        ),
+    }
+}
+
+/// Writes whatever handles buffer, until cancelled or the socket fails.
+async fn write_loop(shared: Arc<Shared>, mut stream: TcpStream, ctl: Sender<Ctl>) {
+    let mut local: Vec<u8> = Vec::new();
+    loop {
+        let listener = shared.wake_writer.listen();
+        {
+            let mut out = lock(&shared.out);
+            if out.state == State::Closed && out.buf.is_empty() {
+                return;
+            }
+            if !out.buf.is_empty() {
+                std::mem::swap(&mut out.buf, &mut local);
+            }
+        }
+        if local.is_empty() {
+            listener.await;
+            continue;
+        }
+        drop(listener);
+        shared.space.notify(usize::MAX);
+        let mut written = 0;
+        while written < local.len() {
+            match stream.write(&local[written..]).await {
+                Ok(0) | Err(_) if written == 0 => {
+                    // Nothing of it left: give it back, ahead of anything newer.
+                    let mut out = lock(&shared.out);
+                    local.append(&mut out.buf);
+                    std::mem::swap(&mut out.buf, &mut local);
+                    drop(out);
+                    let _ = ctl.try_send(Ctl::WriteFailed("write failed".into()));
+                    return;
+                }
+                Ok(0) | Err(_) => {
+                    let lost = local.len() - written;
+                    log_at!(
+                        Warn,
+                        "panini::client",
+                        "connection lost mid-write: {lost} bytes may not have reached the server"
+                    );
+                    let _ = ctl.try_send(Ctl::WriteFailed("write failed mid-op".into()));
+                    return;
+                }
+                Ok(n) => written += n,
+            }
+        }
+        local.clear();
+        if local.capacity() > 8 * 1024 * 1024 {
+            local = Vec::new();
+        }
+    }
+}

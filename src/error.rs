@@ -1,0 +1,110 @@
+//! The framework's error type: what can go wrong talking to NATS, wrapped with `source()`.
+
+use std::fmt;
+use std::io;
+
+/// A `Result` whose error defaults to panini's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error a user handler may return: anything that is an error and can cross threads.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can fail in the client and the framework.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The socket failed.
+    Io(io::Error),
+    /// The server broke the protocol (bytes we could not parse).
+    Protocol(panini_proto::Error),
+    /// The server sent `-ERR` with this text.
+    Server(String),
+    /// The server refused our credentials (`Authorization Violation` and kin).
+    Auth(String),
+    /// JSON could not be encoded or decoded.
+    Json(serde_json::Error),
+    /// An operation did not finish in time (connect, request, flush, drain).
+    Timeout,
+    /// A request found no subscriber on its subject (status 503 with an empty payload).
+    NoResponders,
+    /// The connection is closed: nothing more can be sent or received.
+    Closed,
+    /// The connection is draining: no new subscriptions.
+    Draining,
+    /// A subject or queue group is not valid for this use.
+    InvalidSubject(String),
+    /// A header name or value cannot be sent (empty name, CR or LF, ...).
+    InvalidHeader,
+    /// The message is larger than the server's `max_payload`.
+    MaxPayload {
+        /// Headers plus payload, in bytes.
+        size: usize,
+        /// The server's limit, from INFO.
+        max: usize,
+    },
+    /// The client is disconnected and its reconnect buffer is full: the message was not taken.
+    ReconnectBufferFull,
+    /// A server URL could not be understood.
+    InvalidUrl(String),
+    /// No server could be reached (every attempt failed); the last failure is the source.
+    NoServers(Box<Error>),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(_) => f.write_str("i/o error"),
+            Error::Protocol(e) => write!(f, "protocol error: {e}"),
+            Error::Server(text) => write!(f, "server error: {text}"),
+            Error::Auth(text) => write!(f, "authorization failed: {text}"),
+            Error::Json(_) => f.write_str("json error"),
+            Error::Timeout => f.write_str("timed out"),
+            Error::NoResponders => f.write_str("no responders"),
+            Error::Closed => f.write_str("connection closed"),
+            Error::Draining => f.write_str("connection draining"),
+            Error::InvalidSubject(s) => write!(f, "invalid subject or queue group {s:?}"),
+            Error::InvalidHeader => f.write_str("invalid header name or value"),
+            Error::MaxPayload { size, max } => {
+                write!(
+                    f,
+                    "message of {size} bytes exceeds the server's max_payload of {max}"
+                )
+            }
+            Error::ReconnectBufferFull => {
+                f.write_str("disconnected and the reconnect buffer is full; message not sent")
+            }
+            Error::InvalidUrl(url) => write!(f, "invalid server url {url:?}"),
+            Error::NoServers(_) => f.write_str("could not connect to any server"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Protocol(e) => Some(e),
+            Error::Json(e) => Some(e),
+            Error::NoServers(e) => Some(e.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<panini_proto::Error> for Error {
+    fn from(e: panini_proto::Error) -> Self {
+        Error::Protocol(e)
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Json(e)
+    }
+}
