@@ -48,12 +48,24 @@ pub enum Error {
     InvalidUrl(String),
     /// No server could be reached (every attempt failed); the last failure is the source.
     NoServers(Box<Error>),
+    /// A payload could not be decoded as the asked type (not UTF-8, ...).
+    Decode(String),
+    /// A service answered a request with an error (headers `Nats-Service-Error` and
+    /// `Nats-Service-Error-Code`).
+    Service {
+        /// `Nats-Service-Error-Code`, e.g. 400 or 500.
+        code: u16,
+        /// `Nats-Service-Error`.
+        description: String,
+    },
+    /// The app could not start (an on-start hook failed, a subscription was refused, ...).
+    Start(String),
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io(_) => f.write_str("i/o error"),
+            Error::Io(e) => write!(f, "i/o error: {e}"),
             Error::Protocol(e) => write!(f, "protocol error: {e}"),
             Error::Server(text) => write!(f, "server error: {text}"),
             Error::Auth(text) => write!(f, "authorization failed: {text}"),
@@ -75,6 +87,11 @@ impl fmt::Display for Error {
             }
             Error::InvalidUrl(url) => write!(f, "invalid server url {url:?}"),
             Error::NoServers(_) => f.write_str("could not connect to any server"),
+            Error::Decode(why) => write!(f, "cannot decode payload: {why}"),
+            Error::Service { code, description } => {
+                write!(f, "service error {code}: {description}")
+            }
+            Error::Start(why) => write!(f, "cannot start: {why}"),
         }
     }
 }

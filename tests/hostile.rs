@@ -316,6 +316,16 @@ fn err_forces_reconnect(line: &[u8], text: &str) {
 }
 
 #[test]
+fn eof_in_mid_payload_forces_a_reconnect() {
+    hostile_bytes_force_reconnect(normal(), b"MSG foo 1 10\r\nhel", true, "end of file");
+}
+
+#[test]
+fn server_closing_the_connection_forces_a_reconnect() {
+    hostile_bytes_force_reconnect(normal(), b"", true, "end of file");
+}
+
+#[test]
 fn err_stale_connection_forces_a_reconnect() {
     err_forces_reconnect(b"-ERR 'Stale Connection'\r\n", "Stale Connection");
 }

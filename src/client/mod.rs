@@ -270,6 +270,20 @@ impl Client {
     /// Stops new deliveries (UNSUB everything), waits until subscribers have taken what
     /// was already delivered (bounded by the drain timeout), flushes, then closes.
     pub async fn drain(&self) -> Result<()> {
+        let result = self.drain_subscriptions().await;
+        let result = match result {
+            Ok(()) => self.flush_timeout(self.shared().opts.drain_timeout).await,
+            Err(e) => Err(e),
+        };
+        self.close().await;
+        result
+    }
+
+    /// The first half of [`drain`](Client::drain): every subscription but the request inbox
+    /// is unsubscribed, what the server had already sent is still delivered, and this returns
+    /// once subscribers have taken it (bounded by the drain timeout). The connection stays
+    /// open, so handlers can still reply and request; new subscriptions are refused.
+    pub async fn drain_subscriptions(&self) -> Result<()> {
         let shared = self.shared();
         {
             let mut out = lock(&shared.out);
@@ -282,17 +296,14 @@ impl Client {
         shared.emit(Event::Draining);
         let deadline = shared.opts.drain_timeout;
         let work = async {
-            // UNSUB everything but the request inbox; what the server sent before it
-            // processed those is dispatched before the PONG of the next flush.
+            // What the server sent before it processed the UNSUBs arrives before the PONG.
             let sids = shared.send_unsub_all_but_mux();
             self.flush_timeout(deadline).await?;
             let queues = shared.remove_subs(&sids);
             shared.wait_until_handed_over(&queues).await;
-            self.flush_timeout(deadline).await
+            Ok(())
         };
-        let result = work.or(timed_out(deadline)).await;
-        self.close().await;
-        result
+        work.or(timed_out(deadline)).await
     }
 
     /// Closes now: writes what is buffered (briefly), then ends every subscription.

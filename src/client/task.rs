@@ -13,7 +13,7 @@ use async_net::TcpStream;
 use futures_lite::{AsyncWriteExt, FutureExt, StreamExt};
 use panini_proto::{parse_server_op, ClientOp, Limits, ServerOp, Status};
 
-use super::connection::{eof, server_error, Connection};
+use super::connection::{server_error, Connection};
 use super::events::{Event, Stats};
 use super::pool::Pool;
 use super::shared::{lock, Shared, State, Target};
@@ -108,10 +108,45 @@ pub(crate) fn close_now(shared: &Shared) {
     shared.closed.notify(usize::MAX);
 }
 
+/// The connection is gone: keep the unsent publishes, drop the unsent control ops (SUB,
+/// UNSUB, PING, PONG), which `go_live` rebuilds for the next connection (one PING per
+/// flush still waiting), so no PONG is ever matched to the wrong flush.
 fn disconnected(shared: &Shared) {
     let mut out = lock(&shared.out);
     out.connected = false;
     out.pongs.retain(Option::is_some);
+    out.buf = keep_publishes(&out.buf);
+}
+
+/// The PUB and HPUB ops of a buffer of our own encoded ops, in order.
+fn keep_publishes(buf: &[u8]) -> Vec<u8> {
+    let limits = Limits {
+        max_control_line: usize::MAX / 4,
+        max_info_line: usize::MAX / 4,
+        max_payload: usize::MAX / 4,
+    };
+    let mut kept = Vec::with_capacity(buf.len());
+    let mut rest = buf;
+    while !rest.is_empty() {
+        match panini_proto::parse_client_op(rest, &limits) {
+            Ok(Status::Complete((op, used))) => {
+                if matches!(op, ClientOp::Pub(_)) {
+                    kept.extend_from_slice(&rest[..used]);
+                }
+                rest = &rest[used..];
+            }
+            Ok(Status::Partial) | Err(_) => {
+                log_at!(
+                    Error,
+                    "panini::client",
+                    "dropped {} unparsable buffered bytes",
+                    rest.len()
+                );
+                break;
+            }
+        }
+    }
+    kept
 }
 
 /// Makes the new connection live: SUB for every subscription first, then what was
@@ -292,7 +327,9 @@ async fn serve(
         let tick = async { ticker.next().await.map_or(Wake::Ctl(None), |_| Wake::Tick) };
         let control = async { Wake::Ctl(ctl.recv().await.ok()) };
         match read.or(tick.or(control)).await {
-            Wake::Read(Ok(0)) => break Ended::Lost(eof().to_string()),
+            Wake::Read(Ok(0)) => {
+                break Ended::Lost("end of file: the server closed the connection".into())
+            }
             Wake::Read(Ok(_)) => {}
             Wake::Read(Err(e)) => break Ended::Lost(e.to_string()),
             Wake::Tick => {
@@ -532,5 +569,47 @@ async fn write_loop(shared: Arc<Shared>, mut stream: TcpStream, ctl: Sender<Ctl>
         if local.capacity() > 8 * 1024 * 1024 {
             local = Vec::new();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use panini_proto::Pub;
+
+    #[test]
+    fn only_publishes_survive_a_disconnect() {
+        let publish = ClientOp::Pub(Pub {
+            subject: b"a",
+            reply: None,
+            headers: None,
+            payload: b"1",
+        });
+        let hpublish = ClientOp::Pub(Pub {
+            subject: b"b",
+            reply: Some(b"r"),
+            headers: Some(b"NATS/1.0\r\n\r\n"),
+            payload: b"PING\r\n",
+        });
+        let mut buf = Vec::new();
+        let mut want = Vec::new();
+        ClientOp::Sub {
+            subject: b"a",
+            queue: None,
+            sid: b"1",
+        }
+        .encode(&mut buf);
+        publish.encode(&mut buf);
+        publish.encode(&mut want);
+        ClientOp::Ping.encode(&mut buf);
+        hpublish.encode(&mut buf);
+        hpublish.encode(&mut want);
+        ClientOp::Unsub {
+            sid: b"1",
+            max: None,
+        }
+        .encode(&mut buf);
+        ClientOp::Pong.encode(&mut buf);
+        assert_eq!(keep_publishes(&buf), want);
     }
 }
