@@ -13,10 +13,23 @@
 
 pub use panini_proto as proto;
 
+mod app;
 pub mod client;
+mod endpoint;
 mod error;
-mod log;
+mod handle;
+mod handler;
+pub mod log;
 mod message;
+pub mod middleware;
+mod payload;
+pub mod shutdown;
+mod tasks;
 
+pub use app::{App, EndpointConfig, IntoSubjects, EXIT_NATS_LOST};
 pub use error::{BoxError, Error, Result};
+pub use handle::{AppHandle, SendOptions};
+pub use handler::{FromMessage, Handler, IntoReply, Msg, Outcome, Rejection, Reply, SyncHandler};
 pub use message::{Headers, Message};
+pub use payload::{FromPayload, IntoPayload, Json};
+pub use tasks::TaskResult;

@@ -1,0 +1,628 @@
+//! [`App`]: the service. Register endpoints, tasks, hooks and middlewares, then
+//! [`start`](App::start) it: connect, on-start hooks, subscribe, banner, start event, tasks;
+//! on SIGINT/SIGTERM stop taking messages, finish in-flight handlers, run on-stop hooks,
+//! flush and exit 0.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_lite::FutureExt;
+
+use crate::client::{Client, ConnectOptions};
+use crate::endpoint::{self, Endpoint, Tracker};
+use crate::error::{Error, Result};
+use crate::handle::{AppHandle, HandleInner};
+use crate::handler::{BoxedHandler, Handler, SyncHandler};
+use crate::log::log_at;
+use crate::message::Message;
+use crate::middleware::{self, Chain, ListenResult, Next, Outgoing, SendResult};
+use crate::tasks::{self, Schedule, TaskFn, TaskResult, TaskSpec};
+
+/// Exit code when the connection is lost for good (reconnect attempts exhausted), as Panini.
+pub const EXIT_NATS_LOST: i32 = 99;
+
+/// One or more subjects for [`App::listen`].
+pub trait IntoSubjects {
+    /// The subjects.
+    fn into_subjects(self) -> Vec<String>;
+}
+
+impl IntoSubjects for &str {
+    fn into_subjects(self) -> Vec<String> {
+        vec![self.to_string()]
+    }
+}
+
+impl IntoSubjects for String {
+    fn into_subjects(self) -> Vec<String> {
+        vec![self]
+    }
+}
+
+impl<const N: usize> IntoSubjects for [&str; N] {
+    fn into_subjects(self) -> Vec<String> {
+        self.iter().map(|s| s.to_string()).collect()
+    }
+}
+
+impl IntoSubjects for Vec<&str> {
+    fn into_subjects(self) -> Vec<String> {
+        self.into_iter().map(str::to_string).collect()
+    }
+}
+
+impl IntoSubjects for Vec<String> {
+    fn into_subjects(self) -> Vec<String> {
+        self
+    }
+}
+
+/// Settings of one `listen` registration, adjustable after registering it.
+pub struct EndpointConfig {
+    subjects: Vec<String>,
+    queue: Option<Option<String>>,
+    max_concurrency: Option<usize>,
+    handler: BoxedHandler,
+}
+
+impl std::fmt::Debug for EndpointConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointConfig")
+            .field("subjects", &self.subjects)
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EndpointConfig {
+    /// Uses this queue group for this endpoint (instead of the app's
+    /// `allocation_queue_group`); Panini ignored a per-endpoint `queue=`, we honour it.
+    pub fn queue(&mut self, group: &str) -> &mut Self {
+        self.queue = Some(Some(group.to_string()));
+        self
+    }
+
+    /// No queue group for this endpoint, even if the app has one.
+    pub fn no_queue(&mut self) -> &mut Self {
+        self.queue = Some(None);
+        self
+    }
+
+    /// At most `n` handlers of this endpoint run at once (default: the app's).
+    pub fn max_concurrency(&mut self, n: usize) -> &mut Self {
+        self.max_concurrency = Some(n.max(1));
+        self
+    }
+}
+
+/// A Panini service: NATS endpoints, tasks, middlewares, in one small program.
+///
+/// ```no_run
+/// use panini::{App, Msg};
+/// use serde_json::{json, Value};
+///
+/// let mut app = App::new("listener_app").host("127.0.0.1").port(4222);
+/// app.listen("some.subject.for.request", |msg: Msg<Value>| async move {
+///     println!("request {} from {} has been processed", msg.data, msg.subject);
+///     json!({"success": true, "message": "request has been processed"})
+/// });
+/// app.start();
+/// ```
+pub struct App {
+    service_name: String,
+    host: String,
+    port: u16,
+    servers: Vec<String>,
+    client_name: Option<String>,
+    queue_group: Option<String>,
+    options: ConnectOptions,
+    max_concurrency: usize,
+    request_timeout: Duration,
+    drain_timeout: Duration,
+    banner: bool,
+    endpoints: Vec<EndpointConfig>,
+    tasks: Vec<TaskSpec>,
+    on_start: Vec<TaskFn>,
+    on_stop: Vec<TaskFn>,
+    send: Chain<Outgoing, SendResult>,
+    listen: Chain<Message, ListenResult>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("service_name", &self.service_name)
+            .field("servers", &self.server_urls())
+            .field("endpoints", &self.endpoints)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// A service named `service_name`, for a NATS server at 127.0.0.1:4222, with Panini's
+    /// reconnect defaults (60 attempts, 2 s apart) and a 10 s request timeout.
+    pub fn new(service_name: impl Into<String>) -> Self {
+        App {
+            service_name: service_name.into(),
+            host: "127.0.0.1".into(),
+            port: 4222,
+            servers: Vec::new(),
+            client_name: None,
+            queue_group: None,
+            options: ConnectOptions::default(),
+            max_concurrency: 256,
+            request_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(10),
+            banner: true,
+            endpoints: Vec::new(),
+            tasks: Vec::new(),
+            on_start: Vec::new(),
+            on_stop: Vec::new(),
+            send: Chain::default(),
+            listen: Chain::default(),
+        }
+    }
+
+    /// The NATS host (default 127.0.0.1); ignored when [`servers`](App::servers) is set.
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = host.into();
+        self
+    }
+
+    /// The NATS port (default 4222); ignored when [`servers`](App::servers) is set.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Server URLs (`nats://[user:pass@]host:port`), replacing host and port.
+    pub fn servers<S: Into<String>>(mut self, urls: impl IntoIterator<Item = S>) -> Self {
+        self.servers = urls.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Panini's `allocation_queue_group`: the queue group of every endpoint (default none).
+    pub fn allocation_queue_group(mut self, group: impl Into<String>) -> Self {
+        let group = group.into();
+        self.queue_group = (!group.is_empty()).then_some(group);
+        self
+    }
+
+    /// The NATS connection name (default `{service}__{HOSTNAME or non_docker_env_<n>}__{n}`).
+    pub fn client_nats_name(mut self, name: impl Into<String>) -> Self {
+        self.client_name = Some(name.into());
+        self
+    }
+
+    /// Whether to reconnect after losing NATS (default true; false means no reconnect).
+    pub fn reconnect(mut self, on: bool) -> Self {
+        self.options = self.options.reconnect(on);
+        self
+    }
+
+    /// Attempts before giving up and exiting with code 99 (default 60).
+    pub fn max_reconnect_attempts(mut self, n: u32) -> Self {
+        self.options = self.options.max_reconnect_attempts(Some(n));
+        self
+    }
+
+    /// Wait between reconnect attempts (Panini's `reconnecting_time_sleep`, default 2 s).
+    pub fn reconnecting_time_sleep(mut self, wait: Duration) -> Self {
+        self.options = self.options.reconnect_wait(wait);
+        self
+    }
+
+    /// User and password for NATS.
+    pub fn credentials(mut self, user: impl Into<String>, pass: impl Into<String>) -> Self {
+        self.options = self.options.user_and_password(user, pass);
+        self
+    }
+
+    /// A token for NATS.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.options = self.options.token(token);
+        self
+    }
+
+    /// Any other client setting, e.g. `|o| o.ping_interval(Duration::from_secs(30))`.
+    pub fn nats_options(mut self, f: impl FnOnce(ConnectOptions) -> ConnectOptions) -> Self {
+        self.options = f(self.options);
+        self
+    }
+
+    /// Default limit of handlers running at once per endpoint (default 256). When all are
+    /// busy the endpoint stops taking messages; its queue then fills and, past its
+    /// capacity, drops and counts (slow consumer), never silently.
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = n.max(1);
+        self
+    }
+
+    /// Default request timeout (10 s, as Panini).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// How long shutdown waits for in-flight handlers (default 10 s).
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// Whether to print the start banner (default true).
+    pub fn banner(mut self, on: bool) -> Self {
+        self.banner = on;
+        self
+    }
+
+    /// Registers an async handler on one subject or several (`["a", "b"]`).
+    ///
+    /// The handler takes 0 to 2 arguments such as `Msg<T>` (the message with its data
+    /// decoded as `T`: JSON by default) and [`AppHandle`]. With a reply subject its
+    /// return value is published there; without one it is dropped.
+    pub fn listen<T, H: Handler<T>>(
+        &mut self,
+        subjects: impl IntoSubjects,
+        handler: H,
+    ) -> &mut EndpointConfig {
+        let boxed: BoxedHandler = Arc::new(move |msg, app| handler.call(msg, app));
+        self.push_endpoint(subjects, boxed)
+    }
+
+    /// Registers a plain (blocking) handler; it runs on a thread pool, so it can use
+    /// [`AppHandle::publish_sync`] and [`AppHandle::request_sync`].
+    pub fn listen_sync<T, H: SyncHandler<T>>(
+        &mut self,
+        subjects: impl IntoSubjects,
+        handler: H,
+    ) -> &mut EndpointConfig {
+        let boxed: BoxedHandler = Arc::new(move |msg, app| handler.call(msg, app));
+        self.push_endpoint(subjects, boxed)
+    }
+
+    fn push_endpoint(
+        &mut self,
+        subjects: impl IntoSubjects,
+        handler: BoxedHandler,
+    ) -> &mut EndpointConfig {
+        self.endpoints.push(EndpointConfig {
+            subjects: subjects.into_subjects(),
+            queue: None,
+            max_concurrency: None,
+            handler,
+        });
+        let last = self.endpoints.len() - 1;
+        &mut self.endpoints[last]
+    }
+
+    fn push_task(&mut self, schedule: Schedule, run: TaskFn) -> &mut Self {
+        let name = format!("task #{}", self.tasks.len() + 1);
+        self.tasks.push(TaskSpec {
+            name,
+            schedule,
+            run,
+        });
+        self
+    }
+
+    /// A task run once after start (Panini's `@app.task()`).
+    pub fn task<F, Fut>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(AppHandle) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskResult,
+    {
+        self.push_task(Schedule::Once, tasks::boxed_async(f))
+    }
+
+    /// A task run every `interval`, first right after start (Panini's
+    /// `@app.task(interval=..)` and `@app.timer_task(..)`). Two runs never overlap; a run
+    /// that fails is logged and the schedule goes on.
+    pub fn task_every<F, Fut>(&mut self, interval: Duration, f: F) -> &mut Self
+    where
+        F: Fn(AppHandle) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskResult,
+    {
+        self.push_task(Schedule::Every(interval), tasks::boxed_async(f))
+    }
+
+    /// Panini's name for [`task_every`](App::task_every).
+    pub fn timer_task<F, Fut>(&mut self, interval: Duration, f: F) -> &mut Self
+    where
+        F: Fn(AppHandle) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskResult,
+    {
+        self.task_every(interval, f)
+    }
+
+    /// A plain (blocking) task run once, on the thread pool.
+    pub fn task_sync<F, R>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(AppHandle) -> R + Send + Sync + 'static,
+        R: TaskResult + Send + 'static,
+    {
+        self.push_task(Schedule::Once, tasks::boxed_sync(f))
+    }
+
+    /// A plain (blocking) task run every `interval`, on the thread pool.
+    pub fn task_every_sync<F, R>(&mut self, interval: Duration, f: F) -> &mut Self
+    where
+        F: Fn(AppHandle) -> R + Send + Sync + 'static,
+        R: TaskResult + Send + 'static,
+    {
+        self.push_task(Schedule::Every(interval), tasks::boxed_sync(f))
+    }
+
+    /// Runs after connecting and before subscribing, in order; an error stops the start.
+    pub fn on_start<F, Fut>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(AppHandle) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskResult,
+    {
+        self.on_start.push(tasks::boxed_async(f));
+        self
+    }
+
+    /// Runs at shutdown, after in-flight handlers finished, before the final flush.
+    pub fn on_stop<F, Fut>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(AppHandle) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskResult,
+    {
+        self.on_stop.push(tasks::boxed_async(f));
+        self
+    }
+}
+
+macro_rules! middleware_methods {
+    ($($(#[$doc:meta])* $name:ident: $chain:ident, $input:ty, $output:ty, $applies:expr;)*) => {
+        impl App {
+            $(
+                $(#[$doc])*
+                pub fn $name<F, Fut>(&mut self, f: F) -> &mut Self
+                where
+                    F: Fn($input, Next<$input, $output>) -> Fut + Send + Sync + 'static,
+                    Fut: Future<Output = $output> + Send + 'static,
+                {
+                    self.$chain.push($applies, f);
+                    self
+                }
+            )*
+        }
+    };
+}
+
+middleware_methods! {
+    /// A middleware around every `publish` (see [`middleware`](crate::middleware) for the order).
+    send_publish: send, Outgoing, SendResult, middleware::is_publish;
+    /// A middleware around every `request`.
+    send_request: send, Outgoing, SendResult, middleware::is_request;
+    /// A middleware around every `publish` and `request` (Panini's `send_any`).
+    send_any: send, Outgoing, SendResult, middleware::any;
+    /// A middleware around handlers of messages without a reply subject.
+    listen_publish: listen, Message, ListenResult, middleware::has_no_reply;
+    /// A middleware around handlers of requests (messages with a reply subject).
+    listen_request: listen, Message, ListenResult, middleware::has_reply;
+    /// A middleware around every handler (Panini's `listen_any`).
+    listen_any: listen, Message, ListenResult, middleware::any;
+}
+
+impl App {
+    fn server_urls(&self) -> Vec<String> {
+        if self.servers.is_empty() {
+            vec![format!("nats://{}:{}", self.host, self.port)]
+        } else {
+            self.servers.clone()
+        }
+    }
+
+    /// Runs the service until SIGINT or SIGTERM, then shuts down gracefully and exits the
+    /// process: 0 after a clean stop, 99 when NATS is lost for good, 1 when it cannot start.
+    pub fn start(self) -> ! {
+        let code = smol::block_on(async {
+            let signals = crate::shutdown::signal();
+            match self.run_until(signals).await {
+                Ok(()) => 0,
+                Err(e @ Error::NoServers(_)) | Err(e @ Error::Closed) => {
+                    log_at!(Error, "panini", "NATS connection lost for good: {e}");
+                    EXIT_NATS_LOST
+                }
+                Err(e) => {
+                    log_at!(Error, "panini", "{e}");
+                    1
+                }
+            }
+        });
+        std::process::exit(code)
+    }
+
+    /// Runs the service until `stop` completes (or [`AppHandle::shutdown`] is called),
+    /// then shuts down gracefully. Returns
+    /// [`Error::Closed`] if the NATS connection was lost for good first.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<()> {
+        let client_name = self
+            .client_name
+            .clone()
+            .unwrap_or_else(|| default_client_name(&self.service_name));
+        let client = self.connect(&client_name).await?;
+        let app = AppHandle {
+            inner: Arc::new(HandleInner {
+                client: client.clone(),
+                service_name: self.service_name.clone(),
+                client_name,
+                request_timeout: self.request_timeout,
+                send: self.send.clone(),
+                listen: self.listen.clone(),
+                queue_group: self.queue_group.clone(),
+                max_concurrency: self.max_concurrency,
+                tracker: Tracker::default(),
+                runtime: Mutex::new(HashMap::new()),
+                stop: event_listener::Event::new(),
+                stopping: std::sync::atomic::AtomicBool::new(false),
+            }),
+        };
+        tasks::run_hooks(&app, &self.on_start, "on_start").await?;
+        let mut running = Vec::new();
+        for ep in &self.endpoints {
+            for subject in &ep.subjects {
+                let queue = ep.queue.clone().unwrap_or_else(|| self.queue_group.clone());
+                let spec = Endpoint {
+                    subject: subject.clone(),
+                    queue,
+                    handler: ep.handler.clone(),
+                    max_concurrency: ep.max_concurrency.unwrap_or(self.max_concurrency),
+                };
+                let task = endpoint::start(&app, spec)
+                    .await
+                    .map_err(|e| Error::Start(format!("cannot subscribe to {subject}: {e}")))?;
+                running.push(task);
+            }
+        }
+        if self.banner {
+            print!("{}", banner(&app, &self.server_urls()));
+        }
+        let started = format!(
+            "panini_events.{}.{}.started",
+            app.service_name(),
+            app.client_name()
+        );
+        client.publish(&started, "{}").await?;
+        client.flush().await?;
+        log_at!(Info, "panini", "{} started", app.client_name());
+        let tasks: Vec<_> = self
+            .tasks
+            .into_iter()
+            .map(|spec| smol::spawn(tasks::run_task(app.clone(), Arc::new(spec))))
+            .collect();
+
+        let lost = async {
+            client.closed().await;
+            true
+        };
+        let stopped = async {
+            stop.or(app.stopped()).await;
+            false
+        };
+        if lost.or(stopped).await {
+            return Err(Error::Closed);
+        }
+        log_at!(
+            Info,
+            "panini",
+            "stopping: no new messages, waiting for handlers in flight"
+        );
+        for task in tasks {
+            task.cancel().await;
+        }
+        shutdown(&app, &client, running, &self.on_stop, self.drain_timeout).await
+    }
+
+    /// Connects, retrying as configured (Panini waits for NATS at start too).
+    async fn connect(&self, client_name: &str) -> Result<Client> {
+        let mut opts = self
+            .options
+            .clone()
+            .name(client_name)
+            .request_timeout(self.request_timeout)
+            .drain_timeout(self.drain_timeout);
+        opts.servers = self.server_urls();
+        let (attempts, wait) = (opts.max_reconnect_attempts, opts.reconnect_wait);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match opts.clone().connect().await {
+                Ok(client) => return Ok(client),
+                Err(e @ (Error::Auth(_) | Error::InvalidUrl(_))) => return Err(e),
+                Err(e) if attempts.is_some_and(|max| attempt >= max) || !opts.reconnect => {
+                    return Err(e)
+                }
+                Err(e) => {
+                    log_at!(
+                        Warn,
+                        "panini",
+                        "cannot connect to NATS (attempt {attempt}): {e}; retrying in {wait:?}"
+                    );
+                    async_io::Timer::after(wait).await;
+                }
+            }
+        }
+    }
+}
+
+/// Stop taking messages, let handlers finish, run on-stop hooks, flush, close.
+async fn shutdown(
+    app: &AppHandle,
+    client: &Client,
+    endpoints: Vec<smol::Task<()>>,
+    on_stop: &[TaskFn],
+    drain_timeout: Duration,
+) -> Result<()> {
+    if let Err(e) = client.drain_subscriptions().await {
+        log_at!(Warn, "panini", "draining subscriptions: {e}");
+    }
+    // The endpoint loops end once their queues are empty; what they spawned may still run.
+    for ep in endpoints {
+        ep.or(async {
+            async_io::Timer::after(drain_timeout).await;
+        })
+        .await;
+    }
+    let left = app.inner.tracker.wait_idle(drain_timeout).await;
+    if left > 0 {
+        log_at!(
+            Warn,
+            "panini",
+            "{left} handlers still running after {drain_timeout:?}; stopping anyway"
+        );
+    }
+    let hooks = tasks::run_hooks(app, on_stop, "on_stop").await;
+    let flushed = client.flush_timeout(drain_timeout).await;
+    client.close().await;
+    log_at!(Info, "panini", "stopped");
+    hooks.and(flushed)
+}
+
+/// Panini's connection name: `{service}__{HOSTNAME or non_docker_env_<n>}__{n}`.
+fn default_client_name(service: &str) -> String {
+    let n = || 1 + crate::client::random_u64() % 1_000_000;
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("non_docker_env_{}", n()));
+    format!("{service}__{host}__{}", n())
+}
+
+/// The start banner, exactly as Panini prints it.
+fn banner(app: &AppHandle, servers: &[String]) -> String {
+    let rule = "=".repeat(86);
+    let id = app.client().server_info().client_id;
+    let mut text = format!(
+        "\n{rule}\nPanini service connected to NATS..\nid: {id}\nname: {}\n\nNATS brokers:\n",
+        app.client_name()
+    );
+    for url in servers {
+        text.push_str(&format!("*  {url}\n"));
+    }
+    text.push_str(&format!("\nJetStream enabled: False\n{rule}\n\n"));
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn client_name_has_panini_shape() {
+        let name = super::default_client_name("svc");
+        let parts: Vec<_> = name.split("__").collect();
+        assert_eq!(parts.len(), 3, "{name}");
+        assert_eq!(parts[0], "svc");
+        let n: u64 = parts[2].parse().unwrap();
+        assert!((1..=1_000_000).contains(&n));
+    }
+}

@@ -1,0 +1,152 @@
+//! Endpoints at run time: one loop per subscription that hands each message to its own
+//! task (at most `max_concurrency` at once), runs the listen middlewares and the handler,
+//! and publishes the reply. Also the [`Tracker`] of handlers in flight, for shutdown.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use event_listener::Event as Notify;
+use futures_lite::future::Boxed;
+use futures_lite::{FutureExt, StreamExt};
+
+use crate::client::Subscription;
+use crate::error::Result;
+use crate::handle::AppHandle;
+use crate::handler::{BoxedHandler, Outcome};
+use crate::log::log_at;
+use crate::message::Message;
+use crate::middleware::ListenResult;
+
+/// One subscription and what handles it.
+pub(crate) struct Endpoint {
+    pub(crate) subject: String,
+    pub(crate) queue: Option<String>,
+    pub(crate) handler: BoxedHandler,
+    pub(crate) max_concurrency: usize,
+}
+
+/// Subscribes and spawns the endpoint's loop; dropping or cancelling the task unsubscribes.
+pub(crate) async fn start(app: &AppHandle, ep: Endpoint) -> Result<smol::Task<()>> {
+    let client = &app.inner.client;
+    let sub = match &ep.queue {
+        Some(q) => client.queue_subscribe(&ep.subject, q).await?,
+        None => client.subscribe(&ep.subject).await?,
+    };
+    Ok(smol::spawn(serve(app.clone(), sub, ep)))
+}
+
+async fn serve(app: AppHandle, mut sub: Subscription, ep: Endpoint) {
+    let (permits, done) = async_channel::bounded::<()>(ep.max_concurrency.max(1));
+    while let Some(msg) = sub.next().await {
+        if permits.send(()).await.is_err() {
+            break;
+        }
+        let guard = app.inner.tracker.enter();
+        let (app, handler, done) = (app.clone(), ep.handler.clone(), done.clone());
+        smol::spawn(async move {
+            handle_one(&app, &handler, msg).await;
+            let _ = done.try_recv();
+            drop(guard);
+        })
+        .detach();
+    }
+}
+
+/// Runs one message through the listen middlewares and the handler, then replies.
+pub(crate) async fn handle_one(app: &AppHandle, handler: &BoxedHandler, msg: Message) {
+    let reply_to = msg.reply.clone();
+    let reply = if app.inner.listen.is_empty() {
+        settle(handler(msg.clone(), app.clone()).await, &msg)
+    } else {
+        let (app2, handler) = (app.clone(), handler.clone());
+        let terminal = Arc::new(move |msg: Message| {
+            let (app, handler) = (app2.clone(), handler.clone());
+            Box::pin(async move {
+                let outcome = handler(msg.clone(), app).await;
+                settle(outcome, &msg)
+            }) as Boxed<ListenResult>
+        });
+        app.inner.listen.with_terminal(terminal).run(msg).await
+    };
+    let (Some(to), Some(reply)) = (reply_to, reply) else {
+        return;
+    };
+    let client = &app.inner.client;
+    let sent = client
+        .publish_with(&to, None, reply.headers.as_ref(), reply.payload)
+        .await;
+    if let Err(e) = sent {
+        log_at!(Error, "panini", "cannot send the reply to {to}: {e}");
+    }
+}
+
+/// Logs a failure and turns the outcome into the reply to send.
+fn settle(outcome: Outcome, msg: &Message) -> ListenResult {
+    if let Outcome::Failed { code, detail, .. } = &outcome {
+        let kind = if msg.reply.is_some() {
+            "request"
+        } else {
+            "message"
+        };
+        log_at!(
+            Error,
+            "panini",
+            "{kind} on {} failed ({code}): {detail}",
+            msg.subject
+        );
+    }
+    outcome.into_wire()
+}
+
+/// Counts handlers in flight, so that shutdown can wait for them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Tracker {
+    inner: Arc<TrackerInner>,
+}
+
+#[derive(Debug, Default)]
+struct TrackerInner {
+    running: AtomicUsize,
+    idle: Notify,
+}
+
+/// Held while a handler runs.
+pub(crate) struct Guard(Arc<TrackerInner>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.0.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify(usize::MAX);
+        }
+    }
+}
+
+impl Tracker {
+    pub(crate) fn enter(&self) -> Guard {
+        self.inner.running.fetch_add(1, Ordering::AcqRel);
+        Guard(self.inner.clone())
+    }
+
+    pub(crate) fn running(&self) -> usize {
+        self.inner.running.load(Ordering::Acquire)
+    }
+
+    /// Waits until no handler runs, up to `limit`; returns how many still run.
+    pub(crate) async fn wait_idle(&self, limit: Duration) -> usize {
+        let wait = async {
+            loop {
+                let listener = self.inner.idle.listen();
+                if self.running() == 0 {
+                    return;
+                }
+                listener.await;
+            }
+        };
+        wait.or(async {
+            async_io::Timer::after(limit).await;
+        })
+        .await;
+        self.running()
+    }
+}

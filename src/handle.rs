@@ -1,0 +1,280 @@
+//! [`AppHandle`]: what handlers, tasks and hooks use to talk to NATS while the app runs:
+//! `publish` / `request` (through the send middlewares) and their blocking `_sync` twins,
+//! and runtime `subscribe_new_subject` / `unsubscribe_subject`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::client::Client;
+use crate::endpoint::{self, Endpoint, Tracker};
+use crate::error::{Error, Result};
+use crate::handler::{BoxedHandler, Handler};
+use crate::message::{Headers, Message};
+use crate::middleware::{Chain, ListenResult, Outgoing, SendKind, SendResult};
+use crate::payload::{FromPayload, IntoPayload};
+
+/// A cheap, cloneable handle to the running app.
+///
+/// Handlers receive it by taking an `AppHandle` argument; tasks and hooks receive it as
+/// their argument.
+#[derive(Clone)]
+pub struct AppHandle {
+    pub(crate) inner: Arc<HandleInner>,
+}
+
+pub(crate) struct HandleInner {
+    pub(crate) client: Client,
+    pub(crate) service_name: String,
+    pub(crate) client_name: String,
+    pub(crate) request_timeout: Duration,
+    pub(crate) send: Chain<Outgoing, SendResult>,
+    pub(crate) listen: Chain<Message, ListenResult>,
+    pub(crate) queue_group: Option<String>,
+    pub(crate) max_concurrency: usize,
+    pub(crate) tracker: Tracker,
+    /// Runtime subscriptions by subject, for `unsubscribe_subject`.
+    pub(crate) runtime: Mutex<HashMap<String, Vec<smol::Task<()>>>>,
+    /// Set by `shutdown`; the app then stops as on SIGTERM.
+    pub(crate) stop: event_listener::Event,
+    pub(crate) stopping: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for AppHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppHandle")
+            .field("service_name", &self.inner.service_name)
+            .field("client_name", &self.inner.client_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options of one publish or request beyond subject and message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SendOptions {
+    /// Headers to send.
+    pub headers: Option<Headers>,
+    /// The reply subject of a publish (Panini's `reply_to`).
+    pub reply_to: Option<String>,
+    /// The timeout of a request (default: the app's, 10 s as in Panini).
+    pub timeout: Option<Duration>,
+}
+
+impl AppHandle {
+    /// The service name given to [`App::new`](crate::App::new).
+    pub fn service_name(&self) -> &str {
+        &self.inner.service_name
+    }
+
+    /// The NATS connection name: `{service}__{HOSTNAME or non_docker_env_<n>}__{n}`.
+    pub fn client_name(&self) -> &str {
+        &self.inner.client_name
+    }
+
+    /// Asks the app to stop gracefully, as SIGTERM does.
+    pub fn shutdown(&self) {
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.inner.stop.notify(usize::MAX);
+    }
+
+    /// Completes once [`shutdown`](AppHandle::shutdown) was called.
+    pub(crate) async fn stopped(&self) {
+        loop {
+            let listener = self.inner.stop.listen();
+            if self
+                .inner
+                .stopping
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    /// The underlying NATS client, for anything the app API does not cover.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// Publishes `message` (JSON for `serde_json::Value` and `Json<T>`, raw for strings and
+    /// bytes) through the send middlewares.
+    pub async fn publish(&self, subject: &str, message: impl IntoPayload) -> Result<()> {
+        self.publish_with(subject, message, SendOptions::default())
+            .await
+    }
+
+    /// [`publish`](AppHandle::publish) with headers and a reply subject.
+    pub async fn publish_with(
+        &self,
+        subject: &str,
+        message: impl IntoPayload,
+        opts: SendOptions,
+    ) -> Result<()> {
+        let out = self.outgoing(SendKind::Publish, subject, message, opts)?;
+        self.send(out).await.map(|_| ())
+    }
+
+    /// Sends a request and decodes the response as JSON (Panini's default `dict`).
+    ///
+    /// A response carrying `Nats-Service-Error` headers (a handler failed) is returned as
+    /// [`Error::Service`]; no subscriber gives [`Error::NoResponders`] at once.
+    pub async fn request(&self, subject: &str, message: impl IntoPayload) -> Result<Value> {
+        self.request_as(subject, message, SendOptions::default())
+            .await
+    }
+
+    /// A request whose response is decoded as `T` (`Value`, `String`, `Vec<u8>`, `Json<T>`).
+    pub async fn request_as<T: FromPayload>(
+        &self,
+        subject: &str,
+        message: impl IntoPayload,
+        opts: SendOptions,
+    ) -> Result<T> {
+        let msg = self.request_message(subject, message, opts).await?;
+        T::from_payload(&msg.payload)
+    }
+
+    /// A request returning the whole response message (headers included).
+    pub async fn request_message(
+        &self,
+        subject: &str,
+        message: impl IntoPayload,
+        opts: SendOptions,
+    ) -> Result<Message> {
+        let out = self.outgoing(SendKind::Request, subject, message, opts)?;
+        let msg = self.send(out).await?.ok_or(Error::Closed)?;
+        service_error(&msg)?;
+        Ok(msg)
+    }
+
+    /// Blocking [`publish`](AppHandle::publish), for sync handlers and sync tasks (which
+    /// run on a thread pool). Do not call it from async code: use `publish` there.
+    pub fn publish_sync(&self, subject: &str, message: impl IntoPayload) -> Result<()> {
+        smol::block_on(self.publish(subject, message))
+    }
+
+    /// Blocking [`request`](AppHandle::request), for sync handlers and sync tasks.
+    pub fn request_sync(&self, subject: &str, message: impl IntoPayload) -> Result<Value> {
+        smol::block_on(self.request(subject, message))
+    }
+
+    fn outgoing(
+        &self,
+        kind: SendKind,
+        subject: &str,
+        message: impl IntoPayload,
+        opts: SendOptions,
+    ) -> Result<Outgoing> {
+        Ok(Outgoing {
+            kind,
+            subject: subject.to_string(),
+            payload: message.into_payload()?,
+            headers: opts.headers,
+            reply_to: opts.reply_to,
+            timeout: opts.timeout.unwrap_or(self.inner.request_timeout),
+        })
+    }
+
+    async fn send(&self, out: Outgoing) -> SendResult {
+        if self.inner.send.is_empty() {
+            return send_now(self.inner.client.clone(), out).await;
+        }
+        let client = self.inner.client.clone();
+        let terminal = Arc::new(move |out| {
+            let client = client.clone();
+            Box::pin(send_now(client, out)) as futures_lite::future::Boxed<SendResult>
+        });
+        self.inner.send.with_terminal(terminal).run(out).await
+    }
+
+    /// Subscribes `handler` to `subject` while the app runs, with the app's queue group
+    /// (or none); messages go through the listen middlewares as for `listen`.
+    pub async fn subscribe_new_subject<T, H: Handler<T>>(
+        &self,
+        subject: &str,
+        handler: H,
+    ) -> Result<()> {
+        let queue = self.inner.queue_group.clone();
+        self.subscribe_new_subject_queue(subject, queue.as_deref(), handler)
+            .await
+    }
+
+    /// [`subscribe_new_subject`](AppHandle::subscribe_new_subject) with an explicit queue
+    /// group (`None`: a plain subscription).
+    pub async fn subscribe_new_subject_queue<T, H: Handler<T>>(
+        &self,
+        subject: &str,
+        queue: Option<&str>,
+        handler: H,
+    ) -> Result<()> {
+        let boxed: BoxedHandler = Arc::new(move |msg, app| handler.call(msg, app));
+        let ep = Endpoint {
+            subject: subject.to_string(),
+            queue: queue.map(str::to_string),
+            handler: boxed,
+            max_concurrency: self.inner.max_concurrency,
+        };
+        let task = endpoint::start(self, ep).await?;
+        let mut runtime = self.inner.runtime.lock().unwrap_or_else(|p| p.into_inner());
+        runtime.entry(subject.to_string()).or_default().push(task);
+        Ok(())
+    }
+
+    /// Unsubscribes every runtime subscription made on exactly `subject`; an unknown
+    /// subject is an error (as in Panini).
+    pub async fn unsubscribe_subject(&self, subject: &str) -> Result<()> {
+        let tasks = {
+            let mut runtime = self.inner.runtime.lock().unwrap_or_else(|p| p.into_inner());
+            runtime.remove(subject)
+        };
+        let tasks = tasks
+            .ok_or_else(|| Error::InvalidSubject(format!("{subject} hasn't been subscribed")))?;
+        for task in tasks {
+            task.cancel().await;
+        }
+        self.inner.client.flush().await
+    }
+}
+
+async fn send_now(client: Client, out: Outgoing) -> SendResult {
+    match out.kind {
+        SendKind::Publish => {
+            client
+                .publish_with(
+                    &out.subject,
+                    out.reply_to.as_deref(),
+                    out.headers.as_ref(),
+                    out.payload,
+                )
+                .await?;
+            Ok(None)
+        }
+        SendKind::Request => {
+            let msg = client
+                .request_with(&out.subject, out.headers.as_ref(), out.payload, out.timeout)
+                .await?;
+            Ok(Some(msg))
+        }
+    }
+}
+
+/// A response with `Nats-Service-Error` headers becomes [`Error::Service`].
+fn service_error(msg: &Message) -> Result<()> {
+    let Some(h) = &msg.headers else { return Ok(()) };
+    let Some(description) = h.get("Nats-Service-Error") else {
+        return Ok(());
+    };
+    let code = h
+        .get("Nats-Service-Error-Code")
+        .and_then(|c| c.trim().parse().ok())
+        .unwrap_or(500);
+    Err(Error::Service {
+        code,
+        description: description.to_string(),
+    })
+}

@@ -1,0 +1,327 @@
+//! How a plain async fn or closure becomes an endpoint: [`FromMessage`] extracts its
+//! arguments, [`IntoReply`] turns its return value into the reply, and [`Handler`] glues
+//! the two with one blanket impl per arity (0, 1 or 2 arguments), as axum does.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use futures_lite::future::Boxed;
+use futures_lite::FutureExt;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::BoxError;
+use crate::handle::AppHandle;
+use crate::message::{Headers, Message};
+use crate::payload::{FromPayload, Json};
+
+/// A received message with its data decoded as `T`: `serde_json::Value` (the default,
+/// Panini's `dict`), `String`, `Vec<u8>` or `Json<YourType>`.
+///
+/// If the payload cannot be decoded as `T`, the handler is not called; a request gets
+/// the reply `{"success":false,"error":"MessageSchemaError"}` (Panini's wire contract).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Msg<T = Value> {
+    /// The subject it arrived on.
+    pub subject: String,
+    /// The reply subject, for a request.
+    pub reply: Option<String>,
+    /// Its headers, if any.
+    pub headers: Option<Headers>,
+    /// The decoded payload.
+    pub data: T,
+}
+
+/// Why a handler's arguments could not be made from a message: the payload did not
+/// decode as the handler asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// What went wrong, for the log.
+    pub detail: String,
+}
+
+/// A value a handler can take as an argument, made from the incoming message.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a handler argument",
+    note = "handler arguments are Msg<T>, Message, AppHandle, or a payload type (serde_json::Value, String, Vec<u8>, Json<T>)"
+)]
+pub trait FromMessage: Sized {
+    /// Builds the argument, or rejects the message.
+    fn from_message(msg: &Message, app: &AppHandle) -> Result<Self, Rejection>;
+}
+
+impl<T: FromPayload> FromMessage for Msg<T> {
+    fn from_message(msg: &Message, _: &AppHandle) -> Result<Self, Rejection> {
+        let data = T::from_payload(&msg.payload).map_err(|e| Rejection {
+            detail: e.to_string(),
+        })?;
+        Ok(Msg {
+            subject: msg.subject.clone(),
+            reply: msg.reply.clone(),
+            headers: msg.headers.clone(),
+            data,
+        })
+    }
+}
+
+impl<T: FromPayload> FromMessage for T {
+    fn from_message(msg: &Message, _: &AppHandle) -> Result<Self, Rejection> {
+        T::from_payload(&msg.payload).map_err(|e| Rejection {
+            detail: e.to_string(),
+        })
+    }
+}
+
+impl FromMessage for Message {
+    fn from_message(msg: &Message, _: &AppHandle) -> Result<Self, Rejection> {
+        Ok(msg.clone())
+    }
+}
+
+impl FromMessage for AppHandle {
+    fn from_message(_: &Message, app: &AppHandle) -> Result<Self, Rejection> {
+        Ok(app.clone())
+    }
+}
+
+/// A reply to send: payload and optional headers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reply {
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// Headers, if any.
+    pub headers: Option<Headers>,
+}
+
+/// What a handler run came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Send this reply (or nothing).
+    Reply(Option<Reply>),
+    /// The handler failed: answer a request with an error reply, and log.
+    Failed {
+        /// `Nats-Service-Error-Code`: 400 for a payload that did not decode, 500 otherwise.
+        code: u16,
+        /// `Nats-Service-Error`.
+        description: String,
+        /// The detail for the log.
+        detail: String,
+    },
+}
+
+impl Outcome {
+    /// The reply this outcome sends: a failure becomes the error headers plus
+    /// `{"success":false,"error":"<description>"}`.
+    pub(crate) fn into_wire(self) -> Option<Reply> {
+        match self {
+            Outcome::Reply(reply) => reply,
+            Outcome::Failed {
+                code, description, ..
+            } => {
+                let mut headers = Headers::new();
+                headers.insert("Nats-Service-Error", description.clone());
+                headers.insert("Nats-Service-Error-Code", code.to_string());
+                let body = serde_json::json!({"success": false, "error": description});
+                Some(Reply {
+                    payload: body.to_string().into_bytes(),
+                    headers: Some(headers),
+                })
+            }
+        }
+    }
+
+    pub(crate) fn rejected(r: Rejection) -> Outcome {
+        Outcome::Failed {
+            code: 400,
+            description: "MessageSchemaError".into(),
+            detail: format!("Unexpected serialization error: {}", r.detail),
+        }
+    }
+
+    pub(crate) fn panicked(payload: Box<dyn std::any::Any + Send>) -> Outcome {
+        let text = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string panic payload".into());
+        Outcome::Failed {
+            code: 500,
+            description: "handler panicked".into(),
+            detail: format!("handler panicked: {text}"),
+        }
+    }
+}
+
+/// A handler's return value, as a reply.
+///
+/// `()` sends nothing; `serde_json::Value` and `Json<T>` send compact JSON; `String`,
+/// `&str` and `Vec<u8>` are sent raw; `Option<T>` sends nothing for `None`; `Result<T, E>`
+/// sends an error reply for `Err` (and logs it); [`Reply`] sets headers too.
+pub trait IntoReply {
+    /// The outcome to act on.
+    fn into_reply(self) -> Outcome;
+}
+
+fn raw(payload: Vec<u8>) -> Outcome {
+    Outcome::Reply(Some(Reply {
+        payload,
+        headers: None,
+    }))
+}
+
+impl IntoReply for () {
+    fn into_reply(self) -> Outcome {
+        Outcome::Reply(None)
+    }
+}
+
+impl IntoReply for Outcome {
+    fn into_reply(self) -> Outcome {
+        self
+    }
+}
+
+impl IntoReply for Reply {
+    fn into_reply(self) -> Outcome {
+        Outcome::Reply(Some(self))
+    }
+}
+
+impl IntoReply for Value {
+    fn into_reply(self) -> Outcome {
+        raw(self.to_string().into_bytes())
+    }
+}
+
+impl<T: Serialize> IntoReply for Json<T> {
+    fn into_reply(self) -> Outcome {
+        match serde_json::to_vec(&self.0) {
+            Ok(bytes) => raw(bytes),
+            Err(e) => Outcome::Failed {
+                code: 500,
+                description: "cannot encode reply".into(),
+                detail: format!("cannot encode reply as JSON: {e}"),
+            },
+        }
+    }
+}
+
+impl IntoReply for String {
+    fn into_reply(self) -> Outcome {
+        raw(self.into_bytes())
+    }
+}
+
+impl IntoReply for &'static str {
+    fn into_reply(self) -> Outcome {
+        raw(self.as_bytes().to_vec())
+    }
+}
+
+impl IntoReply for Vec<u8> {
+    fn into_reply(self) -> Outcome {
+        raw(self)
+    }
+}
+
+impl<T: IntoReply> IntoReply for Option<T> {
+    fn into_reply(self) -> Outcome {
+        self.map_or(Outcome::Reply(None), IntoReply::into_reply)
+    }
+}
+
+impl<T: IntoReply, E: Into<BoxError>> IntoReply for Result<T, E> {
+    fn into_reply(self) -> Outcome {
+        match self {
+            Ok(t) => t.into_reply(),
+            Err(e) => {
+                let e: BoxError = e.into();
+                Outcome::Failed {
+                    code: 500,
+                    description: e.to_string(),
+                    detail: e.to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// The erased form every handler is stored as.
+pub(crate) type BoxedHandler =
+    std::sync::Arc<dyn Fn(Message, AppHandle) -> Boxed<Outcome> + Send + Sync>;
+
+/// An async fn or closure usable with [`App::listen`](crate::App::listen): 0 to 2
+/// arguments that implement [`FromMessage`], returning a future whose output implements
+/// [`IntoReply`]. `T` is a marker that tells the impls apart.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a panini handler",
+    note = "a handler is an async fn or closure taking 0 to 2 arguments that implement FromMessage (Msg<T>, AppHandle, ...) and returning a value that implements IntoReply ((), serde_json::Value, String, Vec<u8>, Json<T>, Result<..>)"
+)]
+pub trait Handler<T>: Clone + Send + Sync + 'static {
+    /// Runs the handler on one message; panics become an [`Outcome::Failed`].
+    fn call(&self, msg: Message, app: AppHandle) -> Boxed<Outcome>;
+}
+
+/// A plain (blocking) fn or closure usable with [`App::listen_sync`](crate::App::listen_sync).
+/// It runs on a thread pool, so it may call `publish_sync` / `request_sync`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a panini sync handler",
+    note = "a sync handler is a fn or closure taking 0 to 2 FromMessage arguments and returning an IntoReply value"
+)]
+pub trait SyncHandler<T>: Clone + Send + Sync + 'static {
+    /// Runs the handler on one message, on the blocking thread pool.
+    fn call(&self, msg: Message, app: AppHandle) -> Boxed<Outcome>;
+}
+
+async fn guarded<F: Future<Output = Outcome>>(fut: F) -> Outcome {
+    AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(Outcome::panicked)
+}
+
+macro_rules! handler_impls {
+    ($($arg:ident),*) => {
+        impl<F, Fut, $($arg,)*> Handler<(Fut, $($arg,)*)> for F
+        where
+            F: Fn($($arg),*) -> Fut + Clone + Send + Sync + 'static,
+            Fut: Future + Send + 'static,
+            Fut::Output: IntoReply,
+            $($arg: FromMessage + Send + 'static,)*
+        {
+            #[allow(non_snake_case, unused_variables)]
+            fn call(&self, msg: Message, app: AppHandle) -> Boxed<Outcome> {
+                $(let $arg = match $arg::from_message(&msg, &app) {
+                    Ok(v) => v,
+                    Err(r) => return Box::pin(async move { Outcome::rejected(r) }),
+                };)*
+                let f = self.clone();
+                Box::pin(guarded(async move { f($($arg),*).await.into_reply() }))
+            }
+        }
+
+        impl<F, R, $($arg,)*> SyncHandler<(R, $($arg,)*)> for F
+        where
+            F: Fn($($arg),*) -> R + Clone + Send + Sync + 'static,
+            R: IntoReply + Send + 'static,
+            $($arg: FromMessage + Send + 'static,)*
+        {
+            #[allow(non_snake_case, unused_variables)]
+            fn call(&self, msg: Message, app: AppHandle) -> Boxed<Outcome> {
+                $(let $arg = match $arg::from_message(&msg, &app) {
+                    Ok(v) => v,
+                    Err(r) => return Box::pin(async move { Outcome::rejected(r) }),
+                };)*
+                let f = self.clone();
+                Box::pin(smol::unblock(move || {
+                    std::panic::catch_unwind(AssertUnwindSafe(|| f($($arg),*).into_reply()))
+                        .unwrap_or_else(Outcome::panicked)
+                }))
+            }
+        }
+    };
+}
+
+handler_impls!();
+handler_impls!(A);
+handler_impls!(A, B);

@@ -1,0 +1,162 @@
+//! Middlewares: Panini's four hooks (`send_publish`, `send_request`, `listen_publish`,
+//! `listen_request`) and the catch-alls (`send_any`, `listen_any`), as async closures that
+//! receive the value and a [`Next`] to call (or not: a middleware may short-circuit).
+//!
+//! # Order
+//! Like Panini, the middleware added **last runs first** (it is the outermost): with `m1`
+//! then `m2` added, a message goes `m2 before → m1 before → handler → m1 after → m2 after`.
+//!
+//! Send hooks wrap [`AppHandle::publish`](crate::AppHandle::publish) and
+//! [`AppHandle::request`](crate::AppHandle::request) (and their `_sync` twins); they do not
+//! wrap handler replies or the start event, as in Panini. Listen hooks see the raw
+//! [`Message`] before its payload is decoded for the handler, and the [`Reply`] (if any)
+//! after; `listen_publish` runs for messages without a reply subject, `listen_request` for
+//! those with one. Sync handlers work under listen middlewares.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::future::Boxed;
+
+use crate::error::Result;
+use crate::handler::Reply;
+use crate::message::{Headers, Message};
+
+/// A message on its way out through the send middlewares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Publish or request.
+    pub kind: SendKind,
+    /// The subject.
+    pub subject: String,
+    /// The encoded payload.
+    pub payload: Vec<u8>,
+    /// Headers, if any.
+    pub headers: Option<Headers>,
+    /// The reply subject of a publish, if any.
+    pub reply_to: Option<String>,
+    /// The timeout of a request.
+    pub timeout: Duration,
+}
+
+/// Which send hook an [`Outgoing`] goes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendKind {
+    /// `publish`: the result is `None`.
+    Publish,
+    /// `request`: the result is the response.
+    Request,
+}
+
+/// The result of a send: `None` for a publish, the response for a request.
+pub type SendResult = Result<Option<Message>>;
+
+/// What a listen middleware returns: the reply to send, if any.
+pub type ListenResult = Option<Reply>;
+
+type Hook<I, O> = Arc<dyn Fn(I, Next<I, O>) -> Boxed<O> + Send + Sync>;
+type Terminal<I, O> = Arc<dyn Fn(I) -> Boxed<O> + Send + Sync>;
+
+/// The rest of the chain: call [`run`](Next::run) to go on.
+pub struct Next<I, O> {
+    hooks: Arc<[Hook<I, O>]>,
+    index: usize,
+    terminal: Terminal<I, O>,
+}
+
+impl<I, O> std::fmt::Debug for Next<I, O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Next")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I: Send + 'static, O: Send + 'static> Next<I, O> {
+    /// Runs the inner middlewares and, at the end, the publish, request or handler.
+    pub async fn run(self, input: I) -> O {
+        match self.hooks.get(self.index).cloned() {
+            Some(hook) => {
+                let next = Next {
+                    hooks: self.hooks,
+                    index: self.index + 1,
+                    terminal: self.terminal,
+                };
+                hook(input, next).await
+            }
+            None => (self.terminal)(input).await,
+        }
+    }
+}
+
+/// An ordered list of hooks for one direction.
+pub(crate) struct Chain<I, O> {
+    /// Outermost first.
+    hooks: Vec<Hook<I, O>>,
+}
+
+impl<I, O> Default for Chain<I, O> {
+    fn default() -> Self {
+        Chain { hooks: Vec::new() }
+    }
+}
+
+impl<I, O> Clone for Chain<I, O> {
+    fn clone(&self) -> Self {
+        Chain {
+            hooks: self.hooks.clone(),
+        }
+    }
+}
+
+impl<I: Send + 'static, O: Send + 'static> Chain<I, O> {
+    /// Adds `f` as the new outermost hook, applied only when `applies(&input)`.
+    pub(crate) fn push<F, Fut>(&mut self, applies: fn(&I) -> bool, f: F)
+    where
+        F: Fn(I, Next<I, O>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = O> + Send + 'static,
+    {
+        let hook: Hook<I, O> = Arc::new(move |input, next| {
+            if applies(&input) {
+                Box::pin(f(input, next))
+            } else {
+                Box::pin(next.run(input))
+            }
+        });
+        self.hooks.insert(0, hook);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.hooks.is_empty()
+    }
+
+    /// A runnable chain ending in `terminal`.
+    pub(crate) fn with_terminal(&self, terminal: Terminal<I, O>) -> Next<I, O> {
+        Next {
+            hooks: self.hooks.clone().into(),
+            index: 0,
+            terminal,
+        }
+    }
+}
+
+pub(crate) fn is_publish(o: &Outgoing) -> bool {
+    o.kind == SendKind::Publish
+}
+
+pub(crate) fn is_request(o: &Outgoing) -> bool {
+    o.kind == SendKind::Request
+}
+
+pub(crate) fn any<T>(_: &T) -> bool {
+    true
+}
+
+pub(crate) fn has_no_reply(m: &Message) -> bool {
+    m.reply.is_none()
+}
+
+pub(crate) fn has_reply(m: &Message) -> bool {
+    m.reply.is_some()
+}
