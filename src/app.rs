@@ -165,7 +165,8 @@ impl App {
         }
     }
 
-    /// The NATS host (default 127.0.0.1); ignored when [`servers`](App::servers) is set.
+    /// The NATS host (default 127.0.0.1); ignored when [`servers`](App::servers) or the
+    /// `NATS_URL` environment variable is set.
     pub fn host(mut self, host: impl Into<String>) -> Self {
         self.host = host.into();
         self
@@ -415,7 +416,21 @@ middleware_methods! {
 }
 
 impl App {
+    /// The servers to use: `$NATS_URL` (comma-separated) when set, so a deployment (or a
+    /// test) can point an app elsewhere without changing code; else `servers`; else
+    /// `nats://host:port`.
     fn server_urls(&self) -> Vec<String> {
+        if let Ok(env) = std::env::var("NATS_URL") {
+            let urls: Vec<String> = env
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_string)
+                .collect();
+            if !urls.is_empty() {
+                return urls;
+            }
+        }
         if self.servers.is_empty() {
             vec![format!("nats://{}:{}", self.host, self.port)]
         } else {
@@ -426,8 +441,8 @@ impl App {
     /// Runs the service until SIGINT or SIGTERM, then shuts down gracefully and exits the
     /// process: 0 after a clean stop, 99 when NATS is lost for good, 1 when it cannot start.
     pub fn start(self) -> ! {
+        let signals = crate::shutdown::signal();
         let code = smol::block_on(async {
-            let signals = crate::shutdown::signal();
             match self.run_until(signals).await {
                 Ok(()) => 0,
                 Err(e @ Error::NoServers(_)) | Err(e @ Error::Closed) => {
