@@ -128,6 +128,8 @@ pub struct App {
     on_stop: Vec<TaskFn>,
     send: Chain<Outgoing, SendResult>,
     listen: Chain<Message, ListenResult>,
+    #[cfg(feature = "http")]
+    http: Option<crate::http::Http>,
 }
 
 impl std::fmt::Debug for App {
@@ -162,7 +164,16 @@ impl App {
             on_stop: Vec::new(),
             send: Chain::default(),
             listen: Chain::default(),
+            #[cfg(feature = "http")]
+            http: None,
         }
+    }
+
+    /// The HTTP server of this app (127.0.0.1:8080 by default), created on first use:
+    /// `app.http().get("/health", || async { "ok" })`. See [`http`](crate::http).
+    #[cfg(feature = "http")]
+    pub fn http(&mut self) -> &mut crate::http::Http {
+        self.http.get_or_insert_with(Default::default)
     }
 
     /// The NATS host (default 127.0.0.1); ignored when [`servers`](App::servers) or the
@@ -461,11 +472,20 @@ impl App {
     /// Runs the service until `stop` completes (or [`AppHandle::shutdown`] is called),
     /// then shuts down gracefully. Returns
     /// [`Error::Closed`] if the NATS connection was lost for good first.
-    pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<()> {
+    pub async fn run_until(mut self, stop: impl Future<Output = ()>) -> Result<()> {
         let client_name = self
             .client_name
             .clone()
             .unwrap_or_else(|| default_client_name(&self.service_name));
+        #[cfg(feature = "http")]
+        let http = match self.http.take() {
+            Some(http) => Some(http.bind().await?),
+            None => None,
+        };
+        #[cfg(feature = "http")]
+        let http_addr = http.as_ref().map(|s| s.addr);
+        #[cfg(not(feature = "http"))]
+        let http_addr = None;
         let client = self.connect(&client_name).await?;
         let app = AppHandle {
             inner: Arc::new(HandleInner {
@@ -478,13 +498,13 @@ impl App {
                 queue_group: self.queue_group.clone(),
                 max_concurrency: self.max_concurrency,
                 tracker: Tracker::default(),
-                runtime: Mutex::new(HashMap::new()),
+                endpoints: Mutex::new(HashMap::new()),
                 stop: event_listener::Event::new(),
                 stopping: std::sync::atomic::AtomicBool::new(false),
+                http_addr,
             }),
         };
         tasks::run_hooks(&app, &self.on_start, "on_start").await?;
-        let mut running = Vec::new();
         for ep in &self.endpoints {
             for subject in &ep.subjects {
                 let queue = ep.queue.clone().unwrap_or_else(|| self.queue_group.clone());
@@ -494,15 +514,21 @@ impl App {
                     handler: ep.handler.clone(),
                     max_concurrency: ep.max_concurrency.unwrap_or(self.max_concurrency),
                 };
-                let task = endpoint::start(&app, spec)
+                endpoint::start(&app, spec)
                     .await
                     .map_err(|e| Error::Start(format!("cannot subscribe to {subject}: {e}")))?;
-                running.push(task);
             }
         }
         if self.banner {
             print!("{}", banner(&app, &self.server_urls()));
         }
+        #[cfg(feature = "http")]
+        let http = http.map(|server| {
+            if self.banner {
+                println!("======== Running on http://{} ========", server.addr);
+            }
+            server.serve(app.clone())
+        });
         let started = format!(
             "panini_events.{}.{}.started",
             app.service_name(),
@@ -536,7 +562,24 @@ impl App {
         for task in tasks {
             task.cancel().await;
         }
-        shutdown(&app, &client, running, &self.on_stop, self.drain_timeout).await
+        #[cfg(feature = "http")]
+        let http_stopped = async {
+            if let Some(http) = http {
+                let open = http.stop(self.drain_timeout).await;
+                if open > 0 {
+                    log_at!(
+                        Warn,
+                        "panini",
+                        "{open} HTTP connections still open at shutdown"
+                    );
+                }
+            }
+        };
+        #[cfg(not(feature = "http"))]
+        let http_stopped = async {};
+        let nats_stopped = shutdown(&app, &client, &self.on_stop, self.drain_timeout);
+        let (_, result) = futures_lite::future::zip(http_stopped, nats_stopped).await;
+        result
     }
 
     /// Connects, retrying as configured (Panini waits for NATS at start too).
@@ -575,7 +618,6 @@ impl App {
 async fn shutdown(
     app: &AppHandle,
     client: &Client,
-    endpoints: Vec<smol::Task<()>>,
     on_stop: &[TaskFn],
     drain_timeout: Duration,
 ) -> Result<()> {
@@ -583,11 +625,12 @@ async fn shutdown(
         log_at!(Warn, "panini", "draining subscriptions: {e}");
     }
     // The endpoint loops end once their queues are empty; what they spawned may still run.
-    for ep in endpoints {
-        ep.or(async {
-            async_io::Timer::after(drain_timeout).await;
-        })
-        .await;
+    for ep in app.take_endpoints() {
+        ep.task
+            .or(async {
+                async_io::Timer::after(drain_timeout).await;
+            })
+            .await;
     }
     let left = app.inner.tracker.wait_idle(drain_timeout).await;
     if left > 0 {

@@ -26,14 +26,34 @@ pub(crate) struct Endpoint {
     pub(crate) max_concurrency: usize,
 }
 
-/// Subscribes and spawns the endpoint's loop; dropping or cancelling the task unsubscribes.
-pub(crate) async fn start(app: &AppHandle, ep: Endpoint) -> Result<smol::Task<()>> {
+/// A running endpoint: its subscription id and its loop, which ends once the
+/// subscription is unsubscribed and its queue is handled.
+pub(crate) struct Running {
+    pub(crate) sid: u64,
+    pub(crate) task: smol::Task<()>,
+}
+
+/// Subscribes, spawns the endpoint's loop and records it under its subject (for
+/// `unsubscribe_subject` and shutdown).
+pub(crate) async fn start(app: &AppHandle, ep: Endpoint) -> Result<()> {
     let client = &app.inner.client;
     let sub = match &ep.queue {
         Some(q) => client.queue_subscribe(&ep.subject, q).await?,
         None => client.subscribe(&ep.subject).await?,
     };
-    Ok(smol::spawn(serve(app.clone(), sub, ep)))
+    let sid = sub.sid();
+    let subject = ep.subject.clone();
+    let task = smol::spawn(serve(app.clone(), sub, ep));
+    let mut running = app
+        .inner
+        .endpoints
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    running
+        .entry(subject)
+        .or_default()
+        .push(Running { sid, task });
+    Ok(())
 }
 
 async fn serve(app: AppHandle, mut sub: Subscription, ep: Endpoint) {

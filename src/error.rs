@@ -60,6 +60,8 @@ pub enum Error {
     },
     /// The app could not start (an on-start hook failed, a subscription was refused, ...).
     Start(String),
+    /// `unsubscribe_subject` on a subject the app is not subscribed to.
+    NotSubscribed(String),
 }
 
 impl fmt::Display for Error {
@@ -69,7 +71,7 @@ impl fmt::Display for Error {
             Error::Protocol(e) => write!(f, "protocol error: {e}"),
             Error::Server(text) => write!(f, "server error: {text}"),
             Error::Auth(text) => write!(f, "authorization failed: {text}"),
-            Error::Json(_) => f.write_str("json error"),
+            Error::Json(e) => write!(f, "json error: {e}"),
             Error::Timeout => f.write_str("timed out"),
             Error::NoResponders => f.write_str("no responders"),
             Error::Closed => f.write_str("connection closed"),
@@ -92,6 +94,9 @@ impl fmt::Display for Error {
                 write!(f, "service error {code}: {description}")
             }
             Error::Start(why) => write!(f, "cannot start: {why}"),
+            Error::NotSubscribed(subject) => {
+                write!(f, "subject {subject:?} hasn't been subscribed")
+            }
         }
     }
 }

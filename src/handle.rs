@@ -35,11 +35,13 @@ pub(crate) struct HandleInner {
     pub(crate) queue_group: Option<String>,
     pub(crate) max_concurrency: usize,
     pub(crate) tracker: Tracker,
-    /// Runtime subscriptions by subject, for `unsubscribe_subject`.
-    pub(crate) runtime: Mutex<HashMap<String, Vec<smol::Task<()>>>>,
+    /// Every running endpoint by subject (`listen` and runtime ones).
+    pub(crate) endpoints: Mutex<HashMap<String, Vec<endpoint::Running>>>,
     /// Set by `shutdown`; the app then stops as on SIGTERM.
     pub(crate) stop: event_listener::Event,
     pub(crate) stopping: std::sync::atomic::AtomicBool,
+    /// Where the HTTP server listens, if the app has one.
+    pub(crate) http_addr: Option<std::net::SocketAddr>,
 }
 
 impl std::fmt::Debug for AppHandle {
@@ -71,6 +73,11 @@ impl AppHandle {
     /// The NATS connection name: `{service}__{HOSTNAME or non_docker_env_<n>}__{n}`.
     pub fn client_name(&self) -> &str {
         &self.inner.client_name
+    }
+
+    /// Where the app's HTTP server listens (useful with port 0), if it has one.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.http_addr
     }
 
     /// Asks the app to stop gracefully, as SIGTERM does.
@@ -136,10 +143,12 @@ impl AppHandle {
         opts: SendOptions,
     ) -> Result<T> {
         let msg = self.request_message(subject, message, opts).await?;
+        service_error(&msg)?;
         T::from_payload(&msg.payload)
     }
 
-    /// A request returning the whole response message (headers included).
+    /// A request returning the whole response message, headers included, as it came (an
+    /// error reply is returned as a message, not turned into [`Error::Service`]).
     pub async fn request_message(
         &self,
         subject: &str,
@@ -147,9 +156,7 @@ impl AppHandle {
         opts: SendOptions,
     ) -> Result<Message> {
         let out = self.outgoing(SendKind::Request, subject, message, opts)?;
-        let msg = self.send(out).await?.ok_or(Error::Closed)?;
-        service_error(&msg)?;
-        Ok(msg)
+        self.send(out).await?.ok_or(Error::Closed)
     }
 
     /// Blocking [`publish`](AppHandle::publish), for sync handlers and sync tasks (which
@@ -219,25 +226,39 @@ impl AppHandle {
             handler: boxed,
             max_concurrency: self.inner.max_concurrency,
         };
-        let task = endpoint::start(self, ep).await?;
-        let mut runtime = self.inner.runtime.lock().unwrap_or_else(|p| p.into_inner());
-        runtime.entry(subject.to_string()).or_default().push(task);
-        Ok(())
+        endpoint::start(self, ep).await
     }
 
-    /// Unsubscribes every runtime subscription made on exactly `subject`; an unknown
-    /// subject is an error (as in Panini).
+    /// Unsubscribes every endpoint on exactly `subject` (from `listen` or
+    /// `subscribe_new_subject`); messages already received are still handled. An unknown
+    /// subject is [`Error::NotSubscribed`] (as in Panini).
     pub async fn unsubscribe_subject(&self, subject: &str) -> Result<()> {
-        let tasks = {
-            let mut runtime = self.inner.runtime.lock().unwrap_or_else(|p| p.into_inner());
-            runtime.remove(subject)
+        let running = {
+            let mut endpoints = self
+                .inner
+                .endpoints
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            endpoints.remove(subject)
         };
-        let tasks = tasks
-            .ok_or_else(|| Error::InvalidSubject(format!("{subject} hasn't been subscribed")))?;
-        for task in tasks {
-            task.cancel().await;
+        let running = running.ok_or_else(|| Error::NotSubscribed(subject.to_string()))?;
+        for ep in &running {
+            self.inner.client.unsubscribe_sid(ep.sid);
+        }
+        for ep in running {
+            ep.task.await;
         }
         self.inner.client.flush().await
+    }
+
+    /// Takes every running endpoint (for shutdown).
+    pub(crate) fn take_endpoints(&self) -> Vec<endpoint::Running> {
+        let mut endpoints = self
+            .inner
+            .endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        endpoints.drain().flat_map(|(_, eps)| eps).collect()
     }
 }
 

@@ -19,6 +19,8 @@ mod endpoint;
 mod error;
 mod handle;
 mod handler;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod log;
 mod message;
 pub mod middleware;

@@ -253,6 +253,12 @@ impl Client {
         Ok(())
     }
 
+    /// Unsubscribes subscription `sid`: what is already queued can still be read from
+    /// its stream, which then ends.
+    pub(crate) fn unsubscribe_sid(&self, sid: u64) {
+        self.shared().unsubscribe(sid, None);
+    }
+
     /// Round trip to the server: when it returns, the server has processed everything
     /// sent before it. Waits through a reconnect; bounded by the request timeout.
     pub async fn flush(&self) -> Result<()> {

@@ -1,0 +1,359 @@
+//! A tiny HTTP/1.1 server inside the app, on smol and `httparse`: routes and views beside
+//! the NATS endpoints, keep-alive and pipelining, `Content-Length` and chunked bodies, and a
+//! limit wherever input comes in.
+//!
+//! | limit | default | answer |
+//! |---|---|---|
+//! | request head (line + headers) | 8 KiB, 100 headers | 431 |
+//! | body | 1 MiB | 413 |
+//! | malformed request | | 400 |
+//! | head not complete in time (slowloris) | 10 s | 408, close |
+//! | idle keep-alive connection | 15 s | close |
+//! | connections at once | 1024 | 503, close |
+//! | handler panics | | 500, server goes on |
+//!
+//! The default address is **127.0.0.1:8080**: Panini (aiohttp) listens on 0.0.0.0, which
+//! exposes a service's endpoints to every network the host is on. Loopback is the safe
+//! default; set [`host`](Http::host) to `0.0.0.0` to serve other hosts (in a container, say).
+//!
+//! ```no_run
+//! use panini::App;
+//! use panini::http::Request;
+//!
+//! let mut app = App::new("web");
+//! app.http().get("/get", || async { "Hello, world" });
+//! app.http().get("/items/{id}", |req: Request| async move {
+//!     format!("item {}", req.param("id").unwrap_or_default())
+//! });
+//! app.start();
+//! ```
+
+mod request;
+mod response;
+mod router;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_net::{TcpListener, TcpStream};
+use event_listener::Event as Notify;
+use futures_lite::{AsyncWriteExt, FutureExt};
+
+pub use request::{Method, Request};
+pub use response::{IntoResponse, Response};
+pub use router::{HttpHandler, View};
+
+use crate::error::{Error, Result};
+use crate::handle::AppHandle;
+use crate::log::log_at;
+use request::{Conn, Read};
+use router::{BoxedHttp, Router};
+
+/// Input limits and timeouts of the HTTP server.
+#[derive(Clone, Debug)]
+pub(crate) struct Limits {
+    pub(crate) max_head: usize,
+    pub(crate) max_body: usize,
+    pub(crate) head_timeout: Duration,
+    pub(crate) body_timeout: Duration,
+    pub(crate) keep_alive_timeout: Duration,
+    pub(crate) max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head: 8 * 1024,
+            max_body: 1024 * 1024,
+            head_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            keep_alive_timeout: Duration::from_secs(15),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// The HTTP side of an app: address, limits and routes. Get it with
+/// [`App::http`](crate::App::http).
+pub struct Http {
+    host: String,
+    port: u16,
+    limits: Limits,
+    router: Router,
+}
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            limits: Limits::default(),
+            router: Router::default(),
+        }
+    }
+}
+
+macro_rules! verbs {
+    ($($(#[$doc:meta])* $name:ident => $method:ident;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name<T, H: HttpHandler<T>>(&mut self, path: &str, handler: H) -> &mut Self {
+                self.route(Method::$method, path, handler)
+            }
+        )*
+    };
+}
+
+impl Http {
+    /// The address to listen on (default 127.0.0.1; see the module docs).
+    pub fn host(&mut self, host: impl Into<String>) -> &mut Self {
+        self.host = host.into();
+        self
+    }
+
+    /// The port (default 8080, as Panini; 0 lets the OS pick, see [`AppHandle::http_addr`]).
+    pub fn port(&mut self, port: u16) -> &mut Self {
+        self.port = port;
+        self
+    }
+
+    /// Largest request body (default 1 MiB); larger ones get 413.
+    pub fn max_body(&mut self, bytes: usize) -> &mut Self {
+        self.limits.max_body = bytes;
+        self
+    }
+
+    /// Most connections at once (default 1024); more get 503.
+    pub fn max_connections(&mut self, n: usize) -> &mut Self {
+        self.limits.max_connections = n.max(1);
+        self
+    }
+
+    /// How long a client has to send a request head once it started (default 10 s); then 408.
+    pub fn head_timeout(&mut self, d: Duration) -> &mut Self {
+        self.limits.head_timeout = d;
+        self
+    }
+
+    /// How long an idle keep-alive connection is kept (default 15 s).
+    pub fn keep_alive_timeout(&mut self, d: Duration) -> &mut Self {
+        self.limits.keep_alive_timeout = d;
+        self
+    }
+
+    /// How long a client has to send the body once the head is in (default 30 s).
+    pub fn body_timeout(&mut self, d: Duration) -> &mut Self {
+        self.limits.body_timeout = d;
+        self
+    }
+
+    /// Routes `method` on `path` (`/items/{id}` binds `id`) to `handler`.
+    pub fn route<T, H: HttpHandler<T>>(
+        &mut self,
+        method: Method,
+        path: &str,
+        handler: H,
+    ) -> &mut Self {
+        let boxed: BoxedHttp = Arc::new(move |req| handler.call(req));
+        self.router.add(method, path, boxed);
+        self
+    }
+
+    verbs! {
+        /// Routes `GET` (and `HEAD`).
+        get => Get;
+        /// Routes `POST`.
+        post => Post;
+        /// Routes `PUT`.
+        put => Put;
+        /// Routes `PATCH`.
+        patch => Patch;
+        /// Routes `DELETE`.
+        delete => Delete;
+        /// Routes `HEAD` explicitly (otherwise the `GET` handler answers it).
+        head => Head;
+    }
+
+    /// Serves a class-style [`View`] on `path`.
+    pub fn view<V: View>(&mut self, path: &str, view: V) -> &mut Self {
+        self.router.add_view(path, view);
+        self
+    }
+
+    /// Binds the listener (so a bad address fails the start, and port 0 is resolved).
+    pub(crate) async fn bind(self) -> Result<Server> {
+        let addr = format!("{}:{}", self.host, self.port);
+        let listener = TcpListener::bind(addr.as_str())
+            .await
+            .map_err(|e| Error::Start(format!("cannot listen on {addr}: {e}")))?;
+        let addr = listener.local_addr()?;
+        Ok(Server {
+            listener,
+            addr,
+            shared: Arc::new(Shared {
+                router: self.router,
+                limits: self.limits,
+                closing: AtomicBool::new(false),
+                closing_event: Notify::new(),
+                active: AtomicUsize::new(0),
+                idle: Notify::new(),
+            }),
+        })
+    }
+}
+
+struct Shared {
+    router: Router,
+    limits: Limits,
+    closing: AtomicBool,
+    closing_event: Notify,
+    active: AtomicUsize,
+    idle: Notify,
+}
+
+/// A bound HTTP server, not yet serving.
+pub(crate) struct Server {
+    listener: TcpListener,
+    pub(crate) addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+/// Stops a running server.
+pub(crate) struct Running {
+    accept: smol::Task<()>,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Starts accepting; each connection gets its own task.
+    pub(crate) fn serve(self, app: AppHandle) -> Running {
+        let shared = self.shared.clone();
+        let accept = smol::spawn(accept_loop(self.listener, self.shared, app));
+        Running { accept, shared }
+    }
+}
+
+impl Running {
+    /// Stops accepting, lets requests in flight finish (idle connections close), waits up
+    /// to `limit`; returns how many connections were still open.
+    pub(crate) async fn stop(self, limit: Duration) -> usize {
+        self.accept.cancel().await;
+        let shared = self.shared;
+        shared.closing.store(true, Ordering::SeqCst);
+        shared.closing_event.notify(usize::MAX);
+        let wait = async {
+            loop {
+                let listener = shared.idle.listen();
+                if shared.active.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                listener.await;
+            }
+        };
+        wait.or(async {
+            async_io::Timer::after(limit).await;
+        })
+        .await;
+        shared.active.load(Ordering::SeqCst)
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, app: AppHandle) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little instead of spinning.
+                log_at!(Error, "panini::http", "accept failed: {e}");
+                async_io::Timer::after(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let active = shared.active.fetch_add(1, Ordering::SeqCst) + 1;
+        let guard = ConnGuard(shared.clone());
+        if active > shared.limits.max_connections {
+            smol::spawn(async move {
+                let mut stream = stream;
+                let mut out = Vec::new();
+                Response::error(503).write_to(&mut out, false, false);
+                let _ = stream.write_all(&out).await;
+                drop(guard);
+            })
+            .detach();
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let (shared, app) = (shared.clone(), app.clone());
+        smol::spawn(async move {
+            serve_conn(stream, &shared, app).await;
+            drop(guard);
+        })
+        .detach();
+    }
+}
+
+struct ConnGuard(Arc<Shared>);
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        if self.0.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify(usize::MAX);
+        }
+    }
+}
+
+async fn serve_conn(stream: TcpStream, shared: &Shared, app: AppHandle) {
+    let mut conn = Conn::new(stream);
+    loop {
+        let read = conn.read(&shared.limits).or(async {
+            closing(shared).await;
+            Read::Closed
+        });
+        let (mut req, keep_alive) = match read.await {
+            Read::Request(req, keep_alive) => (req, keep_alive),
+            Read::Closed => break,
+            Read::Reject(status) => {
+                let mut out = Vec::new();
+                Response::error(status).write_to(&mut out, false, false);
+                let _ = conn.stream.write_all(&out).await;
+                break;
+            }
+        };
+        req.app = Some(app.clone());
+        let head = req.method == Method::Head;
+        let resp = shared.router.dispatch(req).await;
+        let keep = keep_alive && !shared.closing.load(Ordering::SeqCst);
+        conn.queue(|out| resp.write_to(out, keep, head));
+        if (!keep || !conn.has_buffered()) && conn.flush().await.is_err() {
+            break;
+        }
+        if !keep {
+            break;
+        }
+    }
+    let _ = conn.flush().await;
+    let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// Completes once the server is closing and this connection is between requests.
+async fn closing(shared: &Shared) {
+    loop {
+        let listener = shared.closing_event.listen();
+        if shared.closing.load(Ordering::SeqCst) {
+            return;
+        }
+        listener.await;
+    }
+}

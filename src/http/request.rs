@@ -1,0 +1,471 @@
+//! Reading one request from a connection: the head with `httparse` under size, count and
+//! time limits, then a `Content-Length` or chunked body under the body limit.
+
+use std::time::Instant;
+
+use async_io::Timer;
+use async_net::TcpStream;
+use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use serde::de::DeserializeOwned;
+
+use super::Limits;
+use crate::error::{Error, Result};
+use crate::handle::AppHandle;
+
+/// An HTTP method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// GET
+    Get,
+    /// HEAD (answered by the GET handler, without the body)
+    Head,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// PATCH
+    Patch,
+    /// DELETE
+    Delete,
+    /// OPTIONS
+    Options,
+}
+
+impl Method {
+    fn parse(s: &str) -> Option<Method> {
+        Some(match s {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            _ => return None,
+        })
+    }
+
+    /// The method's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+        }
+    }
+}
+
+/// An HTTP request, fully read.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The method.
+    pub method: Method,
+    /// The path, without the query string (percent-encoding kept).
+    pub path: String,
+    /// The query parameters, decoded, in order.
+    pub query: Vec<(String, String)>,
+    /// The path parameters of the route (`/items/{id}` gives `id`).
+    pub params: Vec<(String, String)>,
+    /// The headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+    pub(crate) app: Option<AppHandle>,
+}
+
+impl Request {
+    /// A path parameter.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        find(&self.params, name, false)
+    }
+
+    /// The first query parameter `name`.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        find(&self.query, name, false)
+    }
+
+    /// The first header `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find(&self.headers, name, true)
+    }
+
+    /// The body as UTF-8 text.
+    pub fn text(&self) -> Result<&str> {
+        std::str::from_utf8(&self.body).map_err(|_| Error::Decode("body is not UTF-8".into()))
+    }
+
+    /// The body decoded as JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        Ok(serde_json::from_slice(&self.body)?)
+    }
+
+    /// The running app, to publish or request over NATS.
+    pub fn app(&self) -> &AppHandle {
+        match &self.app {
+            Some(app) => app,
+            None => unreachable_app(),
+        }
+    }
+}
+
+#[cold]
+fn unreachable_app() -> ! {
+    // Requests are only built by the server, which always sets the app.
+    panic!("Request::app on a request the server did not build")
+}
+
+fn find<'a>(pairs: &'a [(String, String)], name: &str, ignore_case: bool) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(n, _)| {
+            if ignore_case {
+                n.eq_ignore_ascii_case(name)
+            } else {
+                n == name
+            }
+        })
+        .map(|(_, v)| v.as_str())
+}
+
+/// What reading a request came to.
+pub(crate) enum Read {
+    /// A request, whether the connection may stay open, and whether it is a HEAD.
+    Request(Request, bool),
+    /// The peer closed, or stayed idle past the keep-alive timeout: close quietly.
+    Closed,
+    /// Answer with this status, then close.
+    Reject(u16),
+}
+
+/// A connection: its read buffer, and responses not yet written (pipelined answers are
+/// written together, and always before the connection waits for more input).
+pub(crate) struct Conn {
+    pub(crate) stream: TcpStream,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl Conn {
+    pub(crate) fn new(stream: TcpStream) -> Self {
+        Conn {
+            stream,
+            buf: Vec::with_capacity(4096),
+            out: Vec::new(),
+        }
+    }
+
+    /// Appends a response to the output.
+    pub(crate) fn queue(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        write(&mut self.out);
+    }
+
+    /// Writes the queued output.
+    pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// True when bytes of a next (pipelined) request are already buffered.
+    pub(crate) fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Reads more, until `deadline`; `Ok(0)` is end of stream, `Err` a time-out.
+    async fn fill(&mut self, deadline: Instant) -> std::result::Result<usize, ()> {
+        if self.flush().await.is_err() {
+            return Ok(0);
+        }
+        let mut chunk = [0u8; 8192];
+        let read = async { self.stream.read(&mut chunk).await.map_err(|_| ()) };
+        let n = read
+            .or(async {
+                Timer::at(deadline).await;
+                Err(())
+            })
+            .await;
+        if let Ok(n) = n {
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+        match n {
+            Ok(n) => Ok(n),
+            Err(()) if Instant::now() >= deadline => Err(()),
+            Err(()) => Ok(0), // a read error: treat as closed
+        }
+    }
+
+    /// Reads one request.
+    pub(crate) async fn read(&mut self, limits: &Limits) -> Read {
+        let idle_deadline = Instant::now() + limits.keep_alive_timeout;
+        let mut head_deadline = None;
+        let (mut req, head_len, keep_alive, body) = loop {
+            if !self.buf.is_empty() {
+                head_deadline.get_or_insert_with(|| Instant::now() + limits.head_timeout);
+                match parse_head(&self.buf, limits) {
+                    Ok(Some(parsed)) => break parsed,
+                    Ok(None) => {}
+                    Err(status) => return Read::Reject(status),
+                }
+            }
+            let deadline = head_deadline.unwrap_or(idle_deadline);
+            match self.fill(deadline).await {
+                Ok(0) => return Read::Closed,
+                Ok(_) => {}
+                Err(()) if head_deadline.is_some() => return Read::Reject(408),
+                Err(()) => return Read::Closed,
+            }
+        };
+        self.buf.drain(..head_len);
+        if req
+            .header("expect")
+            .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
+            && self
+                .stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .is_err()
+        {
+            return Read::Closed;
+        }
+        let deadline = Instant::now() + limits.body_timeout;
+        let read = match body {
+            Body::None => Ok(Vec::new()),
+            Body::Length(n) => self.read_exact(n, deadline).await,
+            Body::Chunked => self.read_chunked(limits.max_body, deadline).await,
+        };
+        match read {
+            Ok(body) => req.body = body,
+            Err(status) => return status,
+        }
+        Read::Request(req, keep_alive)
+    }
+
+    async fn read_exact(
+        &mut self,
+        n: usize,
+        deadline: Instant,
+    ) -> std::result::Result<Vec<u8>, Read> {
+        while self.buf.len() < n {
+            match self.fill(deadline).await {
+                Ok(0) => return Err(Read::Closed), // gone mid-body
+                Ok(_) => {}
+                Err(()) => return Err(Read::Reject(408)),
+            }
+        }
+        Ok(self.buf.drain(..n).collect())
+    }
+
+    /// `chunked-body = *chunk last-chunk trailer-section CRLF`
+    async fn read_chunked(
+        &mut self,
+        max: usize,
+        deadline: Instant,
+    ) -> std::result::Result<Vec<u8>, Read> {
+        let mut body = Vec::new();
+        loop {
+            let (used, size) = loop {
+                match httparse::parse_chunk_size(&self.buf) {
+                    Ok(httparse::Status::Complete((used, size))) => break (used, size),
+                    Ok(httparse::Status::Partial) if self.buf.len() > 1024 => {
+                        return Err(Read::Reject(400))
+                    }
+                    Ok(httparse::Status::Partial) => self.more(deadline).await?,
+                    Err(_) => return Err(Read::Reject(400)),
+                }
+            };
+            self.buf.drain(..used);
+            let size = usize::try_from(size).map_err(|_| Read::Reject(413))?;
+            if body.len().saturating_add(size) > max {
+                return Err(Read::Reject(413));
+            }
+            if size == 0 {
+                return self.skip_trailers(deadline).await.map(|()| body);
+            }
+            let data = self.read_exact(size + 2, deadline).await?;
+            if !data.ends_with(b"\r\n") {
+                return Err(Read::Reject(400));
+            }
+            body.extend_from_slice(&data[..size]);
+        }
+    }
+
+    async fn skip_trailers(&mut self, deadline: Instant) -> std::result::Result<(), Read> {
+        loop {
+            match self.buf.windows(2).position(|w| w == b"\r\n") {
+                Some(0) => {
+                    self.buf.drain(..2);
+                    return Ok(());
+                }
+                Some(end) => {
+                    self.buf.drain(..end + 2);
+                }
+                None if self.buf.len() > 8192 => return Err(Read::Reject(431)),
+                None => self.more(deadline).await?,
+            }
+        }
+    }
+
+    async fn more(&mut self, deadline: Instant) -> std::result::Result<(), Read> {
+        match self.fill(deadline).await {
+            Ok(0) => Err(Read::Closed),
+            Ok(_) => Ok(()),
+            Err(()) => Err(Read::Reject(408)),
+        }
+    }
+}
+
+enum Body {
+    None,
+    Length(usize),
+    Chunked,
+}
+
+type Head = (Request, usize, bool, Body);
+
+/// Parses a complete head, `Ok(None)` while it is incomplete, or the status to refuse it.
+fn parse_head(buf: &[u8], limits: &Limits) -> std::result::Result<Option<Head>, u16> {
+    let mut slots = [httparse::EMPTY_HEADER; 100];
+    let mut parsed = httparse::Request::new(&mut slots);
+    let head_len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(n)) if n > limits.max_head => return Err(431),
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() > limits.max_head => return Err(431),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(431),
+        Err(_) => return Err(400),
+    };
+    let method = parsed.method.and_then(Method::parse).ok_or(501u16)?;
+    let target = parsed.path.ok_or(400u16)?;
+    let version = parsed.version.ok_or(400u16)?;
+    let headers: Vec<(String, String)> = parsed
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_string(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect();
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, parse_query(q)),
+        None => (target, Vec::new()),
+    };
+    if !path.starts_with('/') {
+        return Err(400);
+    }
+    let req = Request {
+        method,
+        path: path.to_string(),
+        query,
+        params: Vec::new(),
+        headers,
+        body: Vec::new(),
+        app: None,
+    };
+    let body = body_kind(&req, limits)?;
+    let connection = req.header("connection").map(str::to_ascii_lowercase);
+    let keep_alive = match (version, connection.as_deref()) {
+        (_, Some(c)) if c.contains("close") => false,
+        (0, Some(c)) => c.contains("keep-alive"),
+        (0, None) => false,
+        _ => true,
+    };
+    Ok(Some((req, head_len, keep_alive, body)))
+}
+
+/// How the body is framed: RFC 9112 §6.3. Both headers, a bad or repeated length, or a
+/// transfer coding other than chunked are refused.
+fn body_kind(req: &Request, limits: &Limits) -> std::result::Result<Body, u16> {
+    let lengths: Vec<&str> = req
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .map(|(_, v)| v.trim())
+        .collect();
+    let chunked = match req.header("transfer-encoding") {
+        Some(te) if te.trim().eq_ignore_ascii_case("chunked") => true,
+        Some(_) => return Err(501),
+        None => false,
+    };
+    match (chunked, lengths.as_slice()) {
+        (true, []) => Ok(Body::Chunked),
+        (true, _) => Err(400),
+        (false, []) => Ok(Body::None),
+        (false, [one]) => {
+            let n: usize = one.parse().map_err(|_| 400u16)?;
+            if !one.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(400);
+            }
+            if n > limits.max_body {
+                return Err(413);
+            }
+            Ok(if n == 0 { Body::None } else { Body::Length(n) })
+        }
+        (false, _) => Err(400),
+    }
+}
+
+/// `a=1&b=two%20words` → pairs, percent- and plus-decoded.
+fn parse_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(kv), String::new()),
+        })
+        .collect()
+}
+
+/// Percent-decoding (with `+` as a space), lossy on invalid UTF-8.
+pub(crate) fn decode(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s.as_bytes();
+    while let [first, tail @ ..] = rest {
+        match (first, tail) {
+            (b'+', _) => out.push(b' '),
+            (b'%', [hi, lo, ..]) if hi.is_ascii_hexdigit() && lo.is_ascii_hexdigit() => {
+                out.push(hex(*hi) << 4 | hex(*lo));
+                rest = &tail[2..];
+                continue;
+            }
+            (b, _) => out.push(*b),
+        }
+        rest = tail;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(d: u8) -> u8 {
+    match d {
+        b'0'..=b'9' => d - b'0',
+        b'a'..=b'f' => d - b'a' + 10,
+        _ => d.to_ascii_lowercase().wrapping_sub(b'a').wrapping_add(10),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_are_decoded() {
+        let q = parse_query("a=1&b=two%20words&c=x+y&flag&&bad=%zz&end=%4");
+        let want = [
+            ("a", "1"),
+            ("b", "two words"),
+            ("c", "x y"),
+            ("flag", ""),
+            ("bad", "%zz"),
+            ("end", "%4"),
+        ];
+        let got: Vec<_> = q.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(got, want);
+    }
+}

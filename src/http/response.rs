@@ -1,0 +1,213 @@
+//! [`Response`] and [`IntoResponse`]: what an HTTP handler returns, and its bytes on the wire.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::BoxError;
+use crate::payload::Json;
+
+/// An HTTP response: status, headers and body. `Content-Length` and `Connection` are
+/// written by the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A response with this status, no headers and an empty body.
+    pub fn new(status: u16) -> Self {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// `text/plain; charset=utf-8`.
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        Response::new(status)
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .body(body.into().into_bytes())
+    }
+
+    /// `application/json` from any serde value (500 if it cannot be encoded).
+    pub fn json(status: u16, value: &impl Serialize) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(body) => Response::new(status)
+                .header("Content-Type", "application/json")
+                .body(body),
+            Err(e) => Response::text(500, format!("cannot encode JSON: {e}")),
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: Vec<u8>) -> Self {
+        self.body = body;
+        self
+    }
+
+    /// The first value of header `name` (ASCII case-insensitive).
+    pub fn get_header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A plain-text error response with the reason phrase as its body.
+    pub(crate) fn error(status: u16) -> Self {
+        Response::text(status, format!("{status} {}\n", reason(status)))
+    }
+
+    /// Appends the status line, headers, `Content-Length`, `Connection` and (unless `head`)
+    /// the body.
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>, keep_alive: bool, head: bool) {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(self.status.to_string().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(reason(self.status).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        for (name, value) in &self.headers {
+            if name.eq_ignore_ascii_case("content-length")
+                || name.eq_ignore_ascii_case("connection")
+            {
+                continue;
+            }
+            // Header injection is not possible: CR and LF are dropped.
+            out.extend(name.bytes().filter(|b| *b != b'\r' && *b != b'\n'));
+            out.extend_from_slice(b": ");
+            out.extend(value.bytes().filter(|b| *b != b'\r' && *b != b'\n'));
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(self.body.len().to_string().as_bytes());
+        out.extend_from_slice(if keep_alive {
+            b"\r\n\r\n".as_slice()
+        } else {
+            b"\r\nConnection: close\r\n\r\n".as_slice()
+        });
+        if !head {
+            out.extend_from_slice(&self.body);
+        }
+    }
+}
+
+/// The reason phrase of a status code.
+pub(crate) fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Status",
+    }
+}
+
+/// What an HTTP handler may return.
+///
+/// `&'static str` and `String` are `text/plain`; `Vec<u8>` is
+/// `application/octet-stream`; `serde_json::Value` and `Json<T>` are `application/json`;
+/// `(u16, T)` sets the status; `Result<T, E>` answers 500 for `Err` (and logs it).
+pub trait IntoResponse {
+    /// The response.
+    fn into_response(self) -> Response;
+}
+
+impl IntoResponse for Response {
+    fn into_response(self) -> Response {
+        self
+    }
+}
+
+impl IntoResponse for &'static str {
+    fn into_response(self) -> Response {
+        Response::text(200, self)
+    }
+}
+
+impl IntoResponse for String {
+    fn into_response(self) -> Response {
+        Response::text(200, self)
+    }
+}
+
+impl IntoResponse for Vec<u8> {
+    fn into_response(self) -> Response {
+        Response::new(200)
+            .header("Content-Type", "application/octet-stream")
+            .body(self)
+    }
+}
+
+impl IntoResponse for Value {
+    fn into_response(self) -> Response {
+        Response::json(200, &self)
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        Response::json(200, &self.0)
+    }
+}
+
+impl IntoResponse for () {
+    fn into_response(self) -> Response {
+        Response::new(204)
+    }
+}
+
+impl<T: IntoResponse> IntoResponse for (u16, T) {
+    fn into_response(self) -> Response {
+        let mut r = self.1.into_response();
+        r.status = self.0;
+        r
+    }
+}
+
+impl<T: IntoResponse, E: Into<BoxError>> IntoResponse for Result<T, E> {
+    fn into_response(self) -> Response {
+        match self {
+            Ok(t) => t.into_response(),
+            Err(e) => {
+                let e: BoxError = e.into();
+                crate::log::log_at!(Error, "panini::http", "handler failed: {e}");
+                Response::text(500, format!("{e}\n"))
+            }
+        }
+    }
+}

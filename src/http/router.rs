@@ -1,0 +1,277 @@
+//! Routes by method and path (`/items/{id}` binds `id`), class-style [`View`]s, and the
+//! dispatch that answers 404, 405 with `Allow`, `OPTIONS`, and 500 for a panic.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_lite::future::Boxed;
+use futures_lite::FutureExt;
+
+use super::request::{decode, Method, Request};
+use super::response::{IntoResponse, Response};
+use crate::log::log_at;
+
+pub(crate) type BoxedHttp = Arc<dyn Fn(Request) -> Boxed<Response> + Send + Sync>;
+
+/// An async fn or closure that answers HTTP requests: it takes a [`Request`] (or nothing)
+/// and returns something that implements [`IntoResponse`]. `T` is a marker.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an HTTP handler",
+    note = "an HTTP handler is an async fn or closure taking a Request (or nothing) and returning an IntoResponse value (&str, String, Vec<u8>, Value, Json<T>, (u16, T), Response, Result<..>)"
+)]
+pub trait HttpHandler<T>: Clone + Send + Sync + 'static {
+    /// Answers one request.
+    fn call(&self, req: Request) -> Boxed<Response>;
+}
+
+impl<F, Fut> HttpHandler<(Fut, Request)> for F
+where
+    F: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoResponse,
+{
+    fn call(&self, req: Request) -> Boxed<Response> {
+        let fut = self(req);
+        Box::pin(async move { fut.await.into_response() })
+    }
+}
+
+impl<F, Fut> HttpHandler<(Fut,)> for F
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoResponse,
+{
+    fn call(&self, _req: Request) -> Boxed<Response> {
+        let fut = self();
+        Box::pin(async move { fut.await.into_response() })
+    }
+}
+
+/// A class-style view: one type per path, one method per HTTP verb (Panini's
+/// `app.http.view`). List the verbs it answers in `METHODS`; any other verb gets
+/// `405 Method Not Allowed` with an `Allow` header. `HEAD` is answered by `get`.
+///
+/// ```
+/// use panini::http::{Method, Request, Response, View};
+///
+/// struct Item;
+///
+/// impl View for Item {
+///     const METHODS: &'static [Method] = &[Method::Get, Method::Delete];
+///
+///     async fn get(&self, req: Request) -> Response {
+///         Response::text(200, format!("item {}", req.param("id").unwrap_or("?")))
+///     }
+///
+///     async fn delete(&self, _req: Request) -> Response {
+///         Response::new(204)
+///     }
+/// }
+/// ```
+pub trait View: Send + Sync + 'static {
+    /// The verbs this view answers.
+    const METHODS: &'static [Method];
+
+    /// `GET` (and `HEAD`).
+    fn get(&self, _req: Request) -> impl Future<Output = Response> + Send {
+        async { Response::error(405) }
+    }
+
+    /// `POST`.
+    fn post(&self, _req: Request) -> impl Future<Output = Response> + Send {
+        async { Response::error(405) }
+    }
+
+    /// `PUT`.
+    fn put(&self, _req: Request) -> impl Future<Output = Response> + Send {
+        async { Response::error(405) }
+    }
+
+    /// `PATCH`.
+    fn patch(&self, _req: Request) -> impl Future<Output = Response> + Send {
+        async { Response::error(405) }
+    }
+
+    /// `DELETE`.
+    fn delete(&self, _req: Request) -> impl Future<Output = Response> + Send {
+        async { Response::error(405) }
+    }
+}
+
+trait DynView: Send + Sync {
+    fn methods(&self) -> &'static [Method];
+    fn call(self: Arc<Self>, method: Method, req: Request) -> Boxed<Response>;
+}
+
+impl<V: View> DynView for V {
+    fn methods(&self) -> &'static [Method] {
+        V::METHODS
+    }
+
+    fn call(self: Arc<Self>, method: Method, req: Request) -> Boxed<Response> {
+        Box::pin(async move {
+            match method {
+                Method::Get | Method::Head => self.get(req).await,
+                Method::Post => self.post(req).await,
+                Method::Put => self.put(req).await,
+                Method::Patch => self.patch(req).await,
+                Method::Delete => self.delete(req).await,
+                Method::Options => Response::error(405),
+            }
+        })
+    }
+}
+
+enum Seg {
+    Lit(String),
+    Param(String),
+}
+
+enum Target {
+    Fns(Vec<(Method, BoxedHttp)>),
+    View(Arc<dyn DynView>),
+}
+
+struct Route {
+    pattern: String,
+    segs: Vec<Seg>,
+    target: Target,
+}
+
+/// The route table.
+#[derive(Default)]
+pub(crate) struct Router {
+    routes: Vec<Route>,
+}
+
+fn segments(pattern: &str) -> Vec<Seg> {
+    pattern
+        .trim_start_matches('/')
+        .split('/')
+        .map(
+            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => Seg::Param(name.to_string()),
+                None => Seg::Lit(s.to_string()),
+            },
+        )
+        .collect()
+}
+
+impl Router {
+    pub(crate) fn add(&mut self, method: Method, pattern: &str, handler: BoxedHttp) {
+        let existing = self.routes.iter_mut().find(|r| r.pattern == pattern);
+        match existing {
+            Some(Route {
+                target: Target::Fns(fns),
+                ..
+            }) => {
+                fns.retain(|(m, _)| *m != method);
+                fns.push((method, handler));
+            }
+            Some(route) => route.target = Target::Fns(vec![(method, handler)]),
+            None => self.routes.push(Route {
+                pattern: pattern.to_string(),
+                segs: segments(pattern),
+                target: Target::Fns(vec![(method, handler)]),
+            }),
+        }
+    }
+
+    pub(crate) fn add_view<V: View>(&mut self, pattern: &str, view: V) {
+        self.routes.retain(|r| r.pattern != pattern);
+        self.routes.push(Route {
+            pattern: pattern.to_string(),
+            segs: segments(pattern),
+            target: Target::View(Arc::new(view)),
+        });
+    }
+
+    fn find(&self, path: &str) -> Option<(&Route, Vec<(String, String)>)> {
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        'routes: for route in &self.routes {
+            if route.segs.len() != parts.len() {
+                continue;
+            }
+            let mut params = Vec::new();
+            for (seg, part) in route.segs.iter().zip(&parts) {
+                match seg {
+                    Seg::Lit(lit) if lit == part => {}
+                    Seg::Param(name) if !part.is_empty() => {
+                        params.push((name.clone(), decode(part)))
+                    }
+                    _ => continue 'routes,
+                }
+            }
+            return Some((route, params));
+        }
+        None
+    }
+
+    /// Answers one request; a panicking handler gives 500 and is logged.
+    pub(crate) async fn dispatch(&self, mut req: Request) -> Response {
+        let Some((route, params)) = self.find(&req.path) else {
+            return Response::error(404);
+        };
+        req.params = params;
+        let method = req.method;
+        let allowed = route.allowed();
+        let call = match &route.target {
+            Target::Fns(fns) => {
+                let wanted = if method == Method::Head {
+                    Method::Get
+                } else {
+                    method
+                };
+                fns.iter()
+                    .find(|(m, _)| *m == wanted || *m == method)
+                    .map(|(_, h)| h(req))
+            }
+            Target::View(view) => {
+                let ok = view.methods().contains(&method)
+                    || (method == Method::Head && view.methods().contains(&Method::Get));
+                ok.then(|| view.clone().call(method, req))
+            }
+        };
+        let Some(call) = call else {
+            if method == Method::Options {
+                return Response::new(204).header("Allow", allowed);
+            }
+            return Response::error(405).header("Allow", allowed);
+        };
+        match AssertUnwindSafe(call).catch_unwind().await {
+            Ok(resp) => resp,
+            Err(panic) => {
+                let text = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                log_at!(
+                    Error,
+                    "panini::http",
+                    "{method:?} {} panicked: {text}",
+                    route.pattern
+                );
+                Response::error(500)
+            }
+        }
+    }
+}
+
+impl Route {
+    /// The `Allow` header value.
+    fn allowed(&self) -> String {
+        let mut methods: Vec<Method> = match &self.target {
+            Target::Fns(fns) => fns.iter().map(|(m, _)| *m).collect(),
+            Target::View(v) => v.methods().to_vec(),
+        };
+        if methods.contains(&Method::Get) && !methods.contains(&Method::Head) {
+            methods.push(Method::Head);
+        }
+        methods.push(Method::Options);
+        let names: Vec<&str> = methods.iter().map(|m| m.as_str()).collect();
+        names.join(", ")
+    }
+}
