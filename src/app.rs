@@ -427,6 +427,33 @@ middleware_methods! {
 }
 
 impl App {
+    /// Registers a Panini-style middleware class (see [`Middleware`](crate::middleware::Middleware)):
+    /// its four hooks, as one unit.
+    pub fn add_middleware<M: crate::middleware::Middleware>(&mut self, m: M) -> &mut Self {
+        let m = Arc::new(m);
+        let mw = m.clone();
+        self.send.push(middleware::is_publish, move |out, next| {
+            let mw = mw.clone();
+            async move { mw.send_publish(out, next).await }
+        });
+        let mw = m.clone();
+        self.send.push(middleware::is_request, move |out, next| {
+            let mw = mw.clone();
+            async move { mw.send_request(out, next).await }
+        });
+        let mw = m.clone();
+        self.listen
+            .push(middleware::has_no_reply, move |msg, next| {
+                let mw = mw.clone();
+                async move { mw.listen_publish(msg, next).await }
+            });
+        self.listen.push(middleware::has_reply, move |msg, next| {
+            let mw = m.clone();
+            async move { mw.listen_request(msg, next).await }
+        });
+        self
+    }
+
     /// The servers to use: `$NATS_URL` (comma-separated) when set, so a deployment (or a
     /// test) can point an app elsewhere without changing code; else `servers`; else
     /// `nats://host:port`.

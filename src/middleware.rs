@@ -23,6 +23,72 @@ use crate::error::Result;
 use crate::handler::Reply;
 use crate::message::{Headers, Message};
 
+/// A Panini-style middleware class: one type with up to four hooks, registered with
+/// [`App::add_middleware`](crate::App::add_middleware). Each hook it does not define
+/// passes straight through. Its hooks are registered together, so the middleware added last
+/// is the outermost for every hook.
+///
+/// ```
+/// use panini::middleware::{ListenResult, Middleware, Next, Outgoing, SendResult};
+/// use panini::Message;
+///
+/// struct Printer;
+///
+/// impl Middleware for Printer {
+///     async fn send_publish(&self, out: Outgoing, next: Next<Outgoing, SendResult>) -> SendResult {
+///         println!("do something before publish");
+///         let result = next.run(out).await;
+///         println!("do something after publish");
+///         result
+///     }
+///
+///     async fn listen_request(&self, msg: Message, next: Next<Message, ListenResult>) -> ListenResult {
+///         println!("do something before listen request");
+///         next.run(msg).await
+///     }
+/// }
+///
+/// let mut app = panini::App::new("svc");
+/// app.add_middleware(Printer);
+/// ```
+pub trait Middleware: Send + Sync + 'static {
+    /// Around every `publish`.
+    fn send_publish(
+        &self,
+        out: Outgoing,
+        next: Next<Outgoing, SendResult>,
+    ) -> impl Future<Output = SendResult> + Send {
+        next.run(out)
+    }
+
+    /// Around every `request`.
+    fn send_request(
+        &self,
+        out: Outgoing,
+        next: Next<Outgoing, SendResult>,
+    ) -> impl Future<Output = SendResult> + Send {
+        next.run(out)
+    }
+
+    /// Around handlers of messages without a reply subject.
+    fn listen_publish(
+        &self,
+        msg: Message,
+        next: Next<Message, ListenResult>,
+    ) -> impl Future<Output = ListenResult> + Send {
+        next.run(msg)
+    }
+
+    /// Around handlers of requests.
+    fn listen_request(
+        &self,
+        msg: Message,
+        next: Next<Message, ListenResult>,
+    ) -> impl Future<Output = ListenResult> + Send {
+        next.run(msg)
+    }
+}
+
 /// A message on its way out through the send middlewares.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outgoing {

@@ -499,3 +499,104 @@ fn stopping_lets_a_request_in_flight_finish_and_runs_on_stop_hooks() {
         );
     });
 }
+
+/// A Panini-style middleware class recording what its four hooks see.
+struct Recorder(Arc<Mutex<Vec<String>>>);
+
+impl panini::middleware::Middleware for Recorder {
+    async fn send_publish(
+        &self,
+        out: panini::middleware::Outgoing,
+        next: panini::middleware::Next<
+            panini::middleware::Outgoing,
+            panini::middleware::SendResult,
+        >,
+    ) -> panini::middleware::SendResult {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("send_publish {}", out.subject));
+        next.run(out).await
+    }
+
+    async fn send_request(
+        &self,
+        out: panini::middleware::Outgoing,
+        next: panini::middleware::Next<
+            panini::middleware::Outgoing,
+            panini::middleware::SendResult,
+        >,
+    ) -> panini::middleware::SendResult {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("send_request {}", out.subject));
+        next.run(out).await
+    }
+
+    async fn listen_publish(
+        &self,
+        msg: Message,
+        next: panini::middleware::Next<Message, panini::middleware::ListenResult>,
+    ) -> panini::middleware::ListenResult {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("listen_publish {}", msg.subject));
+        next.run(msg).await
+    }
+
+    async fn listen_request(
+        &self,
+        msg: Message,
+        next: panini::middleware::Next<Message, panini::middleware::ListenResult>,
+    ) -> panini::middleware::ListenResult {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("listen_request {}", msg.subject));
+        let mut out = next.run(msg).await;
+        if let Some(reply) = out.as_mut() {
+            reply.payload.extend_from_slice(b" (seen)");
+        }
+        out
+    }
+}
+
+#[test]
+fn a_middleware_class_with_four_hooks_works_with_sync_handlers() {
+    let server = NatsServer::start();
+    run(async {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut app = App::new("mwclass");
+        app.add_middleware(Recorder(log.clone()));
+        app.listen_sync("c.sync", |msg: Msg<String>| format!("sync {}", msg.data));
+        app.listen_sync("c.event", |_: Msg<String>| {});
+        let (tx, rx) = async_channel::bounded(1);
+        app.task(move |app: AppHandle| {
+            let tx = tx.clone();
+            async move {
+                app.publish("c.event", "e").await.unwrap();
+                let r: String = app
+                    .request_as("c.sync", "x", Default::default())
+                    .await
+                    .unwrap();
+                let _ = tx.send(r).await;
+            }
+        });
+        let running = start(app, &server).await;
+        assert_eq!(rx.recv().await.unwrap(), "sync x (seen)");
+        running.stop().await.unwrap();
+        let mut seen = log.lock().unwrap().clone();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                "listen_publish c.event",
+                "listen_request c.sync",
+                "send_publish c.event",
+                "send_request c.sync"
+            ]
+        );
+    });
+}
