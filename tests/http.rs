@@ -474,11 +474,11 @@ fn ambiguous_body_framing_is_400() {
     run(async {
         let s = start(web("framing"), &server).await;
         for raw in [
-            "POST /echo HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-            "POST /echo HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
-            "POST /echo HTTP/1.1\r\nContent-Length: +5\r\n\r\nhello",
-            "POST /echo HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\nhello",
-            "POST /echo HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n",
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: +5\r\n\r\nhello",
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5, 5\r\n\r\nhello",
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
         ] {
             rejected(s.addr, raw.as_bytes(), 400).await;
         }
@@ -574,7 +574,8 @@ fn a_body_over_max_body_is_413_without_reading_it() {
              400\r\n{full}\r\n1\r\n"
         );
         rejected(s.addr, chunked.as_bytes(), 413).await;
-        let one_big_chunk = "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n401\r\n";
+        let one_big_chunk =
+            "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n401\r\n";
         rejected(s.addr, one_big_chunk.as_bytes(), 413).await;
         s.stop().await.unwrap();
     });
@@ -877,5 +878,167 @@ fn shutdown_finishes_the_request_in_flight_and_refuses_new_connections() {
         assert_eq!(r.header("connection"), Some("close"));
         busy.assert_closed().await;
         bounded("run_until", done).await.unwrap();
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Regressions: ordering of pipelined answers, 100-continue, shutdown mid-body, RFC details.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn regression_pipelined_rejection_keeps_response_order() {
+    let server = NatsServer::start();
+    run(async {
+        let s = start(web("bug1"), &server).await;
+        let mut c = Client::connect(s.addr).await;
+        c.send(format!(
+            "{}BREW / HTTP/1.1\r\nHost: t\r\n\r\n",
+            bare("GET", "/n/1")
+        ))
+        .await;
+        let first = c.response().await;
+        let second = c.response().await;
+        assert_eq!(
+            (first.status, first.text()),
+            (200, "response 1"),
+            "{first:?}"
+        );
+        assert_eq!(second.status, 501);
+        c.assert_closed().await;
+        s.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn regression_pipelined_expect_continue_keeps_response_order() {
+    let server = NatsServer::start();
+    run(async {
+        let s = start(web("bug2"), &server).await;
+        let mut c = Client::connect(s.addr).await;
+        c.send(format!(
+            "{}POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
+            bare("GET", "/n/1")
+        ))
+        .await;
+        let first = c.response().await;
+        assert_eq!(
+            (first.status, first.text()),
+            (200, "response 1"),
+            "{first:?}"
+        );
+        s.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn regression_http_1_0_expect_is_ignored() {
+    let server = NatsServer::start();
+    run(async {
+        let s = start(web("bug3"), &server).await;
+        let mut c = Client::connect(s.addr).await;
+        let r = c
+            .call("POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi")
+            .await;
+        assert_eq!((r.status, r.text()), (200, "hi"), "{r:?}");
+        s.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn regression_plus_in_a_path_parameter_is_literal() {
+    let server = NatsServer::start();
+    run(async {
+        let s = start(web("bug4"), &server).await;
+        let r = get(s.addr, "/items/a+b").await;
+        assert_eq!(r.text(), "item a+b");
+        s.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn regression_no_content_length_in_204() {
+    let server = NatsServer::start();
+    run(async {
+        let s = start(web("bug5"), &server).await;
+        let mut c = Client::connect(s.addr).await;
+        let r = c.call(bare("DELETE", "/items/1")).await;
+        assert_eq!(r.status, 204);
+        assert_eq!(r.header("content-length"), None, "{r:?}");
+        s.stop().await.unwrap();
+    });
+}
+
+struct Partial;
+impl View for Partial {
+    const METHODS: &'static [Method] = &[Method::Get, Method::Delete, Method::Options];
+    async fn get(&self, _req: Request) -> Response {
+        Response::text(200, "x")
+    }
+}
+
+#[test]
+fn regression_every_405_has_allow() {
+    let server = NatsServer::start();
+    run(async {
+        let mut app = web("bug6");
+        app.http().view("/partial", Partial);
+        let s = start(app, &server).await;
+        let mut c = Client::connect(s.addr).await;
+        let r = c.call(bare("DELETE", "/partial")).await;
+        println!("DELETE -> {r:?}");
+        let r2 = c.call(bare("OPTIONS", "/partial")).await;
+        println!("OPTIONS -> {r2:?}");
+        assert!(r.status != 405 || r.header("allow").is_some(), "{r:?}");
+        assert!(r2.status != 405 || r2.header("allow").is_some(), "{r2:?}");
+        s.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn regression_shutdown_keeps_a_request_whose_body_is_coming() {
+    let server = NatsServer::start();
+    run(async {
+        let app = web("bug7");
+        let Served {
+            addr,
+            handle,
+            stop: _k,
+            done,
+        } = start(app, &server).await;
+        let mut c = Client::connect(addr).await;
+        c.send(
+            "POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+        )
+        .await;
+        assert_eq!(c.response().await.status, 100);
+        let mut idle = Client::connect(addr).await;
+        assert_eq!(idle.call(bare("GET", "/hello")).await.status, 200);
+        handle.shutdown();
+        idle.assert_closed().await;
+        c.send("hello").await;
+        let r = c.response().await;
+        assert_eq!((r.status, r.text()), (200, "hello"));
+        bounded("run_until", done).await.unwrap();
+    });
+}
+
+#[test]
+fn regression_missing_host_is_400() {
+    let server = NatsServer::start();
+    run(async {
+        let s = start(web("bug8"), &server).await;
+        rejected(s.addr, b"GET /hello HTTP/1.1\r\n\r\n", 400).await;
+        s.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn regression_absolute_form_is_accepted() {
+    let server = NatsServer::start();
+    run(async {
+        let s = start(web("bug9"), &server).await;
+        let r = get_raw(s.addr, "GET http://t/hello HTTP/1.1\r\nHost: t\r\n\r\n").await;
+        assert_eq!(r.status, 200, "{r:?}");
+        s.stop().await.unwrap();
     });
 }

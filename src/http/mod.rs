@@ -49,6 +49,7 @@ use crate::error::{Error, Result};
 use crate::handle::AppHandle;
 use crate::log::log_at;
 use request::{Conn, Read};
+use response::Persist;
 use router::{BoxedHttp, Router};
 
 /// Input limits and timeouts of the HTTP server.
@@ -287,7 +288,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, app: AppHandle)
             smol::spawn(async move {
                 let mut stream = stream;
                 let mut out = Vec::new();
-                Response::error(503).write_to(&mut out, false, false);
+                Response::error(503).write_to(&mut out, response::Persist::Close, false);
                 let _ = stream.write_all(&out).await;
                 drop(guard);
             })
@@ -317,25 +318,41 @@ impl Drop for ConnGuard {
 async fn serve_conn(stream: TcpStream, shared: &Shared, app: AppHandle) {
     let mut conn = Conn::new(stream);
     loop {
-        let read = conn.read(&shared.limits).or(async {
-            closing(shared).await;
-            Read::Closed
-        });
-        let (mut req, keep_alive) = match read.await {
+        // Between requests, a closing server stops waiting; a request that has started
+        // arriving (head or body) is read to the end and answered.
+        let idle = conn.wait_for_request(shared.limits.keep_alive_timeout);
+        let more = idle
+            .or(async {
+                closing(shared).await;
+                false
+            })
+            .await;
+        if !more {
+            break;
+        }
+        let (mut req, keep_alive) = match conn.read(&shared.limits).await {
             Read::Request(req, keep_alive) => (req, keep_alive),
             Read::Closed => break,
             Read::Reject(status) => {
-                let mut out = Vec::new();
-                Response::error(status).write_to(&mut out, false, false);
-                let _ = conn.stream.write_all(&out).await;
+                // Queued behind any earlier pipelined response, so answers stay in order.
+                conn.queue(|out| Response::error(status).write_to(out, Persist::Close, false));
                 break;
             }
         };
         req.app = Some(app.clone());
         let head = req.method == Method::Head;
+        let version = req.version;
         let resp = shared.router.dispatch(req).await;
-        let keep = keep_alive && !shared.closing.load(Ordering::SeqCst);
-        conn.queue(|out| resp.write_to(out, keep, head));
+        let persist = match (
+            keep_alive && !shared.closing.load(Ordering::SeqCst),
+            version,
+        ) {
+            (false, _) => Persist::Close,
+            (true, 0) => Persist::KeepAlive10,
+            (true, _) => Persist::KeepAlive,
+        };
+        conn.queue(|out| resp.write_to(out, persist, head));
+        let keep = persist != Persist::Close;
         if (!keep || !conn.has_buffered()) && conn.flush().await.is_err() {
             break;
         }

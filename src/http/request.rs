@@ -1,7 +1,7 @@
 //! Reading one request from a connection: the head with `httparse` under size, count and
 //! time limits, then a `Content-Length` or chunked body under the body limit.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use async_net::TcpStream;
@@ -75,6 +75,8 @@ pub struct Request {
     /// The body.
     pub body: Vec<u8>,
     pub(crate) app: Option<AppHandle>,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub(crate) version: u8,
 }
 
 impl Request {
@@ -200,6 +202,15 @@ impl Conn {
         }
     }
 
+    /// Waits for the first bytes of a next request, up to `limit`; false when the peer
+    /// closed or stayed idle.
+    pub(crate) async fn wait_for_request(&mut self, limit: Duration) -> bool {
+        if !self.buf.is_empty() {
+            return true;
+        }
+        matches!(self.fill(Instant::now() + limit).await, Ok(n) if n > 0)
+    }
+
     /// Reads one request.
     pub(crate) async fn read(&mut self, limits: &Limits) -> Read {
         let idle_deadline = Instant::now() + limits.keep_alive_timeout;
@@ -222,16 +233,16 @@ impl Conn {
             }
         };
         self.buf.drain(..head_len);
-        if req
+        // A 100 goes out after any response still queued for an earlier pipelined request,
+        // and never to HTTP/1.0 (RFC 9110 §10.1.1).
+        let expects = req
             .header("expect")
-            .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
-            && self
-                .stream
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await
-                .is_err()
-        {
-            return Read::Closed;
+            .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
+        if expects && req.version == 1 && !matches!(body, Body::None) {
+            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            if self.flush().await.is_err() {
+                return Read::Closed;
+            }
         }
         let deadline = Instant::now() + limits.body_timeout;
         let read = match body {
@@ -353,6 +364,16 @@ fn parse_head(buf: &[u8], limits: &Limits) -> std::result::Result<Option<Head>, 
             )
         })
         .collect();
+    // RFC 9112 §3.2.2: accept the absolute form (`http://host/path`) by dropping the
+    // scheme and authority.
+    let target = match target.split_once("://") {
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
+        {
+            rest.find('/').map_or("/", |i| &rest[i..])
+        }
+        _ => target,
+    };
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p, parse_query(q)),
         None => (target, Vec::new()),
@@ -368,7 +389,12 @@ fn parse_head(buf: &[u8], limits: &Limits) -> std::result::Result<Option<Head>, 
         headers,
         body: Vec::new(),
         app: None,
+        version,
     };
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is refused.
+    if version == 1 && req.header("host").is_none() {
+        return Err(400);
+    }
     let body = body_kind(&req, limits)?;
     let connection = req.header("connection").map(str::to_ascii_lowercase);
     let keep_alive = match (version, connection.as_deref()) {
@@ -423,13 +449,22 @@ fn parse_query(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Percent-decoding (with `+` as a space), lossy on invalid UTF-8.
+/// Percent-decoding of a query component (`+` is a space), lossy on invalid UTF-8.
 pub(crate) fn decode(s: &str) -> String {
+    percent_decode(s, true)
+}
+
+/// Percent-decoding of a path segment (`+` stays `+`), lossy on invalid UTF-8.
+pub(crate) fn decode_path(s: &str) -> String {
+    percent_decode(s, false)
+}
+
+fn percent_decode(s: &str, plus_is_space: bool) -> String {
     let mut out = Vec::with_capacity(s.len());
     let mut rest = s.as_bytes();
     while let [first, tail @ ..] = rest {
         match (first, tail) {
-            (b'+', _) => out.push(b' '),
+            (b'+', _) if plus_is_space => out.push(b' '),
             (b'%', [hi, lo, ..]) if hi.is_ascii_hexdigit() && lo.is_ascii_hexdigit() => {
                 out.push(hex(*hi) << 4 | hex(*lo));
                 rest = &tail[2..];

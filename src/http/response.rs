@@ -70,9 +70,9 @@ impl Response {
         Response::text(status, format!("{status} {}\n", reason(status)))
     }
 
-    /// Appends the status line, headers, `Content-Length`, `Connection` and (unless `head`)
-    /// the body.
-    pub(crate) fn write_to(&self, out: &mut Vec<u8>, keep_alive: bool, head: bool) {
+    /// Appends the status line, headers, `Content-Length` (not on 1xx, 204 and 304, which
+    /// have no body), `Connection` and (unless `head`) the body.
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>, conn: Persist, head: bool) {
         out.extend_from_slice(b"HTTP/1.1 ");
         out.extend_from_slice(self.status.to_string().as_bytes());
         out.push(b' ');
@@ -90,17 +90,32 @@ impl Response {
             out.extend(value.bytes().filter(|b| *b != b'\r' && *b != b'\n'));
             out.extend_from_slice(b"\r\n");
         }
-        out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(self.body.len().to_string().as_bytes());
-        out.extend_from_slice(if keep_alive {
-            b"\r\n\r\n".as_slice()
-        } else {
-            b"\r\nConnection: close\r\n\r\n".as_slice()
+        let bodiless = matches!(self.status, 100..=199 | 204 | 304);
+        if !bodiless {
+            out.extend_from_slice(b"Content-Length: ");
+            out.extend_from_slice(self.body.len().to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(match conn {
+            Persist::KeepAlive => b"\r\n".as_slice(),
+            Persist::KeepAlive10 => b"Connection: keep-alive\r\n\r\n".as_slice(),
+            Persist::Close => b"Connection: close\r\n\r\n".as_slice(),
         });
-        if !head {
+        if !head && !bodiless {
             out.extend_from_slice(&self.body);
         }
     }
+}
+
+/// What the response says about the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Persist {
+    /// HTTP/1.1, staying open: nothing to say.
+    KeepAlive,
+    /// HTTP/1.0 that asked for keep-alive: say yes.
+    KeepAlive10,
+    /// Closing after this response.
+    Close,
 }
 
 /// The reason phrase of a status code.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures_lite::future::Boxed;
 use futures_lite::FutureExt;
 
-use super::request::{decode, Method, Request};
+use super::request::{decode_path, Method, Request};
 use super::response::{IntoResponse, Response};
 use crate::log::log_at;
 
@@ -199,7 +199,7 @@ impl Router {
                 match seg {
                     Seg::Lit(lit) if lit == part => {}
                     Seg::Param(name) if !part.is_empty() => {
-                        params.push((name.clone(), decode(part)))
+                        params.push((name.clone(), decode_path(part)))
                     }
                     _ => continue 'routes,
                 }
@@ -229,8 +229,9 @@ impl Router {
                     .map(|(_, h)| h(req))
             }
             Target::View(view) => {
-                let ok = view.methods().contains(&method)
-                    || (method == Method::Head && view.methods().contains(&Method::Get));
+                let ok = method != Method::Options
+                    && (view.methods().contains(&method)
+                        || (method == Method::Head && view.methods().contains(&Method::Get)));
                 ok.then(|| view.clone().call(method, req))
             }
         };
@@ -241,6 +242,10 @@ impl Router {
             return Response::error(405).header("Allow", allowed);
         };
         match AssertUnwindSafe(call).catch_unwind().await {
+            // Every 405 names what is allowed (RFC 9110 §15.5.6), also a view's own.
+            Ok(resp) if resp.status == 405 && resp.get_header("allow").is_none() => {
+                resp.header("Allow", allowed)
+            }
             Ok(resp) => resp,
             Err(panic) => {
                 let text = panic
