@@ -139,11 +139,7 @@ impl Outcome {
     }
 
     pub(crate) fn panicked(payload: Box<dyn std::any::Any + Send>) -> Outcome {
-        let text = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a non-string panic payload".into());
+        let text = crate::error::panic_message(payload.as_ref());
         Outcome::Failed {
             code: 500,
             description: "handler panicked".into(),

@@ -71,12 +71,7 @@ where
 }
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
-    let text = p
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
-    format!("panicked: {text}")
+    format!("panicked: {}", crate::error::panic_message(p.as_ref()))
 }
 
 /// When a task runs.

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{run, NatsServer};
+use common::{run, wait_for, with_events, NatsServer};
 use futures_lite::StreamExt;
 use panini::client::{self, ConnectOptions, Event};
 use panini::{Error, Headers};
@@ -98,28 +98,6 @@ fn a_request_nobody_answers_times_out() {
             .unwrap_err();
         assert!(matches!(err, Error::Timeout), "{err:?}");
     });
-}
-
-/// Events of a client, observable by the test.
-fn with_events(opts: ConnectOptions) -> (ConnectOptions, async_channel::Receiver<Event>) {
-    let (tx, rx) = async_channel::unbounded();
-    let opts = opts.event_callback(move |ev| {
-        let _ = tx.try_send(ev);
-    });
-    (opts, rx)
-}
-
-/// Waits (bounded) for the first event that `pick` accepts.
-async fn wait_for<T>(
-    events: &async_channel::Receiver<Event>,
-    mut pick: impl FnMut(&Event) -> Option<T>,
-) -> T {
-    loop {
-        let ev = events.recv().await.expect("event stream ended");
-        if let Some(t) = pick(&ev) {
-            return t;
-        }
-    }
 }
 
 fn fast_reconnect(url: &str) -> ConnectOptions {

@@ -5,29 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{run, NatsServer};
+use common::{run, wait_for, with_events, NatsServer};
 use futures_lite::StreamExt;
 use panini::client::{Client, ConnectOptions, Event};
-
-fn with_events(opts: ConnectOptions) -> (ConnectOptions, async_channel::Receiver<Event>) {
-    let (tx, rx) = async_channel::unbounded();
-    let opts = opts.event_callback(move |ev| {
-        let _ = tx.try_send(ev);
-    });
-    (opts, rx)
-}
-
-async fn wait_for<T>(
-    events: &async_channel::Receiver<Event>,
-    mut pick: impl FnMut(&Event) -> Option<T>,
-) -> T {
-    loop {
-        let ev = events.recv().await.expect("event stream ended");
-        if let Some(t) = pick(&ev) {
-            return t;
-        }
-    }
-}
 
 /// Connects to `first` only and waits until the pool holds all `n` nodes.
 async fn connect_and_discover(

@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::child::Proc;
 use common::{run, NatsServer};
 use futures_lite::StreamExt;
 use panini::{App, Json, Msg};
@@ -18,11 +17,9 @@ use serde_json::{json, Value};
 const WAIT: Duration = Duration::from_secs(30);
 const HINT: &str = "Python Panini is needed: `pip install panini==0.8.4` (.ci/run does it)";
 
-/// A Python Panini app from `tests/interop/`, its stdout lines on a channel; killed on drop.
+/// A Python Panini app from `tests/interop/`; its log directory is removed on drop.
 struct PyApp {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+    proc: Proc,
     logs: std::path::PathBuf,
 }
 
@@ -35,47 +32,24 @@ impl PyApp {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
         let logs =
             std::env::temp_dir().join(format!("panini-py-logs-{}-{script}", std::process::id()));
-        let mut child = Command::new("python3")
-            .arg(dir.join(script))
+        let mut cmd = Command::new("python3");
+        cmd.arg(dir.join(script))
             .env("NATS_PORT", server.port().to_string())
             .env("PANINI_LOGS", &logs)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("python3");
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+            .stderr(Stdio::null());
         PyApp {
-            child,
-            lines,
-            seen: Vec::new(),
+            proc: Proc::spawn(cmd),
             logs,
         }
     }
 
     fn expect_line(&mut self, want: &str) {
-        loop {
-            match self.lines.recv_timeout(WAIT) {
-                Ok(line) if line == want => return,
-                Ok(line) => self.seen.push(line),
-                Err(e) => panic!("no line {want:?} ({e}); saw {:#?}", self.seen),
-            }
-        }
+        self.proc.expect_line(|line| line == want);
     }
 }
 
 impl Drop for PyApp {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.logs);
     }
 }

@@ -248,11 +248,7 @@ impl Router {
             }
             Ok(resp) => resp,
             Err(panic) => {
-                let text = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
+                let text = crate::error::panic_message(panic.as_ref());
                 log_at!(
                     Error,
                     "panini::http",

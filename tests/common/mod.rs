@@ -313,3 +313,32 @@ impl Drop for TempDir {
         }
     }
 }
+
+/// Client options that hand every event to the returned channel.
+pub fn with_events(
+    opts: panini::client::ConnectOptions,
+) -> (
+    panini::client::ConnectOptions,
+    async_channel::Receiver<panini::client::Event>,
+) {
+    let (tx, rx) = async_channel::unbounded();
+    let opts = opts.event_callback(move |ev| {
+        let _ = tx.try_send(ev);
+    });
+    (opts, rx)
+}
+
+/// Waits for the first event that `pick` accepts (the test's timeout bounds it).
+pub async fn wait_for<T>(
+    events: &async_channel::Receiver<panini::client::Event>,
+    mut pick: impl FnMut(&panini::client::Event) -> Option<T>,
+) -> T {
+    loop {
+        let ev = events.recv().await.expect("event stream ended");
+        if let Some(t) = pick(&ev) {
+            return t;
+        }
+    }
+}
+
+pub mod child;
