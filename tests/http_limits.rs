@@ -1,0 +1,475 @@
+//! The HTTP server's limits (431, 413, 400, 408, 503, idle timeout), failures (panics,
+//! clients that vanish), graceful shutdown, and regressions, over real TCP connections.
+
+mod common;
+#[path = "common/http_app.rs"]
+mod http_app;
+#[path = "common/http_client.rs"]
+mod http_client;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{run, NatsServer};
+use futures_lite::AsyncWriteExt;
+use http_app::*;
+use http_client::{bounded, get, Client, IO_TIMEOUT};
+use panini::http::{Method, Request, Response, View};
+
+// ---------------------------------------------------------------------------------------
+// Limits
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_head_over_8_kib_or_100_headers_is_431() {
+    let server = NatsServer::start();
+    run(async {
+        let s = start(web("bighead"), &server).await;
+        let head = |value_len: usize| {
+            format!(
+                "GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+                "a".repeat(value_len)
+            )
+        };
+        assert_eq!(
+            get_raw(s.addr, &head(8000)).await.status,
+            200,
+            "under 8 KiB"
+        );
+        rejected(s.addr, head(9000).as_bytes(), 431).await;
+        rejected(s.addr, head(64 * 1024).as_bytes(), 431).await;
+
+        let headers = |n: usize| {
+            let lines: String = (1..n).map(|i| format!("X-H{i}: {i}\r\n")).collect();
+            format!("GET /hello HTTP/1.1\r\nHost: t\r\n{lines}\r\n")
+        };
+        assert_eq!(
+            get_raw(s.addr, &headers(100)).await.status,
+            200,
+            "100 is fine"
+        );
+        rejected(s.addr, headers(101).as_bytes(), 431).await;
+        s.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn a_body_over_max_body_is_413_without_reading_it() {
+    let server = NatsServer::start();
+    run(async {
+        let mut app = web("bigbody");
+        app.http().max_body(1024);
+        let s = start(app, &server).await;
+        let full = "b".repeat(1024);
+        let r = get_raw(s.addr, &with_body("POST", "/echo", &full)).await;
+        assert_eq!((r.status, r.body.len()), (200, 1024), "exactly the limit");
+
+        // Only the head is sent: the answer must not wait for the body.
+        rejected(
+            s.addr,
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1025\r\n\r\n",
+            413,
+        )
+        .await;
+        let chunked = format!(
+            "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+             400\r\n{full}\r\n1\r\n"
+        );
+        rejected(s.addr, chunked.as_bytes(), 413).await;
+        let one_big_chunk =
+            "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n401\r\n";
+        rejected(s.addr, one_big_chunk.as_bytes(), 413).await;
+        s.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn malformed_requests_are_400_and_unknown_methods_501() {
+    let server = NatsServer::start();
+    run(async {
+        let s = start(web("malformed"), &server).await;
+        for raw in [
+            &b"GARBAGE\r\n\r\n"[..],
+            b"GET /hello\r\n\r\n",
+            b"GET /a b HTTP/1.1\r\n\r\n",
+            b"GET /hello HTTP/1.1\r\nBad Header\r\n\r\n",
+            b"GET /hello HTTP/1.1\r\nHost : t\r\n\r\n",
+            b"GET hello HTTP/1.1\r\n\r\n",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+        ] {
+            rejected(s.addr, raw, 400).await;
+        }
+        for raw in [
+            "BREW /hello HTTP/1.1\r\n\r\n",
+            "get /hello HTTP/1.1\r\n\r\n",
+        ] {
+            rejected(s.addr, raw.as_bytes(), 501).await;
+        }
+        s.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn a_head_that_stalls_gets_408_and_the_close() {
+    let server = NatsServer::start();
+    run(async {
+        let mut app = web("slowloris");
+        let limit = Duration::from_millis(300);
+        app.http().head_timeout(limit);
+        let s = start(app, &server).await;
+        let mut c = Client::connect(s.addr).await;
+        let sent = Instant::now();
+        c.send("GET /hello HTTP/1.1\r\nHost: t\r\n").await;
+        let r = c.response().await;
+        assert_eq!(r.status, 408);
+        assert_eq!(r.header("connection"), Some("close"));
+        c.assert_closed().await;
+        assert!(sent.elapsed() >= limit, "not before the limit");
+        s.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn a_head_that_trickles_in_gets_408_too() {
+    let server = NatsServer::start();
+    run(async {
+        let mut app = web("trickle");
+        app.http().head_timeout(Duration::from_millis(300));
+        let s = start(app, &server).await;
+        let mut c = Client::connect(s.addr).await;
+        let mut writer = c.stream();
+        // One byte every 50 ms: each read is quick, the head never ends.
+        let trickle = smol::spawn(async move {
+            let _ = writer.write_all(b"GET /hello HTTP/1.1\r\nX-Slow: ").await;
+            while writer.write_all(b"a").await.is_ok() {
+                async_io::Timer::after(Duration::from_millis(50)).await;
+            }
+        });
+        let r = c.response().await;
+        assert_eq!(r.status, 408);
+        drop(trickle);
+        c.assert_closed().await;
+        s.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_its_timeout() {
+    let server = NatsServer::start();
+    run(async {
+        let mut app = web("idle");
+        let limit = Duration::from_millis(300);
+        app.http().keep_alive_timeout(limit);
+        let s = start(app, &server).await;
+        let mut c = Client::connect(s.addr).await;
+        let sent = Instant::now();
+        let r = c.call(bare("GET", "/hello")).await;
+        assert_eq!(r.header("connection"), None, "kept open at first");
+        c.assert_closed().await;
+        assert!(sent.elapsed() >= limit, "not before the limit");
+        s.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn a_connection_over_max_connections_gets_503() {
+    let server = NatsServer::start();
+    run(async {
+        let mut app = web("maxconn");
+        app.http().max_connections(2);
+        let s = start(app, &server).await;
+        let mut a = Client::connect(s.addr).await;
+        let mut b = Client::connect(s.addr).await;
+        assert_eq!(a.call(bare("GET", "/n/1")).await.status, 200);
+        assert_eq!(b.call(bare("GET", "/n/2")).await.status, 200);
+
+        let mut third = Client::connect(s.addr).await;
+        let r = third.response().await;
+        assert_eq!(r.status, 503);
+        assert_eq!(r.header("connection"), Some("close"));
+        third.assert_closed().await;
+
+        // Free a slot: a new connection is served again once the server has let go of it.
+        let r = a
+            .call("GET /n/1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .await;
+        assert_eq!(r.status, 200);
+        a.assert_closed().await;
+        let deadline = Instant::now() + IO_TIMEOUT;
+        loop {
+            let r = get(s.addr, "/hello").await;
+            if r.status == 200 {
+                break;
+            }
+            assert_eq!(r.status, 503);
+            assert!(Instant::now() < deadline, "the slot was never freed");
+        }
+        assert_eq!(b.call(bare("GET", "/n/2")).await.status, 200);
+        s.stop().await.unwrap();
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Failures
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_client_gone_mid_body_does_not_reach_the_handler_nor_stop_the_server() {
+    let server = NatsServer::start();
+    run(async {
+        let mut app = web("midbody");
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        app.http().post("/count", move |req: Request| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move { req.body }
+        });
+        let s = start(app, &server).await;
+        for partial in [
+            "POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly ten b",
+            "POST /count HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc",
+        ] {
+            // Half-close: the server sees the end of the body early and closes quietly.
+            let mut c = Client::connect(s.addr).await;
+            c.send(partial).await;
+            c.stream().shutdown(std::net::Shutdown::Write).unwrap();
+            c.assert_closed().await;
+        }
+        // And an abrupt close.
+        let mut c = Client::connect(s.addr).await;
+        c.send("POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
+            .await;
+        drop(c);
+
+        let r = get_raw(s.addr, &with_body("POST", "/count", "whole")).await;
+        assert_eq!((r.status, r.text()), (200, "whole"));
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "only the whole request");
+        s.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn a_handler_that_panics_gives_500_and_the_server_goes_on() {
+    let server = NatsServer::start();
+    run(async {
+        let s = start(web("panics"), &server).await;
+        let mut c = Client::connect(s.addr).await;
+        let r = c.call(bare("GET", "/panic")).await;
+        assert_eq!(r.status, 500);
+        let r = c.call(bare("GET", "/hello")).await;
+        assert_eq!((r.status, r.text()), (200, "hello"), "same connection");
+        let r = get(s.addr, "/panic").await;
+        assert_eq!(r.status, 500);
+        let r = get(s.addr, "/hello").await;
+        assert_eq!((r.status, r.text()), (200, "hello"), "new connection");
+        s.stop().await.unwrap();
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Shutdown
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn shutdown_finishes_the_request_in_flight_and_refuses_new_connections() {
+    let server = NatsServer::start();
+    run(async {
+        let mut app = web("shutdown");
+        let (entered, release) = held(&mut app, "/held");
+        let Served {
+            addr,
+            handle,
+            stop: _keep_running, // dropping it would stop the app
+            done,
+        } = start(app, &server).await;
+        let mut idle = Client::connect(addr).await;
+        assert_eq!(idle.call(bare("GET", "/hello")).await.status, 200);
+        let mut busy = Client::connect(addr).await;
+        busy.send(bare("GET", "/held")).await;
+        entered.recv().await.unwrap();
+
+        handle.shutdown();
+        // The idle keep-alive connection is closed at once (its timeout is 15 s); by then
+        // the server stopped accepting.
+        idle.assert_closed().await;
+        let refused = std::net::TcpStream::connect(addr);
+        assert!(
+            refused.is_err(),
+            "a new connection after shutdown: {refused:?}"
+        );
+        assert!(
+            !done.is_finished(),
+            "run_until waits for the request in flight"
+        );
+
+        release.send(()).await.unwrap();
+        let r = busy.response().await;
+        assert_eq!((r.status, r.text()), (200, "held, then done"));
+        assert_eq!(r.header("connection"), Some("close"));
+        busy.assert_closed().await;
+        bounded("run_until", done).await.unwrap();
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Regressions: ordering of pipelined answers, 100-continue, shutdown mid-body, RFC details.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn regression_pipelined_rejection_keeps_response_order() {
+    let server = NatsServer::start();
+    run(async {
+        let s = start(web("bug1"), &server).await;
+        let mut c = Client::connect(s.addr).await;
+        c.send(format!(
+            "{}BREW / HTTP/1.1\r\nHost: t\r\n\r\n",
+            bare("GET", "/n/1")
+        ))
+        .await;
+        let first = c.response().await;
+        let second = c.response().await;
+        assert_eq!(
+            (first.status, first.text()),
+            (200, "response 1"),
+            "{first:?}"
+        );
+        assert_eq!(second.status, 501);
+        c.assert_closed().await;
+        s.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn regression_pipelined_expect_continue_keeps_response_order() {
+    let server = NatsServer::start();
+    run(async {
+        let s = start(web("bug2"), &server).await;
+        let mut c = Client::connect(s.addr).await;
+        c.send(format!(
+            "{}POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
+            bare("GET", "/n/1")
+        ))
+        .await;
+        let first = c.response().await;
+        assert_eq!(
+            (first.status, first.text()),
+            (200, "response 1"),
+            "{first:?}"
+        );
+        s.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn regression_http_1_0_expect_is_ignored() {
+    let server = NatsServer::start();
+    run(async {
+        let s = start(web("bug3"), &server).await;
+        let mut c = Client::connect(s.addr).await;
+        let r = c
+            .call("POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi")
+            .await;
+        assert_eq!((r.status, r.text()), (200, "hi"), "{r:?}");
+        s.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn regression_plus_in_a_path_parameter_is_literal() {
+    let server = NatsServer::start();
+    run(async {
+        let s = start(web("bug4"), &server).await;
+        let r = get(s.addr, "/items/a+b").await;
+        assert_eq!(r.text(), "item a+b");
+        s.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn regression_no_content_length_in_204() {
+    let server = NatsServer::start();
+    run(async {
+        let s = start(web("bug5"), &server).await;
+        let mut c = Client::connect(s.addr).await;
+        let r = c.call(bare("DELETE", "/items/1")).await;
+        assert_eq!(r.status, 204);
+        assert_eq!(r.header("content-length"), None, "{r:?}");
+        s.stop().await.unwrap();
+    });
+}
+
+struct Partial;
+impl View for Partial {
+    const METHODS: &'static [Method] = &[Method::Get, Method::Delete, Method::Options];
+    async fn get(&self, _req: Request) -> Response {
+        Response::text(200, "x")
+    }
+}
+
+#[test]
+fn regression_every_405_has_allow() {
+    let server = NatsServer::start();
+    run(async {
+        let mut app = web("bug6");
+        app.http().view("/partial", Partial);
+        let s = start(app, &server).await;
+        let mut c = Client::connect(s.addr).await;
+        let r = c.call(bare("DELETE", "/partial")).await;
+        println!("DELETE -> {r:?}");
+        let r2 = c.call(bare("OPTIONS", "/partial")).await;
+        println!("OPTIONS -> {r2:?}");
+        assert!(r.status != 405 || r.header("allow").is_some(), "{r:?}");
+        assert!(r2.status != 405 || r2.header("allow").is_some(), "{r2:?}");
+        s.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn regression_shutdown_keeps_a_request_whose_body_is_coming() {
+    let server = NatsServer::start();
+    run(async {
+        let app = web("bug7");
+        let Served {
+            addr,
+            handle,
+            stop: _k,
+            done,
+        } = start(app, &server).await;
+        let mut c = Client::connect(addr).await;
+        c.send(
+            "POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+        )
+        .await;
+        assert_eq!(c.response().await.status, 100);
+        let mut idle = Client::connect(addr).await;
+        assert_eq!(idle.call(bare("GET", "/hello")).await.status, 200);
+        handle.shutdown();
+        idle.assert_closed().await;
+        c.send("hello").await;
+        let r = c.response().await;
+        assert_eq!((r.status, r.text()), (200, "hello"));
+        bounded("run_until", done).await.unwrap();
+    });
+}
+
+#[test]
+fn regression_missing_host_is_400() {
+    let server = NatsServer::start();
+    run(async {
+        let s = start(web("bug8"), &server).await;
+        rejected(s.addr, b"GET /hello HTTP/1.1\r\n\r\n", 400).await;
+        s.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn regression_absolute_form_is_accepted() {
+    let server = NatsServer::start();
+    run(async {
+        let s = start(web("bug9"), &server).await;
+        let r = get_raw(s.addr, "GET http://t/hello HTTP/1.1\r\nHost: t\r\n\r\n").await;
+        assert_eq!(r.status, 200, "{r:?}");
+        s.stop().await.unwrap();
+    });
+}
