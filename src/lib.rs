@@ -1,12 +1,45 @@
 //! # panini
 //!
-//! Panini, the Flask-like microservice framework for NATS messaging, in Rust.
+//! Panini, the Flask-like microservice framework for NATS messaging, in Rust. One small
+//! program declares its endpoints with [`App::listen`], its periodic tasks, its publishes
+//! and requests, middlewares and HTTP endpoints; panini connects it to NATS and runs it.
 //!
-//! This crate is being built issue by issue. Today it holds the protocol layer, re-exported
-//! as [`proto`]: the sans-IO NATS parser and encoder that the client and the framework sit on.
+//! ```no_run
+//! use panini::{App, Msg};
+//! use serde_json::{json, Value};
+//!
+//! let mut app = App::new("listener_app").host("127.0.0.1").port(4222);
+//!
+//! // request endpoint: the return value is the reply
+//! app.listen("some.subject.for.request", |msg: Msg<Value>| async move {
+//!     println!("request {} from {} has been processed", msg.data, msg.subject);
+//!     json!({"success": true, "message": "request has been processed"})
+//! });
+//!
+//! // stream endpoint
+//! app.listen("some.subject.for.stream", |msg: Msg<Value>| async move {
+//!     println!("event {} from {} has been processed", msg.data, msg.subject);
+//! });
+//!
+//! app.start(); // until SIGINT/SIGTERM: then a graceful stop and exit 0
+//! ```
+//!
+//! Everything under the API is ours: a sans-IO NATS parser ([`proto`]), a NATS client on
+//! smol ([`client`]), and a small HTTP/1.1 server ([`http`], feature `http`, on by default).
 //!
 //! # Layout
-//! - [`proto`]: `panini-proto`, the wire protocol as values (bytes in, values out).
+//! - `app`: [`App`], the builder and the start/stop sequence.
+//! - `handle`: [`AppHandle`], what handlers and tasks use to publish, request, subscribe.
+//! - `handler`: [`Handler`], [`Msg`], [`IntoReply`]: a plain async fn becomes an endpoint.
+//! - `payload`: [`Json`], [`FromPayload`], [`IntoPayload`]: JSON, text and bytes.
+//! - [`middleware`]: the four send/listen hooks and the catch-alls.
+//! - `tasks`: one-time and interval tasks, on-start and on-stop hooks.
+//! - `endpoint`: the dispatch loop of each subscription, and handlers in flight.
+//! - [`client`]: our NATS client (connection task, reconnect, pool, request mux).
+//! - [`http`]: the HTTP server (routes, views, limits).
+//! - [`shutdown`]: SIGINT/SIGTERM.
+//! - [`log`]: leveled logging to stderr (`PANINI_LOG`).
+//! - [`proto`]: `panini-proto`, the wire protocol as values.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
