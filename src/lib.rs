@@ -37,7 +37,7 @@
 //! - `endpoint`: the dispatch loop of each subscription, and handlers in flight.
 //! - [`client`]: our NATS client (connection task, reconnect, pool, request mux).
 //! - [`http`]: the HTTP server (routes, views, limits).
-//! - [`shutdown`]: SIGINT/SIGTERM.
+//! - [`shutdown`]: the SIGINT and SIGTERM watcher.
 //! - [`log`]: leveled logging to stderr (`PANINI_LOG`).
 //! - [`proto`]: `panini-proto`, the wire protocol as values.
 

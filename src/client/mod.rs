@@ -186,7 +186,7 @@ impl Client {
     }
 
     fn subscribe_inner(&self, subject: &str, queue: Option<&str>) -> Result<Subscription> {
-        let (tx, rx) = async_channel::bounded(self.shared().opts.subscription_capacity);
+        let (tx, rx) = async_channel::unbounded();
         let sid = self
             .shared()
             .subscribe(subject, queue, Target::Channel(tx))?;

@@ -472,21 +472,25 @@ fn deliver(shared: &Shared, msg: &panini_proto::Msg<'_>) {
     let mut gone = false;
     match &entry.target {
         Target::Mux => route_reply(shared, message),
+        // The queue is unbounded in type and bounded here, by count: an unbounded channel
+        // grows in small blocks as messages come, where a bounded one would allocate all
+        // of its capacity up front (megabytes for an idle subscription).
+        Target::Channel(tx) if tx.is_closed() => gone = true,
+        Target::Channel(tx) if tx.len() >= shared.opts.subscription_capacity => {
+            entry.dropped += 1;
+            Stats::add(&shared.stats.dropped_msgs, 1);
+            if !entry.slow {
+                entry.slow = true;
+                slow_event = Some(Event::SlowConsumer {
+                    sid: msg.sid,
+                    subject: entry.subject.clone(),
+                    dropped: entry.dropped,
+                });
+            }
+        }
         Target::Channel(tx) => match tx.try_send(message) {
             Ok(()) => entry.slow = false,
-            Err(async_channel::TrySendError::Full(_)) => {
-                entry.dropped += 1;
-                Stats::add(&shared.stats.dropped_msgs, 1);
-                if !entry.slow {
-                    entry.slow = true;
-                    slow_event = Some(Event::SlowConsumer {
-                        sid: msg.sid,
-                        subject: entry.subject.clone(),
-                        dropped: entry.dropped,
-                    });
-                }
-            }
-            Err(async_channel::TrySendError::Closed(_)) => gone = true,
+            Err(_) => gone = true,
         },
     }
     if done || gone {
