@@ -143,6 +143,9 @@ pub(crate) enum Read {
     Reject(u16),
 }
 
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 4096;
+
 /// A connection: its read buffer, and responses not yet written (pipelined answers are
 /// written together, and always before the connection waits for more input).
 pub(crate) struct Conn {
@@ -155,7 +158,7 @@ impl Conn {
     pub(crate) fn new(stream: TcpStream) -> Self {
         Conn {
             stream,
-            buf: Vec::with_capacity(4096),
+            buf: Vec::new(),
             out: Vec::new(),
         }
     }
@@ -184,17 +187,19 @@ impl Conn {
         if self.flush().await.is_err() {
             return Ok(0);
         }
-        let mut chunk = [0u8; 8192];
-        let read = async { self.stream.read(&mut chunk).await.map_err(|_| ()) };
+        // Read straight into the buffer's tail (no chunk on the future's stack: an idle
+        // connection then costs its small buffer, not 8 KiB more).
+        let filled = self.buf.len();
+        self.buf.resize(filled + READ_CHUNK, 0);
+        let (stream, tail) = (&mut self.stream, &mut self.buf[filled..]);
+        let read = async { stream.read(tail).await.map_err(|_| ()) };
         let n = read
             .or(async {
                 Timer::at(deadline).await;
                 Err(())
             })
             .await;
-        if let Ok(n) = n {
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
+        self.buf.truncate(filled + *n.as_ref().unwrap_or(&0));
         match n {
             Ok(n) => Ok(n),
             Err(()) if Instant::now() >= deadline => Err(()),
@@ -207,6 +212,10 @@ impl Conn {
     pub(crate) async fn wait_for_request(&mut self, limit: Duration) -> bool {
         if !self.buf.is_empty() {
             return true;
+        }
+        // An idle connection keeps no big buffer from an earlier large request.
+        if self.buf.capacity() > 4 * READ_CHUNK {
+            self.buf = Vec::new();
         }
         matches!(self.fill(Instant::now() + limit).await, Ok(n) if n > 0)
     }
