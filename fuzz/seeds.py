@@ -2,7 +2,7 @@
 """Writes the hand-made seeds: one file per input of the edge-case tables (section 5 of
 the protocol reference). Rows 1-44 (what a client sends) go to parse_client_op; rows
 45-80 (what a server sends) go to parse_server_op and, behind a cut list, to parse_split.
-client_op_roundtrip gets a few files of seeded random bytes.
+client_op_roundtrip gets one hand-encoded value of each op, and seeded random bytes.
 
 Run from anywhere: python3 fuzz/seeds.py
 """
@@ -163,6 +163,43 @@ def split_seed(cuts, data):
     return head + b"\x00" + data
 
 
+# `(ArbClientOp, ArbHeaders)` as `arbitrary` 1.x reads it: a collection element follows a
+# byte with its low bit set (a clear one ends the collection); an option is a 0/1 byte then
+# the value; integers are little-endian; an enum is a u32 scaled onto its variants.
+def arb_vec(items):
+    return b"".join(b"\x01" + i for i in items) + b"\x00"
+
+
+def arb_bytes(b):
+    return arb_vec([bytes([x]) for x in b])
+
+
+def arb_opt(v):
+    return b"\x00" if v is None else b"\x01" + v
+
+
+def arb_variant(k, count=6):
+    return struct.pack("<I", ((2 * k + 1) << 32) // (2 * count))
+
+
+def arb_headers(status, fields):
+    st = None if status is None else struct.pack("<H", status[0]) + arb_bytes(status[1])
+    return arb_opt(st) + arb_vec([arb_bytes(n) + arb_bytes(v) for n, v in fields])
+
+
+HEADERS = arb_headers((503, b" No Responders"), [(b"Nats-Subject", b" svc.add "), (b"A", b"1"), (b"a", b"")])
+ROUNDTRIP = [
+    ("connect", arb_variant(0) + arb_bytes(b'{"verbose":false,"headers":true}')),
+    ("hpub", arb_variant(1) + arb_bytes(b"svc.add") + arb_opt(arb_bytes(b"_INBOX.x.1"))
+     + arb_opt(HEADERS) + arb_bytes(b"hello")),
+    ("pub", arb_variant(1) + arb_bytes(b"greet") + arb_opt(None) + arb_opt(None) + arb_bytes(b"")),
+    ("sub-queue", arb_variant(2) + arb_bytes(b"svc.>") + arb_opt(arb_bytes(b"workers")) + arb_bytes(b"17")),
+    ("unsub-max", arb_variant(3) + arb_bytes(b"17") + arb_opt(struct.pack("<I", 999_999_999))),
+    ("ping", arb_variant(4)),
+    ("pong", arb_variant(5) + arb_headers((100, b"Idle Heartbeat"), [])),
+]
+
+
 def write(target, name, data):
     d = os.path.join(CORPUS, target)
     os.makedirs(d, exist_ok=True)
@@ -183,6 +220,8 @@ def main():
     rng = random.Random(4222)
     for i, size in enumerate([8, 16, 32, 64, 128, 256, 512, 1024]):
         write("client_op_roundtrip", f"seed-random-{i}", rng.randbytes(size))
+    for name, data in ROUNDTRIP:
+        write("client_op_roundtrip", f"seed-{name}", data + HEADERS)
 
 
 if __name__ == "__main__":
