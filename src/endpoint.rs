@@ -77,15 +77,12 @@ async fn serve(app: AppHandle, mut sub: Subscription, ep: Endpoint) {
 pub(crate) async fn handle_one(app: &AppHandle, handler: &BoxedHandler, msg: Message) {
     let reply_to = msg.reply.clone();
     let reply = if app.inner.listen.is_empty() {
-        settle(handler(msg.clone(), app.clone()).await, &msg)
+        run_handler(handler, msg, app.clone()).await
     } else {
         let (app2, handler) = (app.clone(), handler.clone());
         let terminal = Arc::new(move |msg: Message| {
             let (app, handler) = (app2.clone(), handler.clone());
-            Box::pin(async move {
-                let outcome = handler(msg.clone(), app).await;
-                settle(outcome, &msg)
-            }) as Boxed<ListenResult>
+            Box::pin(async move { run_handler(&handler, msg, app).await }) as Boxed<ListenResult>
         });
         app.inner.listen.with_terminal(terminal).run(msg).await
     };
@@ -101,19 +98,23 @@ pub(crate) async fn handle_one(app: &AppHandle, handler: &BoxedHandler, msg: Mes
     }
 }
 
+/// Runs the handler, logs a failure, and turns the outcome into the reply to send.
+async fn run_handler(handler: &BoxedHandler, msg: Message, app: AppHandle) -> ListenResult {
+    let is_request = msg.reply.is_some();
+    // Kept only for the log line of a failure; cheaper than keeping the whole message.
+    let subject = msg.subject.clone();
+    let outcome = handler(msg, app).await;
+    settle(outcome, &subject, is_request)
+}
+
 /// Logs a failure and turns the outcome into the reply to send.
-fn settle(outcome: Outcome, msg: &Message) -> ListenResult {
+fn settle(outcome: Outcome, subject: &str, is_request: bool) -> ListenResult {
     if let Outcome::Failed { code, detail, .. } = &outcome {
-        let kind = if msg.reply.is_some() {
-            "request"
-        } else {
-            "message"
-        };
+        let kind = if is_request { "request" } else { "message" };
         log_at!(
             Error,
             "panini",
-            "{kind} on {} failed ({code}): {detail}",
-            msg.subject
+            "{kind} on {subject} failed ({code}): {detail}"
         );
     }
     outcome.into_wire()
