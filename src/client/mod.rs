@@ -40,7 +40,7 @@ pub use options::ConnectOptions;
 pub use subscription::Subscription;
 
 use connection::{timed_out, Connection};
-use shared::{lock, Shared, State, Target};
+use shared::{lock, PubMode, Shared, State, Target};
 use task::Ctl;
 
 use crate::error::{Error, Result};
@@ -129,12 +129,13 @@ impl Client {
         } else {
             &info.connect_urls
         });
-        task::go_live(&shared, &info);
+        task::go_live(&shared, &info, &conn.stream);
         shared.emit(Event::Connected(pool.current().url()));
         if !added.is_empty() {
             shared.emit(Event::DiscoveredServers(added));
         }
         let (ctl_tx, ctl_rx) = async_channel::unbounded();
+        smol::spawn(task::sweep_requests(shared.clone())).detach();
         smol::spawn(task::run(
             shared.clone(),
             pool,
@@ -158,7 +159,7 @@ impl Client {
     /// Publishes `payload` to `subject`.
     pub async fn publish(&self, subject: &str, payload: impl AsRef<[u8]>) -> Result<()> {
         self.shared()
-            .publish(subject, None, None, payload.as_ref())
+            .publish(subject, None, None, payload.as_ref(), PubMode::default())
             .await
     }
 
@@ -171,7 +172,13 @@ impl Client {
         payload: impl AsRef<[u8]>,
     ) -> Result<()> {
         self.shared()
-            .publish(subject, reply, headers, payload.as_ref())
+            .publish(
+                subject,
+                reply,
+                headers,
+                payload.as_ref(),
+                PubMode::default(),
+            )
             .await
     }
 
@@ -216,19 +223,27 @@ impl Client {
         self.ensure_mux()?;
         let token = shared.next_token.fetch_add(1, Relaxed);
         let (tx, rx) = async_channel::bounded(1);
-        lock(&shared.requests).insert(token, tx);
+        let deadline = std::time::Instant::now() + timeout;
+        lock(&shared.requests).insert(token, shared::Pending { tx, deadline });
+        // The timeout is enforced by the client's sweeper task, not by a timer per request.
+        shared.arm_sweeper();
         let reply = format!("{}.{token}", shared.inbox);
+        let mode = PubMode {
+            trusted_reply: true,
+            direct: true,
+        };
         let sent = shared
-            .publish(subject, Some(&reply), headers, payload.as_ref())
+            .publish(subject, Some(&reply), headers, payload.as_ref(), mode)
             .await;
         if let Err(e) = sent {
             lock(&shared.requests).remove(&token);
             return Err(e);
         }
-        let answer = async { rx.recv().await.map_err(|_| Error::Closed) };
-        let result = answer.or(timed_out(timeout)).await;
-        lock(&shared.requests).remove(&token);
-        let msg = result?;
+        let msg = match rx.recv().await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return Err(Error::Timeout),
+            Err(_) => return Err(Error::Closed),
+        };
         if msg.is_no_responders() {
             return Err(Error::NoResponders);
         }

@@ -7,8 +7,11 @@
 //! While disconnected the same buffer is the bounded reconnect buffer.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use async_io::Async;
 
 use async_channel::Sender;
 use event_listener::Event as Notify;
@@ -39,6 +42,30 @@ pub(crate) struct Out {
     pub(crate) state: State,
     /// One entry per PING in flight, in order: a flush waiting for its PONG, or a keepalive.
     pub(crate) pongs: VecDeque<Option<Sender<()>>>,
+    /// The live socket, for a direct write by a request (see `Shared::publish`).
+    pub(crate) socket: Option<Arc<Async<std::net::TcpStream>>>,
+    /// True while the writer task holds bytes it took from `buf`: nobody else may write.
+    pub(crate) writing: bool,
+    /// Leading bytes of `buf` that finish an op whose start was already written (after a
+    /// partial direct write): they only make sense on the current connection.
+    pub(crate) partial_head: usize,
+}
+
+/// A request waiting for its reply: `None` is sent when it timed out.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) tx: Sender<Option<Message>>,
+    pub(crate) deadline: Instant,
+}
+
+/// How to publish.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PubMode {
+    /// The reply subject is our own inbox: no need to check it.
+    pub(crate) trusted_reply: bool,
+    /// Latency matters more than batching (a request): when nothing is queued and the writer
+    /// is idle, write on the caller's thread instead of waking the writer task.
+    pub(crate) direct: bool,
 }
 
 /// Who receives a subscription's messages.
@@ -73,7 +100,10 @@ pub(crate) struct Shared {
     pub(crate) wake_writer: Notify,
     pub(crate) space: Notify,
     pub(crate) subs: Mutex<Subs>,
-    pub(crate) requests: Mutex<HashMap<u64, Sender<Message>>>,
+    pub(crate) requests: Mutex<HashMap<u64, Pending>>,
+    /// Whether the request sweeper is awake (it sleeps while no request waits).
+    pub(crate) sweep_armed: AtomicBool,
+    pub(crate) sweep_wake: Notify,
     pub(crate) next_token: AtomicU64,
     pub(crate) inbox: String,
     pub(crate) max_payload: AtomicUsize,
@@ -109,6 +139,9 @@ impl Shared {
                 connected: false,
                 state: State::Open,
                 pongs: VecDeque::new(),
+                socket: None,
+                writing: false,
+                partial_head: 0,
             }),
             wake_writer: Notify::new(),
             space: Notify::new(),
@@ -117,6 +150,8 @@ impl Shared {
                 ..Subs::default()
             }),
             requests: Mutex::new(HashMap::new()),
+            sweep_armed: AtomicBool::new(false),
+            sweep_wake: Notify::new(),
             next_token: AtomicU64::new(1),
             inbox,
             max_payload: AtomicUsize::new(1024 * 1024),
@@ -154,9 +189,10 @@ impl Shared {
         reply: Option<&str>,
         headers: Option<&Headers>,
         payload: &[u8],
+        mode: PubMode,
     ) -> Result<()> {
         check_subject(subject, panini_proto::subject::validate_publish)?;
-        if let Some(r) = reply {
+        if let Some(r) = reply.filter(|_| !mode.trusted_reply) {
             check_subject(r, panini_proto::subject::validate_publish)?;
         }
         let mut hbuf = Vec::new();
@@ -192,8 +228,12 @@ impl Shared {
                 if out.buf.len() < SOFT_WRITE_LIMIT {
                     let was_empty = out.buf.is_empty();
                     op.encode(&mut out.buf);
+                    if was_empty && mode.direct {
+                        write_now(&mut out);
+                    }
+                    let wake = was_empty && !out.buf.is_empty();
                     drop(out);
-                    if was_empty {
+                    if wake {
                         self.wake_writer.notify(1);
                     }
                     break;
@@ -359,6 +399,38 @@ impl Shared {
                 return;
             }
             listener.await;
+        }
+    }
+}
+
+/// Writes the buffer on the caller's thread if the writer is idle and the socket takes it
+/// without blocking; whatever is not written stays for the writer task.
+fn write_now(out: &mut Out) {
+    use std::io::Write;
+    if out.writing {
+        return;
+    }
+    let Some(socket) = out.socket.clone() else {
+        return;
+    };
+    // The socket is non-blocking: this never waits. An error is left for the writer task,
+    // which meets it on its own write and reports the lost connection.
+    if let Ok(n) = socket.get_ref().write(&out.buf) {
+        out.buf.drain(..n);
+        if n > 0 {
+            out.partial_head = out.buf.len();
+        }
+    }
+}
+
+impl Shared {
+    /// Wakes the request sweeper if it sleeps.
+    pub(crate) fn arm_sweeper(&self) {
+        if !self
+            .sweep_armed
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            self.sweep_wake.notify(1);
         }
     }
 }

@@ -81,6 +81,45 @@ pub(crate) async fn run(
     close_now(&shared);
 }
 
+/// How often waiting requests are checked for their deadline (so a timeout fires up to
+/// this much late).
+const SWEEP_EVERY: Duration = Duration::from_millis(10);
+
+/// Times out requests: every `SWEEP_EVERY` while any request waits, asleep otherwise.
+/// One timer for all requests costs far less than a timer per request.
+pub(crate) async fn sweep_requests(shared: Arc<Shared>) {
+    loop {
+        let listener = shared.sweep_wake.listen();
+        if shared.finished.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        if !shared
+            .sweep_armed
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            listener.await;
+            continue;
+        }
+        drop(listener);
+        Timer::after(SWEEP_EVERY).await;
+        let now = std::time::Instant::now();
+        let mut requests = lock(&shared.requests);
+        requests.retain(|_, p| {
+            let alive = p.deadline > now;
+            if !alive {
+                let _ = p.tx.try_send(None);
+            }
+            alive
+        });
+        if requests.is_empty() {
+            // Disarm; a request registered after this check re-arms (swap in arm_sweeper).
+            shared
+                .sweep_armed
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
 /// Marks the client closed and wakes everyone who waits on it.
 pub(crate) fn close_now(shared: &Shared) {
     if shared
@@ -101,6 +140,7 @@ pub(crate) fn close_now(shared: &Shared) {
         }
     }
     lock(&shared.requests).clear();
+    shared.sweep_wake.notify(usize::MAX);
     shared.space.notify(usize::MAX);
     shared.wake_writer.notify(usize::MAX);
     shared.drain_progress.notify(usize::MAX);
@@ -114,8 +154,19 @@ pub(crate) fn close_now(shared: &Shared) {
 fn disconnected(shared: &Shared) {
     let mut out = lock(&shared.out);
     out.connected = false;
+    out.socket = None;
+    out.writing = false;
     out.pongs.retain(Option::is_some);
-    out.buf = keep_publishes(&out.buf);
+    // The tail of an op whose head went out on the old connection cannot be resent.
+    let head = std::mem::take(&mut out.partial_head).min(out.buf.len());
+    if head > 0 {
+        log_at!(
+            Warn,
+            "panini::client",
+            "connection lost mid-write: {head} bytes of one op were not sent"
+        );
+    }
+    out.buf = keep_publishes(&out.buf[head..]);
 }
 
 /// The PUB and HPUB ops of a buffer of our own encoded ops, in order.
@@ -151,7 +202,7 @@ fn keep_publishes(buf: &[u8]) -> Vec<u8> {
 
 /// Makes the new connection live: SUB for every subscription first, then what was
 /// buffered while disconnected, then a PING for each flush still waiting.
-pub(crate) fn go_live(shared: &Shared, info: &ServerInfo) {
+pub(crate) fn go_live(shared: &Shared, info: &ServerInfo, socket: &TcpStream) {
     let subs = lock(&shared.subs);
     let mut out = lock(&shared.out);
     let mut front = Vec::new();
@@ -178,6 +229,7 @@ pub(crate) fn go_live(shared: &Shared, info: &ServerInfo) {
     }
     out.buf = front;
     out.connected = true;
+    out.socket = Some(socket.clone().into());
     if info.max_payload > 0 {
         shared
             .max_payload
@@ -213,7 +265,7 @@ async fn reconnect(
                     pool.current = idx;
                     *auth_failures = 0;
                     learn_servers(shared, pool, &conn.info);
-                    go_live(shared, &conn.info);
+                    go_live(shared, &conn.info, &conn.stream);
                     return Some(conn);
                 }
                 Err(Error::Auth(text)) => {
@@ -512,8 +564,8 @@ fn route_reply(shared: &Shared, message: Message) {
         .and_then(|t| t.parse::<u64>().ok());
     let waiter = token.and_then(|t| lock(&shared.requests).remove(&t));
     match waiter {
-        Some(tx) => {
-            let _ = tx.try_send(message);
+        Some(pending) => {
+            let _ = pending.tx.try_send(Some(message));
         }
         None => log_at!(
             Debug,
@@ -529,6 +581,7 @@ async fn write_loop(shared: Arc<Shared>, mut stream: TcpStream, ctl: Sender<Ctl>
     let mut local: Vec<u8> = Vec::new();
     loop {
         let listener = shared.wake_writer.listen();
+        let partial_head;
         {
             let mut out = lock(&shared.out);
             if out.state == State::Closed && out.buf.is_empty() {
@@ -536,7 +589,9 @@ async fn write_loop(shared: Arc<Shared>, mut stream: TcpStream, ctl: Sender<Ctl>
             }
             if !out.buf.is_empty() {
                 std::mem::swap(&mut out.buf, &mut local);
+                out.writing = true;
             }
+            partial_head = std::mem::take(&mut out.partial_head);
         }
         if local.is_empty() {
             listener.await;
@@ -552,6 +607,8 @@ async fn write_loop(shared: Arc<Shared>, mut stream: TcpStream, ctl: Sender<Ctl>
                     let mut out = lock(&shared.out);
                     local.append(&mut out.buf);
                     std::mem::swap(&mut out.buf, &mut local);
+                    out.partial_head = partial_head;
+                    out.writing = false;
                     drop(out);
                     let _ = ctl.try_send(Ctl::WriteFailed("write failed".into()));
                     return;
@@ -563,12 +620,14 @@ async fn write_loop(shared: Arc<Shared>, mut stream: TcpStream, ctl: Sender<Ctl>
                         "panini::client",
                         "connection lost mid-write: {lost} bytes may not have reached the server"
                     );
+                    lock(&shared.out).writing = false;
                     let _ = ctl.try_send(Ctl::WriteFailed("write failed mid-op".into()));
                     return;
                 }
                 Ok(n) => written += n,
             }
         }
+        lock(&shared.out).writing = false;
         local.clear();
         if local.capacity() > 8 * 1024 * 1024 {
             local = Vec::new();
