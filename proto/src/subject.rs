@@ -26,35 +26,43 @@ fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
-fn tokens(subject: &[u8]) -> Result<impl Iterator<Item = &[u8]>, Error> {
-    if subject.is_empty() || subject.iter().any(|&b| is_space(b)) {
+/// One pass over the subject: every token non-empty, no white space, and `check(token,
+/// is_last)` holds for every token. (Subjects are checked on every publish: no iterator
+/// chains, no second pass.)
+fn scan(subject: &[u8], check: impl Fn(&[u8], bool) -> bool) -> Result<(), Error> {
+    if subject.is_empty() {
         return Err(Error::InvalidSubject);
     }
-    if subject.split(|&b| b == b'.').any(<[u8]>::is_empty) {
+    let mut start = 0;
+    for (i, &b) in subject.iter().enumerate() {
+        if is_space(b) {
+            return Err(Error::InvalidSubject);
+        }
+        if b == b'.' {
+            let token = &subject[start..i];
+            if token.is_empty() || !check(token, false) {
+                return Err(Error::InvalidSubject);
+            }
+            start = i + 1;
+        }
+    }
+    let last = &subject[start..];
+    if last.is_empty() || !check(last, true) {
         return Err(Error::InvalidSubject);
     }
-    Ok(subject.split(|&b| b == b'.'))
+    Ok(())
 }
 
 /// Checks a subject to publish to (also a reply subject): no empty token, no white space,
 /// no wildcard token.
 pub fn validate_publish(subject: &[u8]) -> Result<(), Error> {
-    if tokens(subject)?.any(|t| t == b"*" || t == b">") {
-        return Err(Error::InvalidSubject);
-    }
-    Ok(())
+    scan(subject, |t, _| t != b"*" && t != b">")
 }
 
 /// Checks a subject to subscribe to: as [`validate_publish`], but `*` tokens are allowed,
 /// and `>` as the last token.
 pub fn validate_subscribe(subject: &[u8]) -> Result<(), Error> {
-    let mut toks = tokens(subject)?.peekable();
-    while let Some(t) = toks.next() {
-        if t == b">" && toks.peek().is_some() {
-            return Err(Error::InvalidSubject);
-        }
-    }
-    Ok(())
+    scan(subject, |t, last| last || t != b">")
 }
 
 /// Checks a queue group name: non-empty, no white space.
@@ -63,4 +71,37 @@ pub fn validate_queue(queue: &[u8]) -> Result<(), Error> {
         return Err(Error::InvalidSubject);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_by_rule() {
+        let ok = |s: &[u8]| validate_publish(s).is_ok();
+        let sub = |s: &[u8]| validate_subscribe(s).is_ok();
+        for good in [&b"a"[..], b"a.b.c", b"foo>", b"a*", b"\xff.x"] {
+            assert!(ok(good) && sub(good), "{good:?}");
+        }
+        for bad in [
+            &b""[..],
+            b".",
+            b"a.",
+            b".a",
+            b"a..b",
+            b"a b",
+            b"a\tb",
+            b"a\r",
+            b"a\n",
+        ] {
+            assert!(!ok(bad) && !sub(bad), "{bad:?}");
+        }
+        for wild in [&b"*"[..], b">", b"a.*", b"a.>", b"*.b"] {
+            assert!(!ok(wild) && sub(wild), "{wild:?}");
+        }
+        assert!(!sub(b">.a") && !sub(b"a.>.b"));
+        assert!(validate_queue(b"q1").is_ok() && validate_queue(b"").is_err());
+        assert!(validate_queue(b"q 1").is_err());
+    }
 }

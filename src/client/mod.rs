@@ -224,13 +224,19 @@ impl Client {
         let token = shared.next_token.fetch_add(1, Relaxed);
         let (tx, rx) = async_channel::bounded(1);
         let deadline = std::time::Instant::now() + timeout;
-        lock(&shared.requests).insert(token, shared::Pending { tx, deadline });
+        let alone = {
+            let mut requests = lock(&shared.requests);
+            requests.insert(token, shared::Pending { tx, deadline });
+            requests.len() == 1
+        };
         // The timeout is enforced by the client's sweeper task, not by a timer per request.
         shared.arm_sweeper();
-        let reply = format!("{}.{token}", shared.inbox);
+        let reply = inbox_reply(&shared.inbox, token);
+        // A lone request writes at once on this thread (latency); with others in flight
+        // the writer task batches them (throughput).
         let mode = PubMode {
             trusted_reply: true,
-            direct: true,
+            direct: alone,
         };
         let sent = shared
             .publish(subject, Some(&reply), headers, payload.as_ref(), mode)
@@ -375,6 +381,26 @@ impl Client {
     }
 }
 
+/// `{inbox}.{token}`, without the formatting machinery (this is on every request).
+fn inbox_reply(inbox: &str, token: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = token;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut reply = String::with_capacity(inbox.len() + 1 + digits.len() - at);
+    reply.push_str(inbox);
+    reply.push('.');
+    reply.extend(digits[at..].iter().map(|&d| d as char));
+    reply
+}
+
 /// A random 64-bit number from the standard library's per-process hash keys, the clock and
 /// a counter; good enough for inbox names and jitter, not for secrets.
 pub(crate) fn random_u64() -> u64 {
@@ -402,4 +428,14 @@ pub(crate) fn random_id() -> String {
         bits /= 62;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn inbox_reply_subjects() {
+        assert_eq!(super::inbox_reply("_INBOX.abc", 0), "_INBOX.abc.0");
+        assert_eq!(super::inbox_reply("_INBOX.abc", 1234), "_INBOX.abc.1234");
+        assert_eq!(super::inbox_reply("i", u64::MAX), format!("i.{}", u64::MAX));
+    }
 }
