@@ -28,7 +28,8 @@
 //! smol ([`client`]), and a small HTTP/1.1 server ([`http`], feature `http`, on by default).
 //!
 //! # Layout
-//! - `app`: [`App`], the builder and the start/stop sequence.
+//! - `app`: [`App`], the builder: endpoints, tasks, hooks, middlewares, settings.
+//! - `run`: the start/stop sequence and exit codes.
 //! - `handle`: [`AppHandle`], what handlers and tasks use to publish, request, subscribe.
 //! - `handler`: [`Handler`], [`Msg`], [`IntoReply`]: a plain async fn becomes an endpoint.
 //! - `payload`: [`Json`], [`FromPayload`], [`IntoPayload`]: JSON, text and bytes.
@@ -58,6 +59,7 @@ pub mod log;
 mod message;
 pub mod middleware;
 mod payload;
+mod run;
 pub mod shutdown;
 mod tasks;
 

@@ -1,0 +1,277 @@
+//! Running an [`App`]: connect (retrying as configured), on-start hooks, subscribe, banner,
+//! start event, tasks; then, on a signal or `shutdown()`, the graceful stop. Also the
+//! exit codes of [`App::start`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_lite::FutureExt;
+
+use crate::app::{App, EXIT_NATS_LOST};
+use crate::client::Client;
+use crate::endpoint::{self, Endpoint, Tracker};
+use crate::error::{Error, Result};
+use crate::handle::{AppHandle, HandleInner};
+use crate::log::log_at;
+use crate::tasks::{self, TaskFn};
+
+impl App {
+    /// The servers to use: `$NATS_URL` (comma-separated) when set, so a deployment (or a
+    /// test) can point an app elsewhere without changing code; else `servers`; else
+    /// `nats://host:port`.
+    pub(crate) fn server_urls(&self) -> Vec<String> {
+        if let Ok(env) = std::env::var("NATS_URL") {
+            let urls: Vec<String> = env
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_string)
+                .collect();
+            if !urls.is_empty() {
+                return urls;
+            }
+        }
+        if self.servers.is_empty() {
+            vec![format!("nats://{}:{}", self.host, self.port)]
+        } else {
+            self.servers.clone()
+        }
+    }
+
+    /// Runs the service until SIGINT or SIGTERM, then shuts down gracefully and exits the
+    /// process: 0 after a clean stop, 99 when NATS is lost for good, 1 when it cannot start.
+    pub fn start(self) -> ! {
+        let signals = crate::shutdown::signal();
+        let code = smol::block_on(async {
+            match self.run_until(signals).await {
+                Ok(()) => 0,
+                Err(e @ Error::NoServers(_)) | Err(e @ Error::Closed) => {
+                    log_at!(Error, "panini", "NATS connection lost for good: {e}");
+                    EXIT_NATS_LOST
+                }
+                Err(e) => {
+                    log_at!(Error, "panini", "{e}");
+                    1
+                }
+            }
+        });
+        std::process::exit(code)
+    }
+
+    /// Runs the service until `stop` completes (or [`AppHandle::shutdown`] is called),
+    /// then shuts down gracefully. Returns
+    /// [`Error::Closed`] if the NATS connection was lost for good first.
+    pub async fn run_until(mut self, stop: impl Future<Output = ()>) -> Result<()> {
+        let client_name = self
+            .client_name
+            .clone()
+            .unwrap_or_else(|| default_client_name(&self.service_name));
+        #[cfg(feature = "http")]
+        let http = match self.http.take() {
+            Some(http) => Some(http.bind().await?),
+            None => None,
+        };
+        #[cfg(feature = "http")]
+        let http_addr = http.as_ref().map(|s| s.addr);
+        #[cfg(not(feature = "http"))]
+        let http_addr = None;
+        let client = self.connect(&client_name).await?;
+        let app = AppHandle {
+            inner: Arc::new(HandleInner {
+                client: client.clone(),
+                service_name: self.service_name.clone(),
+                client_name,
+                request_timeout: self.request_timeout,
+                send: self.send.clone(),
+                listen: self.listen.clone(),
+                queue_group: self.queue_group.clone(),
+                max_concurrency: self.max_concurrency,
+                tracker: Tracker::default(),
+                endpoints: Mutex::new(HashMap::new()),
+                stop: event_listener::Event::new(),
+                stopping: std::sync::atomic::AtomicBool::new(false),
+                http_addr,
+            }),
+        };
+        tasks::run_hooks(&app, &self.on_start, "on_start").await?;
+        for ep in &self.endpoints {
+            for subject in &ep.subjects {
+                let queue = ep.queue.clone().unwrap_or_else(|| self.queue_group.clone());
+                let spec = Endpoint {
+                    subject: subject.clone(),
+                    queue,
+                    handler: ep.handler.clone(),
+                    max_concurrency: ep.max_concurrency.unwrap_or(self.max_concurrency),
+                };
+                endpoint::start(&app, spec)
+                    .await
+                    .map_err(|e| Error::Start(format!("cannot subscribe to {subject}: {e}")))?;
+            }
+        }
+        if self.banner {
+            print!("{}", banner(&app, &self.server_urls()));
+        }
+        #[cfg(feature = "http")]
+        let http = http.map(|server| {
+            if self.banner {
+                println!("======== Running on http://{} ========", server.addr);
+            }
+            server.serve(app.clone())
+        });
+        let started = format!(
+            "panini_events.{}.{}.started",
+            app.service_name(),
+            app.client_name()
+        );
+        client.publish(&started, "{}").await?;
+        client.flush().await?;
+        log_at!(Info, "panini", "{} started", app.client_name());
+        let tasks: Vec<_> = self
+            .tasks
+            .into_iter()
+            .map(|spec| smol::spawn(tasks::run_task(app.clone(), Arc::new(spec))))
+            .collect();
+
+        let lost = async {
+            client.closed().await;
+            true
+        };
+        let stopped = async {
+            stop.or(app.stopped()).await;
+            false
+        };
+        if lost.or(stopped).await {
+            return Err(Error::Closed);
+        }
+        log_at!(
+            Info,
+            "panini",
+            "stopping: no new messages, waiting for handlers in flight"
+        );
+        for task in tasks {
+            task.cancel().await;
+        }
+        #[cfg(feature = "http")]
+        let http_stopped = async {
+            if let Some(http) = http {
+                let open = http.stop(self.drain_timeout).await;
+                if open > 0 {
+                    log_at!(
+                        Warn,
+                        "panini",
+                        "{open} HTTP connections still open at shutdown"
+                    );
+                }
+            }
+        };
+        #[cfg(not(feature = "http"))]
+        let http_stopped = async {};
+        let nats_stopped = shutdown(&app, &client, &self.on_stop, self.drain_timeout);
+        let (_, result) = futures_lite::future::zip(http_stopped, nats_stopped).await;
+        result
+    }
+
+    /// Connects, retrying as configured (Panini waits for NATS at start too).
+    async fn connect(&self, client_name: &str) -> Result<Client> {
+        let mut opts = self
+            .options
+            .clone()
+            .name(client_name)
+            .request_timeout(self.request_timeout)
+            .drain_timeout(self.drain_timeout);
+        opts.servers = self.server_urls();
+        let (attempts, wait) = (opts.max_reconnect_attempts, opts.reconnect_wait);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match opts.clone().connect().await {
+                Ok(client) => return Ok(client),
+                Err(e @ (Error::Auth(_) | Error::InvalidUrl(_))) => return Err(e),
+                Err(e) if attempts.is_some_and(|max| attempt >= max) || !opts.reconnect => {
+                    return Err(e)
+                }
+                Err(e) => {
+                    log_at!(
+                        Warn,
+                        "panini",
+                        "cannot connect to NATS (attempt {attempt}): {e}; retrying in {wait:?}"
+                    );
+                    async_io::Timer::after(wait).await;
+                }
+            }
+        }
+    }
+}
+
+/// Stop taking messages, let handlers finish, run on-stop hooks, flush, close.
+async fn shutdown(
+    app: &AppHandle,
+    client: &Client,
+    on_stop: &[TaskFn],
+    drain_timeout: Duration,
+) -> Result<()> {
+    if let Err(e) = client.drain_subscriptions().await {
+        log_at!(Warn, "panini", "draining subscriptions: {e}");
+    }
+    // The endpoint loops end once their queues are empty; what they spawned may still run.
+    for ep in app.take_endpoints() {
+        ep.task
+            .or(async {
+                async_io::Timer::after(drain_timeout).await;
+            })
+            .await;
+    }
+    let left = app.inner.tracker.wait_idle(drain_timeout).await;
+    if left > 0 {
+        log_at!(
+            Warn,
+            "panini",
+            "{left} handlers still running after {drain_timeout:?}; stopping anyway"
+        );
+    }
+    let hooks = tasks::run_hooks(app, on_stop, "on_stop").await;
+    let flushed = client.flush_timeout(drain_timeout).await;
+    client.close().await;
+    log_at!(Info, "panini", "stopped");
+    hooks.and(flushed)
+}
+
+/// Panini's connection name: `{service}__{HOSTNAME or non_docker_env_<n>}__{n}`.
+fn default_client_name(service: &str) -> String {
+    let n = || 1 + crate::client::random_u64() % 1_000_000;
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("non_docker_env_{}", n()));
+    format!("{service}__{host}__{}", n())
+}
+
+/// The start banner, exactly as Panini prints it.
+fn banner(app: &AppHandle, servers: &[String]) -> String {
+    let rule = "=".repeat(86);
+    let id = app.client().server_info().client_id;
+    let mut text = format!(
+        "\n{rule}\nPanini service connected to NATS..\nid: {id}\nname: {}\n\nNATS brokers:\n",
+        app.client_name()
+    );
+    for url in servers {
+        text.push_str(&format!("*  {url}\n"));
+    }
+    text.push_str(&format!("\nJetStream enabled: False\n{rule}\n\n"));
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn client_name_has_panini_shape() {
+        let name = super::default_client_name("svc");
+        let parts: Vec<_> = name.split("__").collect();
+        assert_eq!(parts.len(), 3, "{name}");
+        assert_eq!(parts[0], "svc");
+        let n: u64 = parts[2].parse().unwrap();
+        assert!((1..=1_000_000).contains(&n));
+    }
+}
