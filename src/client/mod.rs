@@ -19,6 +19,7 @@
 
 mod connection;
 mod events;
+mod lifecycle;
 mod options;
 mod pool;
 mod shared;
@@ -40,8 +41,8 @@ pub use options::ConnectOptions;
 pub use subscription::Subscription;
 
 use connection::{timed_out, Connection};
+use lifecycle::Ctl;
 use shared::{lock, PubMode, Shared, State, Target};
-use task::Ctl;
 
 use crate::error::{Error, Result};
 use crate::message::{Headers, Message};
@@ -129,14 +130,14 @@ impl Client {
         } else {
             &info.connect_urls
         });
-        task::go_live(&shared, &info, &conn.stream);
+        lifecycle::go_live(&shared, &info, &conn.stream);
         shared.emit(Event::Connected(pool.current().url()));
         if !added.is_empty() {
             shared.emit(Event::DiscoveredServers(added));
         }
         let (ctl_tx, ctl_rx) = async_channel::unbounded();
         smol::spawn(task::sweep_requests(shared.clone())).detach();
-        smol::spawn(task::run(
+        smol::spawn(lifecycle::run(
             shared.clone(),
             pool,
             conn,
