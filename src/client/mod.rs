@@ -2,9 +2,19 @@
 //! reconnect and cluster failover.
 //!
 //! [`Client`] is a cheap cloneable handle. Publishing encodes straight into a shared
-//! outgoing buffer that one writer task drains (see `shared`); everything else about the
-//! connection (the read side, sid dispatch, PING/PONG, reconnecting) belongs to one
-//! connection task (see `task`). The sans-IO parser in `panini-proto` does all parsing.
+//! outgoing buffer that one writer task drains; everything else about the connection (the
+//! read side, sid dispatch, PING/PONG, reconnecting) belongs to one connection task. The
+//! sans-IO parser in `panini-proto` does all parsing.
+//!
+//! # Layout
+//! - `options`: [`ConnectOptions`] and their defaults.
+//! - `shared`: what handles and tasks share: the outgoing buffer, subscriptions, requests.
+//! - `connection`: one socket's read buffer and handshake.
+//! - `lifecycle`: the connection task: serve, reconnect through the pool, go live, close.
+//! - `task`: the read side (dispatch by sid), the writer task, the request sweeper.
+//! - `pool`: server URLs, discovered servers.
+//! - `subscription`: [`Subscription`], a `Stream` of messages.
+//! - `events`: [`Event`] and [`Statistics`].
 //!
 //! ```no_run
 //! # smol::block_on(async {
