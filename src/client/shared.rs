@@ -7,6 +7,7 @@
 //! While disconnected the same buffer is the bounded reconnect buffer.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -25,6 +26,31 @@ use crate::message::{Headers, Message};
 
 /// Past this many buffered bytes while connected, publishers wait for the writer.
 pub(crate) const SOFT_WRITE_LIMIT: usize = 4 * 1024 * 1024;
+
+/// A map keyed by our own ids (sids, request tokens): counters we hand out, never input
+/// an attacker chooses, so a multiplicative hash is enough and much cheaper than SipHash
+/// on the per-message path.
+pub(crate) type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+/// Fibonacci hashing of one `u64`.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 /// Where the connection stands, as the handles see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,7 +115,7 @@ pub(crate) struct SubEntry {
 
 #[derive(Debug, Default)]
 pub(crate) struct Subs {
-    pub(crate) map: HashMap<u64, SubEntry>,
+    pub(crate) map: IdMap<SubEntry>,
     pub(crate) next_sid: u64,
     pub(crate) mux_sid: Option<u64>,
 }
@@ -100,7 +126,7 @@ pub(crate) struct Shared {
     pub(crate) wake_writer: Notify,
     pub(crate) space: Notify,
     pub(crate) subs: Mutex<Subs>,
-    pub(crate) requests: Mutex<HashMap<u64, Pending>>,
+    pub(crate) requests: Mutex<IdMap<Pending>>,
     /// Whether the request sweeper is awake (it sleeps while no request waits).
     pub(crate) sweep_armed: AtomicBool,
     pub(crate) sweep_wake: Notify,
@@ -149,7 +175,7 @@ impl Shared {
                 next_sid: 1,
                 ..Subs::default()
             }),
-            requests: Mutex::new(HashMap::new()),
+            requests: Mutex::new(IdMap::default()),
             sweep_armed: AtomicBool::new(false),
             sweep_wake: Notify::new(),
             next_token: AtomicU64::new(1),
