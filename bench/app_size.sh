@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Size and memory of examples/listener_app built small and static (musl, profile `small`),
+# with the default features and with --no-default-features (no HTTP server).
+#
+#   bench/app_size.sh
+#
+# For each build: the file size, then the binary is run against a nats-server that this
+# script starts (on a port the OS picks, passed as NATS_URL), and once it has printed its
+# banner (connected and subscribed) the script reads VmRSS, RssAnon and RssFile from
+# /proc/PID/status three times, 200 ms apart, and keeps the largest. It then sends 1,000
+# requests and 1,000 stream messages with nats-py (installed with Python Panini), checks
+# the replies, and reads the memory again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET=x86_64-unknown-linux-musl
+NATS_SERVER=${NATS_SERVER:-/usr/sbin/nats-server}
+OUT=${OUT:-/tmp/panini-app-size}
+mkdir -p "$OUT"
+
+rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
+
+build() { # build NAME [cargo flags...]
+    local name=$1
+    shift
+    echo "cargo build --profile small --target $TARGET --example listener_app $*" >&2
+    cargo build --quiet --profile small --target "$TARGET" --example listener_app "$@"
+    cp "target/$TARGET/small/examples/listener_app" "$OUT/listener_app.$name"
+}
+build default
+build no-http --no-default-features
+
+NATS_DIR=$(mktemp -d)
+"$NATS_SERVER" -a 127.0.0.1 -p -1 --ports_file_dir "$NATS_DIR" >/dev/null 2>&1 &
+NATS_PID=$!
+APP_PID=
+cleanup() {
+    [ -n "$APP_PID" ] && kill "$APP_PID" 2>/dev/null && wait "$APP_PID" 2>/dev/null
+    kill "$NATS_PID" 2>/dev/null && wait "$NATS_PID" 2>/dev/null
+    rm -rf "$NATS_DIR"
+}
+trap cleanup EXIT
+for _ in $(seq 100); do
+    [ -s "$NATS_DIR/nats-server_$NATS_PID.ports" ] && break
+    sleep 0.05
+done
+NATS_URL=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nats"][0])' \
+    "$NATS_DIR/nats-server_$NATS_PID.ports")
+export NATS_URL
+
+# mem PID: largest "VmRSS RssAnon RssFile" (KiB) of three reads.
+mem() {
+    local best="0 0 0"
+    for _ in 1 2 3; do
+        sleep 0.2
+        best=$(awk -v best="$best" '
+            /^VmRSS:/ {v=$2} /^RssAnon:/ {a=$2} /^RssFile:/ {f=$2}
+            END {split(best, b, " "); if (v > b[1]) print v, a, f; else print best}' \
+            "/proc/$1/status")
+    done
+    echo "$best"
+}
+
+traffic() {
+    python3 - "$NATS_URL" <<'EOF'
+import asyncio, json, sys
+import nats
+
+async def main():
+    nc = await nats.connect(sys.argv[1])
+    for i in range(1000):
+        r = await nc.request("some.subject.for.request", b'{"data":"request1234567890"}', timeout=5)
+        assert json.loads(r.data)["success"] is True, r.data
+        await nc.publish("some.subject.for.stream", b'{"data":"event1234567890"}')
+    await nc.flush()
+    await nc.drain()
+
+asyncio.run(main())
+EOF
+}
+
+printf '| build | file size | idle VmRSS | idle RssAnon | idle RssFile | VmRSS after 1,000 req + 1,000 msgs | RssAnon after |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|\n'
+for name in default no-http; do
+    bin="$OUT/listener_app.$name"
+    size=$(stat -c %s "$bin")
+    file "$bin" | grep -q 'statically linked\|static-pie linked' || echo "warning: $bin is not static" >&2
+    PANINI_LOG=warn "$bin" >"$OUT/$name.stdout" &
+    APP_PID=$!
+    for _ in $(seq 200); do
+        grep -q 'Panini service connected' "$OUT/$name.stdout" 2>/dev/null && break
+        sleep 0.05
+    done
+    sleep 1
+    read -r rss anon file_rss < <(mem "$APP_PID")
+    traffic
+    sleep 0.5
+    read -r rss2 anon2 _ < <(mem "$APP_PID")
+    kill -TERM "$APP_PID"
+    wait "$APP_PID" || true
+    APP_PID=
+    handled=$(grep -c 'has been processed' "$OUT/$name.stdout" || true)
+    echo "$name: handled $handled messages" >&2
+    awk -v n="$name" -v s="$size" -v r="$rss" -v a="$anon" -v f="$file_rss" -v r2="$rss2" -v a2="$anon2" 'BEGIN {
+        printf "| %s | %.0f KiB (%d B) | %.2f MiB | %.2f MiB | %.2f MiB | %.2f MiB | %.2f MiB |\n",
+            n, s / 1024, s, r / 1024, a / 1024, f / 1024, r2 / 1024, a2 / 1024 }'
+done

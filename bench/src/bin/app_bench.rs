@@ -1,0 +1,536 @@
+//! Framework overhead: the same work served by a `panini::App` endpoint, by the bare panini
+//! client, and by async-nats, in one run, against one `nats-server` that this program starts.
+//!
+//! ```text
+//! cargo run --release --manifest-path bench/Cargo.toml --bin app_bench -- [--quick]
+//!     [--only sequential|concurrent|stream] [--kind app|bare|async-nats]
+//! ```
+//!
+//! Every contender is a child process (this binary, run with `--respond` or `--count`), as a
+//! service would be; the parent is the same for all of them, so only the served side
+//! differs:
+//!
+//! - **request/reply** (sequential, and 64 in flight): the child echoes `bench.echo.*`. The
+//!   parent sends 16-byte requests with the bare panini client under `smol::block_on`.
+//!   - `app`: `App::listen(subject, |msg: Msg<Vec<u8>>| async move { msg.data })`, run by
+//!     `App::start` (defaults otherwise; the banner off);
+//!   - `bare`: `client.subscribe` and a loop that publishes each reply, spawned on smol's
+//!     global executor (where the App's endpoint loop and handlers run too);
+//!   - `async-nats`: the same loop spawned on a tokio multi-thread runtime (the
+//!     `#[tokio::main]` default).
+//! - **stream**: one raw-TCP publisher (`publisher.rs`) sends N 16-byte messages; the child
+//!   counts them and reports the time from the first received to the last and the client's
+//!   dropped-message count; a round fails unless all N arrive and none was dropped. Both
+//!   subscriptions get a capacity of N (`subscription_capacity`).
+//!   - `app`: an App endpoint `|_: Msg<Vec<u8>>, app: AppHandle| ...` counting in an atomic;
+//!   - `bare`: a subscriber loop spawned on smol's global executor.
+//!
+//! Rounds rotate which contender goes first; the table gives medians and ratios of medians.
+//!
+//! To profile one contender's child:
+//! `APP_BENCH_WRAP="valgrind --tool=callgrind" app_bench --quick --only stream --kind app`.
+
+#[allow(dead_code)]
+#[path = "../publisher.rs"]
+mod publisher;
+#[allow(dead_code)]
+#[path = "../report.rs"]
+mod report;
+#[allow(dead_code)]
+#[path = "../server.rs"]
+mod server;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, OnceLock};
+use std::time::{Duration, Instant};
+
+use futures_lite::StreamExt;
+use panini::client::ConnectOptions;
+use panini::{App, AppHandle, Msg};
+
+use publisher::Burst;
+use report::{median, percentile};
+
+/// Errors of a benchmark program: anything, with a message.
+pub type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
+
+/// Payload of every request and reply.
+const REQUEST_PAYLOAD: &[u8] = b"0123456789abcdef";
+
+/// Bound on waiting for a child's answer, so a lost message fails the round.
+const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Copy, Debug)]
+struct Config {
+    rounds: usize,
+    sequential: usize,
+    concurrent: usize,
+    in_flight: usize,
+    stream: usize,
+}
+
+const FULL: Config = Config {
+    rounds: 5,
+    sequential: 20_000,
+    concurrent: 100_000,
+    in_flight: 64,
+    stream: 500_000,
+};
+
+const QUICK: Config = Config {
+    rounds: 2,
+    sequential: 2_000,
+    concurrent: 10_000,
+    in_flight: 64,
+    stream: 50_000,
+};
+
+const USAGE: &str = "usage: app_bench [--quick] [--only sequential|concurrent|stream] \
+                     [--kind app|bare|async-nats]";
+
+const WORKLOADS: [&str; 3] = ["sequential", "concurrent", "stream"];
+const KINDS: [&str; 3] = ["app", "bare", "async-nats"];
+
+fn main() {
+    if std::env::var_os("PANINI_LOG").is_none() {
+        std::env::set_var("PANINI_LOG", "warn");
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let outcome = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["--respond", kind, url, subject] => respond(kind, url, subject),
+        ["--count", kind, url, subject, n] => match n.parse() {
+            Ok(n) => count(kind, url, subject, n),
+            Err(e) => Err(format!("--count: {e}").into()),
+        },
+        ref rest => parse_args(rest).and_then(run),
+    };
+    if let Err(e) = outcome {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+struct Args {
+    cfg: Config,
+    only: Option<String>,
+    kind: Option<String>,
+}
+
+fn parse_args(args: &[&str]) -> Result<Args> {
+    let mut out = Args {
+        cfg: FULL,
+        only: None,
+        kind: None,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match *arg {
+            "--quick" => out.cfg = QUICK,
+            "--only" => out.only = it.next().map(|w| w.to_string()),
+            "--kind" => out.kind = it.next().map(|k| k.to_string()),
+            _ => return Err(USAGE.into()),
+        }
+    }
+    let bad_only = out.only.as_deref().is_some_and(|w| !WORKLOADS.contains(&w));
+    let bad_kind = out.kind.as_deref().is_some_and(|k| !KINDS.contains(&k));
+    if bad_only || bad_kind {
+        return Err(USAGE.into());
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// Parent
+
+fn run(args: Args) -> Result<()> {
+    let server = server::NatsServer::start()?;
+    let url = server.url().to_string();
+    eprintln!("nats-server at {url}; {:?}", args.cfg);
+    let kinds = |all: &[&'static str]| -> Vec<&'static str> {
+        all.iter()
+            .copied()
+            .filter(|k| args.kind.as_deref().is_none_or(|want| want == *k))
+            .collect()
+    };
+    let wanted = |w: &str| args.only.as_deref().is_none_or(|o| o == w);
+    let cfg = args.cfg;
+    let mut rows = Vec::new();
+    if wanted("sequential") {
+        let n = cfg.sequential;
+        let labels = [
+            format!("request/reply sequential, {n} (round trips/s)"),
+            "request/reply sequential p50 latency (lower is better)".into(),
+            "request/reply sequential p99 latency (lower is better)".into(),
+        ];
+        let units = [Unit::PerSec, Unit::Micros, Unit::Micros];
+        rows.extend(compare(
+            &cfg,
+            &kinds(&KINDS),
+            &labels,
+            &units,
+            |kind, tag| {
+                let subject = format!("bench.echo.seq.{tag}");
+                let _child = Spawned::new(&["--respond", kind, &url, &subject])?;
+                sequential(&url, &subject, n)
+            },
+        )?);
+    }
+    if wanted("concurrent") {
+        let (n, k) = (cfg.concurrent, cfg.in_flight);
+        let labels = [format!("request/reply {k} in flight, {n} (round trips/s)")];
+        rows.extend(compare(
+            &cfg,
+            &kinds(&KINDS),
+            &labels,
+            &[Unit::PerSec],
+            |kind, tag| {
+                let subject = format!("bench.echo.conc.{tag}");
+                let _child = Spawned::new(&["--respond", kind, &url, &subject])?;
+                Ok(vec![concurrent(&url, &subject, n, k)?])
+            },
+        )?);
+    }
+    if wanted("stream") {
+        let n = cfg.stream;
+        let labels = [format!("stream endpoint, {n} x 16 B (msgs/s)")];
+        rows.extend(compare(
+            &cfg,
+            &kinds(&KINDS[..2]),
+            &labels,
+            &[Unit::PerSec],
+            |kind, tag| {
+                let subject = format!("bench.stream.{tag}");
+                let publisher = Burst::new(&subject, n, 16).connect(&url)?;
+                let mut child = Spawned::new(&["--count", kind, &url, &subject, &n.to_string()])?;
+                let sending = publisher.go();
+                let line = child.line()?;
+                sending.join().map_err(|_| "publisher panicked")??;
+                let parts: Vec<&str> = line.split_whitespace().collect();
+                let ["done", secs, dropped] = parts[..] else {
+                    return Err(format!("{kind}: unexpected {line:?}").into());
+                };
+                if dropped != "0" {
+                    return Err(format!("{kind} dropped {dropped} messages").into());
+                }
+                let secs: f64 = secs.parse()?;
+                Ok(vec![(n - 1) as f64 / secs])
+            },
+        )?);
+    }
+    println!("{}", table(&rows));
+    Ok(())
+}
+
+/// `count` requests one after the other: round trips/s, p50 and p99 in µs.
+fn sequential(url: &str, subject: &str, count: usize) -> Result<Vec<f64>> {
+    smol::block_on(async {
+        let client = panini::client::connect(url).await?;
+        client.request(subject, REQUEST_PAYLOAD).await?; // warm-up
+        let mut samples = Vec::with_capacity(count);
+        let start = Instant::now();
+        for _ in 0..count {
+            let sent = Instant::now();
+            client.request(subject, REQUEST_PAYLOAD).await?;
+            samples.push(sent.elapsed());
+        }
+        let total = start.elapsed();
+        client.close().await;
+        samples.sort_unstable();
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        Ok(vec![
+            count as f64 / total.as_secs_f64(),
+            us(percentile(&samples, 50.0)),
+            us(percentile(&samples, 99.0)),
+        ])
+    })
+}
+
+/// `total` requests from `in_flight` futures sharing one client: round trips/s.
+fn concurrent(url: &str, subject: &str, total: usize, in_flight: usize) -> Result<f64> {
+    smol::block_on(async {
+        let client = panini::client::connect(url).await?;
+        client.request(subject, REQUEST_PAYLOAD).await?; // warm-up
+        let each = total / in_flight;
+        let start = Instant::now();
+        let workers = (0..in_flight).map(|_| async {
+            for _ in 0..each {
+                client.request(subject, REQUEST_PAYLOAD).await?;
+            }
+            Ok::<_, panini::Error>(())
+        });
+        futures::future::try_join_all(workers).await?;
+        let elapsed = start.elapsed();
+        client.close().await;
+        Ok((each * in_flight) as f64 / elapsed.as_secs_f64())
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Unit {
+    PerSec,
+    Micros,
+}
+
+impl Unit {
+    fn format(self, v: f64) -> String {
+        match self {
+            _ if v.is_nan() => "-".into(),
+            Unit::PerSec if v >= 1e6 => format!("{:.2} M/s", v / 1e6),
+            Unit::PerSec => format!("{:.1} k/s", v / 1e3),
+            Unit::Micros => format!("{v:.1} µs"),
+        }
+    }
+}
+
+struct Row {
+    label: String,
+    unit: Unit,
+    /// Median per kind, in `KINDS` order (NaN where not run).
+    medians: [f64; 3],
+}
+
+/// Runs `work(kind, tag)` for every kind, `rounds` times, rotating who goes first; one row
+/// per label with each kind's median.
+fn compare(
+    cfg: &Config,
+    kinds: &[&'static str],
+    labels: &[String],
+    units: &[Unit],
+    mut work: impl FnMut(&str, String) -> Result<Vec<f64>>,
+) -> Result<Vec<Row>> {
+    let mut figures: Vec<Vec<Vec<f64>>> = vec![Vec::new(); KINDS.len()]; // kind -> rounds
+    for round in 0..cfg.rounds {
+        let mut order = kinds.to_vec();
+        order.rotate_left(round % kinds.len().max(1));
+        for kind in order {
+            let tag = format!("{}{round}", kind.replace('-', ""));
+            let got = work(kind, tag)?;
+            let shown: Vec<String> = got.iter().zip(units).map(|(v, u)| u.format(*v)).collect();
+            eprintln!("  {:<50} {:<10} {}", labels[0], kind, shown.join(", "));
+            let k = KINDS.iter().position(|x| *x == kind).unwrap_or(0);
+            figures[k].push(got);
+        }
+    }
+    Ok(labels
+        .iter()
+        .zip(units)
+        .enumerate()
+        .map(|(l, (label, unit))| Row {
+            label: label.clone(),
+            unit: *unit,
+            medians: std::array::from_fn(|k| median(figures[k].iter().map(|r| r[l]).collect())),
+        })
+        .collect())
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| workload | App (median) | bare client (median) | async-nats (median) \
+         | App / bare | App / async-nats |\n|---|---:|---:|---:|---:|---:|\n",
+    );
+    let ratio = |a: f64, b: f64| match a / b {
+        r if r.is_finite() => format!("{r:.2}"),
+        _ => "-".into(),
+    };
+    for r in rows {
+        let [app, bare, theirs] = r.medians;
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.label,
+            r.unit.format(app),
+            r.unit.format(bare),
+            r.unit.format(theirs),
+            ratio(app, bare),
+            ratio(app, theirs),
+        ));
+    }
+    out
+}
+
+/// A child process of this binary that has printed `ready`; killed and reaped on drop.
+struct Spawned {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Under a wrapper (a profiler): end with SIGTERM, so it can write its output.
+    wrapped: bool,
+}
+
+impl Spawned {
+    fn new(args: &[&str]) -> Result<Self> {
+        // For profiling: APP_BENCH_WRAP="valgrind --tool=callgrind" runs each child under it.
+        let wrap = std::env::var("APP_BENCH_WRAP").unwrap_or_default();
+        let mut words = wrap.split_whitespace();
+        let exe = std::env::current_exe()?;
+        let mut command = match words.next() {
+            Some(tool) => {
+                let mut c = Command::new(tool);
+                c.args(words).arg(&exe);
+                c
+            }
+            None => Command::new(&exe),
+        };
+        let mut child = command
+            .args(args)
+            .env_remove("NATS_URL") // App would take it over `servers`
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("child has no stdout")?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let wrapped = !wrap.trim().is_empty();
+        let mut spawned = Spawned {
+            child,
+            lines,
+            wrapped,
+        };
+        let first = spawned.line()?;
+        if first != "ready" {
+            return Err(format!("child {args:?} did not get ready: {first:?}").into());
+        }
+        Ok(spawned)
+    }
+
+    /// The child's next line, within `CHILD_TIMEOUT`.
+    fn line(&mut self) -> Result<String> {
+        self.lines
+            .recv_timeout(CHILD_TIMEOUT)
+            .map_err(|e| format!("child gave no line ({e}): messages lost?").into())
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if self.wrapped {
+            let pid = self.child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Children
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Echoes `subject` until killed.
+fn respond(kind: &str, url: &str, subject: &str) -> Result<()> {
+    match kind {
+        "app" => {
+            let mut app = App::new("bench_app").servers([url]).banner(false);
+            app.listen(subject, |msg: Msg<Vec<u8>>| async move { msg.data });
+            // Tasks start once every endpoint is subscribed and the server has the SUBs.
+            app.task(|_app: AppHandle| async move { say("ready") });
+            app.start()
+        }
+        "bare" => smol::block_on(async {
+            let client = panini::client::connect(url).await?;
+            let mut sub = client.subscribe(subject).await?;
+            client.flush().await?;
+            let serve = smol::spawn(async move {
+                while let Some(msg) = sub.next().await {
+                    if let Some(reply) = &msg.reply {
+                        let _ = client.publish(reply, &msg.payload).await;
+                    }
+                }
+            });
+            say("ready");
+            serve.await;
+            Ok(())
+        }),
+        "async-nats" => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(async {
+                let client = async_nats::connect(url).await?;
+                let mut sub = client.subscribe(subject.to_string()).await?;
+                client.flush().await?;
+                // flush only writes the socket: a request nobody serves makes sure the
+                // server has processed the SUB.
+                let probe = format!("{subject}.nobody");
+                let _ = client.request(probe, bytes::Bytes::new()).await;
+                let serve = tokio::spawn(async move {
+                    while let Some(msg) = futures::StreamExt::next(&mut sub).await {
+                        if let Some(reply) = msg.reply {
+                            let _ = client.publish(reply, msg.payload).await;
+                        }
+                    }
+                });
+                say("ready");
+                serve.await?;
+                Ok(())
+            }),
+        other => Err(format!("--respond: unknown kind {other:?}").into()),
+    }
+}
+
+static RECEIVED: AtomicUsize = AtomicUsize::new(0);
+static FIRST: OnceLock<Instant> = OnceLock::new();
+
+/// Counts `n` messages on `subject`, then prints `done <seconds first..last> <dropped>`.
+fn count(kind: &str, url: &str, subject: &str, n: usize) -> Result<()> {
+    match kind {
+        "app" => {
+            let mut app = App::new("bench_app")
+                .servers([url])
+                .banner(false)
+                .nats_options(move |o| o.subscription_capacity(n));
+            app.listen(
+                subject,
+                move |_msg: Msg<Vec<u8>>, app: AppHandle| async move {
+                    let first = *FIRST.get_or_init(Instant::now);
+                    if RECEIVED.fetch_add(1, Ordering::AcqRel) + 1 == n {
+                        let dropped = app.client().statistics().dropped_msgs;
+                        say(&format!("done {} {dropped}", first.elapsed().as_secs_f64()));
+                    }
+                },
+            );
+            app.task(|_app: AppHandle| async move { say("ready") });
+            app.start()
+        }
+        "bare" => smol::block_on(async {
+            let client = ConnectOptions::new([url])
+                .subscription_capacity(n)
+                .connect()
+                .await?;
+            let mut sub = client.subscribe(subject).await?;
+            client.flush().await?;
+            let counting = smol::spawn(async move {
+                let mut first = None;
+                for _ in 0..n {
+                    sub.next().await?;
+                    first.get_or_insert_with(Instant::now);
+                }
+                first.map(|t| t.elapsed())
+            });
+            say("ready");
+            let elapsed = counting.await.ok_or("subscription ended early")?;
+            let dropped = client.statistics().dropped_msgs;
+            say(&format!("done {} {dropped}", elapsed.as_secs_f64()));
+            futures_lite::future::pending::<()>().await;
+            Ok(())
+        }),
+        other => Err(format!("--count: unknown kind {other:?}").into()),
+    }
+}
