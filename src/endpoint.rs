@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use event_listener::Event as Notify;
 use futures_lite::future::Boxed;
-use futures_lite::{FutureExt, StreamExt};
+use futures_lite::{future, FutureExt, StreamExt};
 
 use crate::client::Subscription;
 use crate::error::Result;
@@ -57,19 +57,55 @@ pub(crate) async fn start(app: &AppHandle, ep: Endpoint) -> Result<()> {
 }
 
 async fn serve(app: AppHandle, mut sub: Subscription, ep: Endpoint) {
-    let (permits, done) = async_channel::bounded::<()>(ep.max_concurrency.max(1));
+    let limit = ep.max_concurrency.max(1);
+    let slots = Arc::new(Slots::default());
     while let Some(msg) = sub.next().await {
-        if permits.send(()).await.is_err() {
-            break;
+        let (app2, handler) = (app.clone(), ep.handler.clone());
+        let mut work: Boxed<()> = Box::pin(async move { handle_one(&app2, &handler, msg).await });
+        // Most handlers finish without waiting on anything: run them right here, which
+        // costs no task. Only one that is still pending gets a task of its own.
+        if future::poll_once(&mut work).await.is_some() {
+            continue;
         }
+        slots.acquire(limit).await;
         let guard = app.inner.tracker.enter();
-        let (app, handler, done) = (app.clone(), ep.handler.clone(), done.clone());
+        let slots = slots.clone();
         smol::spawn(async move {
-            handle_one(&app, &handler, msg).await;
-            let _ = done.try_recv();
+            work.await;
+            slots.release();
             drop(guard);
         })
         .detach();
+    }
+}
+
+/// Handlers of one endpoint still running in their own task, with a wait at the limit.
+#[derive(Default)]
+struct Slots {
+    busy: AtomicUsize,
+    freed: Notify,
+}
+
+impl Slots {
+    /// Waits until fewer than `limit` are busy, then takes a slot. Only the endpoint's loop
+    /// calls it, so check-then-add cannot race another taker.
+    async fn acquire(&self, limit: usize) {
+        loop {
+            if self.busy.load(Ordering::Acquire) < limit {
+                self.busy.fetch_add(1, Ordering::AcqRel);
+                return;
+            }
+            let listener = self.freed.listen();
+            if self.busy.load(Ordering::Acquire) < limit {
+                continue;
+            }
+            listener.await;
+        }
+    }
+
+    fn release(&self) {
+        self.busy.fetch_sub(1, Ordering::AcqRel);
+        self.freed.notify(1);
     }
 }
 

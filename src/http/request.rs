@@ -150,7 +150,11 @@ const READ_CHUNK: usize = 4096;
 /// written together, and always before the connection waits for more input).
 pub(crate) struct Conn {
     pub(crate) stream: TcpStream,
+    /// Bytes `start..end` of `buf` are received and not yet consumed; the rest is already
+    /// initialised room to read into (so a read never zeroes memory first).
     buf: Vec<u8>,
+    start: usize,
+    end: usize,
     out: Vec<u8>,
 }
 
@@ -159,6 +163,8 @@ impl Conn {
         Conn {
             stream,
             buf: Vec::new(),
+            start: 0,
+            end: 0,
             out: Vec::new(),
         }
     }
@@ -179,7 +185,21 @@ impl Conn {
 
     /// True when bytes of a next (pipelined) request are already buffered.
     pub(crate) fn has_buffered(&self) -> bool {
-        !self.buf.is_empty()
+        self.start < self.end
+    }
+
+    /// The received bytes not yet consumed.
+    fn data(&self) -> &[u8] {
+        self.buf.get(self.start..self.end).unwrap_or_default()
+    }
+
+    /// Marks `n` received bytes as used.
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
     }
 
     /// Reads more, until `deadline`; `Ok(0)` is end of stream, `Err` a time-out.
@@ -187,11 +207,17 @@ impl Conn {
         if self.flush().await.is_err() {
             return Ok(0);
         }
-        // Read straight into the buffer's tail (no chunk on the future's stack: an idle
+        // Read straight into the buffer's room (no chunk on the future's stack: an idle
         // connection then costs its small buffer, not 8 KiB more).
-        let filled = self.buf.len();
-        self.buf.resize(filled + READ_CHUNK, 0);
-        let (stream, tail) = (&mut self.stream, &mut self.buf[filled..]);
+        if self.buf.len() - self.end < READ_CHUNK / 4 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.buf.len() - self.end < READ_CHUNK / 4 {
+                self.buf.resize(self.buf.len() + READ_CHUNK, 0);
+            }
+        }
+        let (stream, tail) = (&mut self.stream, &mut self.buf[self.end..]);
         let read = async { stream.read(tail).await.map_err(|_| ()) };
         let n = read
             .or(async {
@@ -199,7 +225,7 @@ impl Conn {
                 Err(())
             })
             .await;
-        self.buf.truncate(filled + *n.as_ref().unwrap_or(&0));
+        self.end += *n.as_ref().unwrap_or(&0);
         match n {
             Ok(n) => Ok(n),
             Err(()) if Instant::now() >= deadline => Err(()),
@@ -210,11 +236,11 @@ impl Conn {
     /// Waits for the first bytes of a next request, up to `limit`; false when the peer
     /// closed or stayed idle.
     pub(crate) async fn wait_for_request(&mut self, limit: Duration) -> bool {
-        if !self.buf.is_empty() {
+        if self.has_buffered() {
             return true;
         }
         // An idle connection keeps no big buffer from an earlier large request.
-        if self.buf.capacity() > 4 * READ_CHUNK {
+        if self.buf.len() > 4 * READ_CHUNK {
             self.buf = Vec::new();
         }
         matches!(self.fill(Instant::now() + limit).await, Ok(n) if n > 0)
@@ -225,9 +251,9 @@ impl Conn {
         let idle_deadline = Instant::now() + limits.keep_alive_timeout;
         let mut head_deadline = None;
         let (mut req, head_len, keep_alive, body) = loop {
-            if !self.buf.is_empty() {
+            if self.has_buffered() {
                 head_deadline.get_or_insert_with(|| Instant::now() + limits.head_timeout);
-                match parse_head(&self.buf, limits) {
+                match parse_head(self.data(), limits) {
                     Ok(Some(parsed)) => break parsed,
                     Ok(None) => {}
                     Err(status) => return Read::Reject(status),
@@ -241,7 +267,7 @@ impl Conn {
                 Err(()) => return Read::Closed,
             }
         };
-        self.buf.drain(..head_len);
+        self.consume(head_len);
         // A 100 goes out after any response still queued for an earlier pipelined request,
         // and never to HTTP/1.0 (RFC 9110 §10.1.1).
         let expects = req
@@ -271,14 +297,16 @@ impl Conn {
         n: usize,
         deadline: Instant,
     ) -> std::result::Result<Vec<u8>, Read> {
-        while self.buf.len() < n {
+        while self.data().len() < n {
             match self.fill(deadline).await {
                 Ok(0) => return Err(Read::Closed), // gone mid-body
                 Ok(_) => {}
                 Err(()) => return Err(Read::Reject(408)),
             }
         }
-        Ok(self.buf.drain(..n).collect())
+        let bytes = self.data().get(..n).map(<[u8]>::to_vec).unwrap_or_default();
+        self.consume(n);
+        Ok(bytes)
     }
 
     /// `chunked-body = *chunk last-chunk trailer-section CRLF`
@@ -290,16 +318,16 @@ impl Conn {
         let mut body = Vec::new();
         loop {
             let (used, size) = loop {
-                match httparse::parse_chunk_size(&self.buf) {
+                match httparse::parse_chunk_size(self.data()) {
                     Ok(httparse::Status::Complete((used, size))) => break (used, size),
-                    Ok(httparse::Status::Partial) if self.buf.len() > 1024 => {
+                    Ok(httparse::Status::Partial) if self.data().len() > 1024 => {
                         return Err(Read::Reject(400))
                     }
                     Ok(httparse::Status::Partial) => self.more(deadline).await?,
                     Err(_) => return Err(Read::Reject(400)),
                 }
             };
-            self.buf.drain(..used);
+            self.consume(used);
             let size = usize::try_from(size).map_err(|_| Read::Reject(413))?;
             if body.len().saturating_add(size) > max {
                 return Err(Read::Reject(413));
@@ -317,15 +345,13 @@ impl Conn {
 
     async fn skip_trailers(&mut self, deadline: Instant) -> std::result::Result<(), Read> {
         loop {
-            match self.buf.windows(2).position(|w| w == b"\r\n") {
+            match self.data().windows(2).position(|w| w == b"\r\n") {
                 Some(0) => {
-                    self.buf.drain(..2);
+                    self.consume(2);
                     return Ok(());
                 }
-                Some(end) => {
-                    self.buf.drain(..end + 2);
-                }
-                None if self.buf.len() > 8192 => return Err(Read::Reject(431)),
+                Some(end) => self.consume(end + 2),
+                None if self.data().len() > 8192 => return Err(Read::Reject(431)),
                 None => self.more(deadline).await?,
             }
         }

@@ -216,7 +216,6 @@ impl Router {
         };
         req.params = params;
         let method = req.method;
-        let allowed = route.allowed();
         let call = match &route.target {
             Target::Fns(fns) => {
                 let wanted = if method == Method::Head {
@@ -237,14 +236,14 @@ impl Router {
         };
         let Some(call) = call else {
             if method == Method::Options {
-                return Response::new(204).header("Allow", allowed);
+                return Response::new(204).header("Allow", route.allowed());
             }
-            return Response::error(405).header("Allow", allowed);
+            return Response::error(405).header("Allow", route.allowed());
         };
         match AssertUnwindSafe(call).catch_unwind().await {
             // Every 405 names what is allowed (RFC 9110 §15.5.6), also a view's own.
             Ok(resp) if resp.status == 405 && resp.get_header("allow").is_none() => {
-                resp.header("Allow", allowed)
+                resp.header("Allow", route.allowed())
             }
             Ok(resp) => resp,
             Err(panic) => {
