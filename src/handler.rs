@@ -46,35 +46,60 @@ pub struct Rejection {
     note = "handler arguments are Msg<T>, Message, AppHandle, or a payload type (serde_json::Value, String, Vec<u8>, Json<T>)"
 )]
 pub trait FromMessage: Sized {
-    /// Builds the argument, or rejects the message.
+    /// Builds the argument from a borrowed message, or rejects the message.
     fn from_message(msg: &Message, app: &AppHandle) -> Result<Self, Rejection>;
+
+    /// Builds the argument from the message itself. The **first** argument of a handler is
+    /// made this way (the others by reference, before it), so `Msg<T>` takes the subject
+    /// and payload without copying them.
+    fn from_message_owned(msg: Message, app: &AppHandle) -> Result<Self, Rejection> {
+        Self::from_message(&msg, app)
+    }
+}
+
+fn rejection(e: crate::Error) -> Rejection {
+    Rejection {
+        detail: e.to_string(),
+    }
 }
 
 impl<T: FromPayload> FromMessage for Msg<T> {
     fn from_message(msg: &Message, _: &AppHandle) -> Result<Self, Rejection> {
-        let data = T::from_payload(&msg.payload).map_err(|e| Rejection {
-            detail: e.to_string(),
-        })?;
         Ok(Msg {
+            data: T::from_payload(&msg.payload).map_err(rejection)?,
             subject: msg.subject.clone(),
             reply: msg.reply.clone(),
             headers: msg.headers.clone(),
-            data,
+        })
+    }
+
+    fn from_message_owned(msg: Message, _: &AppHandle) -> Result<Self, Rejection> {
+        Ok(Msg {
+            data: T::from_payload_owned(msg.payload).map_err(rejection)?,
+            subject: msg.subject,
+            reply: msg.reply,
+            headers: msg.headers,
         })
     }
 }
 
 impl<T: FromPayload> FromMessage for T {
     fn from_message(msg: &Message, _: &AppHandle) -> Result<Self, Rejection> {
-        T::from_payload(&msg.payload).map_err(|e| Rejection {
-            detail: e.to_string(),
-        })
+        T::from_payload(&msg.payload).map_err(rejection)
+    }
+
+    fn from_message_owned(msg: Message, _: &AppHandle) -> Result<Self, Rejection> {
+        T::from_payload_owned(msg.payload).map_err(rejection)
     }
 }
 
 impl FromMessage for Message {
     fn from_message(msg: &Message, _: &AppHandle) -> Result<Self, Rejection> {
         Ok(msg.clone())
+    }
+
+    fn from_message_owned(msg: Message, _: &AppHandle) -> Result<Self, Rejection> {
+        Ok(msg)
     }
 }
 
@@ -276,41 +301,52 @@ async fn guarded<F: Future<Output = Outcome>>(fut: F) -> Outcome {
         .unwrap_or_else(Outcome::panicked)
 }
 
+/// Makes a handler's arguments: the later ones by reference, then the first one from the
+/// message itself; a rejection returns the rejected outcome from `call`.
+macro_rules! extract {
+    ($msg:ident, $app:ident; $($first:ident)?; $($rest:ident),*) => {
+        $(let $rest = match $rest::from_message(&$msg, &$app) {
+            Ok(v) => v,
+            Err(r) => return Box::pin(async move { Outcome::rejected(r) }),
+        };)*
+        $(let $first = match $first::from_message_owned($msg, &$app) {
+            Ok(v) => v,
+            Err(r) => return Box::pin(async move { Outcome::rejected(r) }),
+        };)?
+    };
+}
+
 macro_rules! handler_impls {
-    ($($arg:ident),*) => {
-        impl<F, Fut, $($arg,)*> Handler<(Fut, $($arg,)*)> for F
+    ($($first:ident)?; $($rest:ident),*) => {
+        impl<F, Fut, $($first,)? $($rest,)*> Handler<(Fut, $($first,)? $($rest,)*)> for F
         where
-            F: Fn($($arg),*) -> Fut + Clone + Send + Sync + 'static,
+            F: Fn($($first,)? $($rest),*) -> Fut + Clone + Send + Sync + 'static,
             Fut: Future + Send + 'static,
             Fut::Output: IntoReply,
-            $($arg: FromMessage + Send + 'static,)*
+            $($first: FromMessage + Send + 'static,)?
+            $($rest: FromMessage + Send + 'static,)*
         {
             #[allow(non_snake_case, unused_variables)]
             fn call(&self, msg: Message, app: AppHandle) -> Boxed<Outcome> {
-                $(let $arg = match $arg::from_message(&msg, &app) {
-                    Ok(v) => v,
-                    Err(r) => return Box::pin(async move { Outcome::rejected(r) }),
-                };)*
+                extract!(msg, app; $($first)?; $($rest),*);
                 let f = self.clone();
-                Box::pin(guarded(async move { f($($arg),*).await.into_reply() }))
+                Box::pin(guarded(async move { f($($first,)? $($rest),*).await.into_reply() }))
             }
         }
 
-        impl<F, R, $($arg,)*> SyncHandler<(R, $($arg,)*)> for F
+        impl<F, R, $($first,)? $($rest,)*> SyncHandler<(R, $($first,)? $($rest,)*)> for F
         where
-            F: Fn($($arg),*) -> R + Clone + Send + Sync + 'static,
+            F: Fn($($first,)? $($rest),*) -> R + Clone + Send + Sync + 'static,
             R: IntoReply + Send + 'static,
-            $($arg: FromMessage + Send + 'static,)*
+            $($first: FromMessage + Send + 'static,)?
+            $($rest: FromMessage + Send + 'static,)*
         {
             #[allow(non_snake_case, unused_variables)]
             fn call(&self, msg: Message, app: AppHandle) -> Boxed<Outcome> {
-                $(let $arg = match $arg::from_message(&msg, &app) {
-                    Ok(v) => v,
-                    Err(r) => return Box::pin(async move { Outcome::rejected(r) }),
-                };)*
+                extract!(msg, app; $($first)?; $($rest),*);
                 let f = self.clone();
                 Box::pin(smol::unblock(move || {
-                    std::panic::catch_unwind(AssertUnwindSafe(|| f($($arg),*).into_reply()))
+                    std::panic::catch_unwind(AssertUnwindSafe(|| f($($first,)? $($rest),*).into_reply()))
                         .unwrap_or_else(Outcome::panicked)
                 }))
             }
@@ -318,6 +354,6 @@ macro_rules! handler_impls {
     };
 }
 
-handler_impls!();
-handler_impls!(A);
-handler_impls!(A, B);
+handler_impls!(;);
+handler_impls!(A;);
+handler_impls!(A; B);

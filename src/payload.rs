@@ -26,6 +26,11 @@ pub trait IntoPayload {
 pub trait FromPayload: Sized {
     /// Decodes the payload.
     fn from_payload(payload: &[u8]) -> Result<Self>;
+
+    /// Decodes an owned payload (text and bytes take it without a copy).
+    fn from_payload_owned(payload: Vec<u8>) -> Result<Self> {
+        Self::from_payload(&payload)
+    }
 }
 
 /// Typed JSON: `Json<T>` decodes into and encodes from any serde type.
