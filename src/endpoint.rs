@@ -59,9 +59,11 @@ pub(crate) async fn start(app: &AppHandle, ep: Endpoint) -> Result<()> {
 async fn serve(app: AppHandle, mut sub: Subscription, ep: Endpoint) {
     let limit = ep.max_concurrency.max(1);
     let slots = Arc::new(Slots::default());
+    let pattern: Arc<str> = ep.subject.as_str().into();
     while let Some(msg) = sub.next().await {
-        let (app2, handler) = (app.clone(), ep.handler.clone());
-        let mut work: Boxed<()> = Box::pin(async move { handle_one(&app2, &handler, msg).await });
+        let (app2, handler, pattern) = (app.clone(), ep.handler.clone(), pattern.clone());
+        let mut work: Boxed<()> =
+            Box::pin(async move { handle_one(&app2, &handler, &pattern, msg).await });
         // Most handlers finish without waiting on anything: run them right here, which
         // costs no task. Only one that is still pending gets a task of its own.
         if future::poll_once(&mut work).await.is_some() {
@@ -110,15 +112,22 @@ impl Slots {
 }
 
 /// Runs one message through the listen middlewares and the handler, then replies.
-pub(crate) async fn handle_one(app: &AppHandle, handler: &BoxedHandler, msg: Message) {
+/// `pattern` is the endpoint's subject, for log lines.
+pub(crate) async fn handle_one(
+    app: &AppHandle,
+    handler: &BoxedHandler,
+    pattern: &Arc<str>,
+    msg: Message,
+) {
     let reply_to = msg.reply.clone();
     let reply = if app.inner.listen.is_empty() {
-        run_handler(handler, msg, app.clone()).await
+        run_handler(handler, pattern, msg, app.clone()).await
     } else {
-        let (app2, handler) = (app.clone(), handler.clone());
+        let (app2, handler, pattern) = (app.clone(), handler.clone(), pattern.clone());
         let terminal = Arc::new(move |msg: Message| {
-            let (app, handler) = (app2.clone(), handler.clone());
-            Box::pin(async move { run_handler(&handler, msg, app).await }) as Boxed<ListenResult>
+            let (app, handler, pattern) = (app2.clone(), handler.clone(), pattern.clone());
+            Box::pin(async move { run_handler(&handler, &pattern, msg, app).await })
+                as Boxed<ListenResult>
         });
         app.inner.listen.with_terminal(terminal).run(msg).await
     };
@@ -135,15 +144,19 @@ pub(crate) async fn handle_one(app: &AppHandle, handler: &BoxedHandler, msg: Mes
 }
 
 /// Runs the handler, logs a failure, and turns the outcome into the reply to send.
-async fn run_handler(handler: &BoxedHandler, msg: Message, app: AppHandle) -> ListenResult {
+async fn run_handler(
+    handler: &BoxedHandler,
+    pattern: &str,
+    msg: Message,
+    app: AppHandle,
+) -> ListenResult {
     let is_request = msg.reply.is_some();
-    // Kept only for the log line of a failure; cheaper than keeping the whole message.
-    let subject = msg.subject.clone();
     let outcome = handler(msg, app).await;
-    settle(outcome, &subject, is_request)
+    settle(outcome, pattern, is_request)
 }
 
-/// Logs a failure and turns the outcome into the reply to send.
+/// Logs a failure (naming the endpoint's subject, which costs no copy per message) and
+/// turns the outcome into the reply to send.
 fn settle(outcome: Outcome, subject: &str, is_request: bool) -> ListenResult {
     if let Outcome::Failed { code, detail, .. } = &outcome {
         let kind = if is_request { "request" } else { "message" };
