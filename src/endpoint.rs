@@ -61,19 +61,40 @@ async fn serve(app: AppHandle, mut sub: Subscription, ep: Endpoint) {
     let slots = Arc::new(Slots::default());
     let pattern: Arc<str> = ep.subject.as_str().into();
     while let Some(msg) = sub.next().await {
-        let (app2, handler, pattern) = (app.clone(), ep.handler.clone(), pattern.clone());
-        let mut work: Boxed<()> =
-            Box::pin(async move { handle_one(&app2, &handler, &pattern, msg).await });
         // Most handlers finish without waiting on anything: run them right here, which
         // costs no task. Only one that is still pending gets a task of its own.
-        if future::poll_once(&mut work).await.is_some() {
-            continue;
-        }
+        let pending: Boxed<()> = if app.inner.listen.is_empty() {
+            // No middleware: the handler's own boxed future is the only allocation.
+            let reply_to = msg.reply.clone();
+            let mut outcome = (ep.handler)(msg, app.clone());
+            match future::poll_once(&mut outcome).await {
+                Some(outcome) => {
+                    let reply = settle(outcome, &pattern, reply_to.is_some());
+                    send_reply(&app, reply_to, reply).await;
+                    continue;
+                }
+                None => {
+                    let (app, pattern) = (app.clone(), pattern.clone());
+                    Box::pin(async move {
+                        let reply = settle(outcome.await, &pattern, reply_to.is_some());
+                        send_reply(&app, reply_to, reply).await;
+                    })
+                }
+            }
+        } else {
+            let (app2, handler, pattern) = (app.clone(), ep.handler.clone(), pattern.clone());
+            let mut work: Boxed<()> =
+                Box::pin(async move { handle_one(&app2, &handler, &pattern, msg).await });
+            if future::poll_once(&mut work).await.is_some() {
+                continue;
+            }
+            work
+        };
         slots.acquire(limit).await;
         let guard = app.inner.tracker.enter();
         let slots = slots.clone();
         smol::spawn(async move {
-            work.await;
+            pending.await;
             slots.release();
             drop(guard);
         })
@@ -131,6 +152,11 @@ pub(crate) async fn handle_one(
         });
         app.inner.listen.with_terminal(terminal).run(msg).await
     };
+    send_reply(app, reply_to, reply).await;
+}
+
+/// Publishes the reply of a request (nothing for a stream message or an empty reply).
+async fn send_reply(app: &AppHandle, reply_to: Option<String>, reply: ListenResult) {
     let (Some(to), Some(reply)) = (reply_to, reply) else {
         return;
     };
