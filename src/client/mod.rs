@@ -328,7 +328,10 @@ impl Client {
             match out.state {
                 State::Closed => return Err(Error::Closed),
                 State::Draining => return Err(Error::Draining),
-                State::Open => out.state = State::Draining,
+                State::Open => {
+                    out.state = State::Draining;
+                    shared.draining.store(true, Relaxed);
+                }
             }
         }
         shared.emit(Event::Draining);

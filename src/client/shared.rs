@@ -137,6 +137,9 @@ pub(crate) struct Shared {
     pub(crate) stats: Stats,
     pub(crate) drain_progress: Notify,
     pub(crate) closed: Notify,
+    /// Set when draining starts: subscriptions then report progress. An atomic, because
+    /// every message a subscription yields checks it (no lock on that path).
+    pub(crate) draining: AtomicBool,
     /// Set once the connection task has shut everything down.
     pub(crate) finished: std::sync::atomic::AtomicBool,
 }
@@ -185,6 +188,7 @@ impl Shared {
             stats: Stats::default(),
             drain_progress: Notify::new(),
             closed: Notify::new(),
+            draining: AtomicBool::new(false),
             finished: std::sync::atomic::AtomicBool::new(false),
         }
     }

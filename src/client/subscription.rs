@@ -7,7 +7,9 @@ use std::task::{Context, Poll};
 use async_channel::Receiver;
 use futures_lite::Stream;
 
-use super::shared::{Shared, State};
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::shared::Shared;
 use crate::message::Message;
 
 /// The messages of one subscription, as a `Stream`. Dropping it unsubscribes.
@@ -58,7 +60,7 @@ impl Stream for Subscription {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
         let polled = self.rx.as_mut().poll_next(cx);
-        if polled.is_ready() && self.shared.state() == State::Draining {
+        if polled.is_ready() && self.shared.draining.load(Relaxed) {
             self.shared.drain_progress.notify(usize::MAX);
         }
         polled
@@ -68,7 +70,7 @@ impl Stream for Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.shared.unsubscribe(self.sid, None);
-        if self.shared.state() == State::Draining {
+        if self.shared.draining.load(Relaxed) {
             self.shared.drain_progress.notify(usize::MAX);
         }
     }
