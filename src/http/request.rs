@@ -156,6 +156,9 @@ pub(crate) struct Conn {
     start: usize,
     end: usize,
     out: Vec<u8>,
+    /// The read deadline timer, and when it is armed to fire.
+    timer: Timer,
+    timer_at: Instant,
 }
 
 impl Conn {
@@ -166,6 +169,8 @@ impl Conn {
             start: 0,
             end: 0,
             out: Vec::new(),
+            timer: Timer::never(),
+            timer_at: Instant::now(),
         }
     }
 
@@ -217,19 +222,34 @@ impl Conn {
                 self.buf.resize(self.buf.len() + READ_CHUNK, 0);
             }
         }
-        let (stream, tail) = (&mut self.stream, &mut self.buf[self.end..]);
-        let read = async { stream.read(tail).await.map_err(|_| ()) };
-        let n = read
-            .or(async {
-                Timer::at(deadline).await;
-                Err(())
-            })
-            .await;
-        self.end += *n.as_ref().unwrap_or(&0);
-        match n {
-            Ok(n) => Ok(n),
-            Err(()) if Instant::now() >= deadline => Err(()),
-            Err(()) => Ok(0), // a read error: treat as closed
+        loop {
+            // The connection keeps one timer. It is re-armed only when it would fire after
+            // `deadline` (or has fired): deadlines move forward with every request, so most
+            // reads reuse the registration instead of adding and removing a reactor timer.
+            // A timer that fires before `deadline` is just re-armed.
+            let now = Instant::now();
+            if self.timer_at > deadline || self.timer_at <= now {
+                self.timer.set_at(deadline);
+                self.timer_at = deadline;
+            }
+            let (stream, tail, timer) =
+                (&mut self.stream, &mut self.buf[self.end..], &mut self.timer);
+            let read = async { Some(stream.read(tail).await.map_err(|_| ())) };
+            let n = read
+                .or(async {
+                    timer.await;
+                    None
+                })
+                .await;
+            match n {
+                Some(Ok(n)) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Some(Err(())) => return Ok(0), // a read error: treat as closed
+                None if Instant::now() >= deadline => return Err(()),
+                None => {} // an early tick of the shared timer: wait on
+            }
         }
     }
 
