@@ -35,6 +35,7 @@
 //! - `payload`: [`Json`], [`FromPayload`], [`IntoPayload`]: JSON, text and bytes.
 //! - [`middleware`]: the four send/listen hooks and the catch-alls.
 //! - `tasks`: one-time and interval tasks, on-start and on-stop hooks.
+//! - `buffer`: the receive buffer of the NATS connection and the HTTP server.
 //! - `endpoint`: the dispatch loop of each subscription, and handlers in flight.
 //! - [`client`]: our NATS client (connection task, reconnect, pool, request mux).
 //! - [`http`]: the HTTP server (routes, views, limits).
@@ -48,6 +49,7 @@
 pub use panini_proto as proto;
 
 mod app;
+mod buffer;
 pub mod client;
 mod endpoint;
 mod error;

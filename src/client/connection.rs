@@ -11,73 +11,25 @@ use serde::Serialize;
 use super::pool::Server;
 use super::shared::Shared;
 use super::ServerInfo;
+use crate::buffer::InBuf;
 use crate::error::{Error, Result};
 use crate::message::lossy;
 
-/// Bytes read per syscall at least; the buffer grows only for an op larger than this.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes asked of the socket per read; the buffer grows only for an op larger than this.
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
-/// A read buffer: bytes `start..end` of `buf` are unparsed.
-#[derive(Debug)]
-pub(crate) struct ReadBuf {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-}
-
-impl ReadBuf {
-    fn new() -> Self {
-        ReadBuf {
-            buf: vec![0; READ_CHUNK],
-            start: 0,
-            end: 0,
-        }
-    }
-
-    /// The unparsed bytes.
-    pub(crate) fn data(&self) -> &[u8] {
-        self.buf.get(self.start..self.end).unwrap_or_default()
-    }
-
-    pub(crate) fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.end);
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-    }
-
-    /// Reads more bytes; `Ok(0)` is end of stream.
-    pub(crate) async fn fill(&mut self, stream: &mut TcpStream) -> std::io::Result<usize> {
-        if self.buf.len() - self.end < READ_CHUNK / 4 {
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            if self.buf.len() - self.end < READ_CHUNK / 4 {
-                let grown = self.buf.len() * 2;
-                self.buf.resize(grown, 0);
-            }
-        }
-        let n = stream.read(&mut self.buf[self.end..]).await?;
-        self.end += n;
-        Ok(n)
-    }
-
-    /// Gives memory back after a large op went through.
-    pub(crate) fn shrink(&mut self) {
-        if self.end == 0 && self.buf.len() > 4 * READ_CHUNK {
-            self.buf = vec![0; READ_CHUNK];
-        }
-    }
+/// Reads more bytes into `rbuf`; `Ok(0)` is end of stream.
+pub(crate) async fn fill(rbuf: &mut InBuf, stream: &mut TcpStream) -> std::io::Result<usize> {
+    let n = stream.read(rbuf.room()).await?;
+    rbuf.filled(n);
+    Ok(n)
 }
 
 /// A live, handshaken connection.
 #[derive(Debug)]
 pub(crate) struct Connection {
     pub(crate) stream: TcpStream,
-    pub(crate) rbuf: ReadBuf,
+    pub(crate) rbuf: InBuf,
     pub(crate) info: ServerInfo,
 }
 
@@ -128,7 +80,7 @@ impl Connection {
     async fn handshake(server: &Server, shared: &Shared) -> Result<Connection> {
         let mut stream = TcpStream::connect((server.host.as_str(), server.port)).await?;
         stream.set_nodelay(true)?;
-        let mut rbuf = ReadBuf::new();
+        let mut rbuf = InBuf::new(READ_CHUNK);
         let limits = Limits::default();
         let (op, used) = read_op(&mut stream, &mut rbuf, &limits).await?;
         let mut info: ServerInfo = match op {
@@ -200,11 +152,11 @@ fn connect_ops(server: &Server, shared: &Shared) -> Result<Vec<u8>> {
 /// Reads until one whole op is buffered and returns it with its length (not yet consumed).
 async fn read_op<'b>(
     stream: &mut TcpStream,
-    rbuf: &'b mut ReadBuf,
+    rbuf: &'b mut InBuf,
     limits: &Limits,
 ) -> Result<(ServerOp<'b>, usize)> {
     while parse_server_op(rbuf.data(), limits)? == Status::Partial {
-        if rbuf.fill(stream).await? == 0 {
+        if fill(rbuf, stream).await? == 0 {
             return Err(eof());
         }
     }

@@ -11,7 +11,7 @@ use async_net::TcpStream;
 use futures_lite::{AsyncWriteExt, FutureExt, StreamExt};
 use panini_proto::{parse_server_op, ClientOp, Limits, ServerOp, Status};
 
-use super::connection::{server_error, Connection};
+use super::connection::{fill, server_error, Connection, READ_CHUNK};
 use super::events::{Event, Stats};
 use super::lifecycle::{learn_servers, Ctl, Ended};
 use super::pool::Pool;
@@ -100,7 +100,7 @@ pub(crate) async fn serve(
             Ok(Some(ended)) => break ended,
             Err(e) => break Ended::Lost(format!("protocol error: {e}")),
         }
-        let read = async { Wake::Read(conn.rbuf.fill(&mut conn.stream).await) };
+        let read = async { Wake::Read(fill(&mut conn.rbuf, &mut conn.stream).await) };
         let tick = async { ticker.next().await.map_or(Wake::Ctl(None), |_| Wake::Tick) };
         let control = async { Wake::Ctl(ctl.recv().await.ok()) };
         match read.or(tick.or(control)).await {
@@ -135,7 +135,7 @@ pub(crate) async fn serve(
     } else {
         writer.cancel().await;
     }
-    conn.rbuf.shrink();
+    conn.rbuf.shrink(4 * READ_CHUNK);
     let _ = conn.stream.shutdown(std::net::Shutdown::Both);
     ended
 }

@@ -9,6 +9,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 use serde::de::DeserializeOwned;
 
 use super::Limits;
+use crate::buffer::InBuf;
 use crate::error::{Error, Result};
 use crate::handle::AppHandle;
 
@@ -150,11 +151,7 @@ const READ_CHUNK: usize = 4096;
 /// written together, and always before the connection waits for more input).
 pub(crate) struct Conn {
     pub(crate) stream: TcpStream,
-    /// Bytes `start..end` of `buf` are received and not yet consumed; the rest is already
-    /// initialised room to read into (so a read never zeroes memory first).
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    input: InBuf,
     out: Vec<u8>,
     /// The read deadline timer, and when it is armed to fire.
     timer: Timer,
@@ -165,9 +162,7 @@ impl Conn {
     pub(crate) fn new(stream: TcpStream) -> Self {
         Conn {
             stream,
-            buf: Vec::new(),
-            start: 0,
-            end: 0,
+            input: InBuf::new(READ_CHUNK),
             out: Vec::new(),
             timer: Timer::never(),
             timer_at: Instant::now(),
@@ -190,21 +185,17 @@ impl Conn {
 
     /// True when bytes of a next (pipelined) request are already buffered.
     pub(crate) fn has_buffered(&self) -> bool {
-        self.start < self.end
+        !self.input.is_empty()
     }
 
     /// The received bytes not yet consumed.
     fn data(&self) -> &[u8] {
-        self.buf.get(self.start..self.end).unwrap_or_default()
+        self.input.data()
     }
 
     /// Marks `n` received bytes as used.
     fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.end);
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
+        self.input.consume(n);
     }
 
     /// Reads more, until `deadline`; `Ok(0)` is end of stream, `Err` a time-out.
@@ -214,14 +205,6 @@ impl Conn {
         }
         // Read straight into the buffer's room (no chunk on the future's stack: an idle
         // connection then costs its small buffer, not 8 KiB more).
-        if self.buf.len() - self.end < READ_CHUNK / 4 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-            if self.buf.len() - self.end < READ_CHUNK / 4 {
-                self.buf.resize(self.buf.len() + READ_CHUNK, 0);
-            }
-        }
         loop {
             // The connection keeps one timer. It is re-armed only when it would fire after
             // `deadline` (or has fired): deadlines move forward with every request, so most
@@ -232,8 +215,7 @@ impl Conn {
                 self.timer.set_at(deadline);
                 self.timer_at = deadline;
             }
-            let (stream, tail, timer) =
-                (&mut self.stream, &mut self.buf[self.end..], &mut self.timer);
+            let (stream, tail, timer) = (&mut self.stream, self.input.room(), &mut self.timer);
             let read = async { Some(stream.read(tail).await.map_err(|_| ())) };
             let n = read
                 .or(async {
@@ -243,7 +225,7 @@ impl Conn {
                 .await;
             match n {
                 Some(Ok(n)) => {
-                    self.end += n;
+                    self.input.filled(n);
                     return Ok(n);
                 }
                 Some(Err(())) => return Ok(0), // a read error: treat as closed
@@ -260,9 +242,7 @@ impl Conn {
             return true;
         }
         // An idle connection keeps no big buffer from an earlier large request.
-        if self.buf.len() > 4 * READ_CHUNK {
-            self.buf = Vec::new();
-        }
+        self.input.shrink(4 * READ_CHUNK);
         matches!(self.fill(Instant::now() + limit).await, Ok(n) if n > 0)
     }
 

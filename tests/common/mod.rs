@@ -264,18 +264,6 @@ pub fn run<F: std::future::Future>(body: F) -> F::Output {
 /// Bound on one async test.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Waits until `cond` holds, checking every few milliseconds, up to `limit`.
-pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        async_io::Timer::after(Duration::from_millis(10)).await;
-    }
-    true
-}
-
 /// A fresh directory under the system temp dir, removed on `Drop` unless kept.
 struct TempDir(Option<PathBuf>);
 
