@@ -122,13 +122,20 @@ impl<T: DeserializeOwned> FromPayload for Json<T> {
 
 impl FromPayload for String {
     fn from_payload(payload: &[u8]) -> Result<Self> {
-        String::from_utf8(payload.to_vec())
-            .map_err(|_| Error::Decode("payload is not UTF-8".into()))
+        Self::from_payload_owned(payload.to_vec())
+    }
+
+    fn from_payload_owned(payload: Vec<u8>) -> Result<Self> {
+        String::from_utf8(payload).map_err(|_| Error::Decode("payload is not UTF-8".into()))
     }
 }
 
 impl FromPayload for Vec<u8> {
     fn from_payload(payload: &[u8]) -> Result<Self> {
         Ok(payload.to_vec())
+    }
+
+    fn from_payload_owned(payload: Vec<u8>) -> Result<Self> {
+        Ok(payload)
     }
 }
