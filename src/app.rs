@@ -272,7 +272,7 @@ impl App {
         subjects: impl IntoSubjects,
         handler: H,
     ) -> &mut EndpointConfig {
-        let boxed: BoxedHandler = Arc::new(move |msg, app| handler.call(msg, app));
+        let boxed = BoxedHandler::new(handler);
         self.push_endpoint(subjects, boxed)
     }
 
@@ -283,7 +283,7 @@ impl App {
         subjects: impl IntoSubjects,
         handler: H,
     ) -> &mut EndpointConfig {
-        let boxed: BoxedHandler = Arc::new(move |msg, app| handler.call(msg, app));
+        let boxed = BoxedHandler::new_sync(handler);
         self.push_endpoint(subjects, boxed)
     }
 

@@ -2,8 +2,11 @@
 //! task (at most `max_concurrency` at once), runs the listen middlewares and the handler,
 //! and publishes the reply. Also the [`Tracker`] of handlers in flight, for shutdown.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use event_listener::Event as Notify;
@@ -13,7 +16,7 @@ use futures_lite::{future, FutureExt, StreamExt};
 use crate::client::Subscription;
 use crate::error::Result;
 use crate::handle::AppHandle;
-use crate::handler::{BoxedHandler, Outcome};
+use crate::handler::{BoxedHandler, Outcome, Reply, Step};
 use crate::log::log_at;
 use crate::message::Message;
 use crate::middleware::ListenResult;
@@ -56,50 +59,107 @@ pub(crate) async fn start(app: &AppHandle, ep: Endpoint) -> Result<()> {
     Ok(())
 }
 
-async fn serve(app: AppHandle, mut sub: Subscription, ep: Endpoint) {
+async fn serve(app: AppHandle, sub: Subscription, ep: Endpoint) {
     let limit = ep.max_concurrency.max(1);
     let slots = Arc::new(Slots::default());
     let pattern: Arc<str> = ep.subject.as_str().into();
-    while let Some(msg) = sub.next().await {
-        // Most handlers finish without waiting on anything: run them right here, which
-        // costs no task. Only one that is still pending gets a task of its own.
-        let pending: Boxed<()> = if app.inner.listen.is_empty() {
-            // No middleware: the handler's own boxed future is the only allocation.
-            let reply_to = msg.reply.clone();
-            let mut outcome = (ep.handler)(msg, app.clone());
-            match future::poll_once(&mut outcome).await {
-                Some(outcome) => {
-                    let reply = settle(outcome, &pattern, reply_to.is_some());
-                    send_reply(&app, reply_to, reply).await;
-                    continue;
-                }
-                None => {
-                    let (app, pattern) = (app.clone(), pattern.clone());
-                    Box::pin(async move {
-                        let reply = settle(outcome.await, &pattern, reply_to.is_some());
-                        send_reply(&app, reply_to, reply).await;
-                    })
-                }
+    if app.inner.listen.is_empty() {
+        serve_direct(app, sub, ep, limit, slots, pattern).await
+    } else {
+        serve_chained(app, sub, ep, limit, slots, pattern).await
+    }
+}
+
+/// The loop without middleware. Most handlers finish without waiting on anything: the
+/// runner polls each one once, in this task, as soon as its message is taken off the
+/// subscription (which costs no task and, with the runner's reuse, no allocation). Only
+/// a run that is still pending gets a task of its own.
+async fn serve_direct(
+    app: AppHandle,
+    mut sub: Subscription,
+    ep: Endpoint,
+    limit: usize,
+    slots: Arc<Slots>,
+    pattern: Arc<str>,
+) {
+    let mut runner = ep.handler.runner();
+    loop {
+        let next = future::poll_fn(|cx| match Pin::new(&mut sub).poll_next(cx) {
+            Poll::Ready(Some(msg)) => {
+                let reply_to = msg.reply.clone();
+                Poll::Ready(Some((reply_to, runner.start(msg, &app, cx))))
             }
-        } else {
-            let (app2, handler, pattern) = (app.clone(), ep.handler.clone(), pattern.clone());
-            let mut work: Boxed<()> =
-                Box::pin(async move { handle_one(&app2, &handler, &pattern, msg).await });
-            if future::poll_once(&mut work).await.is_some() {
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        });
+        let Some((reply_to, step)) = next.await else {
+            return;
+        };
+        let outcome = match step {
+            Step::Done(Outcome::Reply(reply)) => {
+                if let (Some(to), Some(reply)) = (reply_to, reply) {
+                    send_reply(&app, to, reply).await;
+                }
                 continue;
             }
-            work
+            Step::Done(failed) => {
+                let reply = settle(failed, &pattern, reply_to.is_some());
+                if let (Some(to), Some(reply)) = (reply_to, reply) {
+                    send_reply(&app, to, reply).await;
+                }
+                continue;
+            }
+            Step::Pending(outcome) => outcome,
         };
-        slots.acquire(limit).await;
-        let guard = app.inner.tracker.enter();
-        let slots = slots.clone();
-        smol::spawn(async move {
-            pending.await;
-            slots.release();
-            drop(guard);
-        })
-        .detach();
+        let (app2, pattern) = (app.clone(), pattern.clone());
+        let rest = async move {
+            let reply = settle(outcome.await, &pattern, reply_to.is_some());
+            if let (Some(to), Some(reply)) = (reply_to, reply) {
+                send_reply(&app2, to, reply).await;
+            }
+        };
+        spawn_limited(&app, &slots, limit, rest).await;
     }
+}
+
+/// The loop with listen middlewares: each message runs through the chain and the
+/// handler, polled once here and given a task of its own only if still pending.
+async fn serve_chained(
+    app: AppHandle,
+    mut sub: Subscription,
+    ep: Endpoint,
+    limit: usize,
+    slots: Arc<Slots>,
+    pattern: Arc<str>,
+) {
+    while let Some(msg) = sub.next().await {
+        let (app2, handler, pattern) = (app.clone(), ep.handler.clone(), pattern.clone());
+        let mut work: Boxed<()> =
+            Box::pin(async move { handle_one(&app2, &handler, &pattern, msg).await });
+        if future::poll_once(&mut work).await.is_some() {
+            continue;
+        }
+        spawn_limited(&app, &slots, limit, work).await;
+    }
+}
+
+/// Runs the rest of a handler run in a task of its own, once one of the endpoint's
+/// `limit` slots is free; shutdown waits for it through the app's tracker.
+async fn spawn_limited(
+    app: &AppHandle,
+    slots: &Arc<Slots>,
+    limit: usize,
+    rest: impl Future<Output = ()> + Send + 'static,
+) {
+    slots.acquire(limit).await;
+    let guard = app.inner.tracker.enter();
+    let slots = slots.clone();
+    smol::spawn(async move {
+        rest.await;
+        slots.release();
+        drop(guard);
+    })
+    .detach();
 }
 
 /// Handlers of one endpoint still running in their own task, with a wait at the limit.
@@ -152,14 +212,13 @@ pub(crate) async fn handle_one(
         });
         app.inner.listen.with_terminal(terminal).run(msg).await
     };
-    send_reply(app, reply_to, reply).await;
+    if let (Some(to), Some(reply)) = (reply_to, reply) {
+        send_reply(app, to, reply).await;
+    }
 }
 
-/// Publishes the reply of a request (nothing for a stream message or an empty reply).
-async fn send_reply(app: &AppHandle, reply_to: Option<String>, reply: ListenResult) {
-    let (Some(to), Some(reply)) = (reply_to, reply) else {
-        return;
-    };
+/// Publishes the reply of a request.
+async fn send_reply(app: &AppHandle, to: String, reply: Reply) {
     let client = &app.inner.client;
     let sent = client
         .publish_with(&to, None, reply.headers.as_ref(), reply.payload)
@@ -177,7 +236,7 @@ async fn run_handler(
     app: AppHandle,
 ) -> ListenResult {
     let is_request = msg.reply.is_some();
-    let outcome = handler(msg, app).await;
+    let outcome = handler.call(msg, app).await;
     settle(outcome, pattern, is_request)
 }
 

@@ -219,7 +219,7 @@ impl AppHandle {
         queue: Option<&str>,
         handler: H,
     ) -> Result<()> {
-        let boxed: BoxedHandler = Arc::new(move |msg, app| handler.call(msg, app));
+        let boxed = BoxedHandler::new(handler);
         let ep = Endpoint {
             subject: subject.to_string(),
             queue: queue.map(str::to_string),

@@ -4,6 +4,9 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use futures_lite::future::Boxed;
 use futures_lite::FutureExt;
@@ -267,9 +270,117 @@ impl<T: IntoReply, E: Into<BoxError>> IntoReply for Result<T, E> {
     }
 }
 
-/// The erased form every handler is stored as.
-pub(crate) type BoxedHandler =
-    std::sync::Arc<dyn Fn(Message, AppHandle) -> Boxed<Outcome> + Send + Sync>;
+/// The erased form every handler is stored as: a call that boxes each run's future (for
+/// the middleware chain), and a maker of [`Runner`]s (for an endpoint loop without
+/// middleware, which reuses one allocation across runs).
+#[derive(Clone)]
+pub(crate) struct BoxedHandler {
+    call: Arc<dyn Fn(Message, AppHandle) -> Boxed<Outcome> + Send + Sync>,
+    runner: Arc<dyn Fn() -> Box<dyn Runner> + Send + Sync>,
+}
+
+impl BoxedHandler {
+    /// Erases an async handler.
+    pub(crate) fn new<T, H: Handler<T>>(handler: H) -> Self {
+        let h = handler.clone();
+        BoxedHandler {
+            call: Arc::new(move |msg, app| h.call(msg, app)),
+            runner: Arc::new(move || handler.runner()),
+        }
+    }
+
+    /// Erases a sync handler.
+    pub(crate) fn new_sync<T, H: SyncHandler<T>>(handler: H) -> Self {
+        let h = handler.clone();
+        BoxedHandler {
+            call: Arc::new(move |msg, app| h.call(msg, app)),
+            runner: Arc::new(move || handler.runner()),
+        }
+    }
+
+    /// One run of the handler, as a boxed future.
+    pub(crate) fn call(&self, msg: Message, app: AppHandle) -> Boxed<Outcome> {
+        (self.call)(msg, app)
+    }
+
+    /// A runner for one endpoint loop.
+    pub(crate) fn runner(&self) -> Box<dyn Runner> {
+        (self.runner)()
+    }
+}
+
+/// What a handler run came to at its first poll.
+pub enum Step {
+    /// It finished.
+    Done(Outcome),
+    /// It waits on something: the rest of the run, to be polled in a task of its own.
+    Pending(Boxed<Outcome>),
+}
+
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Done(outcome) => f.debug_tuple("Done").field(outcome).finish(),
+            Step::Pending(_) => f.write_str("Pending(..)"),
+        }
+    }
+}
+
+/// Runs the messages of one endpoint loop through its handler. Most handlers finish at
+/// their first poll; the runner then keeps the allocation of the handler's future and
+/// builds the next run's future in it, so such a run allocates nothing. A run that is still
+/// pending takes the allocation with it (the next run makes a new one).
+///
+/// Not part of the public API: [`Handler`] names it only for the crate's own use.
+pub trait Runner: Send {
+    /// Starts one run and polls it once, in the caller's task context.
+    fn start(&mut self, msg: Message, app: &AppHandle, cx: &mut Context<'_>) -> Step;
+}
+
+/// A [`Runner`] over a maker of the handler's (concrete) future type `F`.
+struct Reusing<F, M> {
+    make: M,
+    slot: Option<Pin<Box<F>>>,
+}
+
+fn reusing<F, M>(make: M) -> Box<dyn Runner>
+where
+    M: FnMut(Message, &AppHandle) -> Result<F, Rejection> + Send + 'static,
+    F: Future<Output = Outcome> + Send + 'static,
+{
+    Box::new(Reusing { make, slot: None })
+}
+
+impl<F, M> Runner for Reusing<F, M>
+where
+    M: FnMut(Message, &AppHandle) -> Result<F, Rejection> + Send,
+    F: Future<Output = Outcome> + Send + 'static,
+{
+    fn start(&mut self, msg: Message, app: &AppHandle, cx: &mut Context<'_>) -> Step {
+        let run = match (self.make)(msg, app) {
+            Ok(run) => run,
+            Err(r) => return Step::Done(Outcome::rejected(r)),
+        };
+        // A finished future's box is reused: `set` drops the old value in place.
+        let mut boxed = match self.slot.take() {
+            Some(mut slot) => {
+                slot.as_mut().set(run);
+                slot
+            }
+            None => Box::pin(run),
+        };
+        // The first poll is guarded here; a run that goes on is guarded in its own task.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| boxed.as_mut().poll(cx))) {
+            Ok(Poll::Ready(outcome)) => {
+                self.slot = Some(boxed);
+                Step::Done(outcome)
+            }
+            Ok(Poll::Pending) => Step::Pending(Box::pin(guarded(boxed))),
+            // A future that panicked is dropped, never polled or reused.
+            Err(panic) => Step::Done(Outcome::panicked(panic)),
+        }
+    }
+}
 
 /// An async fn or closure usable with [`App::listen`](crate::App::listen): 0 to 2
 /// arguments that implement [`FromMessage`], returning a future whose output implements
@@ -281,6 +392,10 @@ pub(crate) type BoxedHandler =
 pub trait Handler<T>: Clone + Send + Sync + 'static {
     /// Runs the handler on one message; panics become an [`Outcome::Failed`].
     fn call(&self, msg: Message, app: AppHandle) -> Boxed<Outcome>;
+
+    /// The runner an endpoint loop uses (crate-internal; the blanket impls provide it).
+    #[doc(hidden)]
+    fn runner(&self) -> Box<dyn Runner>;
 }
 
 /// A plain (blocking) fn or closure usable with [`App::listen_sync`](crate::App::listen_sync).
@@ -292,6 +407,10 @@ pub trait Handler<T>: Clone + Send + Sync + 'static {
 pub trait SyncHandler<T>: Clone + Send + Sync + 'static {
     /// Runs the handler on one message, on the blocking thread pool.
     fn call(&self, msg: Message, app: AppHandle) -> Boxed<Outcome>;
+
+    /// The runner an endpoint loop uses (crate-internal; the blanket impls provide it).
+    #[doc(hidden)]
+    fn runner(&self) -> Box<dyn Runner>;
 }
 
 async fn guarded<F: Future<Output = Outcome>>(fut: F) -> Outcome {
@@ -302,18 +421,22 @@ async fn guarded<F: Future<Output = Outcome>>(fut: F) -> Outcome {
 }
 
 /// Makes a handler's arguments: the later ones by reference, then the first one from the
-/// message itself; a rejection returns the rejected outcome from `call`.
+/// message itself; a rejection returns `$reject(r)` from the enclosing fn or closure.
 macro_rules! extract {
-    ($msg:ident, $app:ident; $($first:ident)?; $($rest:ident),*) => {
+    ($msg:ident, $app:ident, $reject:expr; $($first:ident)?; $($rest:ident),*) => {
         $(let $rest = match $rest::from_message(&$msg, &$app) {
             Ok(v) => v,
-            Err(r) => return Box::pin(async move { Outcome::rejected(r) }),
+            Err(r) => return $reject(r),
         };)*
         $(let $first = match $first::from_message_owned($msg, &$app) {
             Ok(v) => v,
-            Err(r) => return Box::pin(async move { Outcome::rejected(r) }),
+            Err(r) => return $reject(r),
         };)?
     };
+}
+
+fn rejected_now(r: Rejection) -> Boxed<Outcome> {
+    Box::pin(async move { Outcome::rejected(r) })
 }
 
 macro_rules! handler_impls {
@@ -328,9 +451,19 @@ macro_rules! handler_impls {
         {
             #[allow(non_snake_case, unused_variables)]
             fn call(&self, msg: Message, app: AppHandle) -> Boxed<Outcome> {
-                extract!(msg, app; $($first)?; $($rest),*);
+                extract!(msg, app, rejected_now; $($first)?; $($rest),*);
                 let f = self.clone();
                 Box::pin(guarded(async move { f($($first,)? $($rest),*).await.into_reply() }))
+            }
+
+            fn runner(&self) -> Box<dyn Runner> {
+                let f = self.clone();
+                #[allow(non_snake_case, unused_variables)]
+                reusing(move |msg: Message, app: &AppHandle| {
+                    extract!(msg, app, Err; $($first)?; $($rest),*);
+                    let f = f.clone();
+                    Ok(async move { f($($first,)? $($rest),*).await.into_reply() })
+                })
             }
         }
 
@@ -343,15 +476,32 @@ macro_rules! handler_impls {
         {
             #[allow(non_snake_case, unused_variables)]
             fn call(&self, msg: Message, app: AppHandle) -> Boxed<Outcome> {
-                extract!(msg, app; $($first)?; $($rest),*);
+                extract!(msg, app, rejected_now; $($first)?; $($rest),*);
                 let f = self.clone();
-                Box::pin(smol::unblock(move || {
-                    std::panic::catch_unwind(AssertUnwindSafe(|| f($($first,)? $($rest),*).into_reply()))
-                        .unwrap_or_else(Outcome::panicked)
-                }))
+                Box::pin(blocking(move || f($($first,)? $($rest),*)))
+            }
+
+            fn runner(&self) -> Box<dyn Runner> {
+                let f = self.clone();
+                #[allow(non_snake_case, unused_variables)]
+                reusing(move |msg: Message, app: &AppHandle| {
+                    extract!(msg, app, Err; $($first)?; $($rest),*);
+                    let f = f.clone();
+                    Ok(blocking(move || f($($first,)? $($rest),*)))
+                })
             }
         }
     };
+}
+
+/// Runs a sync handler on the blocking thread pool; a panic becomes a failed outcome.
+fn blocking<R: IntoReply + Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> impl Future<Output = Outcome> + Send + 'static {
+    smol::unblock(move || {
+        std::panic::catch_unwind(AssertUnwindSafe(|| f().into_reply()))
+            .unwrap_or_else(Outcome::panicked)
+    })
 }
 
 handler_impls!(;);

@@ -198,6 +198,52 @@ fn handler_errors_and_panics_get_error_replies_and_nothing_else_breaks() {
     });
 }
 
+/// A handler's run is polled once where its message is taken; a run that waits goes on in
+/// a task of its own. Runs that finish at once and runs that wait, interleaved on one
+/// endpoint, must each answer their own request, and a panic after an await must still
+/// become an error reply.
+#[test]
+fn handlers_that_sometimes_wait_answer_each_request_and_late_panics_are_caught() {
+    let server = NatsServer::start();
+    run(async {
+        let mut app = App::new("mixed");
+        app.listen("m.echo", |msg: Msg<String>| async move {
+            let n: u32 = msg.data.parse().unwrap_or(0);
+            if n % 3 == 0 {
+                // Pending at the first poll: this run moves to a task of its own.
+                smol::future::yield_now().await;
+            }
+            format!("re:{}", msg.data)
+        });
+        app.listen("m.late_panic", |msg: Msg<String>| async move {
+            smol::future::yield_now().await;
+            if msg.data == "boom" {
+                panic!("late boom");
+            }
+            msg.data
+        });
+        let running = start(app, &server).await;
+        let c = client::connect(server.url()).await.unwrap();
+
+        let asks = (0..60u32).map(|n| {
+            let c = c.clone();
+            smol::spawn(async move { (n, ask(&c, "m.echo", n.to_string().as_bytes()).await) })
+        });
+        for task in asks.collect::<Vec<_>>() {
+            let (n, r) = task.await;
+            assert_eq!(r.payload, format!("re:{n}").into_bytes());
+        }
+
+        let r = ask(&c, "m.late_panic", b"boom").await;
+        assert_eq!(
+            r.headers.unwrap().get("Nats-Service-Error"),
+            Some("handler panicked")
+        );
+        assert_eq!(ask(&c, "m.late_panic", b"fine").await.payload, b"fine");
+        running.stop().await.unwrap();
+    });
+}
+
 #[test]
 fn tasks_run_once_or_on_schedule_and_survive_failures_without_overlap() {
     let server = NatsServer::start();
