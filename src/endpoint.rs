@@ -98,14 +98,14 @@ async fn serve_direct(
         let outcome = match step {
             Step::Done(Outcome::Reply(reply)) => {
                 if let (Some(to), Some(reply)) = (reply_to, reply) {
-                    send_reply(&app, to, reply).await;
+                    send_reply(&app, to, reply, sub.pending() == 0).await;
                 }
                 continue;
             }
             Step::Done(failed) => {
                 let reply = settle(failed, &pattern, reply_to.is_some());
                 if let (Some(to), Some(reply)) = (reply_to, reply) {
-                    send_reply(&app, to, reply).await;
+                    send_reply(&app, to, reply, sub.pending() == 0).await;
                 }
                 continue;
             }
@@ -115,7 +115,7 @@ async fn serve_direct(
         let rest = async move {
             let reply = settle(outcome.await, &pattern, reply_to.is_some());
             if let (Some(to), Some(reply)) = (reply_to, reply) {
-                send_reply(&app2, to, reply).await;
+                send_reply(&app2, to, reply, false).await;
             }
         };
         spawn_limited(&app, &slots, limit, rest).await;
@@ -213,15 +213,15 @@ pub(crate) async fn handle_one(
         app.inner.listen.with_terminal(terminal).run(msg).await
     };
     if let (Some(to), Some(reply)) = (reply_to, reply) {
-        send_reply(app, to, reply).await;
+        send_reply(app, to, reply, false).await;
     }
 }
 
-/// Publishes the reply of a request.
-async fn send_reply(app: &AppHandle, to: String, reply: Reply) {
+/// Publishes the reply of a request; `now` writes it at once if the writer is idle.
+async fn send_reply(app: &AppHandle, to: String, reply: Reply, now: bool) {
     let client = &app.inner.client;
     let sent = client
-        .publish_with(&to, None, reply.headers.as_ref(), reply.payload)
+        .publish_reply(&to, reply.headers.as_ref(), &reply.payload, now)
         .await;
     if let Err(e) = sent {
         log_at!(Error, "panini", "cannot send the reply to {to}: {e}");

@@ -193,6 +193,27 @@ impl Client {
             .await
     }
 
+    /// Publishes the reply of a request served by the app. With `now`, the outgoing
+    /// buffer (this reply and any queued before it) is written on the caller's thread when
+    /// the writer task is idle, instead of waking it: the endpoint asks for that when no
+    /// other message waits, so a lone request gets its answer one task hop sooner while a
+    /// burst is still written in batches.
+    pub(crate) async fn publish_reply(
+        &self,
+        subject: &str,
+        headers: Option<&Headers>,
+        payload: &[u8],
+        now: bool,
+    ) -> Result<()> {
+        let mode = PubMode {
+            trusted_reply: false,
+            direct: now,
+        };
+        self.shared()
+            .publish(subject, None, headers, payload, mode)
+            .await
+    }
+
     /// Subscribes to `subject` (wildcards allowed).
     pub async fn subscribe(&self, subject: &str) -> Result<Subscription> {
         self.subscribe_inner(subject, None)

@@ -89,8 +89,9 @@ pub(crate) struct Pending {
 pub(crate) struct PubMode {
     /// The reply subject is our own inbox: no need to check it.
     pub(crate) trusted_reply: bool,
-    /// Latency matters more than batching (a request): when nothing is queued and the writer
-    /// is idle, write on the caller's thread instead of waking the writer task.
+    /// Latency matters more than batching (a lone request, or a reply with no other
+    /// message waiting): when the writer is idle, write the buffer on the caller's thread
+    /// instead of waking the writer task.
     pub(crate) direct: bool,
 }
 
@@ -258,7 +259,7 @@ impl Shared {
                 if out.buf.len() < SOFT_WRITE_LIMIT {
                     let was_empty = out.buf.is_empty();
                     op.encode(&mut out.buf);
-                    if was_empty && mode.direct {
+                    if mode.direct {
                         write_now(&mut out);
                     }
                     let wake = was_empty && !out.buf.is_empty();
