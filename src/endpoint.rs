@@ -84,13 +84,19 @@ async fn serve_direct(
 ) {
     let mut runner = ep.handler.runner();
     loop {
-        let next = future::poll_fn(|cx| match Pin::new(&mut sub).poll_next(cx) {
-            Poll::Ready(Some(msg)) => {
-                let reply_to = msg.reply.clone();
-                Poll::Ready(Some((reply_to, runner.start(msg, &app, cx))))
+        // Runs that leave nothing to do (no reply to send, nothing to log) are handled
+        // inside one poll, message after message, as the queue yields them.
+        let next = future::poll_fn(|cx| loop {
+            let msg = match Pin::new(&mut sub).poll_next(cx) {
+                Poll::Ready(Some(msg)) => msg,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            };
+            let reply_to = msg.reply.clone();
+            match runner.start(msg, &app, cx) {
+                Step::Done(Outcome::Reply(reply)) if reply_to.is_none() || reply.is_none() => {}
+                step => return Poll::Ready(Some((reply_to, step))),
             }
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
         });
         let Some((reply_to, step)) = next.await else {
             return;

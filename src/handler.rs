@@ -337,7 +337,9 @@ pub trait Runner: Send {
     fn start(&mut self, msg: Message, app: &AppHandle, cx: &mut Context<'_>) -> Step;
 }
 
-/// A [`Runner`] over a maker of the handler's (concrete) future type `F`.
+/// A [`Runner`] over a maker of the handler's own (concrete) future type `F`: the maker
+/// extracts the arguments and calls the handler, and the runner turns the output into an
+/// [`Outcome`] itself, so no wrapper future (nor a copy of the handler) is made per run.
 struct Reusing<F, M> {
     make: M,
     slot: Option<Pin<Box<F>>>,
@@ -346,7 +348,8 @@ struct Reusing<F, M> {
 fn reusing<F, M>(make: M) -> Box<dyn Runner>
 where
     M: FnMut(Message, &AppHandle) -> Result<F, Rejection> + Send + 'static,
-    F: Future<Output = Outcome> + Send + 'static,
+    F: Future + Send + 'static,
+    F::Output: IntoReply,
 {
     Box::new(Reusing { make, slot: None })
 }
@@ -354,31 +357,40 @@ where
 impl<F, M> Runner for Reusing<F, M>
 where
     M: FnMut(Message, &AppHandle) -> Result<F, Rejection> + Send,
-    F: Future<Output = Outcome> + Send + 'static,
+    F: Future + Send + 'static,
+    F::Output: IntoReply,
 {
     fn start(&mut self, msg: Message, app: &AppHandle, cx: &mut Context<'_>) -> Step {
-        let run = match (self.make)(msg, app) {
-            Ok(run) => run,
-            Err(r) => return Step::Done(Outcome::rejected(r)),
-        };
-        // A finished future's box is reused: `set` drops the old value in place.
-        let mut boxed = match self.slot.take() {
-            Some(mut slot) => {
-                slot.as_mut().set(run);
-                slot
+        // Calling the handler runs user code (a closure may work before its async block),
+        // so making the run is guarded as well as its first poll. A run that goes on is
+        // guarded in its own task.
+        let slot = &mut self.slot;
+        let make = &mut self.make;
+        let first = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let run = match make(msg, app) {
+                Ok(run) => run,
+                Err(r) => return Step::Done(Outcome::rejected(r)),
+            };
+            // A finished future's box is reused: `set` drops the old value in place.
+            let mut boxed = match slot.take() {
+                Some(mut reused) => {
+                    reused.as_mut().set(run);
+                    reused
+                }
+                None => Box::pin(run),
+            };
+            match boxed.as_mut().poll(cx) {
+                Poll::Ready(output) => {
+                    *slot = Some(boxed);
+                    Step::Done(output.into_reply())
+                }
+                Poll::Pending => {
+                    Step::Pending(Box::pin(guarded(async move { boxed.await.into_reply() })))
+                }
             }
-            None => Box::pin(run),
-        };
-        // The first poll is guarded here; a run that goes on is guarded in its own task.
-        match std::panic::catch_unwind(AssertUnwindSafe(|| boxed.as_mut().poll(cx))) {
-            Ok(Poll::Ready(outcome)) => {
-                self.slot = Some(boxed);
-                Step::Done(outcome)
-            }
-            Ok(Poll::Pending) => Step::Pending(Box::pin(guarded(boxed))),
-            // A future that panicked is dropped, never polled or reused.
-            Err(panic) => Step::Done(Outcome::panicked(panic)),
-        }
+        }));
+        // After a panic the slot is empty: a future that panicked is never reused.
+        first.unwrap_or_else(|panic| Step::Done(Outcome::panicked(panic)))
     }
 }
 
@@ -461,8 +473,7 @@ macro_rules! handler_impls {
                 #[allow(non_snake_case, unused_variables)]
                 reusing(move |msg: Message, app: &AppHandle| {
                     extract!(msg, app, Err; $($first)?; $($rest),*);
-                    let f = f.clone();
-                    Ok(async move { f($($first,)? $($rest),*).await.into_reply() })
+                    Ok(f($($first,)? $($rest),*))
                 })
             }
         }
