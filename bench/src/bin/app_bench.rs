@@ -194,12 +194,15 @@ fn run(args: Args) -> Result<()> {
     }
     if wanted("stream") {
         let n = cfg.stream;
-        let labels = [format!("stream endpoint, {n} x 16 B (msgs/s)")];
+        let labels = [
+            format!("stream endpoint, {n} x 16 B (msgs/s)"),
+            "stream endpoint CPU per message (lower is better)".into(),
+        ];
         rows.extend(compare(
             &cfg,
             &kinds(&KINDS[..2]),
             &labels,
-            &[Unit::PerSec],
+            &[Unit::PerSec, Unit::Nanos],
             |kind, tag| {
                 let subject = format!("bench.stream.{tag}");
                 let publisher = Burst::new(&subject, n, 16).connect(&url)?;
@@ -208,14 +211,15 @@ fn run(args: Args) -> Result<()> {
                 let line = child.line()?;
                 sending.join().map_err(|_| "publisher panicked")??;
                 let parts: Vec<&str> = line.split_whitespace().collect();
-                let ["done", secs, dropped] = parts[..] else {
+                let ["done", secs, cpu, dropped] = parts[..] else {
                     return Err(format!("{kind}: unexpected {line:?}").into());
                 };
                 if dropped != "0" {
                     return Err(format!("{kind} dropped {dropped} messages").into());
                 }
                 let secs: f64 = secs.parse()?;
-                Ok(vec![(n - 1) as f64 / secs])
+                let cpu: f64 = cpu.parse()?;
+                Ok(vec![(n - 1) as f64 / secs, cpu * 1e9 / (n - 1) as f64])
             },
         )?);
     }
@@ -271,6 +275,7 @@ fn concurrent(url: &str, subject: &str, total: usize, in_flight: usize) -> Resul
 enum Unit {
     PerSec,
     Micros,
+    Nanos,
 }
 
 impl Unit {
@@ -280,6 +285,7 @@ impl Unit {
             Unit::PerSec if v >= 1e6 => format!("{:.2} M/s", v / 1e6),
             Unit::PerSec => format!("{:.1} k/s", v / 1e3),
             Unit::Micros => format!("{v:.1} µs"),
+            Unit::Nanos => format!("{v:.0} ns"),
         }
     }
 }
@@ -486,9 +492,30 @@ fn respond(kind: &str, url: &str, subject: &str) -> Result<()> {
 }
 
 static RECEIVED: AtomicUsize = AtomicUsize::new(0);
-static FIRST: OnceLock<Instant> = OnceLock::new();
+static FIRST: OnceLock<(Instant, u64)> = OnceLock::new();
 
-/// Counts `n` messages on `subject`, then prints `done <seconds first..last> <dropped>`.
+/// CPU time this process has run so far, all threads, in ns (from
+/// `/proc/self/task/*/schedstat`, whose first field is a thread's time on a CPU).
+fn cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The `done` line: seconds and CPU seconds from the first message to the last, and the
+/// client's dropped-message count.
+fn done_line(first: (Instant, u64), dropped: u64) -> String {
+    let cpu = cpu_ns().saturating_sub(first.1) as f64 / 1e9;
+    format!("done {} {cpu} {dropped}", first.0.elapsed().as_secs_f64())
+}
+
+/// Counts `n` messages on `subject`, then prints `done <seconds first..last> <CPU seconds
+/// first..last> <dropped>`.
 fn count(kind: &str, url: &str, subject: &str, n: usize) -> Result<()> {
     match kind {
         "app" => {
@@ -499,10 +526,10 @@ fn count(kind: &str, url: &str, subject: &str, n: usize) -> Result<()> {
             app.listen(
                 subject,
                 move |_msg: Msg<Vec<u8>>, app: AppHandle| async move {
-                    let first = *FIRST.get_or_init(Instant::now);
+                    let first = *FIRST.get_or_init(|| (Instant::now(), cpu_ns()));
                     if RECEIVED.fetch_add(1, Ordering::AcqRel) + 1 == n {
                         let dropped = app.client().statistics().dropped_msgs;
-                        say(&format!("done {} {dropped}", first.elapsed().as_secs_f64()));
+                        say(&done_line(first, dropped));
                     }
                 },
             );
@@ -520,14 +547,13 @@ fn count(kind: &str, url: &str, subject: &str, n: usize) -> Result<()> {
                 let mut first = None;
                 for _ in 0..n {
                     sub.next().await?;
-                    first.get_or_insert_with(Instant::now);
+                    first.get_or_insert_with(|| (Instant::now(), cpu_ns()));
                 }
-                first.map(|t| t.elapsed())
+                first.map(|first| done_line(first, client.statistics().dropped_msgs))
             });
             say("ready");
-            let elapsed = counting.await.ok_or("subscription ended early")?;
-            let dropped = client.statistics().dropped_msgs;
-            say(&format!("done {} {dropped}", elapsed.as_secs_f64()));
+            let done = counting.await.ok_or("subscription ended early")?;
+            say(&done);
             futures_lite::future::pending::<()>().await;
             Ok(())
         }),
