@@ -267,6 +267,14 @@ impl App {
     /// The handler takes 0 to 2 arguments such as `Msg<T>` (the message with its data
     /// decoded as `T`: JSON by default) and [`AppHandle`]. With a reply subject its
     /// return value is published there; without one it is dropped.
+    ///
+    /// How it runs: each message starts its handler in the endpoint's own loop, in the
+    /// order the messages arrive. A handler that finishes without waiting costs no task
+    /// (and, after the first message, no allocation for its future); one that waits (on a
+    /// request, a timer...) goes on in a task of its own while the loop takes the next
+    /// message, with at most [`max_concurrency`](EndpointConfig::max_concurrency) of them
+    /// at once. So keep blocking or CPU-heavy work out of async handlers (it would hold
+    /// up the loop): use [`listen_sync`](App::listen_sync) for that.
     pub fn listen<T, H: Handler<T>>(
         &mut self,
         subjects: impl IntoSubjects,
