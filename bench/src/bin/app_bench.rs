@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --manifest-path bench/Cargo.toml --bin app_bench -- [--quick]
-//!     [--only sequential|concurrent|stream] [--kind app|bare|async-nats]
+//!     [--rounds N] [--only sequential|concurrent|stream] [--kind app|bare|async-nats]
 //! ```
 //!
 //! Every contender is a child process (this binary, run with `--respond` or `--count`), as a
@@ -19,9 +19,10 @@
 //!   - `async-nats`: the same loop spawned on a tokio multi-thread runtime (the
 //!     `#[tokio::main]` default).
 //! - **stream**: one raw-TCP publisher (`publisher.rs`) sends N 16-byte messages; the child
-//!   counts them and reports the time from the first received to the last and the client's
-//!   dropped-message count; a round fails unless all N arrive and none was dropped. Both
-//!   subscriptions get a capacity of N (`subscription_capacity`).
+//!   counts them and reports the time and the CPU time (all its threads) from the first
+//!   received to the last and the client's dropped-message count; a round fails unless
+//!   all N arrive and none was dropped. Both subscriptions get a capacity of N
+//!   (`subscription_capacity`).
 //!   - `app`: an App endpoint `|_: Msg<Vec<u8>>, app: AppHandle| ...` counting in an atomic;
 //!   - `bare`: a subscriber loop spawned on smol's global executor.
 //!
@@ -87,8 +88,8 @@ const QUICK: Config = Config {
     stream: 50_000,
 };
 
-const USAGE: &str = "usage: app_bench [--quick] [--only sequential|concurrent|stream] \
-                     [--kind app|bare|async-nats]";
+const USAGE: &str = "usage: app_bench [--quick] [--rounds N] \
+                     [--only sequential|concurrent|stream] [--kind app|bare|async-nats]";
 
 const WORKLOADS: [&str; 3] = ["sequential", "concurrent", "stream"];
 const KINDS: [&str; 3] = ["app", "bare", "async-nats"];
@@ -124,14 +125,22 @@ fn parse_args(args: &[&str]) -> Result<Args> {
         only: None,
         kind: None,
     };
+    let mut rounds = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match *arg {
             "--quick" => out.cfg = QUICK,
             "--only" => out.only = it.next().map(|w| w.to_string()),
             "--kind" => out.kind = it.next().map(|k| k.to_string()),
+            "--rounds" => match it.next().and_then(|r| r.parse().ok()) {
+                Some(r) if r > 0 => rounds = Some(r),
+                _ => return Err(USAGE.into()),
+            },
             _ => return Err(USAGE.into()),
         }
+    }
+    if let Some(r) = rounds {
+        out.cfg.rounds = r;
     }
     let bad_only = out.only.as_deref().is_some_and(|w| !WORKLOADS.contains(&w));
     let bad_kind = out.kind.as_deref().is_some_and(|k| !KINDS.contains(&k));
