@@ -63,6 +63,8 @@ impl App {
     /// Runs the service until `stop` completes (or [`AppHandle::shutdown`] is called),
     /// then shuts down gracefully. Returns
     /// [`Error::Closed`] if the NATS connection was lost for good first.
+    // `mut` is for the HTTP server, taken out of `self` when the feature is on.
+    #[cfg_attr(not(feature = "http"), allow(unused_mut))]
     pub async fn run_until(mut self, stop: impl Future<Output = ()>) -> Result<()> {
         let client_name = self
             .client_name
