@@ -361,7 +361,7 @@ async fn serve_conn(stream: TcpStream, shared: &Shared, app: AppHandle) {
         }
     }
     let _ = conn.flush().await;
-    let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+    conn.shutdown();
 }
 
 /// Completes once the server is closing and this connection is between requests.
