@@ -2,6 +2,7 @@
 //! time limits, then a `Content-Length` or chunked body under the body limit.
 
 use std::io::{self, Read as _, Write as _};
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -281,18 +282,25 @@ impl Conn {
 
     /// Reads one request.
     pub(crate) async fn read(&mut self, limits: &Limits) -> Read {
-        let idle_deadline = Instant::now() + limits.keep_alive_timeout;
+        // Deadlines are computed only when needed: a request that is already buffered
+        // (the usual case, after `wait_for_request`) reads no clock.
+        let mut idle_deadline = None;
         let mut head_deadline = None;
-        let (mut req, head_len, keep_alive, body) = loop {
+        let head = loop {
             if self.has_buffered() {
-                head_deadline.get_or_insert_with(|| Instant::now() + limits.head_timeout);
                 match parse_head(self.data(), limits) {
-                    Ok(Some(parsed)) => break parsed,
+                    Ok(Some(head)) => break head,
                     Ok(None) => {}
                     Err(status) => return Read::Reject(status),
                 }
+                head_deadline.get_or_insert_with(|| Instant::now() + limits.head_timeout);
             }
-            let deadline = head_deadline.unwrap_or(idle_deadline);
+            let deadline = match head_deadline {
+                Some(deadline) => deadline,
+                None => {
+                    *idle_deadline.get_or_insert_with(|| Instant::now() + limits.keep_alive_timeout)
+                }
+            };
             match self.fill(deadline).await {
                 Ok(0) => return Read::Closed,
                 Ok(_) => {}
@@ -300,13 +308,20 @@ impl Conn {
                 Err(()) => return Read::Closed,
             }
         };
-        self.consume(head_len);
+        let Head {
+            mut req,
+            len,
+            keep_alive,
+            body,
+            expects_continue,
+        } = head;
+        self.consume(len);
+        if matches!(body, Body::None) {
+            return Read::Request(req, keep_alive);
+        }
         // A 100 goes out after any response still queued for an earlier pipelined request,
         // and never to HTTP/1.0 (RFC 9110 §10.1.1).
-        let expects = req
-            .header("expect")
-            .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
-        if expects && req.version == 1 && !matches!(body, Body::None) {
+        if expects_continue && req.version == 1 {
             self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             if self.flush().await.is_err() {
                 return Read::Closed;
@@ -405,13 +420,67 @@ enum Body {
     Chunked,
 }
 
-type Head = (Request, usize, bool, Body);
+/// A parsed head: the request (body still empty), the head's length, whether the
+/// connection may stay open, the body's framing, and whether the client waits for a
+/// `100 Continue`.
+struct Head {
+    req: Request,
+    len: usize,
+    keep_alive: bool,
+    body: Body,
+    expects_continue: bool,
+}
+
+/// What the server itself reads from the headers, found in one pass: the first `Host`,
+/// `Connection`, `Transfer-Encoding` and `Expect`, and every `Content-Length`.
+#[derive(Default)]
+struct Known<'a> {
+    host: bool,
+    connection: Option<&'a str>,
+    transfer_encoding: Option<&'a str>,
+    expect: Option<&'a str>,
+    /// How many `Content-Length` headers, and the first one's value.
+    lengths: usize,
+    length: &'a str,
+}
+
+impl<'a> Known<'a> {
+    fn of(headers: &'a [(String, String)]) -> Self {
+        let mut known = Known::default();
+        for (name, value) in headers {
+            // Every name the server reads has a distinct length: one comparison each.
+            let slot = match name.len() {
+                4 if name.eq_ignore_ascii_case("host") => {
+                    known.host = true;
+                    continue;
+                }
+                6 if name.eq_ignore_ascii_case("expect") => &mut known.expect,
+                10 if name.eq_ignore_ascii_case("connection") => &mut known.connection,
+                14 if name.eq_ignore_ascii_case("content-length") => {
+                    if known.lengths == 0 {
+                        known.length = value.trim();
+                    }
+                    known.lengths += 1;
+                    continue;
+                }
+                17 if name.eq_ignore_ascii_case("transfer-encoding") => {
+                    &mut known.transfer_encoding
+                }
+                _ => continue,
+            };
+            slot.get_or_insert(value.as_str());
+        }
+        known
+    }
+}
 
 /// Parses a complete head, `Ok(None)` while it is incomplete, or the status to refuse it.
 fn parse_head(buf: &[u8], limits: &Limits) -> std::result::Result<Option<Head>, u16> {
-    let mut slots = [httparse::EMPTY_HEADER; 100];
-    let mut parsed = httparse::Request::new(&mut slots);
-    let head_len = match parsed.parse(buf) {
+    // Uninitialised slots: httparse writes only those it fills (no 3 KiB of zeroes to
+    // write per request).
+    let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); 100];
+    let mut parsed = httparse::Request::new(&mut []);
+    let head_len = match parsed.parse_with_uninit_headers(buf, &mut slots) {
         Ok(httparse::Status::Complete(n)) if n > limits.max_head => return Err(431),
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > limits.max_head => return Err(431),
@@ -426,21 +495,26 @@ fn parse_head(buf: &[u8], limits: &Limits) -> std::result::Result<Option<Head>, 
         .headers
         .iter()
         .map(|h| {
-            (
-                h.name.to_string(),
-                String::from_utf8_lossy(h.value).into_owned(),
-            )
+            let value = match std::str::from_utf8(h.value) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(h.value).into_owned(),
+            };
+            (h.name.to_owned(), value)
         })
         .collect();
     // RFC 9112 §3.2.2: accept the absolute form (`http://host/path`) by dropping the
-    // scheme and authority.
-    let target = match target.split_once("://") {
-        Some((scheme, rest))
-            if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
-        {
-            rest.find('/').map_or("/", |i| &rest[i..])
+    // scheme and authority. (A target that starts with `/` is the usual origin form.)
+    let target = if target.starts_with('/') {
+        target
+    } else {
+        match target.split_once("://") {
+            Some((scheme, rest))
+                if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
+            {
+                rest.find('/').map_or("/", |i| &rest[i..])
+            }
+            _ => target,
         }
-        _ => target,
     };
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p, parse_query(q)),
@@ -449,9 +523,24 @@ fn parse_head(buf: &[u8], limits: &Limits) -> std::result::Result<Option<Head>, 
     if !path.starts_with('/') {
         return Err(400);
     }
+    let known = Known::of(&headers);
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is refused.
+    if version == 1 && !known.host {
+        return Err(400);
+    }
+    let body = body_kind(&known, limits)?;
+    let keep_alive = match (version, known.connection) {
+        (_, Some(c)) if contains_ignore_case(c, "close") => false,
+        (0, Some(c)) => contains_ignore_case(c, "keep-alive"),
+        (0, None) => false,
+        _ => true,
+    };
+    let expects_continue = known
+        .expect
+        .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
     let req = Request {
         method,
-        path: path.to_string(),
+        path: path.to_owned(),
         query,
         params: Vec::new(),
         headers,
@@ -459,40 +548,37 @@ fn parse_head(buf: &[u8], limits: &Limits) -> std::result::Result<Option<Head>, 
         app: None,
         version,
     };
-    // RFC 9112 §3.2: an HTTP/1.1 request without Host is refused.
-    if version == 1 && req.header("host").is_none() {
-        return Err(400);
-    }
-    let body = body_kind(&req, limits)?;
-    let connection = req.header("connection").map(str::to_ascii_lowercase);
-    let keep_alive = match (version, connection.as_deref()) {
-        (_, Some(c)) if c.contains("close") => false,
-        (0, Some(c)) => c.contains("keep-alive"),
-        (0, None) => false,
-        _ => true,
-    };
-    Ok(Some((req, head_len, keep_alive, body)))
+    Ok(Some(Head {
+        req,
+        len: head_len,
+        keep_alive,
+        body,
+        expects_continue,
+    }))
+}
+
+/// True when `haystack` contains `needle` (ASCII lowercase), ignoring ASCII case.
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// How the body is framed: RFC 9112 §6.3. Both headers, a bad or repeated length, or a
 /// transfer coding other than chunked are refused.
-fn body_kind(req: &Request, limits: &Limits) -> std::result::Result<Body, u16> {
-    let lengths: Vec<&str> = req
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .map(|(_, v)| v.trim())
-        .collect();
-    let chunked = match req.header("transfer-encoding") {
+fn body_kind(known: &Known<'_>, limits: &Limits) -> std::result::Result<Body, u16> {
+    let chunked = match known.transfer_encoding {
         Some(te) if te.trim().eq_ignore_ascii_case("chunked") => true,
         Some(_) => return Err(501),
         None => false,
     };
-    match (chunked, lengths.as_slice()) {
-        (true, []) => Ok(Body::Chunked),
+    match (chunked, known.lengths) {
+        (true, 0) => Ok(Body::Chunked),
         (true, _) => Err(400),
-        (false, []) => Ok(Body::None),
-        (false, [one]) => {
+        (false, 0) => Ok(Body::None),
+        (false, 1) => {
+            let one = known.length;
             let n: usize = one.parse().map_err(|_| 400u16)?;
             if !one.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(400);
@@ -556,6 +642,47 @@ fn hex(d: u8) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The head's keep-alive, framing and `Expect` decisions, from one pass over the headers.
+    #[test]
+    fn heads_are_read_in_one_pass() {
+        let limits = Limits::default();
+        let parse = |text: &str| match parse_head(text.as_bytes(), &limits) {
+            Ok(Some(head)) => Ok((head.keep_alive, head.expects_continue, head.body)),
+            Ok(None) => Err(0),
+            Err(status) => Err(status),
+        };
+        let ok = |r: std::result::Result<(bool, bool, Body), u16>| r.ok().map(|(k, e, _)| (k, e));
+        assert_eq!(
+            ok(parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n")),
+            Some((true, false))
+        );
+        let close = "GET / HTTP/1.1\r\nhost: a\r\nConnection: Keep-Alive, CLOSE\r\n\r\n";
+        assert_eq!(ok(parse(close)), Some((false, false)));
+        assert_eq!(ok(parse("GET / HTTP/1.0\r\n\r\n")), Some((false, false)));
+        let ten = "GET / HTTP/1.0\r\nCONNECTION: keep-alive\r\n\r\n";
+        assert_eq!(ok(parse(ten)), Some((true, false)));
+        let expect =
+            "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n";
+        assert!(matches!(parse(expect), Ok((true, true, Body::Length(3)))));
+        let twice = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\n";
+        assert_eq!(parse(twice).err(), Some(400));
+        let both =
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n";
+        assert_eq!(parse(both).err(), Some(400));
+        let chunked = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  Chunked \r\n\r\n";
+        assert!(matches!(parse(chunked), Ok((true, false, Body::Chunked))));
+        let gzip = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n";
+        assert_eq!(parse(gzip).err(), Some(501));
+        assert_eq!(parse("GET / HTTP/1.1\r\n\r\n").err(), Some(400));
+        assert_eq!(parse("GET / HTTP/1.1\r\nHost: a\r\n").err(), Some(0));
+        let absolute = "GET http://example.com/x?a=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+        let head = parse_head(absolute.as_bytes(), &limits).ok().flatten();
+        let req = head.map(|h| h.req);
+        assert_eq!(req.as_ref().map(|r| r.path.as_str()), Some("/x"));
+        assert_eq!(req.as_ref().and_then(|r| r.query_param("a")), Some("1"));
+        assert_eq!(req.map(|r| r.headers.len()), Some(1));
+    }
 
     #[test]
     fn query_strings_are_decoded() {
