@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_net::{TcpListener, TcpStream};
-use event_listener::Event as Notify;
+use event_listener::{Event as Notify, EventListener};
 use futures_lite::{AsyncWriteExt, FutureExt};
 
 pub use request::{Method, Request};
@@ -317,18 +317,26 @@ impl Drop for ConnGuard {
 
 async fn serve_conn(stream: TcpStream, shared: &Shared, app: AppHandle) {
     let mut conn = Conn::new(stream);
+    // One listener for the server's closing, for the whole connection (not one per request).
+    let mut closing: Option<EventListener> = None;
     loop {
         // Between requests, a closing server stops waiting; a request that has started
         // arriving (head or body) is read to the end and answered.
-        let idle = conn.wait_for_request(shared.limits.keep_alive_timeout);
-        let more = idle
-            .or(async {
-                closing(shared).await;
-                false
-            })
-            .await;
-        if !more {
-            break;
+        if !conn.has_buffered() {
+            let listener = closing.get_or_insert_with(|| shared.closing_event.listen());
+            if shared.closing.load(Ordering::SeqCst) {
+                break;
+            }
+            let idle = conn.wait_for_request(shared.limits.keep_alive_timeout);
+            let more = idle
+                .or(async {
+                    listener.await;
+                    false
+                })
+                .await;
+            if !more {
+                break;
+            }
         }
         let (mut req, keep_alive) = match conn.read(&shared.limits).await {
             Read::Request(req, keep_alive) => (req, keep_alive),
@@ -362,15 +370,4 @@ async fn serve_conn(stream: TcpStream, shared: &Shared, app: AppHandle) {
     }
     let _ = conn.flush().await;
     conn.shutdown();
-}
-
-/// Completes once the server is closing and this connection is between requests.
-async fn closing(shared: &Shared) {
-    loop {
-        let listener = shared.closing_event.listen();
-        if shared.closing.load(Ordering::SeqCst) {
-            return;
-        }
-        listener.await;
-    }
 }
