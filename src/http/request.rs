@@ -150,23 +150,46 @@ pub(crate) enum Read {
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 4096;
 
+/// A read deadline, taken from the clock only when a read has to wait.
+#[derive(Clone, Copy, Debug)]
+enum Deadline {
+    /// This long after the first wait.
+    In(Duration),
+    /// This instant.
+    At(Instant),
+}
+
+impl Deadline {
+    /// The instant, fixed on first use.
+    fn at(&mut self) -> Instant {
+        match *self {
+            Deadline::At(at) => at,
+            Deadline::In(d) => {
+                let at = Instant::now() + d;
+                *self = Deadline::At(at);
+                at
+            }
+        }
+    }
+}
+
 /// A connection: its read buffer, and responses not yet written (pipelined answers are
 /// written together, and always before the connection waits for more input).
 ///
 /// The socket is used readiness-style through `async_io::Async`: a read or write is tried
 /// directly and the connection waits on the reactor only when the kernel says
-/// `WouldBlock`. Right after a response went out, the peer cannot have sent its next
+/// `WouldBlock`. Right after a response went out the peer cannot have sent its next
 /// request yet, so the next read waits for readiness first instead of asking the kernel
 /// for bytes that are not there (one system call less per keep-alive request).
 pub(crate) struct Conn {
     stream: Arc<Async<std::net::TcpStream>>,
     input: InBuf,
     out: Vec<u8>,
-    /// The read deadline timer, and when it is armed to fire.
+    /// The read deadline timer, and when it is armed to fire (`None`: not armed, or fired).
     timer: Timer,
-    timer_at: Instant,
-    /// A response was just written: wait for readiness before the next read.
-    wait_first: bool,
+    timer_at: Option<Instant>,
+    /// A response was just written.
+    answered: bool,
 }
 
 impl Conn {
@@ -176,8 +199,8 @@ impl Conn {
             input: InBuf::new(READ_CHUNK),
             out: Vec::new(),
             timer: Timer::never(),
-            timer_at: Instant::now(),
-            wait_first: false,
+            timer_at: None,
+            answered: false,
         }
     }
 
@@ -200,7 +223,7 @@ impl Conn {
         }
         if done > 0 {
             self.out.clear();
-            self.wait_first = true;
+            self.answered = true;
         }
         Ok(())
     }
@@ -226,12 +249,13 @@ impl Conn {
     }
 
     /// Reads more, until `deadline`; `Ok(0)` is end of stream, `Err` a time-out.
-    async fn fill(&mut self, deadline: Instant) -> std::result::Result<usize, ()> {
+    async fn fill(&mut self, deadline: &mut Deadline) -> std::result::Result<usize, ()> {
         if self.flush().await.is_err() {
             return Ok(0);
         }
+        let mut read_now = !std::mem::take(&mut self.answered);
         loop {
-            if !std::mem::take(&mut self.wait_first) {
+            if read_now {
                 // Read straight into the buffer's room (no chunk on the future's stack: an
                 // idle connection then costs its small buffer, not 8 KiB more).
                 match self.stream.get_ref().read(self.input.room()) {
@@ -244,14 +268,15 @@ impl Conn {
                     Err(_) => return Ok(0), // a read error: treat as closed
                 }
             }
+            read_now = true;
             // The connection keeps one timer. It is re-armed only when it would fire after
             // `deadline` (or has fired): deadlines move forward with every request, so most
             // waits reuse the registration instead of adding and removing a reactor timer.
             // A timer that fires before `deadline` is just re-armed.
-            let now = Instant::now();
-            if self.timer_at > deadline || self.timer_at <= now {
+            let deadline = deadline.at();
+            if self.timer_at.map_or(true, |at| at > deadline) {
                 self.timer.set_at(deadline);
-                self.timer_at = deadline;
+                self.timer_at = Some(deadline);
             }
             let (stream, timer) = (&self.stream, &mut self.timer);
             let ready = async { Some(stream.readable().await.is_ok()) }
@@ -263,8 +288,13 @@ impl Conn {
             match ready {
                 Some(true) => {}
                 Some(false) => return Ok(0), // the reactor refused the socket: close
-                None if Instant::now() >= deadline => return Err(()),
-                None => {} // an early tick of the shared timer: try again
+                None => {
+                    self.timer_at = None;
+                    if Instant::now() >= deadline {
+                        return Err(());
+                    }
+                    // An early tick of the shared timer: wait on.
+                }
             }
         }
     }
@@ -277,14 +307,14 @@ impl Conn {
         }
         // An idle connection keeps no big buffer from an earlier large request.
         self.input.shrink(4 * READ_CHUNK);
-        matches!(self.fill(Instant::now() + limit).await, Ok(n) if n > 0)
+        matches!(self.fill(&mut Deadline::In(limit)).await, Ok(n) if n > 0)
     }
 
     /// Reads one request.
     pub(crate) async fn read(&mut self, limits: &Limits) -> Read {
-        // Deadlines are computed only when needed: a request that is already buffered
-        // (the usual case, after `wait_for_request`) reads no clock.
-        let mut idle_deadline = None;
+        // Deadlines read the clock only when a read has to wait: a request that is already
+        // buffered (the usual case, after `wait_for_request`) reads no clock.
+        let mut idle_deadline = Deadline::In(limits.keep_alive_timeout);
         let mut head_deadline = None;
         let head = loop {
             if self.has_buffered() {
@@ -293,14 +323,9 @@ impl Conn {
                     Ok(None) => {}
                     Err(status) => return Read::Reject(status),
                 }
-                head_deadline.get_or_insert_with(|| Instant::now() + limits.head_timeout);
+                head_deadline.get_or_insert(Deadline::In(limits.head_timeout));
             }
-            let deadline = match head_deadline {
-                Some(deadline) => deadline,
-                None => {
-                    *idle_deadline.get_or_insert_with(|| Instant::now() + limits.keep_alive_timeout)
-                }
-            };
+            let deadline = head_deadline.as_mut().unwrap_or(&mut idle_deadline);
             match self.fill(deadline).await {
                 Ok(0) => return Read::Closed,
                 Ok(_) => {}
@@ -327,11 +352,11 @@ impl Conn {
                 return Read::Closed;
             }
         }
-        let deadline = Instant::now() + limits.body_timeout;
+        let mut deadline = Deadline::In(limits.body_timeout);
         let read = match body {
             Body::None => Ok(Vec::new()),
-            Body::Length(n) => self.read_exact(n, deadline).await,
-            Body::Chunked => self.read_chunked(limits.max_body, deadline).await,
+            Body::Length(n) => self.read_exact(n, &mut deadline).await,
+            Body::Chunked => self.read_chunked(limits.max_body, &mut deadline).await,
         };
         match read {
             Ok(body) => req.body = body,
@@ -343,7 +368,7 @@ impl Conn {
     async fn read_exact(
         &mut self,
         n: usize,
-        deadline: Instant,
+        deadline: &mut Deadline,
     ) -> std::result::Result<Vec<u8>, Read> {
         while self.data().len() < n {
             match self.fill(deadline).await {
@@ -361,7 +386,7 @@ impl Conn {
     async fn read_chunked(
         &mut self,
         max: usize,
-        deadline: Instant,
+        deadline: &mut Deadline,
     ) -> std::result::Result<Vec<u8>, Read> {
         let mut body = Vec::new();
         loop {
@@ -391,7 +416,7 @@ impl Conn {
         }
     }
 
-    async fn skip_trailers(&mut self, deadline: Instant) -> std::result::Result<(), Read> {
+    async fn skip_trailers(&mut self, deadline: &mut Deadline) -> std::result::Result<(), Read> {
         loop {
             match self.data().windows(2).position(|w| w == b"\r\n") {
                 Some(0) => {
@@ -405,7 +430,7 @@ impl Conn {
         }
     }
 
-    async fn more(&mut self, deadline: Instant) -> std::result::Result<(), Read> {
+    async fn more(&mut self, deadline: &mut Deadline) -> std::result::Result<(), Read> {
         match self.fill(deadline).await {
             Ok(0) => Err(Read::Closed),
             Ok(_) => Ok(()),
@@ -516,8 +541,11 @@ fn parse_head(buf: &[u8], limits: &Limits) -> std::result::Result<Option<Head>, 
             _ => target,
         }
     };
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, parse_query(q)),
+    let (path, query) = match target.bytes().position(|b| b == b'?') {
+        Some(at) => (
+            target.get(..at).unwrap_or_default(),
+            parse_query(target.get(at + 1..).unwrap_or_default()),
+        ),
         None => (target, Vec::new()),
     };
     if !path.starts_with('/') {
