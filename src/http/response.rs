@@ -78,9 +78,22 @@ impl Response {
     /// have no body), `Connection` and (unless `head`) the body. Nothing is allocated but
     /// the output's own growth.
     pub(crate) fn write_to(&self, out: &mut Vec<u8>, conn: Persist, head: bool) {
-        out.extend_from_slice(b"HTTP/1.1 ");
-        push_decimal(out, usize::from(self.status));
-        out.push(b' ');
+        if (100..=999).contains(&self.status) {
+            // The usual three digits, in place.
+            let mut line = *b"HTTP/1.1 000 ";
+            for (at, n) in [
+                (9, self.status / 100),
+                (10, self.status / 10),
+                (11, self.status),
+            ] {
+                line[at] = b'0' + (n % 10) as u8;
+            }
+            out.extend_from_slice(&line);
+        } else {
+            out.extend_from_slice(b"HTTP/1.1 ");
+            push_decimal(out, usize::from(self.status));
+            out.push(b' ');
+        }
         out.extend_from_slice(reason(self.status).as_bytes());
         out.extend_from_slice(b"\r\n");
         for (name, value) in &self.headers {
@@ -114,7 +127,9 @@ impl Response {
 /// Appends `text` with CR and LF dropped, so a header cannot be injected.
 fn push_header_text(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
-    if bytes.iter().any(|b| matches!(b, b'\r' | b'\n')) {
+    // One comparison per byte and no early exit, so the check vectorises; the exact filter
+    // runs only when some byte is CR, LF or another control byte up to CR.
+    if bytes.iter().fold(false, |seen, b| seen | (*b <= b'\r')) {
         out.extend(bytes.iter().filter(|b| !matches!(b, b'\r' | b'\n')));
     } else {
         out.extend_from_slice(bytes);
@@ -268,7 +283,13 @@ mod tests {
             assert_eq!(out, n.to_string().into_bytes());
         }
         let mut out = Vec::new();
-        push_header_text(&mut out, "a\r\nb: c");
-        assert_eq!(out, b"ab: c");
+        push_header_text(&mut out, "a\r\nb: c\td");
+        assert_eq!(out, b"ab: c\td");
+        for status in [99, 200, 404, 1000] {
+            let mut out = Vec::new();
+            Response::new(status).write_to(&mut out, Persist::KeepAlive, false);
+            let line = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+            assert!(out.starts_with(line.as_bytes()), "{status}");
+        }
     }
 }
