@@ -32,13 +32,16 @@ mod request;
 mod response;
 mod router;
 
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use async_net::{TcpListener, TcpStream};
-use event_listener::{Event as Notify, EventListener};
+use event_listener::Event as Notify;
 use futures_lite::{AsyncWriteExt, FutureExt};
 
 pub use request::{Method, Request};
@@ -317,23 +320,32 @@ impl Drop for ConnGuard {
 
 async fn serve_conn(stream: TcpStream, shared: &Shared, app: AppHandle) {
     let mut conn = Conn::new(stream);
-    // One listener for the server's closing, for the whole connection (not one per request).
-    let mut closing: Option<EventListener> = None;
+    // The server's closing wakes this task through one listener for the connection's whole
+    // life. It is polled once, which stores the task's waker in it; after that a wait only
+    // reads the `closing` flag when the task wakes (no listener lock per request).
+    let mut closing = shared.closing_event.listen();
+    let mut registered = false;
     loop {
         // Between requests, a closing server stops waiting; a request that has started
         // arriving (head or body) is read to the end and answered.
         if !conn.has_buffered() {
-            let listener = closing.get_or_insert_with(|| shared.closing_event.listen());
-            if shared.closing.load(Ordering::SeqCst) {
-                break;
-            }
-            let idle = conn.wait_for_request(shared.limits.keep_alive_timeout);
-            let more = idle
-                .or(async {
-                    listener.await;
-                    false
-                })
-                .await;
+            let mut idle = pin!(conn.wait_for_request(shared.limits.keep_alive_timeout));
+            let more = poll_fn(|cx| {
+                if let Poll::Ready(more) = idle.as_mut().poll(cx) {
+                    return Poll::Ready(more);
+                }
+                if shared.closing.load(Ordering::SeqCst) {
+                    return Poll::Ready(false);
+                }
+                if !registered {
+                    if Pin::new(&mut closing).poll(cx).is_ready() {
+                        return Poll::Ready(false);
+                    }
+                    registered = true;
+                }
+                Poll::Pending
+            })
+            .await;
             if !more {
                 break;
             }
