@@ -32,9 +32,12 @@ mod request;
 mod response;
 mod router;
 
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use async_net::{TcpListener, TcpStream};
@@ -317,18 +320,35 @@ impl Drop for ConnGuard {
 
 async fn serve_conn(stream: TcpStream, shared: &Shared, app: AppHandle) {
     let mut conn = Conn::new(stream);
+    // The server's closing wakes this task through one listener for the connection's whole
+    // life. It is polled once, which stores the task's waker in it; after that a wait only
+    // reads the `closing` flag when the task wakes (no listener lock per request).
+    let mut closing = shared.closing_event.listen();
+    let mut registered = false;
     loop {
         // Between requests, a closing server stops waiting; a request that has started
         // arriving (head or body) is read to the end and answered.
-        let idle = conn.wait_for_request(shared.limits.keep_alive_timeout);
-        let more = idle
-            .or(async {
-                closing(shared).await;
-                false
+        if !conn.has_buffered() {
+            let mut idle = pin!(conn.wait_for_request(shared.limits.keep_alive_timeout));
+            let more = poll_fn(|cx| {
+                if let Poll::Ready(more) = idle.as_mut().poll(cx) {
+                    return Poll::Ready(more);
+                }
+                if shared.closing.load(Ordering::SeqCst) {
+                    return Poll::Ready(false);
+                }
+                if !registered {
+                    if Pin::new(&mut closing).poll(cx).is_ready() {
+                        return Poll::Ready(false);
+                    }
+                    registered = true;
+                }
+                Poll::Pending
             })
             .await;
-        if !more {
-            break;
+            if !more {
+                break;
+            }
         }
         let (mut req, keep_alive) = match conn.read(&shared.limits).await {
             Read::Request(req, keep_alive) => (req, keep_alive),
@@ -361,16 +381,5 @@ async fn serve_conn(stream: TcpStream, shared: &Shared, app: AppHandle) {
         }
     }
     let _ = conn.flush().await;
-    let _ = conn.stream.shutdown(std::net::Shutdown::Both);
-}
-
-/// Completes once the server is closing and this connection is between requests.
-async fn closing(shared: &Shared) {
-    loop {
-        let listener = shared.closing_event.listen();
-        if shared.closing.load(Ordering::SeqCst) {
-            return;
-        }
-        listener.await;
-    }
+    conn.shutdown();
 }

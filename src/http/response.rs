@@ -30,17 +30,21 @@ impl Response {
 
     /// `text/plain; charset=utf-8`.
     pub fn text(status: u16, body: impl Into<String>) -> Self {
-        Response::new(status)
-            .header("Content-Type", "text/plain; charset=utf-8")
-            .body(body.into().into_bytes())
+        Response {
+            status,
+            headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+            body: body.into().into_bytes(),
+        }
     }
 
     /// `application/json` from any serde value (500 if it cannot be encoded).
     pub fn json(status: u16, value: &impl Serialize) -> Self {
         match serde_json::to_vec(value) {
-            Ok(body) => Response::new(status)
-                .header("Content-Type", "application/json")
-                .body(body),
+            Ok(body) => Response {
+                status,
+                headers: vec![("Content-Type".into(), "application/json".into())],
+                body,
+            },
             Err(e) => Response::text(500, format!("cannot encode JSON: {e}")),
         }
     }
@@ -71,11 +75,25 @@ impl Response {
     }
 
     /// Appends the status line, headers, `Content-Length` (not on 1xx, 204 and 304, which
-    /// have no body), `Connection` and (unless `head`) the body.
+    /// have no body), `Connection` and (unless `head`) the body. Nothing is allocated but
+    /// the output's own growth.
     pub(crate) fn write_to(&self, out: &mut Vec<u8>, conn: Persist, head: bool) {
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(self.status.to_string().as_bytes());
-        out.push(b' ');
+        if (100..=999).contains(&self.status) {
+            // The usual three digits, in place.
+            let mut line = *b"HTTP/1.1 000 ";
+            for (at, n) in [
+                (9, self.status / 100),
+                (10, self.status / 10),
+                (11, self.status),
+            ] {
+                line[at] = b'0' + (n % 10) as u8;
+            }
+            out.extend_from_slice(&line);
+        } else {
+            out.extend_from_slice(b"HTTP/1.1 ");
+            push_decimal(out, usize::from(self.status));
+            out.push(b' ');
+        }
         out.extend_from_slice(reason(self.status).as_bytes());
         out.extend_from_slice(b"\r\n");
         for (name, value) in &self.headers {
@@ -84,16 +102,15 @@ impl Response {
             {
                 continue;
             }
-            // Header injection is not possible: CR and LF are dropped.
-            out.extend(name.bytes().filter(|b| *b != b'\r' && *b != b'\n'));
+            push_header_text(out, name);
             out.extend_from_slice(b": ");
-            out.extend(value.bytes().filter(|b| *b != b'\r' && *b != b'\n'));
+            push_header_text(out, value);
             out.extend_from_slice(b"\r\n");
         }
         let bodiless = matches!(self.status, 100..=199 | 204 | 304);
         if !bodiless {
             out.extend_from_slice(b"Content-Length: ");
-            out.extend_from_slice(self.body.len().to_string().as_bytes());
+            push_decimal(out, self.body.len());
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(match conn {
@@ -105,6 +122,33 @@ impl Response {
             out.extend_from_slice(&self.body);
         }
     }
+}
+
+/// Appends `text` with CR and LF dropped, so a header cannot be injected.
+fn push_header_text(out: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    // One comparison per byte and no early exit, so the check vectorises; the exact filter
+    // runs only when some byte is CR, LF or another control byte up to CR.
+    if bytes.iter().fold(false, |seen, b| seen | (*b <= b'\r')) {
+        out.extend(bytes.iter().filter(|b| !matches!(b, b'\r' | b'\n')));
+    } else {
+        out.extend_from_slice(bytes);
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20]; // usize::MAX has 20 digits
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// What the response says about the connection.
@@ -223,6 +267,29 @@ impl<T: IntoResponse, E: Into<BoxError>> IntoResponse for Result<T, E> {
                 crate::log::log_at!(Error, "panini::http", "handler failed: {e}");
                 Response::text(500, format!("{e}\n"))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_and_header_text() {
+        for n in [0, 7, 10, 200, 65535, usize::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+        let mut out = Vec::new();
+        push_header_text(&mut out, "a\r\nb: c\td");
+        assert_eq!(out, b"ab: c\td");
+        for status in [99, 200, 404, 1000] {
+            let mut out = Vec::new();
+            Response::new(status).write_to(&mut out, Persist::KeepAlive, false);
+            let line = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+            assert!(out.starts_with(line.as_bytes()), "{status}");
         }
     }
 }

@@ -189,13 +189,15 @@ impl Router {
     }
 
     fn find(&self, path: &str) -> Option<(&Route, Vec<(String, String)>)> {
-        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let path = path.trim_start_matches('/');
+        let count = path.bytes().filter(|&b| b == b'/').count() + 1;
         'routes: for route in &self.routes {
-            if route.segs.len() != parts.len() {
+            if route.segs.len() != count {
                 continue;
             }
+            // Allocates only for a route with parameters.
             let mut params = Vec::new();
-            for (seg, part) in route.segs.iter().zip(&parts) {
+            for (seg, part) in route.segs.iter().zip(path.split('/')) {
                 match seg {
                     Seg::Lit(lit) if lit == part => {}
                     Seg::Param(name) if !part.is_empty() => {
