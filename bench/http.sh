@@ -196,8 +196,12 @@ for other in ("axum", "panini"):
               f"p99 {o['p99'] / t['p99']:.2f}, CPU per request {o['cpu'] / t['cpu']:.2f} "
               "(lower is better for both)")
 print()
+try:
+    mem_lines = open(mem).readlines()
+except FileNotFoundError:  # MEM_ROUNDS=0 or HOLD=0: no memory table
+    sys.exit(0)
 rows = defaultdict(list)
-for line in open(mem):
+for line in mem_lines:
     _, name, b, ba, a, aa, est = line.split()
     rows[name].append((int(b), int(ba), int(a), int(aa), int(est)))
 print(f"| server | VmRSS idle | VmRSS with {hold} conns | per conn | RssAnon idle "
