@@ -350,7 +350,7 @@ async fn serve_conn(stream: TcpStream, shared: &Shared, app: AppHandle) {
                 break;
             }
         }
-        let (mut req, keep_alive) = match conn.read(&shared.limits).await {
+        let (req, keep_alive) = match conn.read(&shared.limits, &app).await {
             Read::Request(req, keep_alive) => (req, keep_alive),
             Read::Closed => break,
             Read::Reject(status) => {
@@ -359,7 +359,6 @@ async fn serve_conn(stream: TcpStream, shared: &Shared, app: AppHandle) {
                 break;
             }
         };
-        req.app = Some(app.clone());
         let head = req.method == Method::Head;
         let version = req.version;
         let resp = shared.router.dispatch(req).await;

@@ -78,9 +78,35 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
-    pub(crate) app: Option<AppHandle>,
+    pub(crate) app: AppHandle,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub(crate) version: u8,
+}
+
+/// What the head of a request says, before the connection knows its body: the server
+/// makes the [`Request`] from it.
+#[derive(Debug)]
+pub(crate) struct Parts {
+    pub(crate) method: Method,
+    pub(crate) path: String,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) version: u8,
+}
+
+impl Parts {
+    fn into_request(self, body: Vec<u8>, app: &AppHandle) -> Request {
+        Request {
+            method: self.method,
+            path: self.path,
+            query: self.query,
+            params: Vec::new(),
+            headers: self.headers,
+            body,
+            app: app.clone(),
+            version: self.version,
+        }
+    }
 }
 
 impl Request {
@@ -111,17 +137,8 @@ impl Request {
 
     /// The running app, to publish or request over NATS.
     pub fn app(&self) -> &AppHandle {
-        match &self.app {
-            Some(app) => app,
-            None => unreachable_app(),
-        }
+        &self.app
     }
-}
-
-#[cold]
-fn unreachable_app() -> ! {
-    // Requests are only built by the server, which always sets the app.
-    panic!("Request::app on a request the server did not build")
 }
 
 fn find<'a>(pairs: &'a [(String, String)], name: &str, ignore_case: bool) -> Option<&'a str> {
@@ -316,7 +333,7 @@ impl Conn {
     }
 
     /// Reads one request.
-    pub(crate) async fn read(&mut self, limits: &Limits) -> Read {
+    pub(crate) async fn read(&mut self, limits: &Limits, app: &AppHandle) -> Read {
         // Deadlines read the clock only when a read has to wait: a request that is already
         // buffered (the usual case, after `wait_for_request`) reads no clock.
         let mut idle_deadline = Deadline::In(limits.keep_alive_timeout);
@@ -339,7 +356,7 @@ impl Conn {
             }
         };
         let Head {
-            mut req,
+            parts,
             len,
             keep_alive,
             body,
@@ -347,11 +364,11 @@ impl Conn {
         } = head;
         self.consume(len);
         if matches!(body, Body::None) {
-            return Read::Request(req, keep_alive);
+            return Read::Request(parts.into_request(Vec::new(), app), keep_alive);
         }
         // A 100 goes out after any response still queued for an earlier pipelined request,
         // and never to HTTP/1.0 (RFC 9110 §10.1.1).
-        if expects_continue && req.version == 1 {
+        if expects_continue && parts.version == 1 {
             self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             if self.flush().await.is_err() {
                 return Read::Closed;
@@ -364,10 +381,9 @@ impl Conn {
             Body::Chunked => self.read_chunked(limits.max_body, &mut deadline).await,
         };
         match read {
-            Ok(body) => req.body = body,
-            Err(status) => return status,
+            Ok(body) => Read::Request(parts.into_request(body, app), keep_alive),
+            Err(status) => status,
         }
-        Read::Request(req, keep_alive)
     }
 
     async fn read_exact(
@@ -454,7 +470,7 @@ enum Body {
 /// connection may stay open, the body's framing, and whether the client waits for a
 /// `100 Continue`.
 struct Head {
-    req: Request,
+    parts: Parts,
     len: usize,
     keep_alive: bool,
     body: Body,
@@ -571,18 +587,15 @@ fn parse_head(buf: &[u8], limits: &Limits) -> std::result::Result<Option<Head>, 
     let expects_continue = known
         .expect
         .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
-    let req = Request {
+    let parts = Parts {
         method,
         path: path.to_owned(),
         query,
-        params: Vec::new(),
         headers,
-        body: Vec::new(),
-        app: None,
         version,
     };
     Ok(Some(Head {
-        req,
+        parts,
         len: head_len,
         keep_alive,
         body,
@@ -711,10 +724,11 @@ mod tests {
         assert_eq!(parse("GET / HTTP/1.1\r\nHost: a\r\n").err(), Some(0));
         let absolute = "GET http://example.com/x?a=1 HTTP/1.1\r\nHost: a\r\n\r\n";
         let head = parse_head(absolute.as_bytes(), &limits).ok().flatten();
-        let req = head.map(|h| h.req);
-        assert_eq!(req.as_ref().map(|r| r.path.as_str()), Some("/x"));
-        assert_eq!(req.as_ref().and_then(|r| r.query_param("a")), Some("1"));
-        assert_eq!(req.map(|r| r.headers.len()), Some(1));
+        let parts = head.map(|h| h.parts);
+        assert_eq!(parts.as_ref().map(|p| p.path.as_str()), Some("/x"));
+        let query = parts.as_ref().map(|p| p.query.as_slice());
+        assert_eq!(query.and_then(|q| find(q, "a", false)), Some("1"));
+        assert_eq!(parts.map(|p| p.headers.len()), Some(1));
     }
 
     #[test]
