@@ -7,19 +7,30 @@
 use crate::client_op::{ClientOp, Pub};
 use crate::server_op::{Msg, ServerOp};
 
-/// Appends the decimal digits of `n`.
-pub(crate) fn put_num(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
+/// The decimal digits of `n` (ASCII), written at the end of `buf` (20 bytes hold
+/// `u64::MAX`). For encoders that must not allocate or go through `fmt`.
+///
+/// ```
+/// let mut buf = [0u8; 20];
+/// assert_eq!(panini_proto::decimal(0, &mut buf), b"0");
+/// assert_eq!(panini_proto::decimal(u64::MAX, &mut buf), b"18446744073709551615");
+/// ```
+pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
     loop {
         at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
+        buf[at] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    out.extend_from_slice(&digits[at..]);
+    &buf[at..]
+}
+
+/// Appends the decimal digits of `n`.
+pub(crate) fn put_num(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(decimal(n, &mut [0u8; 20]));
 }
 
 fn put_args(out: &mut Vec<u8>, name: &[u8], args: &[&[u8]]) {

@@ -54,6 +54,7 @@ mod server_op;
 pub mod subject;
 
 pub use client_op::{parse_client_op, ClientOp, Pub};
+pub use encode::decimal;
 pub use error::Error;
 pub use headers::{encode_headers, Fields, HeaderBlock};
 pub use server_op::{parse_server_op, Msg, ServerOp};

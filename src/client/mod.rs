@@ -418,21 +418,12 @@ impl Client {
 
 /// `{inbox}.{token}`, without the formatting machinery (this is on every request).
 fn inbox_reply(inbox: &str, token: u64) -> String {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = token;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let mut reply = String::with_capacity(inbox.len() + 1 + digits.len() - at);
+    let mut buf = [0u8; 20];
+    let digits = panini_proto::decimal(token, &mut buf);
+    let mut reply = String::with_capacity(inbox.len() + 1 + digits.len());
     reply.push_str(inbox);
     reply.push('.');
-    reply.extend(digits[at..].iter().map(|&d| d as char));
+    reply.extend(digits.iter().map(|&d| char::from(d)));
     reply
 }
 
