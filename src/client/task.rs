@@ -224,31 +224,39 @@ fn on_info(shared: &Shared, pool: &mut Pool, limits: &mut Limits, json: &[u8]) -
 }
 
 /// Routes one message to its subscription (or pending request), counting what is dropped.
+/// The owned [`Message`] is built only once it has somewhere to go: a message for a
+/// subscription just removed, or one dropped because its queue is full, costs no
+/// allocation (the latter matters most when the app is already behind).
 fn deliver(shared: &Shared, msg: &panini_proto::Msg<'_>) {
     let size = msg.payload.len() + msg.headers.map_or(0, <[u8]>::len);
     Stats::add(&shared.stats.in_msgs, 1);
     Stats::add(&shared.stats.in_bytes, size as u64);
-    let message = match Message::from_wire(msg) {
-        Ok(m) => m,
-        Err(e) => {
-            Stats::add(&shared.stats.bad_msgs, 1);
-            shared.emit(Event::ClientError(format!(
-                "dropped a message on {:?}: {e}",
-                String::from_utf8_lossy(msg.subject)
-            )));
-            return;
-        }
-    };
     let mut subs = lock(&shared.subs);
     let Some(entry) = subs.map.get_mut(&msg.sid) else {
         return; // unsubscribed meanwhile: the server may still have sent a few
     };
+    // Counted as the server counts for an auto-unsubscribe, even if it cannot be decoded.
     entry.delivered += 1;
     let done = entry.max.is_some_and(|m| entry.delivered >= m);
-    let mut slow_event = None;
+    let mut event = None;
     let mut gone = false;
+    let build = |event: &mut Option<Event>| match Message::from_wire(msg) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            Stats::add(&shared.stats.bad_msgs, 1);
+            *event = Some(Event::ClientError(format!(
+                "dropped a message on {:?}: {e}",
+                String::from_utf8_lossy(msg.subject)
+            )));
+            None
+        }
+    };
     match &entry.target {
-        Target::Mux => route_reply(shared, message),
+        Target::Mux => {
+            if let Some(message) = build(&mut event) {
+                route_reply(shared, message);
+            }
+        }
         // The queue is unbounded in type and bounded here, by count: an unbounded channel
         // grows in small blocks as messages come, where a bounded one would allocate all
         // of its capacity up front (megabytes for an idle subscription).
@@ -258,17 +266,21 @@ fn deliver(shared: &Shared, msg: &panini_proto::Msg<'_>) {
             Stats::add(&shared.stats.dropped_msgs, 1);
             if !entry.slow {
                 entry.slow = true;
-                slow_event = Some(Event::SlowConsumer {
+                event = Some(Event::SlowConsumer {
                     sid: msg.sid,
                     subject: entry.subject.clone(),
                     dropped: entry.dropped,
                 });
             }
         }
-        Target::Channel(tx) => match tx.try_send(message) {
-            Ok(()) => entry.slow = false,
-            Err(_) => gone = true,
-        },
+        Target::Channel(tx) => {
+            if let Some(message) = build(&mut event) {
+                match tx.try_send(message) {
+                    Ok(()) => entry.slow = false,
+                    Err(_) => gone = true,
+                }
+            }
+        }
     }
     if done || gone {
         if let Some(Target::Channel(tx)) = subs.map.remove(&msg.sid).map(|e| e.target) {
@@ -276,7 +288,7 @@ fn deliver(shared: &Shared, msg: &panini_proto::Msg<'_>) {
         }
     }
     drop(subs);
-    if let Some(ev) = slow_event {
+    if let Some(ev) = event {
         shared.emit(ev);
     }
 }
