@@ -280,7 +280,7 @@ impl App {
         subjects: impl IntoSubjects,
         handler: H,
     ) -> &mut EndpointConfig {
-        let boxed = BoxedHandler::new(handler);
+        let boxed = BoxedHandler::new(move || handler.runner());
         self.push_endpoint(subjects, boxed)
     }
 
@@ -291,7 +291,7 @@ impl App {
         subjects: impl IntoSubjects,
         handler: H,
     ) -> &mut EndpointConfig {
-        let boxed = BoxedHandler::new_sync(handler);
+        let boxed = BoxedHandler::new(move || handler.runner());
         self.push_endpoint(subjects, boxed)
     }
 

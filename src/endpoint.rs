@@ -16,7 +16,7 @@ use futures_lite::{future, FutureExt, StreamExt};
 use crate::client::Subscription;
 use crate::error::Result;
 use crate::handle::AppHandle;
-use crate::handler::{BoxedHandler, Outcome, Reply, Step};
+use crate::handler::{BoxedHandler, Outcome, Step};
 use crate::log::log_at;
 use crate::message::Message;
 use crate::middleware::ListenResult;
@@ -60,13 +60,41 @@ pub(crate) async fn start(app: &AppHandle, ep: Endpoint) -> Result<()> {
 }
 
 async fn serve(app: AppHandle, sub: Subscription, ep: Endpoint) {
-    let limit = ep.max_concurrency.max(1);
-    let slots = Arc::new(Slots::default());
-    let pattern: Arc<str> = ep.subject.as_str().into();
-    if app.inner.listen.is_empty() {
-        serve_direct(app, sub, ep, limit, slots, pattern).await
+    let ctx = Loop {
+        pattern: ep.subject.as_str().into(),
+        limit: ep.max_concurrency.max(1),
+        slots: Arc::new(Slots::default()),
+        app,
+    };
+    if ctx.app.inner.listen.is_empty() {
+        serve_direct(ctx, sub, ep.handler).await
     } else {
-        serve_chained(app, sub, ep, limit, slots, pattern).await
+        serve_chained(ctx, sub, ep.handler).await
+    }
+}
+
+/// What an endpoint's loop keeps: the app, its subject (for log lines, with no copy per
+/// message) and its limit of runs in tasks of their own.
+struct Loop {
+    app: AppHandle,
+    pattern: Arc<str>,
+    limit: usize,
+    slots: Arc<Slots>,
+}
+
+impl Loop {
+    /// Runs the rest of a handler run in a task of its own, once one of the endpoint's
+    /// slots is free; shutdown waits for it through the app's tracker.
+    async fn spawn_limited(&self, rest: impl Future<Output = ()> + Send + 'static) {
+        self.slots.acquire(self.limit).await;
+        let guard = self.app.inner.tracker.enter();
+        let slots = self.slots.clone();
+        smol::spawn(async move {
+            rest.await;
+            slots.release();
+            drop(guard);
+        })
+        .detach();
     }
 }
 
@@ -74,15 +102,8 @@ async fn serve(app: AppHandle, sub: Subscription, ep: Endpoint) {
 /// runner polls each one once, in this task, as soon as its message is taken off the
 /// subscription (which costs no task and, with the runner's reuse, no allocation). Only
 /// a run that is still pending gets a task of its own.
-async fn serve_direct(
-    app: AppHandle,
-    mut sub: Subscription,
-    ep: Endpoint,
-    limit: usize,
-    slots: Arc<Slots>,
-    pattern: Arc<str>,
-) {
-    let mut runner = ep.handler.runner();
+async fn serve_direct(ctx: Loop, mut sub: Subscription, handler: BoxedHandler) {
+    let mut runner = handler.runner();
     loop {
         // Runs that leave nothing to do (no reply to send, nothing to log) are handled
         // inside one poll, message after message, as the queue yields them.
@@ -93,7 +114,7 @@ async fn serve_direct(
                 Poll::Pending => return Poll::Pending,
             };
             let reply_to = msg.reply.clone();
-            match runner.start(msg, &app, cx) {
+            match runner.start(msg, &ctx.app, cx) {
                 Step::Done(Outcome::Reply(reply)) if reply_to.is_none() || reply.is_none() => {}
                 step => return Poll::Ready(Some((reply_to, step))),
             }
@@ -101,71 +122,35 @@ async fn serve_direct(
         let Some((reply_to, step)) = next.await else {
             return;
         };
-        let outcome = match step {
-            Step::Done(Outcome::Reply(reply)) => {
-                if let (Some(to), Some(reply)) = (reply_to, reply) {
-                    send_reply(&app, to, reply, sub.pending() == 0).await;
-                }
-                continue;
+        match step {
+            Step::Done(outcome) => {
+                let reply = settle(outcome, &ctx.pattern, reply_to.is_some());
+                send_reply(&ctx.app, reply_to, reply, sub.pending() == 0).await;
             }
-            Step::Done(failed) => {
-                let reply = settle(failed, &pattern, reply_to.is_some());
-                if let (Some(to), Some(reply)) = (reply_to, reply) {
-                    send_reply(&app, to, reply, sub.pending() == 0).await;
-                }
-                continue;
+            Step::Pending(outcome) => {
+                let (app, pattern) = (ctx.app.clone(), ctx.pattern.clone());
+                let rest = async move {
+                    let reply = settle(outcome.await, &pattern, reply_to.is_some());
+                    send_reply(&app, reply_to, reply, false).await;
+                };
+                ctx.spawn_limited(rest).await;
             }
-            Step::Pending(outcome) => outcome,
-        };
-        let (app2, pattern) = (app.clone(), pattern.clone());
-        let rest = async move {
-            let reply = settle(outcome.await, &pattern, reply_to.is_some());
-            if let (Some(to), Some(reply)) = (reply_to, reply) {
-                send_reply(&app2, to, reply, false).await;
-            }
-        };
-        spawn_limited(&app, &slots, limit, rest).await;
+        }
     }
 }
 
 /// The loop with listen middlewares: each message runs through the chain and the
 /// handler, polled once here and given a task of its own only if still pending.
-async fn serve_chained(
-    app: AppHandle,
-    mut sub: Subscription,
-    ep: Endpoint,
-    limit: usize,
-    slots: Arc<Slots>,
-    pattern: Arc<str>,
-) {
+async fn serve_chained(ctx: Loop, mut sub: Subscription, handler: BoxedHandler) {
     while let Some(msg) = sub.next().await {
-        let (app2, handler, pattern) = (app.clone(), ep.handler.clone(), pattern.clone());
+        let (app, handler, pattern) = (ctx.app.clone(), handler.clone(), ctx.pattern.clone());
         let mut work: Boxed<()> =
-            Box::pin(async move { handle_one(&app2, &handler, &pattern, msg).await });
+            Box::pin(async move { handle_one(&app, &handler, &pattern, msg).await });
         if future::poll_once(&mut work).await.is_some() {
             continue;
         }
-        spawn_limited(&app, &slots, limit, work).await;
+        ctx.spawn_limited(work).await;
     }
-}
-
-/// Runs the rest of a handler run in a task of its own, once one of the endpoint's
-/// `limit` slots is free; shutdown waits for it through the app's tracker.
-async fn spawn_limited(
-    app: &AppHandle,
-    slots: &Arc<Slots>,
-    limit: usize,
-    rest: impl Future<Output = ()> + Send + 'static,
-) {
-    slots.acquire(limit).await;
-    let guard = app.inner.tracker.enter();
-    let slots = slots.clone();
-    smol::spawn(async move {
-        rest.await;
-        slots.release();
-        drop(guard);
-    })
-    .detach();
 }
 
 /// Handlers of one endpoint still running in their own task, with a wait at the limit.
@@ -200,31 +185,24 @@ impl Slots {
 
 /// Runs one message through the listen middlewares and the handler, then replies.
 /// `pattern` is the endpoint's subject, for log lines.
-pub(crate) async fn handle_one(
-    app: &AppHandle,
-    handler: &BoxedHandler,
-    pattern: &Arc<str>,
-    msg: Message,
-) {
+async fn handle_one(app: &AppHandle, handler: &BoxedHandler, pattern: &Arc<str>, msg: Message) {
     let reply_to = msg.reply.clone();
-    let reply = if app.inner.listen.is_empty() {
-        run_handler(handler, pattern, msg, app.clone()).await
-    } else {
-        let (app2, handler, pattern) = (app.clone(), handler.clone(), pattern.clone());
-        let terminal = Arc::new(move |msg: Message| {
-            let (app, handler, pattern) = (app2.clone(), handler.clone(), pattern.clone());
-            Box::pin(async move { run_handler(&handler, &pattern, msg, app).await })
-                as Boxed<ListenResult>
-        });
-        app.inner.listen.with_terminal(terminal).run(msg).await
-    };
-    if let (Some(to), Some(reply)) = (reply_to, reply) {
-        send_reply(app, to, reply, false).await;
-    }
+    let (app2, handler, pattern) = (app.clone(), handler.clone(), pattern.clone());
+    let terminal = Arc::new(move |msg: Message| {
+        let (app, handler, pattern) = (app2.clone(), handler.clone(), pattern.clone());
+        Box::pin(async move { run_handler(&handler, &pattern, msg, app).await })
+            as Boxed<ListenResult>
+    });
+    let reply = app.inner.listen.with_terminal(terminal).run(msg).await;
+    send_reply(app, reply_to, reply, false).await;
 }
 
-/// Publishes the reply of a request; `now` writes it at once if the writer is idle.
-async fn send_reply(app: &AppHandle, to: String, reply: Reply, now: bool) {
+/// Publishes the reply of a request, if there is one to send (nothing for a stream message
+/// or an empty reply); `now` writes it at once if the writer is idle.
+async fn send_reply(app: &AppHandle, reply_to: Option<String>, reply: ListenResult, now: bool) {
+    let (Some(to), Some(reply)) = (reply_to, reply) else {
+        return;
+    };
     let client = &app.inner.client;
     let sent = client
         .publish_reply(&to, reply.headers.as_ref(), &reply.payload, now)

@@ -219,7 +219,7 @@ impl AppHandle {
         queue: Option<&str>,
         handler: H,
     ) -> Result<()> {
-        let boxed = BoxedHandler::new(handler);
+        let boxed = BoxedHandler::new(move || handler.runner());
         let ep = Endpoint {
             subject: subject.to_string(),
             queue: queue.map(str::to_string),

@@ -270,43 +270,49 @@ impl<T: IntoReply, E: Into<BoxError>> IntoReply for Result<T, E> {
     }
 }
 
-/// The erased form every handler is stored as: a call that boxes each run's future (for
-/// the middleware chain), and a maker of [`Runner`]s (for an endpoint loop without
-/// middleware, which reuses one allocation across runs).
+/// The erased form every handler is stored as: a maker of [`Runner`]s. An endpoint loop
+/// without middleware keeps one runner (which reuses one allocation across runs); the
+/// middleware chain runs each message through a runner of its own ([`run_once`]).
 #[derive(Clone)]
 pub(crate) struct BoxedHandler {
-    call: Arc<dyn Fn(Message, AppHandle) -> Boxed<Outcome> + Send + Sync>,
     runner: Arc<dyn Fn() -> Box<dyn Runner> + Send + Sync>,
 }
 
 impl BoxedHandler {
-    /// Erases an async handler.
-    pub(crate) fn new<T, H: Handler<T>>(handler: H) -> Self {
-        let h = handler.clone();
+    /// Erases a handler, given how to make its runners (`Handler::runner` or
+    /// `SyncHandler::runner`).
+    pub(crate) fn new(runner: impl Fn() -> Box<dyn Runner> + Send + Sync + 'static) -> Self {
         BoxedHandler {
-            call: Arc::new(move |msg, app| h.call(msg, app)),
-            runner: Arc::new(move || handler.runner()),
-        }
-    }
-
-    /// Erases a sync handler.
-    pub(crate) fn new_sync<T, H: SyncHandler<T>>(handler: H) -> Self {
-        let h = handler.clone();
-        BoxedHandler {
-            call: Arc::new(move |msg, app| h.call(msg, app)),
-            runner: Arc::new(move || handler.runner()),
+            runner: Arc::new(runner),
         }
     }
 
     /// One run of the handler, as a boxed future.
     pub(crate) fn call(&self, msg: Message, app: AppHandle) -> Boxed<Outcome> {
-        (self.call)(msg, app)
+        run_once(self.runner(), msg, app)
     }
 
     /// A runner for one endpoint loop.
     pub(crate) fn runner(&self) -> Box<dyn Runner> {
         (self.runner)()
     }
+}
+
+/// One run through a fresh runner, as a boxed future: what [`Handler::call`] and the
+/// middleware chain use.
+fn run_once(mut runner: Box<dyn Runner>, msg: Message, app: AppHandle) -> Boxed<Outcome> {
+    Box::pin(async move {
+        let mut msg = Some(msg);
+        let step = std::future::poll_fn(|cx| match msg.take() {
+            Some(msg) => Poll::Ready(runner.start(msg, &app, cx)),
+            None => Poll::Pending, // not polled again once ready
+        })
+        .await;
+        match step {
+            Step::Done(outcome) => outcome,
+            Step::Pending(rest) => rest.await,
+        }
+    })
 }
 
 /// What a handler run came to at its first poll.
@@ -403,7 +409,9 @@ where
 )]
 pub trait Handler<T>: Clone + Send + Sync + 'static {
     /// Runs the handler on one message; panics become an [`Outcome::Failed`].
-    fn call(&self, msg: Message, app: AppHandle) -> Boxed<Outcome>;
+    fn call(&self, msg: Message, app: AppHandle) -> Boxed<Outcome> {
+        run_once(self.runner(), msg, app)
+    }
 
     /// The runner an endpoint loop uses (crate-internal; the blanket impls provide it).
     #[doc(hidden)]
@@ -418,7 +426,9 @@ pub trait Handler<T>: Clone + Send + Sync + 'static {
 )]
 pub trait SyncHandler<T>: Clone + Send + Sync + 'static {
     /// Runs the handler on one message, on the blocking thread pool.
-    fn call(&self, msg: Message, app: AppHandle) -> Boxed<Outcome>;
+    fn call(&self, msg: Message, app: AppHandle) -> Boxed<Outcome> {
+        run_once(self.runner(), msg, app)
+    }
 
     /// The runner an endpoint loop uses (crate-internal; the blanket impls provide it).
     #[doc(hidden)]
@@ -433,22 +443,12 @@ async fn guarded<F: Future<Output = Outcome>>(fut: F) -> Outcome {
 }
 
 /// Makes a handler's arguments: the later ones by reference, then the first one from the
-/// message itself; a rejection returns `$reject(r)` from the enclosing fn or closure.
+/// message itself; a rejection returns `Err` from the enclosing closure.
 macro_rules! extract {
-    ($msg:ident, $app:ident, $reject:expr; $($first:ident)?; $($rest:ident),*) => {
-        $(let $rest = match $rest::from_message(&$msg, &$app) {
-            Ok(v) => v,
-            Err(r) => return $reject(r),
-        };)*
-        $(let $first = match $first::from_message_owned($msg, &$app) {
-            Ok(v) => v,
-            Err(r) => return $reject(r),
-        };)?
+    ($msg:ident, $app:ident; $($first:ident)?; $($rest:ident),*) => {
+        $(let $rest = $rest::from_message(&$msg, $app)?;)*
+        $(let $first = $first::from_message_owned($msg, $app)?;)?
     };
-}
-
-fn rejected_now(r: Rejection) -> Boxed<Outcome> {
-    Box::pin(async move { Outcome::rejected(r) })
 }
 
 macro_rules! handler_impls {
@@ -461,18 +461,11 @@ macro_rules! handler_impls {
             $($first: FromMessage + Send + 'static,)?
             $($rest: FromMessage + Send + 'static,)*
         {
-            #[allow(non_snake_case, unused_variables)]
-            fn call(&self, msg: Message, app: AppHandle) -> Boxed<Outcome> {
-                extract!(msg, app, rejected_now; $($first)?; $($rest),*);
-                let f = self.clone();
-                Box::pin(guarded(async move { f($($first,)? $($rest),*).await.into_reply() }))
-            }
-
             fn runner(&self) -> Box<dyn Runner> {
                 let f = self.clone();
                 #[allow(non_snake_case, unused_variables)]
                 reusing(move |msg: Message, app: &AppHandle| {
-                    extract!(msg, app, Err; $($first)?; $($rest),*);
+                    extract!(msg, app; $($first)?; $($rest),*);
                     Ok(f($($first,)? $($rest),*))
                 })
             }
@@ -485,18 +478,11 @@ macro_rules! handler_impls {
             $($first: FromMessage + Send + 'static,)?
             $($rest: FromMessage + Send + 'static,)*
         {
-            #[allow(non_snake_case, unused_variables)]
-            fn call(&self, msg: Message, app: AppHandle) -> Boxed<Outcome> {
-                extract!(msg, app, rejected_now; $($first)?; $($rest),*);
-                let f = self.clone();
-                Box::pin(blocking(move || f($($first,)? $($rest),*)))
-            }
-
             fn runner(&self) -> Box<dyn Runner> {
                 let f = self.clone();
                 #[allow(non_snake_case, unused_variables)]
                 reusing(move |msg: Message, app: &AppHandle| {
-                    extract!(msg, app, Err; $($first)?; $($rest),*);
+                    extract!(msg, app; $($first)?; $($rest),*);
                     let f = f.clone();
                     Ok(blocking(move || f($($first,)? $($rest),*)))
                 })
