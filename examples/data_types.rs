@@ -62,9 +62,12 @@ fn main() {
     });
 
     app.task(|app: AppHandle| async move {
-        let result = demo(&app).await;
+        // A failed demo fails the process (and so `scripts/run-examples`).
+        if let Err(e) = demo(&app).await {
+            eprintln!("demo failed: {e}");
+            std::process::exit(1);
+        }
         app.shutdown();
-        result
     });
 
     app.start();

@@ -18,9 +18,12 @@ static HANDLED: AtomicU32 = AtomicU32::new(0);
 fn main() {
     let mut app = App::new("runtime_app").banner(false);
     app.task(|app: AppHandle| async move {
-        let result = demo(&app).await;
+        // A failed demo fails the process (and so `scripts/run-examples`).
+        if let Err(e) = demo(&app).await {
+            eprintln!("demo failed: {e}");
+            std::process::exit(1);
+        }
         app.shutdown();
-        result
     });
     app.start();
 }

@@ -169,13 +169,14 @@ impl App {
     }
 
     /// The NATS host (default 127.0.0.1); ignored when [`servers`](App::servers) or the
-    /// `NATS_URL` environment variable is set.
+    /// `NATS_URL` environment variable is set (explicit `servers` win over `NATS_URL`).
     pub fn host(mut self, host: impl Into<String>) -> Self {
         self.host = host.into();
         self
     }
 
-    /// The NATS port (default 4222); ignored when [`servers`](App::servers) is set.
+    /// The NATS port (default 4222); ignored when [`servers`](App::servers) or the
+    /// `NATS_URL` environment variable is set.
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
         self

@@ -13,7 +13,7 @@ use event_listener::Event as Notify;
 use futures_lite::future::Boxed;
 use futures_lite::{future, FutureExt, StreamExt};
 
-use crate::client::Subscription;
+use crate::client::{lock, Subscription};
 use crate::error::Result;
 use crate::handle::AppHandle;
 use crate::handler::{BoxedHandler, Outcome, Step};
@@ -47,11 +47,7 @@ pub(crate) async fn start(app: &AppHandle, ep: Endpoint) -> Result<()> {
     let sid = sub.sid();
     let subject = ep.subject.clone();
     let task = smol::spawn(serve(app.clone(), sub, ep));
-    let mut running = app
-        .inner
-        .endpoints
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let mut running = lock(&app.inner.endpoints);
     running
         .entry(subject)
         .or_default()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::client::Client;
+use crate::client::{lock, Client};
 use crate::endpoint::{self, Endpoint, Tracker};
 use crate::error::{Error, Result};
 use crate::handler::{BoxedHandler, Handler};
@@ -226,7 +226,9 @@ impl AppHandle {
             handler: boxed,
             max_concurrency: self.inner.max_concurrency,
         };
-        endpoint::start(self, ep).await
+        endpoint::start(self, ep).await?;
+        // Returns once the server has the SUB, so a request sent next finds the endpoint.
+        self.inner.client.flush().await
     }
 
     /// Unsubscribes every endpoint on exactly `subject` (from `listen` or
@@ -234,11 +236,7 @@ impl AppHandle {
     /// subject is [`Error::NotSubscribed`] (as in Panini).
     pub async fn unsubscribe_subject(&self, subject: &str) -> Result<()> {
         let running = {
-            let mut endpoints = self
-                .inner
-                .endpoints
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut endpoints = lock(&self.inner.endpoints);
             endpoints.remove(subject)
         };
         let running = running.ok_or_else(|| Error::NotSubscribed(subject.to_string()))?;
@@ -253,11 +251,7 @@ impl AppHandle {
 
     /// Takes every running endpoint (for shutdown).
     pub(crate) fn take_endpoints(&self) -> Vec<endpoint::Running> {
-        let mut endpoints = self
-            .inner
-            .endpoints
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut endpoints = lock(&self.inner.endpoints);
         endpoints.drain().flat_map(|(_, eps)| eps).collect()
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::FutureExt;
 
@@ -18,25 +18,24 @@ use crate::log::log_at;
 use crate::tasks::{self, TaskFn};
 
 impl App {
-    /// The servers to use: `$NATS_URL` (comma-separated) when set, so a deployment (or a
-    /// test) can point an app elsewhere without changing code; else `servers`; else
+    /// The servers to use: the explicit [`servers`](App::servers) if given; else
+    /// `$NATS_URL` (comma-separated) when set, so a deployment (or a test) can point an app
+    /// written with a host and port elsewhere without changing code; else
     /// `nats://host:port`.
     pub(crate) fn server_urls(&self) -> Vec<String> {
-        if let Ok(env) = std::env::var("NATS_URL") {
-            let urls: Vec<String> = env
-                .split(',')
+        if !self.servers.is_empty() {
+            return self.servers.clone();
+        }
+        let from_env = std::env::var("NATS_URL").ok().map(|env| {
+            env.split(',')
                 .map(str::trim)
                 .filter(|u| !u.is_empty())
                 .map(str::to_string)
-                .collect();
-            if !urls.is_empty() {
-                return urls;
-            }
-        }
-        if self.servers.is_empty() {
-            vec![format!("nats://{}:{}", self.host, self.port)]
-        } else {
-            self.servers.clone()
+                .collect::<Vec<_>>()
+        });
+        match from_env {
+            Some(urls) if !urls.is_empty() => urls,
+            _ => vec![format!("nats://{}:{}", self.host, self.port)],
         }
     }
 
@@ -47,7 +46,9 @@ impl App {
         let code = smol::block_on(async {
             match self.run_until(signals).await {
                 Ok(()) => 0,
-                Err(e @ Error::NoServers(_)) | Err(e @ Error::Closed) => {
+                // `Closed` only comes from losing NATS after the start (see `run_until`);
+                // failing to connect at start is `Start`, exit 1.
+                Err(e @ Error::Closed) => {
                     log_at!(Error, "panini", "NATS connection lost for good: {e}");
                     EXIT_NATS_LOST
                 }
@@ -79,7 +80,10 @@ impl App {
         let http_addr = http.as_ref().map(|s| s.addr);
         #[cfg(not(feature = "http"))]
         let http_addr = None;
-        let client = self.connect(&client_name).await?;
+        let client = self
+            .connect(&client_name)
+            .await
+            .map_err(|e| Error::Start(format!("cannot connect to NATS: {e}")))?;
         let app = AppHandle {
             inner: Arc::new(HandleInner {
                 client: client.clone(),
@@ -218,14 +222,20 @@ async fn shutdown(
         log_at!(Warn, "panini", "draining subscriptions: {e}");
     }
     // The endpoint loops end once their queues are empty; what they spawned may still run.
+    // One deadline bounds both waits, however many endpoints there are.
+    let deadline = Instant::now() + drain_timeout;
     for ep in app.take_endpoints() {
         ep.task
             .or(async {
-                async_io::Timer::after(drain_timeout).await;
+                async_io::Timer::at(deadline).await;
             })
             .await;
     }
-    let left = app.inner.tracker.wait_idle(drain_timeout).await;
+    let left = app
+        .inner
+        .tracker
+        .wait_idle(deadline.saturating_duration_since(Instant::now()))
+        .await;
     if left > 0 {
         log_at!(
             Warn,

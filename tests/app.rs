@@ -371,7 +371,14 @@ fn middlewares_run_last_added_first_and_can_change_or_stop_things() {
             }
             next.run(msg).await
         });
-        app.listen("m.blocked", |_: Msg| async { "never" });
+        let blocked_log = log.clone();
+        app.listen("m.blocked", move |_: Msg| {
+            blocked_log
+                .lock()
+                .unwrap()
+                .push("never: the blocked handler ran".into());
+            async { "never" }
+        });
         // Send side: rewrites the subject of publishes, decorates request responses.
         app.send_publish(|mut out, next| async move {
             out.subject = format!("rewritten.{}", out.subject);
@@ -486,7 +493,7 @@ fn subjects_can_be_subscribed_and_unsubscribed_at_run_time() {
             })
             .await
             .unwrap();
-        c.flush().await.unwrap();
+        // subscribe_new_subject returns once the server has the SUB.
         assert_eq!(ask(&c, "late.joiner", b"bob").await.payload, b"hi bob");
 
         handle.unsubscribe_subject("late.joiner").await.unwrap();
@@ -494,10 +501,11 @@ fn subjects_can_be_subscribed_and_unsubscribed_at_run_time() {
             .request_with("late.joiner", None, "x", Duration::from_secs(2))
             .await;
         assert!(matches!(no, Err(panini::Error::NoResponders)), "{no:?}");
-        assert!(handle
-            .unsubscribe_subject("never.subscribed")
-            .await
-            .is_err());
+        let unknown = handle.unsubscribe_subject("never.subscribed").await;
+        assert!(
+            matches!(unknown, Err(panini::Error::NotSubscribed(_))),
+            "{unknown:?}"
+        );
         running.stop().await.unwrap();
     });
 }

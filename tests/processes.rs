@@ -87,6 +87,13 @@ fn child() {
                 .reconnecting_time_sleep(Duration::from_millis(50))
                 .start();
         }
+        Ok("unreachable") => {
+            // NATS_URL points at a port nobody listens on.
+            App::new("unreachable")
+                .max_reconnect_attempts(2)
+                .reconnecting_time_sleep(Duration::from_millis(50))
+                .start();
+        }
         _ => {}
     }
 }
@@ -126,6 +133,22 @@ fn sigterm_with_a_request_in_flight_replies_then_exits_0() {
         assert_eq!(reply.payload, b"finished");
         assert_eq!(smol::unblock(move || app.exit_code()).await, 0);
     });
+}
+
+#[test]
+fn an_app_that_cannot_connect_at_start_exits_1_not_99() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["child", "--exact", "--nocapture", "--test-threads=1"])
+        .env("PANINI_CHILD", "unreachable")
+        .env("NATS_URL", format!("nats://127.0.0.1:{port}"));
+    let mut app = Proc::spawn(cmd);
+    assert_eq!(app.exit_code(), 1);
 }
 
 #[test]

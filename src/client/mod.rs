@@ -52,7 +52,8 @@ pub use subscription::Subscription;
 
 use connection::{timed_out, Connection};
 use lifecycle::Ctl;
-use shared::{lock, PubMode, Shared, State, Target};
+pub(crate) use shared::lock;
+use shared::{PubMode, Shared, State, Target};
 
 use crate::error::{Error, Result};
 use crate::message::{Headers, Message};

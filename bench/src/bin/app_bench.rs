@@ -388,7 +388,6 @@ impl Spawned {
         };
         let mut child = command
             .args(args)
-            .env_remove("NATS_URL") // App would take it over `servers`
             .stdout(Stdio::piped())
             .spawn()?;
         let stdout = child.stdout.take().ok_or("child has no stdout")?;
