@@ -233,20 +233,29 @@ impl Conn {
     /// Writes the queued output.
     pub(crate) async fn flush(&mut self) -> io::Result<()> {
         let mut done = 0;
-        while let Some(rest) = self.out.get(done..).filter(|rest| !rest.is_empty()) {
+        let result = loop {
+            let Some(rest) = self.out.get(done..).filter(|rest| !rest.is_empty()) else {
+                break Ok(());
+            };
             match self.stream.get_ref().write(rest) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.stream.writable().await?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(e) = self.stream.writable().await {
+                        break Err(e);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => break Err(e),
             }
-        }
+        };
+        // What was written is gone from the output, also after an error: a later flush
+        // must not send it twice.
+        self.out.drain(..done);
         if done > 0 {
-            self.out.clear();
             self.answered = true;
         }
-        Ok(())
+        result
     }
 
     /// Closes both directions (errors ignored: the peer may be gone already).
@@ -327,8 +336,9 @@ impl Conn {
         if self.has_buffered() {
             return true;
         }
-        // An idle connection keeps no big buffer from an earlier large request.
+        // An idle connection keeps no big buffer from an earlier large request or response.
         self.input.shrink(4 * READ_CHUNK);
+        self.out.shrink_to(4 * READ_CHUNK);
         matches!(self.fill(&mut Deadline::In(limit)).await, Ok(n) if n > 0)
     }
 
@@ -482,7 +492,11 @@ struct Head {
 #[derive(Default)]
 struct Known<'a> {
     host: bool,
-    connection: Option<&'a str>,
+    /// Whether any `Connection` header says `close`, or `keep-alive`.
+    close: bool,
+    keep_alive: bool,
+    /// How many `Transfer-Encoding` headers, and the first one's value.
+    encodings: usize,
     transfer_encoding: Option<&'a str>,
     expect: Option<&'a str>,
     /// How many `Content-Length` headers, and the first one's value.
@@ -501,7 +515,11 @@ impl<'a> Known<'a> {
                     continue;
                 }
                 6 if name.eq_ignore_ascii_case("expect") => &mut known.expect,
-                10 if name.eq_ignore_ascii_case("connection") => &mut known.connection,
+                10 if name.eq_ignore_ascii_case("connection") => {
+                    known.close |= contains_ignore_case(value, "close");
+                    known.keep_alive |= contains_ignore_case(value, "keep-alive");
+                    continue;
+                }
                 14 if name.eq_ignore_ascii_case("content-length") => {
                     if known.lengths == 0 {
                         known.length = value.trim();
@@ -510,6 +528,7 @@ impl<'a> Known<'a> {
                     continue;
                 }
                 17 if name.eq_ignore_ascii_case("transfer-encoding") => {
+                    known.encodings += 1;
                     &mut known.transfer_encoding
                 }
                 _ => continue,
@@ -578,12 +597,8 @@ fn parse_head(buf: &[u8], limits: &Limits) -> std::result::Result<Option<Head>, 
         return Err(400);
     }
     let body = body_kind(&known, limits)?;
-    let keep_alive = match (version, known.connection) {
-        (_, Some(c)) if contains_ignore_case(c, "close") => false,
-        (0, Some(c)) => contains_ignore_case(c, "keep-alive"),
-        (0, None) => false,
-        _ => true,
-    };
+    // Any `close` wins; HTTP/1.0 stays open only when asked to.
+    let keep_alive = !known.close && (version == 1 || known.keep_alive);
     let expects_continue = known
         .expect
         .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
@@ -614,6 +629,10 @@ fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
 /// How the body is framed: RFC 9112 §6.3. Both headers, a bad or repeated length, or a
 /// transfer coding other than chunked are refused.
 fn body_kind(known: &Known<'_>, limits: &Limits) -> std::result::Result<Body, u16> {
+    // Two framings a proxy may read differently: refused, as two lengths are.
+    if known.encodings > 1 {
+        return Err(400);
+    }
     let chunked = match known.transfer_encoding {
         Some(te) if te.trim().eq_ignore_ascii_case("chunked") => true,
         Some(_) => return Err(501),

@@ -211,23 +211,21 @@ impl Router {
         None
     }
 
-    /// Answers one request; a panicking handler gives 500 and is logged.
+    /// Answers one request; a panicking handler gives 500 and is logged, whether it
+    /// panics when called or while its future runs.
     pub(crate) async fn dispatch(&self, mut req: Request) -> Response {
         let Some((route, params)) = self.find(&req.path) else {
             return Response::error(404);
         };
         req.params = params;
         let method = req.method;
-        let call = match &route.target {
+        let start = || match &route.target {
             Target::Fns(fns) => {
-                let wanted = if method == Method::Head {
-                    Method::Get
-                } else {
-                    method
-                };
-                fns.iter()
-                    .find(|(m, _)| *m == wanted || *m == method)
-                    .map(|(_, h)| h(req))
+                let exact = fns.iter().find(|(m, _)| *m == method);
+                // HEAD falls back to GET (answered without the body).
+                let get = || fns.iter().find(|(m, _)| *m == Method::Get);
+                let found = exact.or_else(|| (method == Method::Head).then(get).flatten());
+                found.map(|(_, h)| h(req))
             }
             Target::View(view) => {
                 let ok = method != Method::Options
@@ -235,6 +233,10 @@ impl Router {
                         || (method == Method::Head && view.methods().contains(&Method::Get)));
                 ok.then(|| view.clone().call(method, req))
             }
+        };
+        let call = match std::panic::catch_unwind(AssertUnwindSafe(start)) {
+            Ok(call) => call,
+            Err(panic) => return panicked(method, &route.pattern, panic),
         };
         let Some(call) = call else {
             if method == Method::Options {
@@ -248,18 +250,20 @@ impl Router {
                 resp.header("Allow", route.allowed())
             }
             Ok(resp) => resp,
-            Err(panic) => {
-                let text = crate::error::panic_message(panic.as_ref());
-                log_at!(
-                    Error,
-                    "panini::http",
-                    "{method:?} {} panicked: {text}",
-                    route.pattern
-                );
-                Response::error(500)
-            }
+            Err(panic) => panicked(method, &route.pattern, panic),
         }
     }
+}
+
+/// Logs a handler's panic and answers 500.
+fn panicked(method: Method, pattern: &str, panic: Box<dyn std::any::Any + Send>) -> Response {
+    let text = crate::error::panic_message(panic.as_ref());
+    log_at!(
+        Error,
+        "panini::http",
+        "{method:?} {pattern} panicked: {text}"
+    );
+    Response::error(500)
 }
 
 impl Route {
@@ -272,7 +276,9 @@ impl Route {
         if methods.contains(&Method::Get) && !methods.contains(&Method::Head) {
             methods.push(Method::Head);
         }
-        methods.push(Method::Options);
+        if !methods.contains(&Method::Options) {
+            methods.push(Method::Options);
+        }
         let names: Vec<&str> = methods.iter().map(|m| m.as_str()).collect();
         names.join(", ")
     }
