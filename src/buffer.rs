@@ -47,9 +47,11 @@ impl InBuf {
     /// front, and grows (doubling, at least a chunk) only when that is not enough.
     pub(crate) fn room(&mut self) -> &mut [u8] {
         if self.buf.len() - self.end < self.chunk / 4 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
             if self.buf.len() - self.end < self.chunk / 4 {
                 let grown = self.buf.len() + self.buf.len().max(self.chunk);
                 self.buf.resize(grown, 0);

@@ -126,19 +126,42 @@ pub(crate) fn disconnected(shared: &Shared) {
         );
     }
     out.buf = keep_publishes(&out.buf[head..]);
+    drop(out);
+    // Publishers waiting for room go on: while disconnected they fill the reconnect
+    // buffer (or get `ReconnectBufferFull`) instead of waiting out the outage.
+    shared.space.notify(usize::MAX);
 }
 
 /// The PUB and HPUB ops of a buffer of our own encoded ops, in order.
+/// Limits for reading back our own outgoing buffer: what we encoded is valid, whatever
+/// its size.
+const OWN_OPS: Limits = Limits {
+    max_control_line: usize::MAX / 4,
+    max_info_line: usize::MAX / 4,
+    max_payload: usize::MAX / 4,
+};
+
+/// Where the first op that ends at or after byte `n` of our outgoing buffer ends, reading
+/// ops from `from` (where the first whole op starts: after the tail of one begun earlier).
+/// After a write of `n` bytes, the bytes from `n` to there finish an op already begun on
+/// the wire.
+pub(crate) fn op_end_at_or_after(buf: &[u8], from: usize, n: usize) -> usize {
+    let mut at = from;
+    while at < n {
+        match panini_proto::parse_client_op(&buf[at..], &OWN_OPS) {
+            Ok(Status::Complete((_, used))) => at += used,
+            // Cannot happen for bytes we encoded; count the rest as the begun op.
+            Ok(Status::Partial) | Err(_) => return buf.len(),
+        }
+    }
+    at
+}
+
 pub(crate) fn keep_publishes(buf: &[u8]) -> Vec<u8> {
-    let limits = Limits {
-        max_control_line: usize::MAX / 4,
-        max_info_line: usize::MAX / 4,
-        max_payload: usize::MAX / 4,
-    };
     let mut kept = Vec::with_capacity(buf.len());
     let mut rest = buf;
     while !rest.is_empty() {
-        match panini_proto::parse_client_op(rest, &limits) {
+        match panini_proto::parse_client_op(rest, &OWN_OPS) {
             Ok(Status::Complete((op, used))) => {
                 if matches!(op, ClientOp::Pub(_)) {
                     kept.extend_from_slice(&rest[..used]);
@@ -174,7 +197,7 @@ pub(crate) fn go_live(shared: &Shared, info: &ServerInfo, socket: &TcpStream) {
         }
         .encode(&mut front);
         if let Some(left) = e.max.map(|m| m.saturating_sub(e.delivered)) {
-            let max = u32::try_from(left).ok();
+            let max = Some(super::shared::unsub_max(left));
             ClientOp::Unsub {
                 sid: sid_text.as_bytes(),
                 max,
@@ -333,5 +356,27 @@ mod tests {
         .encode(&mut buf);
         ClientOp::Pong.encode(&mut buf);
         assert_eq!(keep_publishes(&buf), want);
+    }
+
+    #[test]
+    fn a_cut_write_knows_where_the_begun_op_ends() {
+        let one = b"PUB a 1\r\nx\r\n"; // 12 bytes
+        let two = b"PUB bb 2\r\nyy\r\n"; // 14 bytes
+        let buf = [&one[..], &two[..]].concat();
+        assert_eq!(op_end_at_or_after(&buf, 0, 3), 12, "cut in the first op");
+        assert_eq!(op_end_at_or_after(&buf, 0, 12), 12, "cut on a boundary");
+        assert_eq!(op_end_at_or_after(&buf, 0, 13), 26, "cut in the second op");
+        // The buffer starts with the 5-byte tail of an op begun on the wire earlier.
+        let tailed = [&b"y\r\n\r\n"[..], &buf[..]].concat();
+        assert_eq!(
+            op_end_at_or_after(&tailed, 5, 2),
+            5,
+            "still in the old tail"
+        );
+        assert_eq!(
+            op_end_at_or_after(&tailed, 5, 6),
+            17,
+            "in the first whole op"
+        );
     }
 }

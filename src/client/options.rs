@@ -128,7 +128,8 @@ impl ConnectOptions {
 
     /// How often the client pings the server. Default 2 min.
     pub fn ping_interval(mut self, d: Duration) -> Self {
-        self.ping_interval = d;
+        // A zero interval would ping without pause and find every connection stale.
+        self.ping_interval = d.max(Duration::from_millis(10));
         self
     }
 

@@ -352,11 +352,7 @@ impl Shared {
         }
         let mut out = lock(&self.out);
         let sid_text = sid.to_string();
-        let max = if remove_now {
-            None
-        } else {
-            max.and_then(|m| u32::try_from(m).ok())
-        };
+        let max = if remove_now { None } else { max.map(unsub_max) };
         self.control(
             &mut out,
             ClientOp::Unsub {
@@ -441,17 +437,27 @@ fn write_now(out: &mut Out) {
     if out.writing {
         return;
     }
-    let Some(socket) = out.socket.clone() else {
+    let Some(socket) = &out.socket else {
         return;
     };
     // The socket is non-blocking: this never waits. An error is left for the writer task,
     // which meets it on its own write and reports the lost connection.
     if let Ok(n) = socket.get_ref().write(&out.buf) {
+        // The rest of an op cut by this write makes sense on this connection only.
+        let end = if n < out.buf.len() {
+            let from = out.partial_head.min(out.buf.len());
+            super::lifecycle::op_end_at_or_after(&out.buf, from, n).max(from)
+        } else {
+            n
+        };
         out.buf.drain(..n);
-        if n > 0 {
-            out.partial_head = out.buf.len();
-        }
+        out.partial_head = end - n;
     }
+}
+
+/// An UNSUB's `max` on the wire (a `u32`): a larger count is as good as unbounded.
+pub(crate) fn unsub_max(max: u64) -> u32 {
+    u32::try_from(max).unwrap_or(u32::MAX)
 }
 
 impl Shared {
