@@ -210,6 +210,34 @@ fn a_connection_over_max_connections_gets_503() {
     });
 }
 
+#[test]
+fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
+    let server = NatsServer::start();
+    run(async {
+        let mut app = web("no_reader");
+        let limit = Duration::from_millis(300);
+        app.http().max_connections(1).write_timeout(limit);
+        // Far more than the socket buffers hold, so the write has to wait on the client.
+        app.http()
+            .get("/big", || async { vec![b'x'; 32 * 1024 * 1024] });
+        let s = start(app, &server).await;
+        let mut stuck = Client::connect(s.addr).await;
+        stuck.send(bare("GET", "/big")).await;
+        // The one slot is freed once the write times out: a new connection is served.
+        let deadline = Instant::now() + IO_TIMEOUT;
+        loop {
+            let r = get(s.addr, "/hello").await;
+            if r.status == 200 {
+                break;
+            }
+            assert_eq!(r.status, 503);
+            assert!(Instant::now() < deadline, "the stuck client kept its slot");
+        }
+        drop(stuck);
+        s.stop().await.unwrap();
+    });
+}
+
 // ---------------------------------------------------------------------------------------
 // Failures
 // ---------------------------------------------------------------------------------------

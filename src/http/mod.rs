@@ -8,6 +8,8 @@
 //! | body | 1 MiB | 413 |
 //! | malformed request | | 400 |
 //! | head not complete in time (slowloris) | 10 s | 408, close |
+//! | body not complete in time | 30 s | 408, close |
+//! | response not taken by the client in time | 30 s | close |
 //! | idle keep-alive connection | 15 s | close |
 //! | connections at once | 1024 | 503, close |
 //! | handler panics | | 500, server goes on |
@@ -62,6 +64,7 @@ pub(crate) struct Limits {
     pub(crate) max_body: usize,
     pub(crate) head_timeout: Duration,
     pub(crate) body_timeout: Duration,
+    pub(crate) write_timeout: Duration,
     pub(crate) keep_alive_timeout: Duration,
     pub(crate) max_connections: usize,
 }
@@ -73,6 +76,7 @@ impl Default for Limits {
             max_body: 1024 * 1024,
             head_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             keep_alive_timeout: Duration::from_secs(15),
             max_connections: 1024,
         }
@@ -160,6 +164,13 @@ impl Http {
     /// How long a client has to send the body once the head is in (default 30 s).
     pub fn body_timeout(&mut self, d: Duration) -> &mut Self {
         self.limits.body_timeout = d;
+        self
+    }
+
+    /// How long a client has to take a response once it is being written (default 30 s);
+    /// a client that stops reading is then disconnected, freeing its connection slot.
+    pub fn write_timeout(&mut self, d: Duration) -> &mut Self {
+        self.limits.write_timeout = d;
         self
     }
 
@@ -319,7 +330,7 @@ impl Drop for ConnGuard {
 }
 
 async fn serve_conn(stream: TcpStream, shared: &Shared, app: AppHandle) {
-    let mut conn = Conn::new(stream);
+    let mut conn = Conn::new(stream, shared.limits.write_timeout);
     // The server's closing wakes this task through one listener for the connection's whole
     // life. It is polled once, which stores the task's waker in it; after that a wait only
     // reads the `closing` flag when the task wakes (no listener lock per request).

@@ -211,10 +211,12 @@ pub(crate) struct Conn {
     timer_at: Option<Instant>,
     /// A response was just written.
     answered: bool,
+    /// How long one flush may wait for the client to take bytes.
+    write_timeout: Duration,
 }
 
 impl Conn {
-    pub(crate) fn new(stream: TcpStream) -> Self {
+    pub(crate) fn new(stream: TcpStream, write_timeout: Duration) -> Self {
         Conn {
             stream: stream.into(),
             input: InBuf::new(READ_CHUNK),
@@ -222,6 +224,7 @@ impl Conn {
             timer: Timer::never(),
             timer_at: None,
             answered: false,
+            write_timeout,
         }
     }
 
@@ -241,7 +244,13 @@ impl Conn {
                 Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if let Err(e) = self.stream.writable().await {
+                    // A client that stops reading must not hold the connection forever.
+                    let writable = self.stream.writable();
+                    let timed_out = async {
+                        Timer::after(self.write_timeout).await;
+                        Err(io::ErrorKind::TimedOut.into())
+                    };
+                    if let Err(e) = writable.or(timed_out).await {
                         break Err(e);
                     }
                 }
