@@ -1,7 +1,6 @@
 //! A tiny leveled logger to stderr; the level comes from `PANINI_LOG`
 //! (`error`, `warn`, `info` (default), `debug`, `off`). No files, no dependency.
 
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 
 /// How important a log line is.
@@ -17,21 +16,17 @@ pub enum Level {
     Debug = 4,
 }
 
-static MAX: AtomicU8 = AtomicU8::new(0);
-static INIT: OnceLock<()> = OnceLock::new();
+/// The most verbose level written (0: none), read from `PANINI_LOG` once.
+static MAX: OnceLock<u8> = OnceLock::new();
 
 fn max_level() -> u8 {
-    INIT.get_or_init(|| {
-        let level = match std::env::var("PANINI_LOG").as_deref().map(str::trim) {
-            Ok("off") | Ok("none") => 0,
-            Ok("error") => 1,
-            Ok("warn") => 2,
-            Ok("debug") | Ok("trace") => 4,
-            _ => 3,
-        };
-        MAX.store(level, Ordering::Relaxed);
-    });
-    MAX.load(Ordering::Relaxed)
+    *MAX.get_or_init(|| match std::env::var("PANINI_LOG").as_deref().map(str::trim) {
+        Ok("off") | Ok("none") => 0,
+        Ok("error") => 1,
+        Ok("warn") => 2,
+        Ok("debug") | Ok("trace") => 4,
+        _ => 3,
+    })
 }
 
 /// True when a line at `level` would be written.

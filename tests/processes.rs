@@ -135,8 +135,9 @@ fn sigterm_with_a_request_in_flight_replies_then_exits_0() {
     });
 }
 
-#[test]
-fn an_app_that_cannot_connect_at_start_exits_1_not_99() {
+/// Runs the "unreachable" child (its NATS_URL points at a port nobody listens on) to its
+/// end, with `PANINI_LOG` set to `level` if given; returns its exit code, stdout, stderr.
+fn unreachable_app(level: Option<&str>) -> (i32, String, String) {
     // A port that was free a moment ago: nothing listens there.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -146,9 +147,46 @@ fn an_app_that_cannot_connect_at_start_exits_1_not_99() {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["child", "--exact", "--nocapture", "--test-threads=1"])
         .env("PANINI_CHILD", "unreachable")
-        .env("NATS_URL", format!("nats://127.0.0.1:{port}"));
-    let mut app = Proc::spawn(cmd);
-    assert_eq!(app.exit_code(), 1);
+        .env("NATS_URL", format!("nats://127.0.0.1:{port}"))
+        .env_remove("PANINI_LOG");
+    if let Some(level) = level {
+        cmd.env("PANINI_LOG", level);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(cmd.output());
+    });
+    let out = rx
+        .recv_timeout(common::child::CHILD_WAIT)
+        .expect("the unreachable app did not exit")
+        .expect("running the unreachable app");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+/// Failing to connect at start exits 1 (99 is for NATS lost after the start), and says why
+/// on stderr, with `PANINI_LOG` choosing the levels; stdout stays for the app.
+#[test]
+fn an_app_that_cannot_connect_at_start_exits_1_and_logs_to_stderr_by_level() {
+    let (code, stdout, stderr) = unreachable_app(None);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(!stdout.contains("panini "), "log lines on stdout: {stdout}");
+    let retry = "panini WARN panini: cannot connect to NATS (attempt 1)";
+    let fatal = "panini ERROR panini: cannot start: cannot connect to NATS";
+    assert!(stderr.contains(retry), "{stderr}");
+    assert!(stderr.contains(fatal), "{stderr}");
+
+    let (code, _, stderr) = unreachable_app(Some("error"));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains(fatal), "{stderr}");
+    assert!(
+        !stderr.contains("WARN"),
+        "PANINI_LOG=error still shows warnings: {stderr}"
+    );
 }
 
 #[test]
