@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::error::BoxError;
 use crate::handle::AppHandle;
 use crate::message::{Headers, Message};
-use crate::payload::{FromPayload, Json};
+use crate::payload::{FromPayload, IntoPayload, Json};
 
 /// A received message with its data decoded as `T`: `serde_json::Value` (the default,
 /// Panini's `dict`), `String`, `Vec<u8>` or `Json<YourType>`.
@@ -186,11 +186,19 @@ pub trait IntoReply {
     fn into_reply(self) -> Outcome;
 }
 
-fn raw(payload: Vec<u8>) -> Outcome {
-    Outcome::Reply(Some(Reply {
-        payload,
-        headers: None,
-    }))
+/// A reply with the payload's wire form (as [`IntoPayload`] encodes it for publishing).
+fn payload_reply(payload: impl IntoPayload) -> Outcome {
+    match payload.into_payload() {
+        Ok(payload) => Outcome::Reply(Some(Reply {
+            payload,
+            headers: None,
+        })),
+        Err(e) => Outcome::Failed {
+            code: 500,
+            description: "cannot encode reply".into(),
+            detail: format!("cannot encode reply: {e}"),
+        },
+    }
 }
 
 impl IntoReply for () {
@@ -211,40 +219,22 @@ impl IntoReply for Reply {
     }
 }
 
-impl IntoReply for Value {
-    fn into_reply(self) -> Outcome {
-        raw(self.to_string().into_bytes())
-    }
+/// The payload types reply as they publish: JSON compact, text and bytes raw.
+macro_rules! payload_replies {
+    ($($t:ty),*) => {$(
+        impl IntoReply for $t {
+            fn into_reply(self) -> Outcome {
+                payload_reply(self)
+            }
+        }
+    )*};
 }
+
+payload_replies!(Value, String, &'static str, Vec<u8>);
 
 impl<T: Serialize> IntoReply for Json<T> {
     fn into_reply(self) -> Outcome {
-        match serde_json::to_vec(&self.0) {
-            Ok(bytes) => raw(bytes),
-            Err(e) => Outcome::Failed {
-                code: 500,
-                description: "cannot encode reply".into(),
-                detail: format!("cannot encode reply as JSON: {e}"),
-            },
-        }
-    }
-}
-
-impl IntoReply for String {
-    fn into_reply(self) -> Outcome {
-        raw(self.into_bytes())
-    }
-}
-
-impl IntoReply for &'static str {
-    fn into_reply(self) -> Outcome {
-        raw(self.as_bytes().to_vec())
-    }
-}
-
-impl IntoReply for Vec<u8> {
-    fn into_reply(self) -> Outcome {
-        raw(self)
+        payload_reply(self)
     }
 }
 

@@ -20,13 +20,15 @@ pub enum Level {
 static MAX: OnceLock<u8> = OnceLock::new();
 
 fn max_level() -> u8 {
-    *MAX.get_or_init(|| match std::env::var("PANINI_LOG").as_deref().map(str::trim) {
-        Ok("off") | Ok("none") => 0,
-        Ok("error") => 1,
-        Ok("warn") => 2,
-        Ok("debug") | Ok("trace") => 4,
-        _ => 3,
-    })
+    *MAX.get_or_init(
+        || match std::env::var("PANINI_LOG").as_deref().map(str::trim) {
+            Ok("off") | Ok("none") => 0,
+            Ok("error") => 1,
+            Ok("warn") => 2,
+            Ok("debug") | Ok("trace") => 4,
+            _ => 3,
+        },
+    )
 }
 
 /// True when a line at `level` would be written.
