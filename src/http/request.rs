@@ -141,7 +141,12 @@ impl Request {
     }
 }
 
-fn find<'a>(pairs: &'a [(String, String)], name: &str, ignore_case: bool) -> Option<&'a str> {
+/// The value of the first pair named `name` (ASCII case-insensitive if `ignore_case`).
+pub(crate) fn find<'a>(
+    pairs: &'a [(String, String)],
+    name: &str,
+    ignore_case: bool,
+) -> Option<&'a str> {
     pairs
         .iter()
         .find(|(n, _)| {
@@ -166,6 +171,9 @@ pub(crate) enum Read {
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 4096;
+
+/// Longest chunk-size line (hex size and extensions) accepted in a chunked body: 400 past it.
+const MAX_CHUNK_LINE: usize = 1024;
 
 /// A read deadline, taken from the clock only when a read has to wait.
 #[derive(Clone, Copy, Debug)]
@@ -351,27 +359,21 @@ impl Conn {
         matches!(self.fill(&mut Deadline::In(limit)).await, Ok(n) if n > 0)
     }
 
-    /// Reads one request.
+    /// Reads one request, once its first bytes are buffered (after
+    /// [`wait_for_request`](Conn::wait_for_request)): the rest of the head within the head
+    /// timeout (slowloris: 408), then the body within the body timeout.
     pub(crate) async fn read(&mut self, limits: &Limits, app: &AppHandle) -> Read {
         // Deadlines read the clock only when a read has to wait: a request that is already
-        // buffered (the usual case, after `wait_for_request`) reads no clock.
-        let mut idle_deadline = Deadline::In(limits.keep_alive_timeout);
-        let mut head_deadline = None;
+        // buffered (the usual case) reads no clock.
+        let mut deadline = Deadline::In(limits.head_timeout);
         let head = loop {
-            if self.has_buffered() {
-                match parse_head(self.data(), limits) {
-                    Ok(Some(head)) => break head,
-                    Ok(None) => {}
-                    Err(status) => return Read::Reject(status),
-                }
-                head_deadline.get_or_insert(Deadline::In(limits.head_timeout));
+            match parse_head(self.data(), limits) {
+                Ok(Some(head)) => break head,
+                Ok(None) => {}
+                Err(status) => return Read::Reject(status),
             }
-            let deadline = head_deadline.as_mut().unwrap_or(&mut idle_deadline);
-            match self.fill(deadline).await {
-                Ok(0) => return Read::Closed,
-                Ok(_) => {}
-                Err(()) if head_deadline.is_some() => return Read::Reject(408),
-                Err(()) => return Read::Closed,
+            if let Err(read) = self.more(&mut deadline).await {
+                return read;
             }
         };
         let Head {
@@ -395,9 +397,8 @@ impl Conn {
         }
         let mut deadline = Deadline::In(limits.body_timeout);
         let read = match body {
-            Body::None => Ok(Vec::new()),
             Body::Length(n) => self.read_exact(n, &mut deadline).await,
-            Body::Chunked => self.read_chunked(limits.max_body, &mut deadline).await,
+            _ => self.read_chunked(limits, &mut deadline).await,
         };
         match read {
             Ok(body) => Read::Request(parts.into_request(body, app), keep_alive),
@@ -411,11 +412,7 @@ impl Conn {
         deadline: &mut Deadline,
     ) -> std::result::Result<Vec<u8>, Read> {
         while self.data().len() < n {
-            match self.fill(deadline).await {
-                Ok(0) => return Err(Read::Closed), // gone mid-body
-                Ok(_) => {}
-                Err(()) => return Err(Read::Reject(408)),
-            }
+            self.more(deadline).await?; // closed mid-body, or 408
         }
         let bytes = self.data().get(..n).map(<[u8]>::to_vec).unwrap_or_default();
         self.consume(n);
@@ -425,15 +422,16 @@ impl Conn {
     /// `chunked-body = *chunk last-chunk trailer-section CRLF`
     async fn read_chunked(
         &mut self,
-        max: usize,
+        limits: &Limits,
         deadline: &mut Deadline,
     ) -> std::result::Result<Vec<u8>, Read> {
+        let max = limits.max_body;
         let mut body = Vec::new();
         loop {
             let (used, size) = loop {
                 match httparse::parse_chunk_size(self.data()) {
                     Ok(httparse::Status::Complete((used, size))) => break (used, size),
-                    Ok(httparse::Status::Partial) if self.data().len() > 1024 => {
+                    Ok(httparse::Status::Partial) if self.data().len() > MAX_CHUNK_LINE => {
                         return Err(Read::Reject(400))
                     }
                     Ok(httparse::Status::Partial) => self.more(deadline).await?,
@@ -446,7 +444,10 @@ impl Conn {
                 return Err(Read::Reject(413));
             }
             if size == 0 {
-                return self.skip_trailers(deadline).await.map(|()| body);
+                return self
+                    .skip_trailers(limits.max_head, deadline)
+                    .await
+                    .map(|()| body);
             }
             let data = self.read_exact(size + 2, deadline).await?;
             if !data.ends_with(b"\r\n") {
@@ -456,7 +457,12 @@ impl Conn {
         }
     }
 
-    async fn skip_trailers(&mut self, deadline: &mut Deadline) -> std::result::Result<(), Read> {
+    /// Skips the trailer section (at most `max` bytes a line: 431 past it).
+    async fn skip_trailers(
+        &mut self,
+        max: usize,
+        deadline: &mut Deadline,
+    ) -> std::result::Result<(), Read> {
         loop {
             match self.data().windows(2).position(|w| w == b"\r\n") {
                 Some(0) => {
@@ -464,7 +470,7 @@ impl Conn {
                     return Ok(());
                 }
                 Some(end) => self.consume(end + 2),
-                None if self.data().len() > 8192 => return Err(Read::Reject(431)),
+                None if self.data().len() > max => return Err(Read::Reject(431)),
                 None => self.more(deadline).await?,
             }
         }

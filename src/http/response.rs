@@ -63,10 +63,7 @@ impl Response {
 
     /// The first value of header `name` (ASCII case-insensitive).
     pub fn get_header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        super::request::find(&self.headers, name, true)
     }
 
     /// A plain-text error response with the reason phrase as its body.
