@@ -366,12 +366,21 @@ impl Conn {
         // Deadlines read the clock only when a read has to wait: a request that is already
         // buffered (the usual case) reads no clock.
         let mut deadline = Deadline::In(limits.head_timeout);
+        // The head is parsed again only when a line has ended since the last try (or it
+        // is too long): a client trickling its head byte by byte costs one parse per line,
+        // not one per byte.
+        let mut scanned = 0;
         let head = loop {
-            match parse_head(self.data(), limits) {
-                Ok(Some(head)) => break head,
-                Ok(None) => {}
-                Err(status) => return Read::Reject(status),
+            let data = self.data();
+            let line_ended = data.get(scanned..).is_some_and(|new| new.contains(&b'\n'));
+            if line_ended || data.len() > limits.max_head {
+                match parse_head(data, limits) {
+                    Ok(Some(head)) => break head,
+                    Ok(None) => {}
+                    Err(status) => return Read::Reject(status),
+                }
             }
+            scanned = data.len();
             if let Err(read) = self.more(&mut deadline).await {
                 return read;
             }
