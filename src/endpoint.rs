@@ -19,7 +19,7 @@ use crate::handle::AppHandle;
 use crate::handler::{BoxedHandler, Outcome, Step};
 use crate::log::log_at;
 use crate::message::Message;
-use crate::middleware::ListenResult;
+use crate::middleware::{ListenResult, Terminal};
 
 /// One subscription and what handles it.
 pub(crate) struct Endpoint {
@@ -135,13 +135,23 @@ async fn serve_direct(ctx: Loop, mut sub: Subscription, handler: BoxedHandler) {
     }
 }
 
-/// The loop with listen middlewares: each message runs through the chain and the
-/// handler, polled once here and given a task of its own only if still pending.
+/// The loop with listen middlewares: each message runs through the chain (made once for
+/// the loop) and the handler, polled once here and given a task of its own only if still
+/// pending.
 async fn serve_chained(ctx: Loop, mut sub: Subscription, handler: BoxedHandler) {
+    let (app, pattern) = (ctx.app.clone(), ctx.pattern.clone());
+    let terminal: Terminal<Message, ListenResult> = Arc::new(move |msg: Message| {
+        let (app, handler, pattern) = (app.clone(), handler.clone(), pattern.clone());
+        Box::pin(async move { run_handler(&handler, &pattern, msg, app).await })
+    });
+    let chain = ctx.app.inner.listen.with_terminal(terminal);
     while let Some(msg) = sub.next().await {
-        let (app, handler, pattern) = (ctx.app.clone(), handler.clone(), ctx.pattern.clone());
-        let mut work: Boxed<()> =
-            Box::pin(async move { handle_one(&app, &handler, &pattern, msg).await });
+        let (app, chain) = (ctx.app.clone(), chain.clone());
+        let mut work: Boxed<()> = Box::pin(async move {
+            let reply_to = msg.reply.clone();
+            let reply = chain.run(msg).await;
+            send_reply(&app, reply_to, reply, false).await;
+        });
         if future::poll_once(&mut work).await.is_some() {
             continue;
         }
@@ -177,20 +187,6 @@ impl Slots {
         self.busy.fetch_sub(1, Ordering::AcqRel);
         self.freed.notify(1);
     }
-}
-
-/// Runs one message through the listen middlewares and the handler, then replies.
-/// `pattern` is the endpoint's subject, for log lines.
-async fn handle_one(app: &AppHandle, handler: &BoxedHandler, pattern: &Arc<str>, msg: Message) {
-    let reply_to = msg.reply.clone();
-    let (app2, handler, pattern) = (app.clone(), handler.clone(), pattern.clone());
-    let terminal = Arc::new(move |msg: Message| {
-        let (app, handler, pattern) = (app2.clone(), handler.clone(), pattern.clone());
-        Box::pin(async move { run_handler(&handler, &pattern, msg, app).await })
-            as Boxed<ListenResult>
-    });
-    let reply = app.inner.listen.with_terminal(terminal).run(msg).await;
-    send_reply(app, reply_to, reply, false).await;
 }
 
 /// Publishes the reply of a request, if there is one to send (nothing for a stream message

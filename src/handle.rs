@@ -13,7 +13,7 @@ use crate::endpoint::{self, Endpoint, Tracker};
 use crate::error::{Error, Result};
 use crate::handler::{BoxedHandler, Handler};
 use crate::message::{Headers, Message};
-use crate::middleware::{Chain, ListenResult, Outgoing, SendKind, SendResult};
+use crate::middleware::{Chain, ListenResult, Next, Outgoing, SendKind, SendResult, Terminal};
 use crate::payload::{FromPayload, IntoPayload};
 
 /// A cheap, cloneable handle to the running app.
@@ -30,7 +30,8 @@ pub(crate) struct HandleInner {
     pub(crate) service_name: String,
     pub(crate) client_name: String,
     pub(crate) request_timeout: Duration,
-    pub(crate) send: Chain<Outgoing, SendResult>,
+    /// The send middlewares, ending in the client's publish or request.
+    pub(crate) send: Next<Outgoing, SendResult>,
     pub(crate) listen: Chain<Message, ListenResult>,
     pub(crate) queue_group: Option<String>,
     pub(crate) max_concurrency: usize,
@@ -188,15 +189,10 @@ impl AppHandle {
     }
 
     async fn send(&self, out: Outgoing) -> SendResult {
-        if self.inner.send.is_empty() {
+        if self.inner.send.is_last() {
             return send_now(self.inner.client.clone(), out).await;
         }
-        let client = self.inner.client.clone();
-        let terminal = Arc::new(move |out| {
-            let client = client.clone();
-            Box::pin(send_now(client, out)) as futures_lite::future::Boxed<SendResult>
-        });
-        self.inner.send.with_terminal(terminal).run(out).await
+        self.inner.send.clone().run(out).await
     }
 
     /// Subscribes `handler` to `subject` while the app runs, with the app's queue group
@@ -254,6 +250,11 @@ impl AppHandle {
         let mut endpoints = lock(&self.inner.endpoints);
         endpoints.drain().flat_map(|(_, eps)| eps).collect()
     }
+}
+
+/// The end of the send chain: the client's publish or request.
+pub(crate) fn send_terminal(client: Client) -> Terminal<Outgoing, SendResult> {
+    Arc::new(move |out| Box::pin(send_now(client.clone(), out)))
 }
 
 async fn send_now(client: Client, out: Outgoing) -> SendResult {

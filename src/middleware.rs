@@ -122,7 +122,7 @@ pub type SendResult = Result<Option<Message>>;
 pub type ListenResult = Option<Reply>;
 
 type Hook<I, O> = Arc<dyn Fn(I, Next<I, O>) -> Boxed<O> + Send + Sync>;
-type Terminal<I, O> = Arc<dyn Fn(I) -> Boxed<O> + Send + Sync>;
+pub(crate) type Terminal<I, O> = Arc<dyn Fn(I) -> Boxed<O> + Send + Sync>;
 
 /// The rest of the chain: call [`run`](Next::run) to go on.
 pub struct Next<I, O> {
@@ -139,7 +139,22 @@ impl<I, O> std::fmt::Debug for Next<I, O> {
     }
 }
 
+impl<I, O> Clone for Next<I, O> {
+    fn clone(&self) -> Self {
+        Next {
+            hooks: self.hooks.clone(),
+            index: self.index,
+            terminal: self.terminal.clone(),
+        }
+    }
+}
+
 impl<I: Send + 'static, O: Send + 'static> Next<I, O> {
+    /// True when no middleware is left before the end of the chain.
+    pub(crate) fn is_last(&self) -> bool {
+        self.index >= self.hooks.len()
+    }
+
     /// Runs the inner middlewares and, at the end, the publish, request or handler.
     pub async fn run(self, input: I) -> O {
         match self.hooks.get(self.index).cloned() {
@@ -156,15 +171,18 @@ impl<I: Send + 'static, O: Send + 'static> Next<I, O> {
     }
 }
 
-/// An ordered list of hooks for one direction.
+/// An ordered list of hooks for one direction, shared as it is by every run of the chain
+/// (hooks are added only while the app is built).
 pub(crate) struct Chain<I, O> {
     /// Outermost first.
-    hooks: Vec<Hook<I, O>>,
+    hooks: Arc<[Hook<I, O>]>,
 }
 
 impl<I, O> Default for Chain<I, O> {
     fn default() -> Self {
-        Chain { hooks: Vec::new() }
+        Chain {
+            hooks: Arc::new([]),
+        }
     }
 }
 
@@ -190,17 +208,19 @@ impl<I: Send + 'static, O: Send + 'static> Chain<I, O> {
                 Box::pin(next.run(input))
             }
         });
-        self.hooks.insert(0, hook);
+        self.hooks = std::iter::once(hook)
+            .chain(self.hooks.iter().cloned())
+            .collect();
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.hooks.is_empty()
     }
 
-    /// A runnable chain ending in `terminal`.
+    /// A runnable chain ending in `terminal` (made once, then cloned per run).
     pub(crate) fn with_terminal(&self, terminal: Terminal<I, O>) -> Next<I, O> {
         Next {
-            hooks: self.hooks.clone().into(),
+            hooks: self.hooks.clone(),
             index: 0,
             terminal,
         }

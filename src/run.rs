@@ -90,7 +90,9 @@ impl App {
                 service_name: self.service_name.clone(),
                 client_name,
                 request_timeout: self.request_timeout,
-                send: self.send.clone(),
+                send: self
+                    .send
+                    .with_terminal(crate::handle::send_terminal(client.clone())),
                 listen: self.listen.clone(),
                 queue_group: self.queue_group.clone(),
                 max_concurrency: self.max_concurrency,
