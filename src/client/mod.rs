@@ -375,16 +375,19 @@ impl Client {
             let _ = self.flush_timeout(Duration::from_secs(1)).await;
         }
         let closed = self.shared().closed.listen();
-        if self.shared().state() == State::Closed {
+        if self.is_closed() {
             return;
         }
         let _ = self.inner.ctl.try_send(Ctl::Close);
         closed.await;
     }
 
-    /// True once the client is closed for good.
+    /// True once the client is closed for good: its subscriptions ended and its connection
+    /// task done (the `Closed` state alone is set earlier, when the close begins).
     pub fn is_closed(&self) -> bool {
-        self.shared().state() == State::Closed
+        self.shared()
+            .finished
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// True while a connection is up.

@@ -316,25 +316,30 @@ fn route_reply(shared: &Shared, message: Message) {
 /// Writes whatever handles buffer, until cancelled or the socket fails.
 async fn write_loop(shared: Arc<Shared>, mut stream: TcpStream, ctl: Sender<Ctl>) {
     let mut local: Vec<u8> = Vec::new();
+    // A listener is made only when the buffer is found empty, and the buffer is looked at
+    // once more before waiting on it, so a wake in between is not lost (and a busy writer
+    // allocates no listener per batch).
+    let mut listener = None;
     loop {
-        let listener = shared.wake_writer.listen();
-        let partial_head;
-        {
+        let taken = {
             let mut out = lock(&shared.out);
             if out.state == State::Closed && out.buf.is_empty() {
                 return;
             }
-            if !out.buf.is_empty() {
+            (!out.buf.is_empty()).then(|| {
                 std::mem::swap(&mut out.buf, &mut local);
                 out.writing = true;
+                std::mem::take(&mut out.partial_head)
+            })
+        };
+        let Some(partial_head) = taken else {
+            match listener.take() {
+                None => listener = Some(shared.wake_writer.listen()),
+                Some(listener) => listener.await,
             }
-            partial_head = std::mem::take(&mut out.partial_head);
-        }
-        if local.is_empty() {
-            listener.await;
             continue;
-        }
-        drop(listener);
+        };
+        listener = None;
         shared.space.notify(usize::MAX);
         let mut written = 0;
         while written < local.len() {
