@@ -46,8 +46,13 @@ pub enum Error {
     ReconnectBufferFull,
     /// A server URL could not be understood.
     InvalidUrl(String),
-    /// No server could be reached (every attempt failed); the last failure is the source.
-    NoServers(Box<Error>),
+    /// No server could be reached: each server tried (a URL without credentials) with why
+    /// it failed; the last failure is the source.
+    NoServers(Vec<(String, Error)>),
+    /// A request was written on a connection that was then lost, and no reply came within
+    /// the grace after the reconnect: it may or may not have been handled. Not a timeout:
+    /// the client is connected again, and the next request can be sent at once.
+    ConnectionLost,
     /// A payload could not be decoded as the asked type (not UTF-8, ...).
     Decode(String),
     /// A service answered a request with an error (headers `Nats-Service-Error` and
@@ -88,7 +93,17 @@ impl fmt::Display for Error {
                 f.write_str("disconnected and the reconnect buffer is full; message not sent")
             }
             Error::InvalidUrl(url) => write!(f, "invalid server url {url:?}"),
-            Error::NoServers(_) => f.write_str("could not connect to any server"),
+            Error::NoServers(failures) => {
+                f.write_str("could not connect to any server")?;
+                for (i, (server, why)) in failures.iter().enumerate() {
+                    let sep = if i == 0 { ": " } else { "; " };
+                    write!(f, "{sep}{server}: {why}")?;
+                }
+                Ok(())
+            }
+            Error::ConnectionLost => f.write_str(
+                "connection lost with the request in flight; no reply after the reconnect",
+            ),
             Error::Decode(why) => write!(f, "cannot decode payload: {why}"),
             Error::Service { code, description } => {
                 write!(f, "service error {code}: {description}")
@@ -107,7 +122,7 @@ impl std::error::Error for Error {
             Error::Io(e) => Some(e),
             Error::Protocol(e) => Some(e),
             Error::Json(e) => Some(e),
-            Error::NoServers(e) => Some(e.as_ref()),
+            Error::NoServers(failures) => failures.last().map(|(_, e)| e as _),
             _ => None,
         }
     }

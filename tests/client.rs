@@ -417,6 +417,10 @@ fn connecting_to_nothing_fails_clearly() {
             .unwrap_err();
         assert!(matches!(err, Error::NoServers(_)), "{err:?}");
         assert!(std::error::Error::source(&err).is_some());
+        // Which server, and why.
+        let text = err.to_string();
+        let url = format!("nats://127.0.0.1:{port}");
+        assert!(text.contains(&url) && text.contains("refused"), "{text}");
         let err = client::connect("tls://127.0.0.1:4222").await.unwrap_err();
         assert!(matches!(err, Error::InvalidUrl(_)), "{err:?}");
     });

@@ -1,15 +1,15 @@
-//! One TCP connection: the read buffer, the handshake, and the only calls to
-//! `panini_proto::parse_server_op`.
+//! One connection: its [`Transport`], its read buffer, the handshake, and the only calls
+//! to `panini_proto::parse_server_op`.
 
 use std::time::Duration;
 
-use async_net::TcpStream;
-use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use futures_lite::FutureExt;
 use panini_proto::{parse_server_op, ClientOp, Limits, ServerOp, Status};
 use serde::Serialize;
 
 use super::pool::Server;
 use super::shared::Shared;
+use super::transport::Transport;
 use super::ServerInfo;
 use crate::buffer::InBuf;
 use crate::error::{Error, Result};
@@ -19,7 +19,7 @@ use crate::message::lossy;
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
 /// Reads more bytes into `rbuf`; `Ok(0)` is end of stream.
-pub(crate) async fn fill(rbuf: &mut InBuf, stream: &mut TcpStream) -> std::io::Result<usize> {
+async fn fill(rbuf: &mut InBuf, stream: &mut Transport) -> std::io::Result<usize> {
     let n = stream.read(rbuf.room()).await?;
     rbuf.filled(n);
     Ok(n)
@@ -28,7 +28,7 @@ pub(crate) async fn fill(rbuf: &mut InBuf, stream: &mut TcpStream) -> std::io::R
 /// A live, handshaken connection.
 #[derive(Debug)]
 pub(crate) struct Connection {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: Transport,
     pub(crate) rbuf: InBuf,
     pub(crate) info: ServerInfo,
 }
@@ -78,8 +78,7 @@ impl Connection {
     }
 
     async fn handshake(server: &Server, shared: &Shared) -> Result<Connection> {
-        let mut stream = TcpStream::connect((server.host.as_str(), server.port)).await?;
-        stream.set_nodelay(true)?;
+        let mut stream = Transport::tcp(&server.host, server.port).await?;
         let mut rbuf = InBuf::new(READ_CHUNK);
         let limits = Limits::default();
         let (op, used) = read_op(&mut stream, &mut rbuf, &limits).await?;
@@ -151,7 +150,7 @@ fn connect_ops(server: &Server, shared: &Shared) -> Result<Vec<u8>> {
 
 /// Reads until one whole op is buffered and returns it with its length (not yet consumed).
 async fn read_op<'b>(
-    stream: &mut TcpStream,
+    stream: &mut Transport,
     rbuf: &'b mut InBuf,
     limits: &Limits,
 ) -> Result<(ServerOp<'b>, usize)> {

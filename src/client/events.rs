@@ -34,6 +34,14 @@ pub enum Event {
     ServerError(String),
     /// The client met bad data it could not deliver (a malformed message, bad INFO JSON).
     ClientError(String),
+    /// Publishes that had returned `Ok` will never be sent: more than the reconnect buffer
+    /// holds were waiting when the connection was lost, or the client closed first.
+    PublishesLost {
+        /// How many publishes.
+        count: u64,
+        /// Their size and why.
+        reason: String,
+    },
     /// Draining started.
     Draining,
     /// The client is closed for good (closed by the user, or reconnecting gave up).
@@ -57,6 +65,8 @@ pub struct Statistics {
     pub dropped_msgs: u64,
     /// Messages that could not be delivered because they were malformed.
     pub bad_msgs: u64,
+    /// Publishes that returned `Ok` and were never sent (see [`Event::PublishesLost`]).
+    pub lost_publishes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +78,7 @@ pub(crate) struct Stats {
     pub(crate) reconnects: AtomicU64,
     pub(crate) dropped_msgs: AtomicU64,
     pub(crate) bad_msgs: AtomicU64,
+    pub(crate) lost_publishes: AtomicU64,
 }
 
 impl Stats {
@@ -80,6 +91,7 @@ impl Stats {
             reconnects: self.reconnects.load(Relaxed),
             dropped_msgs: self.dropped_msgs.load(Relaxed),
             bad_msgs: self.bad_msgs.load(Relaxed),
+            lost_publishes: self.lost_publishes.load(Relaxed),
         }
     }
 

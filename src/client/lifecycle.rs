@@ -1,32 +1,30 @@
-//! The connection's life: the task that serves a connection until it ends, then
-//! reconnects through the pool (or gives up), restoring subscriptions and buffered
-//! publishes on the new connection; and closing for good.
+//! The connection's life: connecting (the first time and every reconnect, through the same
+//! pass over the pool), going live on a new connection, what a lost connection leaves
+//! behind (publishes kept, requests at risk), and closing for good.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use async_channel::{Receiver, Sender};
+use async_channel::Receiver;
 use async_io::Timer;
-use async_net::TcpStream;
 use futures_lite::FutureExt;
-use panini_proto::{ClientOp, Limits, Status};
+use panini_proto::ClientOp;
 
 use super::connection::Connection;
 use super::events::{Event, Stats};
+use super::outbox::{Loss, State};
 use super::pool::Pool;
-use super::shared::{lock, Shared, State, Target};
-use super::task::serve;
+use super::shared::{lock, Shared, Target};
+use super::task::{flush_out, serve, Batch};
 use super::ServerInfo;
 use crate::error::Error;
 use crate::log::log_at;
 
-/// What the handles (and the writer) tell the connection task.
+/// What the handles tell the connection task.
 #[derive(Debug)]
 pub(crate) enum Ctl {
     /// Close for good.
     Close,
-    /// The writer could not write: the connection is gone.
-    WriteFailed(String),
 }
 
 /// Why a connection ended.
@@ -37,21 +35,47 @@ pub(crate) enum Ended {
     Auth(String),
 }
 
+/// Connects for the first time: one pass over the pool, no waiting. Wrong credentials are
+/// [`Error::Auth`]; otherwise every failure, with its server, is in [`Error::NoServers`].
+pub(crate) async fn connect_first(shared: &Shared, pool: &mut Pool) -> Result<Connection, Error> {
+    let order = (0..pool.servers.len()).collect();
+    // Wrong credentials stay wrong: no point trying them on the next server.
+    match try_servers(shared, pool, order, true).await {
+        Ok(conn) => Ok(conn),
+        Err(failures) => {
+            match failures
+                .into_iter()
+                .partition::<Vec<_>, _>(|(_, e)| matches!(e, Error::Auth(_)))
+            {
+                (mut auth, _) if !auth.is_empty() => Err(auth.swap_remove(0).1),
+                (_, failures) => Err(Error::NoServers(failures)),
+            }
+        }
+    }
+}
+
 /// Runs until the client is closed or reconnecting gives up.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     mut pool: Pool,
     mut conn: Connection,
     ctl: Receiver<Ctl>,
-    ctl_tx: Sender<Ctl>,
 ) {
+    let mut batch = Batch::default();
     let mut auth_failures = 0;
     loop {
         let server = pool.current().url();
-        let ended = serve(&shared, &mut pool, &mut conn, &ctl, &ctl_tx).await;
-        disconnected(&shared);
+        let ended = serve(&shared, &mut pool, &mut conn, &ctl, &mut batch).await;
+        if matches!(ended, Ended::Closed) {
+            // Send what handles buffered before the close, briefly.
+            flush_out(&shared, &mut conn, &mut batch, Duration::from_secs(1)).await;
+            conn.stream.shutdown();
+            break;
+        }
+        conn.stream.shutdown();
+        disconnected(&shared, &mut batch);
         let skip_current = match ended {
-            Ended::Closed => break,
+            Ended::Closed => unreachable!("handled above"),
             Ended::LameDuck => {
                 shared.emit(Event::LameDuck(server.clone()));
                 true
@@ -76,23 +100,25 @@ pub(crate) async fn run(
             None => break,
         }
     }
-    close_now(&shared);
+    close_now(&shared, &mut batch);
 }
 
-/// Marks the client closed and wakes everyone who waits on it.
-pub(crate) fn close_now(shared: &Shared) {
+/// Marks the client closed and wakes everyone who waits on it. Publishes still unsent
+/// are reported lost.
+pub(crate) fn close_now(shared: &Shared, batch: &mut Batch) {
     if shared
         .finished
         .swap(true, std::sync::atomic::Ordering::AcqRel)
     {
         return;
     }
-    {
+    let loss = {
         let mut out = lock(&shared.out);
-        out.state = State::Closed;
-        out.connected = false;
-        out.pongs.clear();
-    }
+        out.direct = None;
+        out.outbox
+            .close(&mut batch.bytes, std::mem::take(&mut batch.written))
+    };
+    report_loss(shared, loss, "the client closed before they could be sent");
     for (_, entry) in lock(&shared.subs).map.drain() {
         if let Target::Channel(tx) = entry.target {
             tx.close();
@@ -101,129 +127,170 @@ pub(crate) fn close_now(shared: &Shared) {
     lock(&shared.requests).clear();
     shared.sweep_wake.notify(usize::MAX);
     shared.space.notify(usize::MAX);
-    shared.wake_writer.notify(usize::MAX);
     shared.drain_progress.notify(usize::MAX);
     shared.emit(Event::Closed);
     shared.closed.notify(usize::MAX);
 }
 
-/// The connection is gone: keep the unsent publishes, drop the unsent control ops (SUB,
-/// UNSUB, PING, PONG), which `go_live` rebuilds for the next connection (one PING per
-/// flush still waiting), so no PONG is ever matched to the wrong flush.
-pub(crate) fn disconnected(shared: &Shared) {
-    let mut out = lock(&shared.out);
-    out.connected = false;
-    out.socket = None;
-    out.writing = false;
-    out.pongs.retain(Option::is_some);
-    // The tail of an op whose head went out on the old connection cannot be resent.
-    let head = std::mem::take(&mut out.partial_head).min(out.buf.len());
-    if head > 0 {
-        log_at!(
-            Warn,
-            "panini::client",
-            "connection lost mid-write: {head} bytes of one op were not sent"
-        );
+/// Counts and reports publishes that were accepted and will never be sent.
+fn report_loss(shared: &Shared, loss: Loss, why: &str) {
+    if loss.msgs == 0 {
+        return;
     }
-    out.buf = keep_publishes(&out.buf[head..]);
+    Stats::add(&shared.stats.lost_publishes, loss.msgs);
+    shared.emit(Event::PublishesLost {
+        count: loss.msgs,
+        reason: format!("{} bytes: {why}", loss.bytes),
+    });
+}
+
+/// The connection is gone. The publishes not yet written go back to the outbox (up to the
+/// reconnect buffer's cap; the rest is reported lost); every request whose PUB is not among
+/// them may have died with the connection, so it is marked at risk (settled in `go_live`).
+pub(crate) fn disconnected(shared: &Shared, batch: &mut Batch) {
+    let mut kept_tokens = Vec::new();
+    let mut out = lock(&shared.out);
+    out.direct = None;
+    let written = std::mem::take(&mut batch.written);
+    let loss = out.outbox.disconnected(&mut batch.bytes, written, |p| {
+        if let Some(token) = p.reply.and_then(|r| request_token(&shared.inbox, r)) {
+            kept_tokens.push(token);
+        }
+    });
+    kept_tokens.sort_unstable();
+    // Under the outbox lock, so that a request buffered after this (it sees the outbox
+    // disconnected) clears its own mark afterwards, never before.
+    for (token, pending) in lock(&shared.requests).iter_mut() {
+        if kept_tokens.binary_search(token).is_err() {
+            pending.at_risk = true;
+        }
+    }
     drop(out);
+    report_loss(
+        shared,
+        loss,
+        "more than the reconnect buffer holds at the disconnect",
+    );
     // Publishers waiting for room go on: while disconnected they fill the reconnect
     // buffer (or get `ReconnectBufferFull`) instead of waiting out the outage.
     shared.space.notify(usize::MAX);
 }
 
-/// The PUB and HPUB ops of a buffer of our own encoded ops, in order.
-/// Limits for reading back our own outgoing buffer: what we encoded is valid, whatever
-/// its size.
-const OWN_OPS: Limits = Limits {
-    max_control_line: usize::MAX / 4,
-    max_info_line: usize::MAX / 4,
-    max_payload: usize::MAX / 4,
-};
-
-/// Where the first op that ends at or after byte `n` of our outgoing buffer ends, reading
-/// ops from `from` (where the first whole op starts: after the tail of one begun earlier).
-/// After a write of `n` bytes, the bytes from `n` to there finish an op already begun on
-/// the wire.
-pub(crate) fn op_end_at_or_after(buf: &[u8], from: usize, n: usize) -> usize {
-    let mut at = from;
-    while at < n {
-        match panini_proto::parse_client_op(&buf[at..], &OWN_OPS) {
-            Ok(Status::Complete((_, used))) => at += used,
-            // Cannot happen for bytes we encoded; count the rest as the begun op.
-            Ok(Status::Partial) | Err(_) => return buf.len(),
-        }
-    }
-    at
+/// The token of a reply subject `{inbox}.{token}` of ours.
+pub(crate) fn request_token(inbox: &str, reply: &[u8]) -> Option<u64> {
+    let rest = reply.strip_prefix(inbox.as_bytes())?.strip_prefix(b".")?;
+    std::str::from_utf8(rest).ok()?.parse().ok()
 }
 
-pub(crate) fn keep_publishes(buf: &[u8]) -> Vec<u8> {
-    let mut kept = Vec::with_capacity(buf.len());
-    let mut rest = buf;
-    while !rest.is_empty() {
-        match panini_proto::parse_client_op(rest, &OWN_OPS) {
-            Ok(Status::Complete((op, used))) => {
-                if matches!(op, ClientOp::Pub(_)) {
-                    kept.extend_from_slice(&rest[..used]);
+/// Makes a new connection live: the outbox gets SUB for every subscription first, then
+/// what was buffered while disconnected, then a PING for each flush still waiting; INFO is
+/// applied; requests at risk get a short grace to hear back before `ConnectionLost`.
+pub(crate) fn go_live(shared: &Shared, pool: &mut Pool, conn: &Connection) {
+    let wake = {
+        let subs = lock(&shared.subs);
+        let mut out = lock(&shared.out);
+        out.direct = conn.stream.direct_writer();
+        out.outbox.reconnected(|front| {
+            for (sid, e) in &subs.map {
+                let sid_text = sid.to_string();
+                ClientOp::Sub {
+                    subject: e.subject.as_bytes(),
+                    queue: e.queue.as_deref().map(str::as_bytes),
+                    sid: sid_text.as_bytes(),
                 }
-                rest = &rest[used..];
+                .encode(front);
+                if let Some(left) = e.max.map(|m| m.saturating_sub(e.delivered)) {
+                    let max = Some(super::shared::unsub_max(left));
+                    ClientOp::Unsub {
+                        sid: sid_text.as_bytes(),
+                        max,
+                    }
+                    .encode(front);
+                }
             }
-            Ok(Status::Partial) | Err(_) => {
-                log_at!(
-                    Error,
-                    "panini::client",
-                    "dropped {} unparsable buffered bytes",
-                    rest.len()
-                );
-                break;
-            }
-        }
+        })
+    };
+    apply_info(shared, pool, &conn.info);
+    if let Some(w) = wake {
+        w.wake();
     }
-    kept
+    settle_requests_at_risk(shared);
 }
 
-/// Makes the new connection live: SUB for every subscription first, then what was
-/// buffered while disconnected, then a PING for each flush still waiting.
-pub(crate) fn go_live(shared: &Shared, info: &ServerInfo, socket: &TcpStream) {
-    let subs = lock(&shared.subs);
-    let mut out = lock(&shared.out);
-    let mut front = Vec::new();
-    for (sid, e) in &subs.map {
-        let sid_text = sid.to_string();
-        ClientOp::Sub {
-            subject: e.subject.as_bytes(),
-            queue: e.queue.as_deref().map(str::as_bytes),
-            sid: sid_text.as_bytes(),
-        }
-        .encode(&mut front);
-        if let Some(left) = e.max.map(|m| m.saturating_sub(e.delivered)) {
-            let max = Some(super::shared::unsub_max(left));
-            ClientOp::Unsub {
-                sid: sid_text.as_bytes(),
-                max,
-            }
-            .encode(&mut front);
+/// Requests whose bytes may have died with the last connection: each still gets a reply
+/// that comes within the grace, or fails with `ConnectionLost` when it ends (or at its own
+/// deadline, if sooner). Resending them is not ours to decide: the request may have been
+/// acted on.
+fn settle_requests_at_risk(shared: &Shared) {
+    let until = Instant::now() + shared.opts.reconnect_grace;
+    let mut any = false;
+    for pending in lock(&shared.requests).values_mut() {
+        if std::mem::take(&mut pending.at_risk) {
+            pending.lost = true;
+            pending.deadline = pending.deadline.min(until);
+            any = true;
         }
     }
-    front.append(&mut out.buf);
-    for _ in out.pongs.iter() {
-        ClientOp::Ping.encode(&mut front);
+    if any {
+        shared.arm_sweeper();
     }
-    out.buf = front;
-    out.connected = true;
-    out.socket = Some(socket.clone().into());
+}
+
+/// Applies a server's INFO (at connect or later): the pool learns the servers it
+/// advertises, `max_payload` and the stored INFO are updated. Returns whether the server
+/// is in lame-duck mode.
+pub(crate) fn apply_info(shared: &Shared, pool: &mut Pool, info: &ServerInfo) -> bool {
+    if !shared.opts.ignore_discovered_servers && !info.connect_urls.is_empty() {
+        let added = pool.add_discovered(&info.connect_urls);
+        if !added.is_empty() {
+            shared.emit(Event::DiscoveredServers(added));
+        }
+    }
     if info.max_payload > 0 {
         shared
             .max_payload
             .store(info.max_payload, std::sync::atomic::Ordering::Relaxed);
     }
     *lock(&shared.server_info) = info.clone();
-    drop(out);
-    shared.wake_writer.notify(1);
+    info.ldm
 }
 
-/// Tries the pool until a server answers, waiting between passes; `None` when closed or
-/// out of attempts.
+/// One pass over the servers at `order` (stopping at a refusal of our credentials if
+/// `stop_on_auth`): the first connection made, or why each failed.
+async fn try_servers(
+    shared: &Shared,
+    pool: &mut Pool,
+    order: Vec<usize>,
+    stop_on_auth: bool,
+) -> Result<Connection, Vec<(String, Error)>> {
+    let mut failures = Vec::new();
+    for idx in order {
+        if shared.state() == State::Closed {
+            failures.push((pool.servers[idx].url(), Error::Closed));
+            break;
+        }
+        let server = pool.servers[idx].clone();
+        match Connection::open(&server, shared).await {
+            Ok(conn) => {
+                pool.current = idx;
+                go_live(shared, pool, &conn);
+                return Ok(conn);
+            }
+            Err(e) => {
+                log_at!(Debug, "panini::client", "{}: {e}", server.url());
+                let stop = stop_on_auth && matches!(e, Error::Auth(_));
+                failures.push((server.url(), e));
+                if stop {
+                    break;
+                }
+            }
+        }
+    }
+    Err(failures)
+}
+
+/// Tries the pool until a server answers, waiting between passes; `None` when closed, out
+/// of attempts, or refused twice for its credentials.
 pub(crate) async fn reconnect(
     shared: &Shared,
     pool: &mut Pool,
@@ -237,32 +304,25 @@ pub(crate) async fn reconnect(
         if skip_current && passes == 0 && order.len() > 1 {
             order.pop(); // lame duck: the server we were on comes last, skip it once
         }
-        for idx in order {
-            if shared.state() == State::Closed {
-                return None;
+        match try_servers(shared, pool, order, false).await {
+            Ok(conn) => {
+                *auth_failures = 0;
+                return Some(conn);
             }
-            let server = pool.servers[idx].clone();
-            match Connection::open(&server, shared).await {
-                Ok(conn) => {
-                    pool.current = idx;
-                    *auth_failures = 0;
-                    learn_servers(shared, pool, &conn.info);
-                    go_live(shared, &conn.info, &conn.stream);
-                    return Some(conn);
-                }
-                Err(Error::Auth(text)) => {
-                    *auth_failures += 1;
-                    log_at!(
-                        Error,
-                        "panini::client",
-                        "{}: authorization failed: {text}",
-                        server.url()
-                    );
-                    if *auth_failures >= 2 {
-                        return None;
+            Err(failures) => {
+                for (url, e) in &failures {
+                    if let Error::Auth(text) = e {
+                        *auth_failures += 1;
+                        log_at!(
+                            Error,
+                            "panini::client",
+                            "{url}: authorization failed: {text}"
+                        );
                     }
                 }
-                Err(e) => log_at!(Debug, "panini::client", "{}: {e}", server.url()),
+                if *auth_failures >= 2 || shared.state() == State::Closed {
+                    return None;
+                }
             }
         }
         passes += 1;
@@ -279,24 +339,25 @@ pub(crate) async fn reconnect(
             return None;
         }
         let wait = shared.opts.reconnect_wait + jitter(shared.opts.reconnect_jitter);
-        let closed = async {
-            while let Ok(msg) = ctl.recv().await {
-                if matches!(msg, Ctl::Close) {
-                    return true;
-                }
-            }
-            true
-        };
-        if closed
-            .or(async {
-                Timer::after(wait).await;
-                false
-            })
-            .await
-        {
+        if closed_within(ctl, wait).await {
             return None;
         }
     }
+}
+
+/// Waits `wait`, or less if the client is closed meanwhile (then true).
+async fn closed_within(ctl: &Receiver<Ctl>, wait: Duration) -> bool {
+    let closed = async {
+        // Any message is a close; a closed channel means every handle is gone.
+        let _ = ctl.recv().await;
+        true
+    };
+    closed
+        .or(async {
+            Timer::after(wait).await;
+            false
+        })
+        .await
 }
 
 pub(crate) fn jitter(max: Duration) -> Duration {
@@ -307,76 +368,15 @@ pub(crate) fn jitter(max: Duration) -> Duration {
     Duration::from_nanos(super::random_u64() % nanos)
 }
 
-pub(crate) fn learn_servers(shared: &Shared, pool: &mut Pool, info: &ServerInfo) {
-    if shared.opts.ignore_discovered_servers || info.connect_urls.is_empty() {
-        return;
-    }
-    let added = pool.add_discovered(&info.connect_urls);
-    if !added.is_empty() {
-        shared.emit(Event::DiscoveredServers(added));
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use panini_proto::Pub;
+    use super::request_token;
 
     #[test]
-    fn only_publishes_survive_a_disconnect() {
-        let publish = ClientOp::Pub(Pub {
-            subject: b"a",
-            reply: None,
-            headers: None,
-            payload: b"1",
-        });
-        let hpublish = ClientOp::Pub(Pub {
-            subject: b"b",
-            reply: Some(b"r"),
-            headers: Some(b"NATS/1.0\r\n\r\n"),
-            payload: b"PING\r\n",
-        });
-        let mut buf = Vec::new();
-        let mut want = Vec::new();
-        ClientOp::Sub {
-            subject: b"a",
-            queue: None,
-            sid: b"1",
-        }
-        .encode(&mut buf);
-        publish.encode(&mut buf);
-        publish.encode(&mut want);
-        ClientOp::Ping.encode(&mut buf);
-        hpublish.encode(&mut buf);
-        hpublish.encode(&mut want);
-        ClientOp::Unsub {
-            sid: b"1",
-            max: None,
-        }
-        .encode(&mut buf);
-        ClientOp::Pong.encode(&mut buf);
-        assert_eq!(keep_publishes(&buf), want);
-    }
-
-    #[test]
-    fn a_cut_write_knows_where_the_begun_op_ends() {
-        let one = b"PUB a 1\r\nx\r\n"; // 12 bytes
-        let two = b"PUB bb 2\r\nyy\r\n"; // 14 bytes
-        let buf = [&one[..], &two[..]].concat();
-        assert_eq!(op_end_at_or_after(&buf, 0, 3), 12, "cut in the first op");
-        assert_eq!(op_end_at_or_after(&buf, 0, 12), 12, "cut on a boundary");
-        assert_eq!(op_end_at_or_after(&buf, 0, 13), 26, "cut in the second op");
-        // The buffer starts with the 5-byte tail of an op begun on the wire earlier.
-        let tailed = [&b"y\r\n\r\n"[..], &buf[..]].concat();
-        assert_eq!(
-            op_end_at_or_after(&tailed, 5, 2),
-            5,
-            "still in the old tail"
-        );
-        assert_eq!(
-            op_end_at_or_after(&tailed, 5, 6),
-            17,
-            "in the first whole op"
-        );
+    fn reply_subjects_of_our_requests_give_their_token() {
+        assert_eq!(request_token("_INBOX.ab", b"_INBOX.ab.17"), Some(17));
+        assert_eq!(request_token("_INBOX.ab", b"_INBOX.abc.17"), None);
+        assert_eq!(request_token("_INBOX.ab", b"_INBOX.ab."), None);
+        assert_eq!(request_token("_INBOX.ab", b"other.17"), None);
     }
 }

@@ -1,17 +1,31 @@
 //! Our NATS client, on smol: connect, publish, subscribe, request/reply, flush, drain,
 //! reconnect and cluster failover.
 //!
-//! [`Client`] is a cheap cloneable handle. Publishing encodes straight into a shared
-//! outgoing buffer that one writer task drains; everything else about the connection (the
-//! read side, sid dispatch, PING/PONG, reconnecting) belongs to one connection task. The
-//! sans-IO parser in `panini-proto` does all parsing.
+//! [`Client`] is a cheap cloneable handle. Publishing encodes straight into the outbox,
+//! a sans-IO buffer shared with one connection task; that task owns the socket (the
+//! transport) and does everything else: writing the outbox, reading and dispatching by sid,
+//! PING/PONG, reconnecting. The sans-IO parser in `panini-proto` does all parsing.
+//!
+//! # Across a reconnect
+//! Publishes that returned `Ok` and were not yet written go out on the next connection,
+//! after its SUBs, in order; those that cannot (the reconnect buffer's cap, or the client
+//! closing first) are counted in [`Statistics::lost_publishes`] and reported with
+//! [`Event::PublishesLost`]. A request whose bytes were written on a connection that then
+//! died may or may not have reached a responder: it still gets a reply that arrives within
+//! [`ConnectOptions::reconnect_grace`] of the reconnect, and otherwise fails then with
+//! [`Error::ConnectionLost`], instead of waiting out its whole timeout. It is not resent
+//! (the responder may have acted on it); the caller decides.
 //!
 //! # Layout
 //! - `options`: [`ConnectOptions`] and their defaults.
-//! - `shared`: what handles and tasks share: the outgoing buffer, subscriptions, requests.
-//! - `connection`: one socket's read buffer and handshake.
-//! - `lifecycle`: the connection task: serve, reconnect through the pool, go live, close.
-//! - `task`: the read side (dispatch by sid), the writer task, the request sweeper.
+//! - `outbox`: the outgoing bytes, sans-IO: encoding, the reconnect buffer, batches taken
+//!   and given back, the rebuild on reconnect, the PONG queue.
+//! - `transport`: the socket (plain TCP; TLS goes here), touched only by the connection task.
+//! - `shared`: what handles and the connection task share: outbox, subscriptions, requests.
+//! - `connection`: one connection's transport, read buffer and handshake.
+//! - `lifecycle`: connect and reconnect through the pool, go live, disconnect, close.
+//! - `task`: the connection task's loop (read, dispatch by sid, write, ping) and the
+//!   request sweeper.
 //! - `pool`: server URLs, discovered servers.
 //! - `subscription`: [`Subscription`], a `Stream` of messages.
 //! - `events`: [`Event`] and [`Statistics`].
@@ -31,10 +45,12 @@ mod connection;
 mod events;
 mod lifecycle;
 mod options;
+mod outbox;
 mod pool;
 mod shared;
 mod subscription;
 mod task;
+mod transport;
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -50,10 +66,11 @@ pub use events::{Event, Statistics};
 pub use options::ConnectOptions;
 pub use subscription::Subscription;
 
-use connection::{timed_out, Connection};
+use connection::timed_out;
 use lifecycle::Ctl;
+use outbox::State;
 pub(crate) use shared::lock;
-use shared::{PubMode, Shared, State, Target};
+use shared::{PubMode, Shared, Target};
 
 use crate::error::{Error, Result};
 use crate::message::{Headers, Message};
@@ -119,43 +136,11 @@ impl Client {
     async fn connect_with(opts: ConnectOptions) -> Result<Client> {
         let mut pool = pool::Pool::new(&opts.servers)?;
         let shared = Arc::new(Shared::new(opts));
-        let mut last = None;
-        let mut conn = None;
-        for idx in 0..pool.servers.len() {
-            match Connection::open(&pool.servers[idx], &shared).await {
-                Ok(c) => {
-                    pool.current = idx;
-                    conn = Some(c);
-                    break;
-                }
-                Err(e @ Error::Auth(_)) => return Err(e),
-                Err(e) => last = Some(e),
-            }
-        }
-        let Some(conn) = conn else {
-            return Err(Error::NoServers(Box::new(last.unwrap_or(Error::Closed))));
-        };
-        let info = conn.info.clone();
-        let added = pool.add_discovered(if shared.opts.ignore_discovered_servers {
-            &[]
-        } else {
-            &info.connect_urls
-        });
-        lifecycle::go_live(&shared, &info, &conn.stream);
+        let conn = lifecycle::connect_first(&shared, &mut pool).await?;
         shared.emit(Event::Connected(pool.current().url()));
-        if !added.is_empty() {
-            shared.emit(Event::DiscoveredServers(added));
-        }
         let (ctl_tx, ctl_rx) = async_channel::unbounded();
         smol::spawn(task::sweep_requests(shared.clone())).detach();
-        smol::spawn(lifecycle::run(
-            shared.clone(),
-            pool,
-            conn,
-            ctl_rx,
-            ctl_tx.clone(),
-        ))
-        .detach();
+        smol::spawn(lifecycle::run(shared.clone(), pool, conn, ctl_rx)).detach();
         Ok(Client {
             inner: Arc::new(Inner {
                 shared,
@@ -173,6 +158,7 @@ impl Client {
         self.shared()
             .publish(subject, None, None, payload.as_ref(), PubMode::default())
             .await
+            .map(drop)
     }
 
     /// Publishes with an optional reply subject and optional headers.
@@ -192,6 +178,7 @@ impl Client {
                 PubMode::default(),
             )
             .await
+            .map(drop)
     }
 
     /// Publishes the reply of a request served by the app. With `now`, the outgoing
@@ -213,6 +200,7 @@ impl Client {
         self.shared()
             .publish(subject, None, headers, payload, mode)
             .await
+            .map(drop)
     }
 
     /// Subscribes to `subject` (wildcards allowed).
@@ -259,7 +247,15 @@ impl Client {
         let deadline = std::time::Instant::now() + timeout;
         let alone = {
             let mut requests = lock(&shared.requests);
-            requests.insert(token, shared::Pending { tx, deadline });
+            requests.insert(
+                token,
+                shared::Pending {
+                    tx,
+                    deadline,
+                    at_risk: false,
+                    lost: false,
+                },
+            );
             requests.len() == 1
         };
         // The timeout is enforced by the client's sweeper task, not by a timer per request.
@@ -274,13 +270,22 @@ impl Client {
         let sent = shared
             .publish(subject, Some(&reply), headers, payload.as_ref(), mode)
             .await;
-        if let Err(e) = sent {
-            lock(&shared.requests).remove(&token);
-            return Err(e);
+        match sent {
+            Err(e) => {
+                lock(&shared.requests).remove(&token);
+                return Err(e);
+            }
+            // Buffered while disconnected: it goes out on the next connection, after the
+            // SUBs, so it is not at risk even if a disconnect marked it before it was queued.
+            Ok(false) => {
+                if let Some(p) = lock(&shared.requests).get_mut(&token) {
+                    p.at_risk = false;
+                }
+            }
+            Ok(true) => {}
         }
         let msg = match rx.recv().await {
-            Ok(Some(msg)) => msg,
-            Ok(None) => return Err(Error::Timeout),
+            Ok(reply) => reply?,
             Err(_) => return Err(Error::Closed),
         };
         if msg.is_no_responders() {
@@ -347,11 +352,11 @@ impl Client {
         let shared = self.shared();
         {
             let mut out = lock(&shared.out);
-            match out.state {
+            match out.outbox.state() {
                 State::Closed => return Err(Error::Closed),
                 State::Draining => return Err(Error::Draining),
                 State::Open => {
-                    out.state = State::Draining;
+                    out.outbox.set_state(State::Draining);
                     shared.draining.store(true, Relaxed);
                 }
             }
@@ -392,7 +397,7 @@ impl Client {
 
     /// True while a connection is up.
     pub fn is_connected(&self) -> bool {
-        lock(&self.shared().out).connected
+        lock(&self.shared().out).outbox.is_connected()
     }
 
     /// Waits until the client is closed (by the user or because reconnecting gave up).

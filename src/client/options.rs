@@ -35,6 +35,7 @@ pub struct ConnectOptions {
     pub(crate) reconnect_wait: Duration,
     pub(crate) reconnect_jitter: Duration,
     pub(crate) reconnect_buffer_size: usize,
+    pub(crate) reconnect_grace: Duration,
     pub(crate) subscription_capacity: usize,
     pub(crate) inbox_prefix: String,
     pub(crate) request_timeout: Duration,
@@ -71,6 +72,7 @@ impl Default for ConnectOptions {
             reconnect_wait: Duration::from_secs(2),
             reconnect_jitter: Duration::from_millis(100),
             reconnect_buffer_size: 8 * 1024 * 1024,
+            reconnect_grace: Duration::from_millis(500),
             subscription_capacity: 65_536,
             inbox_prefix: "_INBOX".to_string(),
             request_timeout: Duration::from_secs(10),
@@ -95,9 +97,9 @@ impl ConnectOptions {
         }
     }
 
-    /// Connects: tries each server once, in order. Wrong credentials fail at once with
-    /// [`Error::Auth`](crate::Error::Auth); otherwise the last failure is returned inside
-    /// [`Error::NoServers`](crate::Error::NoServers).
+    /// Connects: tries each server once, in order. Wrong credentials fail with
+    /// [`Error::Auth`](crate::Error::Auth); otherwise [`Error::NoServers`](crate::Error::NoServers)
+    /// names each server tried and why it failed.
     pub async fn connect(self) -> Result<Client> {
         Client::connect_with(self).await
     }
@@ -167,6 +169,15 @@ impl ConnectOptions {
     /// [`Error::ReconnectBufferFull`](crate::Error::ReconnectBufferFull). Default 8 MiB.
     pub fn reconnect_buffer_size(mut self, bytes: usize) -> Self {
         self.reconnect_buffer_size = bytes;
+        self
+    }
+
+    /// How long after a reconnect a request whose bytes were written on the lost
+    /// connection may still get its reply; then it fails with
+    /// [`Error::ConnectionLost`](crate::Error::ConnectionLost) (or earlier at its own
+    /// timeout). Default 500 ms.
+    pub fn reconnect_grace(mut self, d: Duration) -> Self {
+        self.reconnect_grace = d;
         self
     }
 

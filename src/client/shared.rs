@@ -1,18 +1,16 @@
-//! State shared by the client handles and the connection task: the outgoing buffer, the
+//! State shared by the client handles and the connection task: the outbox, the
 //! subscription table, the pending requests and the counters.
 //!
-//! Handles do not send a command per publish: they encode the op straight into `Out::buf`
-//! under a short lock and wake the writer, which takes the whole buffer at once. That is
-//! the coalescing (many publishes, one syscall), and it keeps publish allocation-free.
-//! While disconnected the same buffer is the bounded reconnect buffer.
+//! Handles do not send a command per publish: they encode the op straight into the
+//! [`Outbox`] under a short lock and wake the connection task, which takes the whole buffer
+//! at once. That is the coalescing (many publishes, one syscall), and it keeps publish
+//! allocation-free. While disconnected the same buffer is the bounded reconnect buffer.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
-
-use async_io::Async;
 
 use async_channel::Sender;
 use event_listener::Event as Notify;
@@ -20,12 +18,11 @@ use panini_proto::{ClientOp, Pub};
 
 use super::events::{Event, Stats};
 use super::options::ConnectOptions;
+use super::outbox::{Outbox, Pushed, Refused, State};
+use super::transport::DirectWriter;
 use crate::error::{Error, Result};
 use crate::log::log_at;
 use crate::message::{Headers, Message};
-
-/// Past this many buffered bytes while connected, publishers wait for the writer.
-pub(crate) const SOFT_WRITE_LIMIT: usize = 4 * 1024 * 1024;
 
 /// A map keyed by our own ids (sids, request tokens): counters we hand out, never input
 /// an attacker chooses, so a multiplicative hash is enough and much cheaper than SipHash
@@ -52,36 +49,24 @@ impl Hasher for IdHasher {
     }
 }
 
-/// Where the connection stands, as the handles see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum State {
-    Open,
-    Draining,
-    Closed,
-}
-
-/// The outgoing side.
+/// The outgoing side: the outbox, and the live connection's direct writer (if any).
 #[derive(Debug)]
 pub(crate) struct Out {
-    pub(crate) buf: Vec<u8>,
-    pub(crate) connected: bool,
-    pub(crate) state: State,
-    /// One entry per PING in flight, in order: a flush waiting for its PONG, or a keepalive.
-    pub(crate) pongs: VecDeque<Option<Sender<()>>>,
-    /// The live socket, for a direct write by a request (see `Shared::publish`).
-    pub(crate) socket: Option<Arc<Async<std::net::TcpStream>>>,
-    /// True while the writer task holds bytes it took from `buf`: nobody else may write.
-    pub(crate) writing: bool,
-    /// Leading bytes of `buf` that finish an op whose start was already written (after a
-    /// partial direct write): they only make sense on the current connection.
-    pub(crate) partial_head: usize,
+    pub(crate) outbox: Outbox,
+    /// For a lone request or reply to skip the hop to the connection task (`PubMode::direct`).
+    pub(crate) direct: Option<DirectWriter>,
 }
 
-/// A request waiting for its reply: `None` is sent when it timed out.
+/// A request waiting for its reply (or the error that ends the wait).
 #[derive(Debug)]
 pub(crate) struct Pending {
-    pub(crate) tx: Sender<Option<Message>>,
+    pub(crate) tx: Sender<Result<Message>>,
     pub(crate) deadline: Instant,
+    /// Its bytes may have died with a lost connection: found at the disconnect, settled
+    /// when the next connection is up (see `lifecycle::requests_at_risk`).
+    pub(crate) at_risk: bool,
+    /// Past its (shortened) deadline it fails with `ConnectionLost`, not `Timeout`.
+    pub(crate) lost: bool,
 }
 
 /// How to publish.
@@ -124,7 +109,6 @@ pub(crate) struct Subs {
 pub(crate) struct Shared {
     pub(crate) opts: ConnectOptions,
     pub(crate) out: Mutex<Out>,
-    pub(crate) wake_writer: Notify,
     pub(crate) space: Notify,
     pub(crate) subs: Mutex<Subs>,
     pub(crate) requests: Mutex<IdMap<Pending>>,
@@ -162,18 +146,13 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     pub(crate) fn new(opts: ConnectOptions) -> Self {
         let inbox = format!("{}.{}", opts.inbox_prefix, super::random_id());
+        let reconnect_cap = opts.reconnect_buffer_size;
         Shared {
             opts,
             out: Mutex::new(Out {
-                buf: Vec::new(),
-                connected: false,
-                state: State::Open,
-                pongs: VecDeque::new(),
-                socket: None,
-                writing: false,
-                partial_head: 0,
+                outbox: Outbox::new(reconnect_cap),
+                direct: None,
             }),
-            wake_writer: Notify::new(),
             space: Notify::new(),
             subs: Mutex::new(Subs {
                 next_sid: 1,
@@ -209,11 +188,12 @@ impl Shared {
     }
 
     pub(crate) fn state(&self) -> State {
-        lock(&self.out).state
+        lock(&self.out).outbox.state()
     }
 
-    /// Encodes a publish into the outgoing buffer, waiting for room while connected and
-    /// refusing when disconnected and the reconnect buffer is full.
+    /// Encodes a publish into the outbox, waiting for room while connected and refusing
+    /// when disconnected and the reconnect buffer is full. `Ok(true)` when it went to the
+    /// live connection, `Ok(false)` when it waits in the reconnect buffer.
     pub(crate) async fn publish(
         &self,
         subject: &str,
@@ -221,7 +201,7 @@ impl Shared {
         headers: Option<&Headers>,
         payload: &[u8],
         mode: PubMode,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         check_subject(subject, panini_proto::subject::validate_publish)?;
         if let Some(r) = reply.filter(|_| !mode.trusted_reply) {
             check_subject(r, panini_proto::subject::validate_publish)?;
@@ -241,55 +221,39 @@ impl Shared {
             headers: headers.map(|_| hbuf.as_slice()),
             payload,
         });
-        loop {
+        let live = loop {
             let listener = {
                 let mut out = lock(&self.out);
-                if out.state == State::Closed {
-                    return Err(Error::Closed);
-                }
-                if !out.connected {
-                    let before = out.buf.len();
-                    op.encode(&mut out.buf);
-                    if out.buf.len() > self.opts.reconnect_buffer_size {
-                        out.buf.truncate(before);
-                        return Err(Error::ReconnectBufferFull);
+                match out.outbox.push_pub(&op) {
+                    Ok(Pushed::Buffered) => break false,
+                    Ok(Pushed::Live(wake)) => {
+                        if mode.direct {
+                            out.write_direct();
+                        }
+                        drop(out);
+                        if let Some(w) = wake {
+                            w.wake();
+                        }
+                        break true;
                     }
-                    break;
+                    Err(Refused::Closed) => return Err(Error::Closed),
+                    Err(Refused::Full) => return Err(Error::ReconnectBufferFull),
+                    Err(Refused::Busy) => self.space.listen(),
                 }
-                if out.buf.len() < SOFT_WRITE_LIMIT {
-                    let was_empty = out.buf.is_empty();
-                    op.encode(&mut out.buf);
-                    if mode.direct {
-                        write_now(&mut out);
-                    }
-                    let wake = was_empty && !out.buf.is_empty();
-                    drop(out);
-                    if wake {
-                        self.wake_writer.notify(1);
-                    }
-                    break;
-                }
-                self.space.listen()
             };
             listener.await;
-        }
+        };
         Stats::add(&self.stats.out_msgs, 1);
         Stats::add(&self.stats.out_bytes, size as u64);
-        Ok(())
+        Ok(live)
     }
 
-    /// Appends raw ops (SUB, UNSUB, PING) when connected; while disconnected they are
-    /// rebuilt on reconnect instead. Returns whether they were queued.
-    pub(crate) fn control(&self, out: &mut Out, op: ClientOp<'_>) -> bool {
-        if !out.connected || out.state == State::Closed {
-            return false;
+    /// Queues a control op (SUB, UNSUB, PONG) for the live connection; while disconnected
+    /// the next connection rebuilds what it needs instead.
+    pub(crate) fn control(out: &mut Out, op: &ClientOp<'_>) {
+        if let Some(Some(w)) = out.outbox.push_control(op) {
+            w.wake();
         }
-        let was_empty = out.buf.is_empty();
-        op.encode(&mut out.buf);
-        if was_empty {
-            self.wake_writer.notify(1);
-        }
-        true
     }
 
     /// Registers a subscription and sends SUB.
@@ -305,7 +269,7 @@ impl Shared {
         }
         let mut subs = lock(&self.subs);
         let mut out = lock(&self.out);
-        match out.state {
+        match out.outbox.state() {
             State::Closed => return Err(Error::Closed),
             State::Draining => return Err(Error::Draining),
             State::Open => {}
@@ -313,9 +277,9 @@ impl Shared {
         let sid = subs.next_sid;
         subs.next_sid += 1;
         let sid_text = sid.to_string();
-        self.control(
+        Self::control(
             &mut out,
-            ClientOp::Sub {
+            &ClientOp::Sub {
                 subject: subject.as_bytes(),
                 queue: queue.map(str::as_bytes),
                 sid: sid_text.as_bytes(),
@@ -353,25 +317,26 @@ impl Shared {
         let mut out = lock(&self.out);
         let sid_text = sid.to_string();
         let max = if remove_now { None } else { max.map(unsub_max) };
-        self.control(
+        Self::control(
             &mut out,
-            ClientOp::Unsub {
+            &ClientOp::Unsub {
                 sid: sid_text.as_bytes(),
                 max,
             },
         );
     }
 
-    /// Sends PING and returns the receiver of its PONG (queued for after a reconnect if
-    /// we are disconnected).
+    /// Sends PING and returns the receiver of its PONG (the PING goes out after the
+    /// reconnect if we are disconnected).
     pub(crate) fn ping(&self) -> Result<async_channel::Receiver<()>> {
         let (tx, rx) = async_channel::bounded(1);
-        let mut out = lock(&self.out);
-        if out.state == State::Closed {
-            return Err(Error::Closed);
+        let wake = lock(&self.out)
+            .outbox
+            .ping(Some(tx))
+            .map_err(|_| Error::Closed)?;
+        if let Some(w) = wake {
+            w.wake();
         }
-        self.control(&mut out, ClientOp::Ping);
-        out.pongs.push_back(Some(tx));
         Ok(rx)
     }
 }
@@ -390,9 +355,9 @@ impl Shared {
         let mut out = lock(&self.out);
         for sid in &sids {
             let sid_text = sid.to_string();
-            self.control(
+            Self::control(
                 &mut out,
-                ClientOp::Unsub {
+                &ClientOp::Unsub {
                     sid: sid_text.as_bytes(),
                     max: None,
                 },
@@ -430,28 +395,14 @@ impl Shared {
     }
 }
 
-/// Writes the buffer on the caller's thread if the writer is idle and the socket takes it
-/// without blocking; whatever is not written stays for the writer task.
-fn write_now(out: &mut Out) {
-    use std::io::Write;
-    if out.writing {
-        return;
-    }
-    let Some(socket) = &out.socket else {
-        return;
-    };
-    // The socket is non-blocking: this never waits. An error is left for the writer task,
-    // which meets it on its own write and reports the lost connection.
-    if let Ok(n) = socket.get_ref().write(&out.buf) {
-        // The rest of an op cut by this write makes sense on this connection only.
-        let end = if n < out.buf.len() {
-            let from = out.partial_head.min(out.buf.len());
-            super::lifecycle::op_end_at_or_after(&out.buf, from, n).max(from)
-        } else {
-            n
-        };
-        out.buf.drain(..n);
-        out.partial_head = end - n;
+impl Out {
+    /// Writes the outbox on the caller's thread through the live transport's direct
+    /// writer, when the connection task holds no batch; what the socket does not take now
+    /// stays for the connection task.
+    fn write_direct(&mut self) {
+        if let Some(direct) = &self.direct {
+            self.outbox.write_direct(|bytes| direct.write(bytes));
+        }
     }
 }
 

@@ -1,21 +1,23 @@
-//! The read side of one connection: it owns the socket's reads, dispatches by sid,
-//! answers and sends PINGs, and runs the writer task (a task of its own so that a write
-//! blocked on a slow server never stops reading) and the request-timeout sweeper.
+//! The connection task's work on one connection: it owns the transport, reads and
+//! dispatches by sid, writes the outbox, answers and sends PINGs; and the request-timeout
+//! sweeper.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_channel::{Receiver, Sender};
+use std::future::poll_fn;
+use std::task::{Context, Poll};
+
+use async_channel::Receiver;
 use async_io::Timer;
-use async_net::TcpStream;
-use futures_lite::{AsyncWriteExt, FutureExt, StreamExt};
+use futures_lite::{FutureExt, StreamExt};
 use panini_proto::{parse_server_op, ClientOp, Limits, ServerOp, Status};
 
-use super::connection::{fill, server_error, Connection, READ_CHUNK};
+use super::connection::{server_error, Connection, READ_CHUNK};
 use super::events::{Event, Stats};
-use super::lifecycle::{learn_servers, Ctl, Ended};
+use super::lifecycle::{apply_info, Ctl, Ended};
 use super::pool::Pool;
-use super::shared::{lock, Shared, State, Target};
+use super::shared::{lock, Shared, Target};
 use super::ServerInfo;
 use crate::error::Error;
 use crate::log::log_at;
@@ -47,7 +49,12 @@ pub(crate) async fn sweep_requests(shared: Arc<Shared>) {
         requests.retain(|_, p| {
             let alive = p.deadline > now;
             if !alive {
-                let _ = p.tx.try_send(None);
+                let why = if p.lost {
+                    Error::ConnectionLost
+                } else {
+                    Error::Timeout
+                };
+                let _ = p.tx.try_send(Err(why));
             }
             alive
         });
@@ -60,32 +67,35 @@ pub(crate) async fn sweep_requests(shared: Arc<Shared>) {
     }
 }
 
+/// What the connection task holds of the outbox: the batch it is writing, and how much of
+/// it is written. It goes back to the outbox when the connection ends.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) written: usize,
+}
+
+/// Batches written per wake-up before the socket's reads get their turn.
+const WRITES_PER_TURN: usize = 4;
+
 /// One wake-up of the serve loop.
 enum Wake {
     Read(std::io::Result<usize>),
+    WriteFailed(String),
     Tick,
     Ctl(Option<Ctl>),
 }
 
-/// Serves one connection until it ends.
+/// Serves one connection until it ends: reads and dispatches, writes the outbox, pings.
+/// The transport is driven from here alone (both directions in one poll, so a write
+/// blocked on a slow server never stops reading).
 pub(crate) async fn serve(
     shared: &Arc<Shared>,
     pool: &mut Pool,
     conn: &mut Connection,
     ctl: &Receiver<Ctl>,
-    ctl_tx: &Sender<Ctl>,
+    batch: &mut Batch,
 ) -> Ended {
-    // A failure report of the previous connection's writer must not end this one.
-    while let Ok(stale) = ctl.try_recv() {
-        if matches!(stale, Ctl::Close) {
-            return Ended::Closed;
-        }
-    }
-    let writer = smol::spawn(write_loop(
-        shared.clone(),
-        conn.stream.clone(),
-        ctl_tx.clone(),
-    ));
     let mut ticker = Timer::interval(shared.opts.ping_interval);
     let mut pings_out = 0u32;
     let mut limits = Limits {
@@ -100,44 +110,113 @@ pub(crate) async fn serve(
             Ok(Some(ended)) => break ended,
             Err(e) => break Ended::Lost(format!("protocol error: {e}")),
         }
-        let read = async { Wake::Read(fill(&mut conn.rbuf, &mut conn.stream).await) };
+        let io = poll_fn(|cx| poll_io(cx, shared, conn, batch));
         let tick = async { ticker.next().await.map_or(Wake::Ctl(None), |_| Wake::Tick) };
         let control = async { Wake::Ctl(ctl.recv().await.ok()) };
-        match read.or(tick.or(control)).await {
+        match io.or(tick.or(control)).await {
             Wake::Read(Ok(0)) => {
                 break Ended::Lost("end of file: the server closed the connection".into())
             }
             Wake::Read(Ok(_)) => {}
             Wake::Read(Err(e)) => break Ended::Lost(e.to_string()),
+            Wake::WriteFailed(e) => break Ended::Lost(e),
             Wake::Tick => {
                 if pings_out >= shared.opts.max_pings_out {
                     break Ended::Lost("stale connection: pings unanswered".into());
                 }
                 pings_out += 1;
-                let mut out = lock(&shared.out);
-                if shared.control(&mut out, ClientOp::Ping) {
-                    out.pongs.push_back(None);
+                let wake = lock(&shared.out).outbox.ping(None);
+                if let Ok(Some(w)) = wake {
+                    w.wake();
                 }
             }
-            Wake::Ctl(Some(Ctl::WriteFailed(e))) => break Ended::Lost(e),
             Wake::Ctl(Some(Ctl::Close)) | Wake::Ctl(None) => break Ended::Closed,
         }
     };
-    if matches!(ended, Ended::Closed) {
-        // Let the writer send what handles buffered before the close, briefly.
-        lock(&shared.out).state = State::Closed;
-        shared.wake_writer.notify(1);
-        writer
-            .or(async {
-                Timer::after(Duration::from_secs(1)).await;
-            })
-            .await;
-    } else {
-        writer.cancel().await;
-    }
     conn.rbuf.shrink(4 * READ_CHUNK);
-    let _ = conn.stream.shutdown(std::net::Shutdown::Both);
     ended
+}
+
+/// Writes what the outbox holds as far as the socket takes it, then polls a read.
+fn poll_io(
+    cx: &mut Context<'_>,
+    shared: &Shared,
+    conn: &mut Connection,
+    batch: &mut Batch,
+) -> Poll<Wake> {
+    let mut more = false;
+    for _ in 0..WRITES_PER_TURN {
+        match poll_write_batch(cx, shared, conn, batch) {
+            Poll::Ready(Ok(true)) => more = true,
+            Poll::Ready(Ok(false)) | Poll::Pending => {
+                more = false;
+                break;
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Wake::WriteFailed(e)),
+        }
+    }
+    if let Poll::Ready(read) = conn.stream.poll_read(cx, conn.rbuf.room()) {
+        if let Ok(n) = read {
+            conn.rbuf.filled(n);
+        }
+        return Poll::Ready(Wake::Read(read));
+    }
+    if more {
+        // Still bytes to write: come back after the other wake-ups had their turn.
+        cx.waker().wake_by_ref();
+    }
+    Poll::Pending
+}
+
+/// Writes one batch (taking one from the outbox if none is held). `Ready(Ok(true))`: a
+/// batch was finished and there may be more; `Ready(Ok(false))`: nothing to write (the
+/// outbox will wake us); `Pending`: the socket is full.
+fn poll_write_batch(
+    cx: &mut Context<'_>,
+    shared: &Shared,
+    conn: &mut Connection,
+    batch: &mut Batch,
+) -> Poll<Result<bool, String>> {
+    if batch.bytes.is_empty() {
+        match lock(&shared.out).outbox.take(&mut batch.bytes, cx.waker()) {
+            Some(written) => batch.written = written,
+            None => return Poll::Ready(Ok(false)),
+        }
+        // The outbox has room again.
+        shared.space.notify(usize::MAX);
+    }
+    while batch.written < batch.bytes.len() {
+        match conn.stream.poll_write(cx, &batch.bytes[batch.written..]) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err("write failed: wrote 0 bytes".into())),
+            Poll::Ready(Ok(n)) => batch.written += n,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(format!("write failed: {e}"))),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+    lock(&shared.out).outbox.finish(&mut batch.bytes);
+    batch.written = 0;
+    Poll::Ready(Ok(true))
+}
+
+/// On a close: writes what the outbox still holds, for at most `limit`.
+pub(crate) async fn flush_out(
+    shared: &Shared,
+    conn: &mut Connection,
+    batch: &mut Batch,
+    limit: Duration,
+) {
+    let flush = poll_fn(|cx| loop {
+        match poll_write_batch(cx, shared, conn, batch) {
+            Poll::Ready(Ok(true)) => continue,
+            Poll::Ready(Ok(false)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
+            Poll::Pending => return Poll::Pending,
+        }
+    });
+    flush
+        .or(async {
+            Timer::after(limit).await;
+        })
+        .await;
 }
 
 /// Handles every whole op in the read buffer. `Ok(Some(_))` ends the connection.
@@ -159,13 +238,12 @@ fn dispatch_buffered(
                 None
             }
             ServerOp::Ping => {
-                let mut out = lock(&shared.out);
-                shared.control(&mut out, ClientOp::Pong);
+                Shared::control(&mut lock(&shared.out), &ClientOp::Pong);
                 None
             }
             ServerOp::Pong => {
                 *pings_out = 0;
-                if let Some(Some(waiter)) = lock(&shared.out).pongs.pop_front() {
+                if let Some(waiter) = lock(&shared.out).outbox.pong() {
                     let _ = waiter.try_send(());
                 }
                 None
@@ -211,16 +289,10 @@ fn on_info(shared: &Shared, pool: &mut Pool, limits: &mut Limits, json: &[u8]) -
             return None;
         }
     };
-    learn_servers(shared, pool, &info);
     if info.max_payload > 0 {
         limits.max_payload = info.max_payload;
-        shared
-            .max_payload
-            .store(info.max_payload, std::sync::atomic::Ordering::Relaxed);
     }
-    let ldm = info.ldm;
-    *lock(&shared.server_info) = info;
-    ldm.then_some(Ended::LameDuck)
+    apply_info(shared, pool, &info).then_some(Ended::LameDuck)
 }
 
 /// Routes one message to its subscription (or pending request), counting what is dropped.
@@ -302,7 +374,7 @@ fn route_reply(shared: &Shared, message: Message) {
     let waiter = token.and_then(|t| lock(&shared.requests).remove(&t));
     match waiter {
         Some(pending) => {
-            let _ = pending.tx.try_send(Some(message));
+            let _ = pending.tx.try_send(Ok(message));
         }
         None => log_at!(
             Debug,
@@ -310,69 +382,5 @@ fn route_reply(shared: &Shared, message: Message) {
             "late or unknown reply on {}",
             message.subject
         ),
-    }
-}
-
-/// Writes whatever handles buffer, until cancelled or the socket fails.
-async fn write_loop(shared: Arc<Shared>, mut stream: TcpStream, ctl: Sender<Ctl>) {
-    let mut local: Vec<u8> = Vec::new();
-    // A listener is made only when the buffer is found empty, and the buffer is looked at
-    // once more before waiting on it, so a wake in between is not lost (and a busy writer
-    // allocates no listener per batch).
-    let mut listener = None;
-    loop {
-        let taken = {
-            let mut out = lock(&shared.out);
-            if out.state == State::Closed && out.buf.is_empty() {
-                return;
-            }
-            (!out.buf.is_empty()).then(|| {
-                std::mem::swap(&mut out.buf, &mut local);
-                out.writing = true;
-                std::mem::take(&mut out.partial_head)
-            })
-        };
-        let Some(partial_head) = taken else {
-            match listener.take() {
-                None => listener = Some(shared.wake_writer.listen()),
-                Some(listener) => listener.await,
-            }
-            continue;
-        };
-        listener = None;
-        shared.space.notify(usize::MAX);
-        let mut written = 0;
-        while written < local.len() {
-            match stream.write(&local[written..]).await {
-                Ok(0) | Err(_) if written == 0 => {
-                    // Nothing of it left: give it back, ahead of anything newer.
-                    let mut out = lock(&shared.out);
-                    local.append(&mut out.buf);
-                    std::mem::swap(&mut out.buf, &mut local);
-                    out.partial_head = partial_head;
-                    out.writing = false;
-                    drop(out);
-                    let _ = ctl.try_send(Ctl::WriteFailed("write failed".into()));
-                    return;
-                }
-                Ok(0) | Err(_) => {
-                    let lost = local.len() - written;
-                    log_at!(
-                        Warn,
-                        "panini::client",
-                        "connection lost mid-write: {lost} bytes may not have reached the server"
-                    );
-                    lock(&shared.out).writing = false;
-                    let _ = ctl.try_send(Ctl::WriteFailed("write failed mid-op".into()));
-                    return;
-                }
-                Ok(n) => written += n,
-            }
-        }
-        lock(&shared.out).writing = false;
-        local.clear();
-        if local.capacity() > 8 * 1024 * 1024 {
-            local = Vec::new();
-        }
     }
 }

@@ -1,0 +1,101 @@
+//! [`Transport`]: the byte stream under one NATS connection, and the only code that
+//! touches the socket. Plain TCP today; TLS plugs in here as another variant, so the
+//! handshake, the connection task and the outbox never see which one they drive.
+//!
+//! The connection task owns the transport and does every read and write through
+//! [`poll_read`](Transport::poll_read) and [`poll_write`](Transport::poll_write), from one
+//! loop. The one exception is [`DirectWriter`], a latency shortcut the outbox may use for a
+//! lone request (see `Outbox::write_direct`); a transport that cannot offer it (TLS) gives
+//! none.
+
+use std::io;
+use std::net::Shutdown;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_io::Async;
+use async_net::TcpStream;
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The stream a connection runs on.
+#[derive(Debug)]
+pub(crate) enum Transport {
+    /// Plain TCP, with `TCP_NODELAY` (we batch writes ourselves).
+    Tcp(TcpStream),
+}
+
+impl Transport {
+    /// Opens a TCP connection to `host:port`.
+    pub(crate) async fn tcp(host: &str, port: u16) -> io::Result<Transport> {
+        let stream = TcpStream::connect((host, port)).await?;
+        stream.set_nodelay(true)?;
+        Ok(Transport::Tcp(stream))
+    }
+
+    /// Reads into `buf`; `Ok(0)` is the end of the stream.
+    pub(crate) fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            Transport::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+
+    /// Writes some of `buf`; `Ok(0)` means the peer can take no more.
+    pub(crate) fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            Transport::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    /// Reads into `buf` (for the handshake, before the connection task runs).
+    pub(crate) async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Tcp(s) => s.read(buf).await,
+        }
+    }
+
+    /// Writes all of `buf` (for the handshake).
+    pub(crate) async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Transport::Tcp(s) => s.write_all(buf).await,
+        }
+    }
+
+    /// A handle for non-blocking writes from other threads, when this transport allows it.
+    pub(crate) fn direct_writer(&self) -> Option<DirectWriter> {
+        match self {
+            Transport::Tcp(s) => Some(DirectWriter(s.clone().into())),
+        }
+    }
+
+    /// Ends the connection (what was written is still delivered).
+    pub(crate) fn shutdown(&self) {
+        match self {
+            Transport::Tcp(s) => {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// A non-blocking write into a plain TCP connection from outside the connection task.
+#[derive(Clone, Debug)]
+pub(crate) struct DirectWriter(Arc<Async<std::net::TcpStream>>);
+
+impl DirectWriter {
+    /// Writes what the socket takes now, without waiting (`WouldBlock` when it takes
+    /// nothing).
+    pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        use std::io::Write;
+        let mut socket: &std::net::TcpStream = self.0.get_ref();
+        socket.write(buf)
+    }
+}
