@@ -123,7 +123,13 @@ pub struct FakeServer {
 impl FakeServer {
     /// Binds `127.0.0.1:0` and greets every connection with `handshake`.
     pub async fn start(handshake: Handshake) -> FakeServer {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        Self::start_at("127.0.0.1:0", handshake).await
+    }
+
+    /// Binds `addr` (e.g. the address of a fake that was dropped, to come back on the same
+    /// port) and greets every connection with `handshake`.
+    pub async fn start_at(addr: &str, handshake: Handshake) -> FakeServer {
+        let listener = TcpListener::bind(addr)
             .await
             .expect("binding the fake server");
         let url = format!("nats://{}", listener.local_addr().expect("local addr"));
@@ -351,6 +357,29 @@ impl FakeConn {
             match self.read_op().await {
                 Err(why) if why.starts_with("nothing from the client") => continue,
                 other => return other,
+            }
+        }
+    }
+
+    /// Every byte the client sends until it closes the connection (bounded by [`BOUND`]
+    /// per read), unparsed: what a dead connection got may end inside an op.
+    pub async fn raw_until_closed(&mut self) -> Vec<u8> {
+        let mut all = std::mem::take(&mut self.buf);
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let read = async { Ok(self.stream.read(&mut chunk).await) };
+            let read = read.or(async {
+                async_io::Timer::after(BOUND).await;
+                Err(())
+            });
+            match read.await {
+                Ok(Ok(0)) | Ok(Err(_)) => return all,
+                Ok(Ok(n)) => all.extend_from_slice(&chunk[..n]),
+                Err(()) => panic!(
+                    "fake connection {}: not closed within {BOUND:?} after {} bytes",
+                    self.index,
+                    all.len()
+                ),
             }
         }
     }

@@ -1,0 +1,311 @@
+//! What the client sends across a reconnect, checked op by op on a fake server: nothing
+//! that returned `Ok` is lost or sent twice, and the new connection gets its SUBs first,
+//! then each buffered publish once and in order, then one PING per flush still waiting.
+
+mod common;
+#[path = "common/fake.rs"]
+mod fake;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{run, wait_for, with_events};
+use fake::{FakeServer, Handshake, Op};
+use panini::client::{Client, ConnectOptions, Event};
+use panini::proto::{parse_client_op, ClientOp, Limits, Status};
+use panini::Error;
+
+fn options(url: &str) -> ConnectOptions {
+    ConnectOptions::new([url])
+        .reconnect_wait(Duration::from_millis(50))
+        .reconnect_jitter(Duration::ZERO)
+        .max_reconnect_attempts(None)
+}
+
+fn publish_op(subject: &str, payload: &[u8]) -> Op {
+    Op::Pub {
+        subject: subject.into(),
+        reply: None,
+        headers: None,
+        payload: payload.to_vec(),
+    }
+}
+
+#[test]
+fn replay_is_subs_then_each_buffered_publish_once_in_order_then_one_ping_per_flush() {
+    run(async {
+        let fake = FakeServer::start(Handshake::normal()).await;
+        let addr = fake.url().trim_start_matches("nats://").to_string();
+        // Room for exactly five of these publishes while disconnected.
+        let one = {
+            let mut wire = Vec::new();
+            ClientOp::Pub(panini::proto::Pub {
+                subject: b"p",
+                reply: None,
+                headers: None,
+                payload: b"0",
+            })
+            .encode(&mut wire);
+            wire.len()
+        };
+        let (opts, events) = with_events(options(fake.url()).reconnect_buffer_size(5 * one));
+        let client = opts.connect().await.unwrap();
+        let mut conn = fake.next_conn().await;
+        let _a = client.subscribe("a").await.unwrap();
+        let _b = client.queue_subscribe("b", "q").await.unwrap();
+        conn.wait_for(
+            "SUB b",
+            |op| matches!(op, Op::Sub { subject, .. } if subject == "b"),
+        )
+        .await;
+
+        // The server goes away and does not come back yet.
+        drop(fake);
+        conn.close();
+        wait_for(&events, |e| {
+            matches!(e, Event::Disconnected { .. }).then_some(())
+        })
+        .await;
+        let mut outcomes = Vec::new();
+        for i in 0..8u8 {
+            outcomes.push(
+                client
+                    .publish("p", [b'0' + i])
+                    .await
+                    .map_err(|e| e.to_string()),
+            );
+        }
+        let refused = Err(Error::ReconnectBufferFull.to_string());
+        assert_eq!(outcomes[..5], [Ok(()), Ok(()), Ok(()), Ok(()), Ok(())]);
+        assert_eq!(outcomes[5..], [refused.clone(), refused.clone(), refused]);
+        let flushes: Vec<_> = (0..2)
+            .map(|_| {
+                let c = client.clone();
+                smol::spawn(async move { c.flush().await })
+            })
+            .collect();
+        wait_until(|| client.statistics().out_msgs == 5).await;
+
+        let fake = FakeServer::start_at(&addr, Handshake::normal()).await;
+        let mut conn = fake.next_conn().await;
+        let mut subs = vec![conn.expect_op().await, conn.expect_op().await];
+        subs.sort_by_key(|op| format!("{op:?}"));
+        assert_eq!(
+            subs,
+            [Op::sub("a", None, "1"), Op::sub("b", Some("q"), "2")]
+        );
+        for i in 0..5u8 {
+            assert_eq!(conn.expect_op().await, publish_op("p", &[b'0' + i]));
+        }
+        assert_eq!(conn.expect_op().await, Op::Ping);
+        assert_eq!(conn.expect_op().await, Op::Ping);
+        conn.send(b"PONG\r\nPONG\r\n").await;
+        for flush in flushes {
+            flush.await.unwrap();
+        }
+        // Nothing else was queued: a new flush's PING is the very next op.
+        let again = {
+            let c = client.clone();
+            smol::spawn(async move { c.flush().await })
+        };
+        assert_eq!(conn.expect_op().await, Op::Ping);
+        conn.send(b"PONG\r\n").await;
+        again.await.unwrap();
+        assert_eq!(client.statistics().lost_publishes, 0);
+        client.close().await;
+    });
+}
+
+/// Publishes of `size` bytes carrying their index, from a task of their own; returns the
+/// task and the count published so far.
+fn publish_many(client: &Client, n: usize, size: usize) -> (smol::Task<()>, Arc<AtomicUsize>) {
+    let done = Arc::new(AtomicUsize::new(0));
+    let count = done.clone();
+    let client = client.clone();
+    let task = smol::spawn(async move {
+        for i in 0..n {
+            let mut payload = format!("{i:08}").into_bytes();
+            payload.resize(size, b'.');
+            client.publish("load", &payload).await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (task, done)
+}
+
+/// The indexes of the whole PUBs in `bytes` (an op cut at the end is ignored).
+fn indexes(bytes: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while let Ok(Status::Complete((op, used))) = parse_client_op(rest, &Limits::default()) {
+        if let ClientOp::Pub(p) = op {
+            let text = std::str::from_utf8(&p.payload[..8]).unwrap();
+            out.push(text.parse().unwrap());
+        }
+        rest = &rest[used..];
+    }
+    out
+}
+
+#[test]
+fn the_batch_being_written_when_the_connection_dies_is_sent_on_the_next_one() {
+    run(async {
+        let fake = FakeServer::start(Handshake::normal()).await;
+        let (opts, events) = with_events(options(fake.url()).reconnect_buffer_size(1 << 30));
+        let client = opts.connect().await.unwrap();
+        let mut first = fake.next_conn().await;
+        // The server stops reading: the client's socket fills, its connection task is
+        // left holding a batch it cannot finish, and publishers wait for room.
+        const N: usize = 40_000;
+        let (publisher, published) = publish_many(&client, N, 1024);
+        wait_until_stalled(&published, N).await;
+
+        // The connection dies while that batch is half written.
+        first.send(b"-ERR 'Unknown Protocol Operation'\r\n").await;
+        wait_for(&events, |e| {
+            matches!(e, Event::Disconnected { .. }).then_some(())
+        })
+        .await;
+        let mut got = indexes(&first.raw_until_closed().await);
+        let on_first = got.len();
+        let mut second = fake.next_conn().await;
+        publisher.await;
+        while got.last() != Some(&(N - 1)) {
+            match second.expect_op().await {
+                Op::Pub { payload, .. } => {
+                    got.push(std::str::from_utf8(&payload[..8]).unwrap().parse().unwrap())
+                }
+                Op::Ping => second.send(b"PONG\r\n").await,
+                _ => {}
+            }
+        }
+        assert!(
+            on_first < N,
+            "the first connection cannot have taken everything"
+        );
+        let missing = (0..N).filter(|i| got.binary_search(i).is_err()).count();
+        assert_eq!(
+            got,
+            (0..N).collect::<Vec<_>>(),
+            "every publish once and in order ({on_first} on the first connection, {missing} missing)"
+        );
+        assert_eq!(client.statistics().lost_publishes, 0);
+        client.close().await;
+    });
+}
+
+/// Waits (bounded) until `cond` holds.
+async fn wait_until(cond: impl Fn() -> bool) {
+    let until = Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(Instant::now() < until, "condition not met within 5 s");
+        async_io::Timer::after(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits (bounded) until the publisher stops making progress short of `n`: the client's
+/// socket and outbox are full.
+async fn wait_until_stalled(published: &AtomicUsize, n: usize) {
+    let until = Instant::now() + Duration::from_secs(20);
+    let mut last = (published.load(Ordering::SeqCst), Instant::now());
+    loop {
+        async_io::Timer::after(Duration::from_millis(20)).await;
+        let now = published.load(Ordering::SeqCst);
+        assert!(
+            now < n,
+            "the client wrote everything into a server that does not read"
+        );
+        assert!(Instant::now() < until, "the publisher never stalled");
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if last.1.elapsed() > Duration::from_millis(300) {
+            return;
+        }
+    }
+}
+
+#[test]
+fn requests_across_a_reconnect_get_their_reply_or_fail_fast_with_connection_lost() {
+    run(async {
+        let fake = FakeServer::start(Handshake::normal()).await;
+        let addr = fake.url().trim_start_matches("nats://").to_string();
+        let (opts, events) = with_events(
+            options(fake.url())
+                .request_timeout(Duration::from_secs(10))
+                .reconnect_grace(Duration::from_millis(300)),
+        );
+        let client = opts.connect().await.unwrap();
+        let mut conn = fake.next_conn().await;
+        let ask = |subject: &'static str| {
+            let c = client.clone();
+            smol::spawn(async move {
+                let started = Instant::now();
+                (c.request(subject, "q").await, started.elapsed())
+            })
+        };
+        // Two requests written on the first connection, which then dies.
+        let lost = ask("svc.lost");
+        let late = ask("svc.late");
+        let mut replies = Vec::new();
+        while replies.len() < 2 {
+            if let Op::Pub { reply: Some(r), .. } = conn.expect_op().await {
+                replies.push(r);
+            }
+        }
+        drop(fake);
+        conn.close();
+        wait_for(&events, |e| {
+            matches!(e, Event::Disconnected { .. }).then_some(())
+        })
+        .await;
+        // One made while disconnected waits in the reconnect buffer.
+        let buffered = ask("svc.buffered");
+        wait_until(|| client.statistics().out_msgs == 3).await;
+
+        let fake = FakeServer::start_at(&addr, Handshake::normal()).await;
+        let mut conn = fake.next_conn().await;
+        let reconnected = Instant::now();
+        let (sub, _) = conn
+            .wait_for("the inbox SUB", |op| matches!(op, Op::Sub { .. }))
+            .await;
+        let Op::Sub { sid, .. } = sub else {
+            unreachable!()
+        };
+        let (op, skipped) = conn
+            .wait_for("the buffered request", |op| matches!(op, Op::Pub { .. }))
+            .await;
+        assert!(
+            skipped.is_empty(),
+            "the SUB comes right before it: {skipped:?}"
+        );
+        let Op::Pub {
+            subject,
+            reply: Some(reply),
+            ..
+        } = op
+        else {
+            panic!("{op:?}")
+        };
+        assert_eq!(subject, "svc.buffered", "the lost requests are not resent");
+        // The responder answers the buffered request, and the late one (its reply comes
+        // within the grace); the lost one hears nothing.
+        for (to, text) in [(&reply, "fresh"), (&replies[1], "late")] {
+            let msg = format!("MSG {to} {sid} {}\r\n{text}\r\n", text.len());
+            conn.send(msg.as_bytes()).await;
+        }
+        let (got, _) = buffered.await;
+        assert_eq!(got.unwrap().payload, b"fresh");
+        let (got, _) = late.await;
+        assert_eq!(got.unwrap().payload, b"late");
+        let (got, took) = lost.await;
+        assert!(matches!(got, Err(Error::ConnectionLost)), "{got:?}");
+        let after = reconnected.elapsed();
+        assert!(
+            after >= Duration::from_millis(250) && after < Duration::from_secs(2),
+            "failed {after:?} after the reconnect ({took:?} after it was sent)"
+        );
+        let _keep = conn.serve_pongs();
+        client.close().await;
+    });
+}
