@@ -87,16 +87,24 @@ fn no_responders_is_reported_at_once_not_as_a_timeout() {
 }
 
 #[test]
-fn a_request_nobody_answers_times_out() {
+fn a_request_nobody_answers_times_out_on_time() {
     let server = NatsServer::start();
     run(async {
         let client = client::connect(server.url()).await.unwrap();
         let _silent = client.subscribe("silent").await.unwrap();
+        client.flush().await.unwrap();
+        let started = Instant::now();
         let err = client
-            .request_with("silent", None, "x", Duration::from_millis(200))
+            .request_with("silent", None, "x", Duration::from_millis(300))
             .await
             .unwrap_err();
+        let took = started.elapsed();
         assert!(matches!(err, Error::Timeout), "{err:?}");
+        // Never early; late by at most the sweeper's 10 ms tick plus scheduling.
+        assert!(
+            (Duration::from_millis(300)..Duration::from_millis(700)).contains(&took),
+            "a 300 ms request timed out after {took:?}"
+        );
     });
 }
 
