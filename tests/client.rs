@@ -397,20 +397,26 @@ fn drain_hands_over_pending_messages_then_closes() {
 
 #[test]
 fn flush_waits_for_the_server_to_have_processed_everything() {
+    const N: usize = 1000;
     let server = NatsServer::start();
     run(async {
         let publisher = client::connect(server.url()).await.unwrap();
         let other = client::connect(server.url()).await.unwrap();
-        let mut sub = other.subscribe("f").await.unwrap();
+        let sub = other.subscribe("f").await.unwrap();
         other.flush().await.unwrap(); // SUB is registered on the server
-        for i in 0..1000 {
+        for i in 0..N {
             publisher.publish("f", i.to_string()).await.unwrap();
         }
         publisher.flush().await.unwrap();
-        for _ in 0..1000 {
-            sub.next().await.unwrap();
-        }
-        assert_eq!(publisher.statistics().out_msgs, 1000);
+        // The server has processed every PUB, so every MSG for `other` is queued on its
+        // side ahead of the PONG to `other`'s own flush: nothing is read before asserting.
+        other.flush().await.unwrap();
+        assert_eq!(
+            sub.pending(),
+            N,
+            "messages delivered when both flushes returned"
+        );
+        assert_eq!(publisher.statistics().out_msgs, N as u64);
     });
 }
 
