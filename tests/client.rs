@@ -3,9 +3,11 @@
 
 mod common;
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use common::{run, wait_for, with_events, NatsServer};
+use futures_lite::future::zip;
 use futures_lite::StreamExt;
 use panini::client::{self, ConnectOptions, Event};
 use panini::{Error, Headers};
@@ -87,16 +89,24 @@ fn no_responders_is_reported_at_once_not_as_a_timeout() {
 }
 
 #[test]
-fn a_request_nobody_answers_times_out() {
+fn a_request_nobody_answers_times_out_on_time() {
     let server = NatsServer::start();
     run(async {
         let client = client::connect(server.url()).await.unwrap();
         let _silent = client.subscribe("silent").await.unwrap();
+        client.flush().await.unwrap();
+        let started = Instant::now();
         let err = client
-            .request_with("silent", None, "x", Duration::from_millis(200))
+            .request_with("silent", None, "x", Duration::from_millis(300))
             .await
             .unwrap_err();
+        let took = started.elapsed();
         assert!(matches!(err, Error::Timeout), "{err:?}");
+        // Never early; late by at most the sweeper's 10 ms tick plus scheduling.
+        assert!(
+            (Duration::from_millis(300)..Duration::from_millis(700)).contains(&took),
+            "a 300 ms request timed out after {took:?}"
+        );
     });
 }
 
@@ -389,20 +399,89 @@ fn drain_hands_over_pending_messages_then_closes() {
 
 #[test]
 fn flush_waits_for_the_server_to_have_processed_everything() {
+    const N: usize = 1000;
     let server = NatsServer::start();
     run(async {
         let publisher = client::connect(server.url()).await.unwrap();
         let other = client::connect(server.url()).await.unwrap();
-        let mut sub = other.subscribe("f").await.unwrap();
+        let sub = other.subscribe("f").await.unwrap();
         other.flush().await.unwrap(); // SUB is registered on the server
-        for i in 0..1000 {
+        for i in 0..N {
             publisher.publish("f", i.to_string()).await.unwrap();
         }
         publisher.flush().await.unwrap();
-        for _ in 0..1000 {
-            sub.next().await.unwrap();
+        // The server has processed every PUB, so every MSG for `other` is queued on its
+        // side ahead of the PONG to `other`'s own flush: nothing is read before asserting.
+        other.flush().await.unwrap();
+        assert_eq!(
+            sub.pending(),
+            N,
+            "messages delivered when both flushes returned"
+        );
+        assert_eq!(publisher.statistics().out_msgs, N as u64);
+    });
+}
+
+/// A responder that takes its queued requests slowly is drained: `drain` returns only
+/// once it has taken every one, and every reply reaches the requester.
+#[test]
+fn drain_waits_for_a_slow_responder_to_take_every_queued_request() {
+    const N: usize = 30;
+    let server = NatsServer::start();
+    run(async {
+        let requester = client::connect(server.url()).await.unwrap();
+        let responder = client::connect(server.url()).await.unwrap();
+        let mut work = responder.subscribe("work").await.unwrap();
+        responder.flush().await.unwrap();
+        let inbox = requester.new_inbox();
+        let mut replies = requester.subscribe(&format!("{inbox}.*")).await.unwrap();
+        for i in 0..N {
+            let reply = format!("{inbox}.{i}");
+            requester
+                .publish_with("work", Some(&reply), None, i.to_string())
+                .await
+                .unwrap();
         }
-        assert_eq!(publisher.statistics().out_msgs, 1000);
+        // Every request is routed to the responder's connection before drain's UNSUB.
+        requester.flush().await.unwrap();
+
+        let taken = Cell::new(0);
+        // Responder and drain share one task: a reply is queued in the very poll that took
+        // its request, so drain cannot slip between the two.
+        let serve = async {
+            let mut sent = Vec::new();
+            loop {
+                async_io::Timer::after(Duration::from_millis(5)).await;
+                let Some(msg) = work.next().await else {
+                    return sent;
+                };
+                taken.set(taken.get() + 1);
+                let to = msg.reply.clone().unwrap();
+                sent.push(responder.publish(&to, &msg.payload).await);
+            }
+        };
+        let drain = async {
+            let drained = responder.drain().await;
+            (drained, taken.get())
+        };
+        let (sent, (drained, taken_when_drained)) = zip(serve, drain).await;
+
+        drained.unwrap();
+        assert!(responder.is_closed());
+        assert_eq!(
+            taken_when_drained, N,
+            "drain returned before the responder took all"
+        );
+        let failed: Vec<_> = sent.iter().filter(|r| r.is_err()).collect();
+        assert!(failed.is_empty(), "replies refused: {failed:?}");
+        assert_eq!(sent.len(), N);
+        // drain flushed the replies, so the requester's flush finds them all delivered.
+        requester.flush().await.unwrap();
+        assert_eq!(replies.pending(), N, "replies that reached the requester");
+        for _ in 0..N {
+            let reply = replies.next().await.unwrap();
+            assert_eq!(reply.subject, format!("{inbox}.{}", reply.text().unwrap()));
+        }
     });
 }
 

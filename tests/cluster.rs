@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{run, wait_for, with_events, NatsServer};
+use common::{run, wait_for, wait_for_within, with_events, NatsServer};
 use futures_lite::StreamExt;
 use panini::client::{Client, ConnectOptions, Event};
 
@@ -88,25 +88,53 @@ fn learns_the_cluster_and_fails_over_within_two_seconds() {
     });
 }
 
+/// The lame-duck INFO alone moves the client, within a second: it does not wait to be
+/// kicked off at the end of the server's 10 s grace period, and it moves without
+/// reporting a lost connection.
 #[test]
-fn lame_duck_mode_moves_the_client_to_another_node() {
+fn lame_duck_mode_moves_the_client_to_another_node_at_once() {
     let nodes = NatsServer::cluster(3, &[]);
     run(async {
         let _answering = responder(&nodes[1], "svc.ping").await;
         let (client, events) = connect_and_discover(&nodes[0], 3).await;
+        assert_eq!(client.server_info().server_name, "n0");
+        let signalled = Instant::now();
         nodes[0].lame_duck();
-        let left = wait_for(&events, |e| match e {
+        let (left, _) = wait_for_within(&events, Duration::from_secs(1), "LameDuck", |e| match e {
             Event::LameDuck(url) => Some(url.clone()),
             _ => None,
         })
         .await;
         assert_eq!(left, nodes[0].url());
-        let now_on = wait_for(&events, |e| match e {
-            Event::Reconnected(url) => Some(url.clone()),
-            _ => None,
-        })
+        let left_at = Instant::now();
+        let (now_on, between) = wait_for_within(
+            &events,
+            Duration::from_secs(1),
+            "Reconnected",
+            |e| match e {
+                Event::Reconnected(url) => Some(url.clone()),
+                _ => None,
+            },
+        )
         .await;
+        let took = signalled.elapsed();
+        assert!(
+            took < Duration::from_secs(1),
+            "moved {took:?} after the signal ({:?} after the LameDuck event)",
+            left_at.elapsed()
+        );
+        assert!(
+            !between
+                .iter()
+                .any(|e| matches!(e, Event::Disconnected { .. })),
+            "a lame duck is left, not lost: {between:?}"
+        );
         assert_ne!(now_on, nodes[0].url(), "moved off the lame-duck node");
+        let info = client.server_info();
+        assert_ne!(info.server_name, "n0", "{info:?}");
+        let others = [nodes[1].port(), nodes[2].port()];
+        assert!(others.contains(&info.port), "{info:?}");
+        assert!(!info.ldm, "{info:?}");
         request_ok(&client, "svc.ping").await;
     });
 }

@@ -580,3 +580,25 @@ fn subscriptions_are_resent_after_a_reconnect() {
         assert_eq!(server.accepted(), 2);
     });
 }
+
+/// `max_reconnect_attempts(Some(3))` on a one-server pool: each attempt is one pass over
+/// the pool, so the server sees exactly 1 + 3 connections (the first, then three that it
+/// hangs up on), and then the client is closed for good.
+#[test]
+fn a_server_gone_for_good_gets_exactly_one_plus_max_attempts_then_closed() {
+    hostile(async {
+        let server = FakeServer::start(normal()).await;
+        let (opts, mut events) = options(server.url());
+        let (client, first) = connect(&server, opts.max_reconnect_attempts(Some(3))).await;
+        server.refuse_from_now();
+        first.close();
+        events
+            .wait_for("Closed", |e| matches!(e, Event::Closed))
+            .await;
+        assert!(client.is_closed());
+        assert_eq!(server.accepted(), 1 + 3, "connection attempts");
+        assert_eq!(events.count(is_disconnected), 1, "{:?}", events.so_far());
+        assert_eq!(events.count(is_reconnected), 0, "{:?}", events.so_far());
+        assert!(matches!(client.publish("x", "y").await, Err(Error::Closed)));
+    });
+}

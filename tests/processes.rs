@@ -1,16 +1,20 @@
 //! Apps as users run them, as processes: the seed pair (`examples/listener_app.rs` and
-//! `examples/sender_app.rs`), SIGTERM with a request in flight (exit 0), and NATS lost for
-//! good (exit 99). Child apps that are not examples run as this test binary itself, in a
+//! `examples/sender_app.rs`), SIGTERM with a request in flight or several still queued
+//! (all answered, exit 0), and NATS lost for good (exactly the allowed reconnect attempts,
+//! exit 99). Child apps that are not examples run as this test binary itself, in a
 //! mode chosen by the `PANINI_CHILD` environment variable.
 
 mod common;
+#[path = "common/fake.rs"]
+mod fake;
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use common::child::Proc;
-use common::{run, NatsServer};
+use common::{run, within, NatsServer};
+use fake::{FakeServer, Handshake, Op};
 use futures_lite::StreamExt;
 use panini::{App, Msg};
 
@@ -81,6 +85,16 @@ fn child() {
             });
             app.start();
         }
+        Ok("queued") => {
+            // Slow requests and max_concurrency 1: most of a burst waits in the queue.
+            let mut app = App::new("queued_service").max_concurrency(1);
+            app.listen("queued", |msg: Msg, app: panini::AppHandle| async move {
+                app.publish("queued.entered", "{}").await.unwrap();
+                async_io::Timer::after(Duration::from_millis(100)).await;
+                msg.data
+            });
+            app.start();
+        }
         Ok("fragile") => {
             App::new("fragile")
                 .max_reconnect_attempts(2)
@@ -98,11 +112,11 @@ fn child() {
     }
 }
 
-fn child_process(mode: &str, server: &NatsServer) -> Proc {
+fn child_process(mode: &str, nats_url: &str) -> Proc {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["child", "--exact", "--nocapture", "--test-threads=1"])
         .env("PANINI_CHILD", mode)
-        .env("NATS_URL", server.url());
+        .env("NATS_URL", nats_url);
     Proc::spawn(cmd)
 }
 
@@ -117,7 +131,7 @@ fn sigterm_with_a_request_in_flight_replies_then_exits_0() {
             .unwrap();
         let mut entered = probe.subscribe("slow.entered").await.unwrap();
         probe.flush().await.unwrap();
-        let mut app = child_process("slow", &server);
+        let mut app = child_process("slow", &server.url());
         started.next().await.unwrap();
         let asking = {
             let probe = probe.clone();
@@ -189,20 +203,69 @@ fn an_app_that_cannot_connect_at_start_exits_1_and_logs_to_stderr_by_level() {
     );
 }
 
+/// SIGTERM while requests still wait in the endpoint's queue (max_concurrency 1, 100 ms
+/// each): every one is answered, then the app exits 0.
 #[test]
-fn losing_nats_for_good_exits_99() {
-    let mut server = NatsServer::start();
-    let mut app = run(async {
+fn sigterm_with_requests_still_queued_answers_them_all_then_exits_0() {
+    const N: usize = 5;
+    let server = NatsServer::start();
+    run(async {
         let probe = panini::client::connect(server.url()).await.unwrap();
         let mut started = probe
-            .subscribe("panini_events.fragile.*.started")
+            .subscribe("panini_events.queued_service.*.started")
             .await
             .unwrap();
+        let mut entered = probe.subscribe("queued.entered").await.unwrap();
+        let inbox = probe.new_inbox();
+        let mut replies = probe.subscribe(&format!("{inbox}.*")).await.unwrap();
         probe.flush().await.unwrap();
-        let app = child_process("fragile", &server);
+        let mut app = child_process("queued", &server.url());
         started.next().await.unwrap();
-        app
+        for i in 0..N {
+            let reply = format!("{inbox}.{i}");
+            probe
+                .publish_with("queued", Some(&reply), None, format!("{{\"n\":{i}}}"))
+                .await
+                .unwrap();
+        }
+        // Every request is routed to the app before it can unsubscribe.
+        probe.flush().await.unwrap();
+        entered.next().await.unwrap();
+        app.sigterm();
+        let mut answered = Vec::new();
+        for _ in 0..N {
+            let reply = within(Duration::from_secs(5), "a reply", replies.next()).await;
+            let reply = reply.unwrap();
+            let want = format!("{{\"n\":{}}}", reply.subject.rsplit('.').next().unwrap());
+            assert_eq!(reply.text(), Some(want.as_str()));
+            answered.push(reply.subject);
+        }
+        answered.sort();
+        answered.dedup();
+        assert_eq!(answered.len(), N, "{answered:?}");
+        assert_eq!(smol::unblock(move || app.exit_code()).await, 0);
     });
-    server.stop();
-    assert_eq!(app.exit_code(), panini::EXIT_NATS_LOST);
+}
+
+/// NATS lost for good (the server hangs up on every new connection): the app makes its
+/// `max_reconnect_attempts(2)` attempts, no more, and exits 99.
+#[test]
+fn losing_nats_for_good_exits_99_after_exactly_the_allowed_attempts() {
+    run(async {
+        let server = FakeServer::start(Handshake::normal()).await;
+        let mut app = child_process("fragile", server.url());
+        let mut conn = server.next_conn().await;
+        conn.wait_for("the start event", |op| {
+            matches!(op, Op::Pub { subject, .. } if subject.starts_with("panini_events.fragile."))
+        })
+        .await;
+        conn.wait_for("the flush after it", |op| *op == Op::Ping)
+            .await;
+        conn.send(b"PONG\r\n").await;
+        server.refuse_from_now();
+        conn.close();
+        let code = smol::unblock(move || app.exit_code()).await;
+        assert_eq!(code, panini::EXIT_NATS_LOST);
+        assert_eq!(server.accepted(), 1 + 2, "connection attempts");
+    });
 }

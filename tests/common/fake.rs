@@ -9,7 +9,7 @@
 
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -116,6 +116,7 @@ impl Op {
 pub struct FakeServer {
     url: String,
     accepted: Arc<AtomicUsize>,
+    refusing: Arc<AtomicBool>,
     conns: Receiver<Result<FakeConn, String>>,
     _acceptor: smol::Task<()>,
 }
@@ -134,11 +135,21 @@ impl FakeServer {
             .expect("binding the fake server");
         let url = format!("nats://{}", listener.local_addr().expect("local addr"));
         let accepted = Arc::new(AtomicUsize::new(0));
+        let refusing = Arc::new(AtomicBool::new(false));
         let (tx, conns) = async_channel::unbounded();
-        let acceptor = smol::spawn(accept_loop(listener, handshake, accepted.clone(), tx));
+        let acceptor = smol::spawn(accept_loop(
+            listener,
+            handshake,
+            Door {
+                accepted: accepted.clone(),
+                refusing: refusing.clone(),
+            },
+            tx,
+        ));
         FakeServer {
             url,
             accepted,
+            refusing,
             conns,
             _acceptor: acceptor,
         }
@@ -152,6 +163,12 @@ impl FakeServer {
     /// Connections accepted so far (handshaken or not).
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// From now on, every new connection is accepted, counted and closed at once, before
+    /// INFO: a server that went away, on a port that still counts who knocks.
+    pub fn refuse_from_now(&self) {
+        self.refusing.store(true, Ordering::SeqCst);
     }
 
     /// Waits (bounded) for the next connection whose handshake is done; fails the test if
@@ -179,17 +196,29 @@ impl FakeServer {
     }
 }
 
+/// What the acceptor counts and whether it still lets connections in.
+struct Door {
+    accepted: Arc<AtomicUsize>,
+    refusing: Arc<AtomicBool>,
+}
+
 async fn accept_loop(
     listener: TcpListener,
     handshake: Handshake,
-    accepted: Arc<AtomicUsize>,
+    door: Door,
     tx: Sender<Result<FakeConn, String>>,
 ) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             return;
         };
-        let index = accepted.fetch_add(1, Ordering::SeqCst) + 1;
+        // Counted before the client can see the connection fail, so a client that gave up
+        // has had every attempt counted.
+        let index = door.accepted.fetch_add(1, Ordering::SeqCst) + 1;
+        if door.refusing.load(Ordering::SeqCst) {
+            drop(stream);
+            continue;
+        }
         let mut conn = FakeConn {
             index,
             stream,

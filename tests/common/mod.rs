@@ -329,4 +329,49 @@ pub async fn wait_for<T>(
     }
 }
 
+/// Waits up to `bound` for the first event that `pick` accepts; returns it with the events
+/// that came before it. Panics, naming `what` and listing those events, if none comes.
+pub async fn wait_for_within<T>(
+    events: &async_channel::Receiver<panini::client::Event>,
+    bound: Duration,
+    what: &str,
+    mut pick: impl FnMut(&panini::client::Event) -> Option<T>,
+) -> (T, Vec<panini::client::Event>) {
+    use futures_lite::FutureExt;
+    let deadline = Instant::now() + bound;
+    let mut before = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let next = async { Some(events.recv().await) }.or(async {
+            async_io::Timer::after(left).await;
+            None
+        });
+        match next.await {
+            Some(Ok(ev)) => match pick(&ev) {
+                Some(t) => return (t, before),
+                None => before.push(ev),
+            },
+            Some(Err(_)) => panic!("events ended while waiting for {what}; saw {before:?}"),
+            None => panic!("no {what} within {bound:?}; saw {before:?}"),
+        }
+    }
+}
+
+/// Awaits `fut` for at most `bound`; panics naming `what` if it takes longer.
+pub async fn within<T>(
+    bound: Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = T>,
+) -> T {
+    use futures_lite::FutureExt;
+    let bounded = async { Some(fut.await) }.or(async {
+        async_io::Timer::after(bound).await;
+        None
+    });
+    match bounded.await {
+        Some(t) => t,
+        None => panic!("{what}: not within {bound:?}"),
+    }
+}
+
 pub mod child;
