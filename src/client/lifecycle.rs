@@ -299,6 +299,10 @@ pub(crate) async fn reconnect(
     auth_failures: &mut u32,
 ) -> Option<Connection> {
     let mut passes = 0u32;
+    if shared.opts.max_reconnect_attempts == Some(0) {
+        log_at!(Error, "panini::client", "reconnecting is not allowed: no attempts");
+        return None;
+    }
     loop {
         let mut order = pool.order_after_current();
         if skip_current && passes == 0 && order.len() > 1 {

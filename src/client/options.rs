@@ -147,7 +147,8 @@ impl ConnectOptions {
         self
     }
 
-    /// Passes over the server pool before giving up (`None`: never). Default 60 (Panini).
+    /// Passes over the server pool after a lost connection before giving up (`None`: never;
+    /// `Some(0)`: no reconnect at all). Each pass tries every server once. Default 60 (Panini).
     pub fn max_reconnect_attempts(mut self, n: Option<u32>) -> Self {
         self.max_reconnect_attempts = n;
         self
