@@ -61,7 +61,7 @@ fn replay_is_subs_then_each_buffered_publish_once_in_order_then_one_ping_per_flu
         .await;
 
         // The server goes away and does not come back yet.
-        drop(fake);
+        fake.stop().await;
         conn.close();
         wait_for(&events, |e| {
             matches!(e, Event::Disconnected { .. }).then_some(())
@@ -118,18 +118,25 @@ fn replay_is_subs_then_each_buffered_publish_once_in_order_then_one_ping_per_flu
 }
 
 /// Publishes of `size` bytes carrying their index, from a task of their own; returns the
-/// task and the count published so far.
-fn publish_many(client: &Client, n: usize, size: usize) -> (smol::Task<()>, Arc<AtomicUsize>) {
+/// task (its output: how many were refused with `ReconnectBufferFull`) and the count
+/// published so far.
+fn publish_many(client: &Client, n: usize, size: usize) -> (smol::Task<usize>, Arc<AtomicUsize>) {
     let done = Arc::new(AtomicUsize::new(0));
     let count = done.clone();
     let client = client.clone();
     let task = smol::spawn(async move {
+        let mut refused = 0;
         for i in 0..n {
             let mut payload = format!("{i:08}").into_bytes();
             payload.resize(size, b'.');
-            client.publish("load", &payload).await.unwrap();
+            match client.publish("load", &payload).await {
+                Ok(()) => {}
+                Err(Error::ReconnectBufferFull) => refused += 1,
+                Err(e) => panic!("publish {i}: {e}"),
+            }
             count.fetch_add(1, Ordering::SeqCst);
         }
+        refused
     });
     (task, done)
 }
@@ -170,7 +177,11 @@ fn the_batch_being_written_when_the_connection_dies_is_sent_on_the_next_one() {
         let mut got = indexes(&first.raw_until_closed().await);
         let on_first = got.len();
         let mut second = fake.next_conn().await;
-        publisher.await;
+        assert_eq!(
+            publisher.await,
+            0,
+            "nothing refused with a large reconnect buffer"
+        );
         while got.last() != Some(&(N - 1)) {
             match second.expect_op().await {
                 Op::Pub { payload, .. } => {
@@ -253,7 +264,7 @@ fn requests_across_a_reconnect_get_their_reply_or_fail_fast_with_connection_lost
                 replies.push(r);
             }
         }
-        drop(fake);
+        fake.stop().await;
         conn.close();
         wait_for(&events, |e| {
             matches!(e, Event::Disconnected { .. }).then_some(())
@@ -306,6 +317,45 @@ fn requests_across_a_reconnect_get_their_reply_or_fail_fast_with_connection_lost
             "failed {after:?} after the reconnect ({took:?} after it was sent)"
         );
         let _keep = conn.serve_pongs();
+        client.close().await;
+    });
+}
+
+#[test]
+fn publishes_past_the_reconnect_buffer_at_a_disconnect_are_counted_and_reported() {
+    run(async {
+        let fake = FakeServer::start(Handshake::normal()).await;
+        let (opts, events) = with_events(options(fake.url()).reconnect_buffer_size(256 * 1024));
+        let client = opts.connect().await.unwrap();
+        let mut first = fake.next_conn().await;
+        const N: usize = 40_000;
+        let (publisher, published) = publish_many(&client, N, 1024);
+        wait_until_stalled(&published, N).await;
+        first.send(b"-ERR 'Unknown Protocol Operation'\r\n").await;
+        let mut got = indexes(&first.raw_until_closed().await);
+        let lost = wait_for(&events, |e| match e {
+            Event::PublishesLost { count, .. } => Some(*count),
+            _ => None,
+        })
+        .await;
+        let mut second = fake.next_conn().await;
+        let refused = publisher.await;
+        // Everything the publisher got `Ok` for is delivered or reported lost.
+        let delivered_target = N - refused - lost as usize;
+        while got.len() < delivered_target {
+            match second.expect_op().await {
+                Op::Pub { payload, .. } => {
+                    got.push(std::str::from_utf8(&payload[..8]).unwrap().parse().unwrap())
+                }
+                Op::Ping => second.send(b"PONG\r\n").await,
+                _ => {}
+            }
+        }
+        assert!(lost > 0, "more was waiting than 256 KiB");
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "in order, none twice");
+        assert_eq!(client.statistics().lost_publishes, lost);
+        let _pongs = second.serve_pongs();
+        client.flush().await.unwrap_or_else(|e| panic!("{e}"));
         client.close().await;
     });
 }

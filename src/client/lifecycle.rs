@@ -63,13 +63,16 @@ pub(crate) async fn run(
 ) {
     let mut batch = Batch::default();
     let mut auth_failures = 0;
+    let mut why = "the connection was lost for good";
     loop {
         let server = pool.current().url();
         let ended = serve(&shared, &mut pool, &mut conn, &ctl, &mut batch).await;
         if matches!(ended, Ended::Closed) {
-            // Send what handles buffered before the close, briefly.
+            // Send what handles buffered before the close, briefly; nothing new is taken.
+            lock(&shared.out).outbox.set_state(State::Closed);
             flush_out(&shared, &mut conn, &mut batch, Duration::from_secs(1)).await;
             conn.stream.shutdown();
+            why = "the client closed before they could be written";
             break;
         }
         conn.stream.shutdown();
@@ -100,12 +103,12 @@ pub(crate) async fn run(
             None => break,
         }
     }
-    close_now(&shared, &mut batch);
+    close_now(&shared, &mut batch, why);
 }
 
 /// Marks the client closed and wakes everyone who waits on it. Publishes still unsent
-/// are reported lost.
-pub(crate) fn close_now(shared: &Shared, batch: &mut Batch) {
+/// are reported lost, for the reason `why`.
+pub(crate) fn close_now(shared: &Shared, batch: &mut Batch, why: &str) {
     if shared
         .finished
         .swap(true, std::sync::atomic::Ordering::AcqRel)
@@ -118,7 +121,7 @@ pub(crate) fn close_now(shared: &Shared, batch: &mut Batch) {
         out.outbox
             .close(&mut batch.bytes, std::mem::take(&mut batch.written))
     };
-    report_loss(shared, loss, "the client closed before they could be sent");
+    report_loss(shared, loss, why);
     for (_, entry) in lock(&shared.subs).map.drain() {
         if let Target::Channel(tx) = entry.target {
             tx.close();
@@ -300,7 +303,11 @@ pub(crate) async fn reconnect(
 ) -> Option<Connection> {
     let mut passes = 0u32;
     if shared.opts.max_reconnect_attempts == Some(0) {
-        log_at!(Error, "panini::client", "reconnecting is not allowed: no attempts");
+        log_at!(
+            Error,
+            "panini::client",
+            "reconnecting is not allowed: no attempts"
+        );
         return None;
     }
     loop {

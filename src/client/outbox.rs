@@ -196,6 +196,16 @@ impl Outbox {
         Some(std::mem::take(&mut self.written))
     }
 
+    /// Puts back a writer waker that a push handed out but that has nothing to do after
+    /// all (a direct write took every byte): it stays parked, not woken for nothing.
+    pub(crate) fn park_writer(&mut self, waker: Waker) {
+        if self.buf.len() == self.written && self.writer.is_none() {
+            self.writer = Some(waker);
+        } else {
+            waker.wake();
+        }
+    }
+
     /// For the connection task: the whole `batch` was written; it is emptied for reuse.
     pub(crate) fn finish(&mut self, batch: &mut Vec<u8>) {
         self.writing = false;

@@ -227,12 +227,19 @@ impl Shared {
                 match out.outbox.push_pub(&op) {
                     Ok(Pushed::Buffered) => break false,
                     Ok(Pushed::Live(wake)) => {
-                        if mode.direct {
-                            out.write_direct();
-                        }
-                        drop(out);
-                        if let Some(w) = wake {
-                            w.wake();
+                        match wake {
+                            Some(w) if mode.direct => {
+                                // The connection task waits for bytes: write them here
+                                // instead, and wake it only for what the socket left.
+                                out.write_direct();
+                                out.outbox.park_writer(w);
+                            }
+                            Some(w) => {
+                                drop(out);
+                                w.wake();
+                            }
+                            None if mode.direct => out.write_direct(),
+                            None => {}
                         }
                         break true;
                     }

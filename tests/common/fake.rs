@@ -155,6 +155,12 @@ impl FakeServer {
         }
     }
 
+    /// Stops accepting and waits until the port is closed (dropping the server closes it
+    /// only when the executor gets to it).
+    pub async fn stop(self) {
+        self._acceptor.cancel().await;
+    }
+
     /// `nats://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
         &self.url
