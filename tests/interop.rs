@@ -1,9 +1,14 @@
-//! Wire compatibility with Python Panini 0.8.4 (installed from PyPI by `.ci/run`): the
-//! introduction's listener and sender in Python talking to ours, both ways, with JSON, str
-//! and bytes payloads and the `MessageSchemaError` reply.
+//! Wire compatibility with Python Panini 0.8.4: the introduction's listener and sender in
+//! Python talking to ours, both ways, with JSON, str and bytes payloads and the
+//! `MessageSchemaError` reply.
+//!
+//! The Python is `$PANINI_PYTHON`, else `target/py-venv/bin/python`: the virtual environment
+//! that `scripts/install-python-panini` makes with Panini 0.8.4 from PyPI (`scripts/test`
+//! runs it and sets `PANINI_PYTHON`). Without either, these tests fail; they do not skip.
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -15,24 +20,52 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);
-const HINT: &str = "Python Panini is needed: `pip install panini==0.8.4` (.ci/run does it)";
+const HINT: &str = "Python Panini 0.8.4 is needed: run `scripts/install-python-panini` \
+    (it makes target/py-venv; `scripts/test` runs it), or set $PANINI_PYTHON to a Python \
+    that has panini 0.8.4";
+
+/// The venv `scripts/install-python-panini` makes, from the crate root.
+const VENV_PYTHON: &str = "target/py-venv/bin/python";
+
+/// The Python to run: `$PANINI_PYTHON`, else [`VENV_PYTHON`]; panics with [`HINT`] when the
+/// one chosen is missing or cannot import Panini 0.8.4.
+fn python() -> PathBuf {
+    let python = match std::env::var_os("PANINI_PYTHON") {
+        Some(python) => PathBuf::from(python),
+        None => {
+            let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(VENV_PYTHON);
+            assert!(
+                venv.is_file(),
+                "$PANINI_PYTHON is unset and there is no {venv:?}. {HINT}"
+            );
+            venv
+        }
+    };
+    let probe = Command::new(&python)
+        .args([
+            "-c",
+            "import sys, panini, importlib.metadata as m; sys.exit(m.version('panini') != '0.8.4')",
+        ])
+        .status();
+    match probe {
+        Ok(status) if status.success() => python,
+        Ok(status) => panic!("{python:?} cannot import panini 0.8.4 ({status}). {HINT}"),
+        Err(e) => panic!("cannot run {python:?}: {e}. {HINT}"),
+    }
+}
 
 /// A Python Panini app from `tests/interop/`; its log directory is removed on drop.
 struct PyApp {
     proc: Proc,
-    logs: std::path::PathBuf,
+    logs: PathBuf,
 }
 
 impl PyApp {
     fn start(script: &str, server: &NatsServer) -> PyApp {
-        let probe = Command::new("python3")
-            .args(["-c", "import panini"])
-            .status();
-        assert!(matches!(probe, Ok(s) if s.success()), "{HINT}");
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
         let logs =
             std::env::temp_dir().join(format!("panini-py-logs-{}-{script}", std::process::id()));
-        let mut cmd = Command::new("python3");
+        let mut cmd = Command::new(python());
         cmd.arg(dir.join(script))
             .env("NATS_PORT", server.port().to_string())
             .env("PANINI_LOGS", &logs)
