@@ -63,9 +63,8 @@ impl Fate {
 
 /// Whether `e` is the prompt failure of a request whose connection was lost, as opposed to
 /// waiting out its timeout.
-// TODO(core): match Error::ConnectionLost once `panini::Error` has it.
 fn is_prompt_failure(e: &panini::Error) -> bool {
-    !matches!(e, panini::Error::Timeout)
+    matches!(e, panini::Error::ConnectionLost)
 }
 
 /// Client options for node A only, with a quick first reconnect (as tests/cluster.rs).
