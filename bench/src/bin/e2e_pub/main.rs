@@ -121,6 +121,10 @@ struct Figures {
     pub_cpu_ns: f64,
     sub_per_sec: f64,
     sub_cpu_ns: f64,
+    /// The server's CPU time per message over the round (both connections, all threads).
+    server_cpu_ns: f64,
+    /// Share of the machine's CPU time left idle over the round (0 to 1).
+    idle: f64,
     received: usize,
     dropped: u64,
 }
@@ -144,13 +148,16 @@ fn run(args: Args) -> Result<()> {
         order.rotate_left(round % kinds.len());
         for kind in order {
             let tag = format!("{}{round}", kind.replace('-', ""));
-            let got = one_round(&url, kind, &tag, args.count)?;
+            let got = one_round(&url, server.pid(), kind, &tag, args.count)?;
             eprintln!(
-                "  round {round} {kind:<10} pub {} {} | sub {} {} | received {} of {}{}",
+                "  round {round} {kind:<10} pub {} {} | sub {} {} | server {} | idle {:.0}% \
+                 | received {} of {}{}",
                 Unit::PerSec.format(got.pub_per_sec),
                 Unit::Nanos.format(got.pub_cpu_ns),
                 Unit::PerSec.format(got.sub_per_sec),
                 Unit::Nanos.format(got.sub_cpu_ns),
+                Unit::Nanos.format(got.server_cpu_ns),
+                got.idle * 100.0,
                 got.received,
                 args.count,
                 match got.dropped {
@@ -190,6 +197,9 @@ fn run(args: Args) -> Result<()> {
         row("subscriber CPU per message".into(), Unit::Nanos, |f| {
             f.sub_cpu_ns
         }),
+        row("nats-server CPU per message".into(), Unit::Nanos, |f| {
+            f.server_cpu_ns
+        }),
     ];
     println!("{}", report::table(&rows));
     for kind in &kinds {
@@ -207,10 +217,13 @@ fn run(args: Args) -> Result<()> {
 
 /// One contender, one round: the subscriber child gets ready, the publisher child
 /// publishes everything, then the subscriber is told to stop waiting and reports.
-fn one_round(url: &str, kind: &str, tag: &str, n: usize) -> Result<Figures> {
+fn one_round(url: &str, server: u32, kind: &str, tag: &str, n: usize) -> Result<Figures> {
     let subject = format!("bench.e2e.{tag}");
     let count = n.to_string();
     let wrap = |var: &str| std::env::var(var).unwrap_or_default();
+    let server = server.to_string();
+    let server_cpu = role::cpu_ns_of(&server);
+    let machine = role::machine_ticks();
     let mut sub = RoleChild::spawn(
         &["--sub", kind, url, &subject, &count],
         &wrap("E2E_WRAP_SUB"),
@@ -224,6 +237,9 @@ fn one_round(url: &str, kind: &str, tag: &str, n: usize) -> Result<Figures> {
     // The server has processed every publish: whatever the subscriber lacks now is lost.
     sub.tell("end");
     let got = sub.done()?;
+    let server_cpu = role::cpu_ns_of(&server).saturating_sub(server_cpu);
+    let (idle, all) = role::machine_ticks();
+    let idle = idle.saturating_sub(machine.0) as f64 / (all - machine.1).max(1) as f64;
     publisher.finish()?;
     sub.finish()?;
     Ok(Figures {
@@ -231,6 +247,8 @@ fn one_round(url: &str, kind: &str, tag: &str, n: usize) -> Result<Figures> {
         pub_cpu_ns: per_message_ns(&sent),
         sub_per_sec: role::rate(got.count, got.secs),
         sub_cpu_ns: per_message_ns(&got),
+        server_cpu_ns: server_cpu as f64 / n as f64,
+        idle,
         received: got.count,
         dropped: got.dropped,
     })

@@ -7,7 +7,7 @@ use std::time::Instant;
 use futures_lite::{future, FutureExt, StreamExt};
 use panini::client::{connect, Client, ConnectOptions};
 
-use crate::role::{cpu_ns, say, Done, Event, Tally};
+use crate::role::{cpu_ns, say, Done, Event, Tally, ROUND_TRIP_TIMEOUT};
 use crate::Result;
 
 /// Serialises and publishes `n` events, then waits until the server has processed them.
@@ -58,7 +58,7 @@ pub fn subscribe(
         // comes behind every message the server had for us.
         let ended = async {
             let _ = end.recv().await;
-            client.flush().await?;
+            client.flush_timeout(ROUND_TRIP_TIMEOUT).await?;
             Ok(())
         };
         all.or(ended).await?;

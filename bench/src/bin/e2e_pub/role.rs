@@ -3,11 +3,15 @@
 //! from the parent, and the subscriber's tally.
 
 use std::io::{BufRead, Write};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
+
+/// Bound on the subscriber's last round trip, which waits behind every message still
+/// queued for it: generous, since a profiler can make that a minute's work.
+pub const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The `data` of every event.
 pub const DATA: &str = "event1234567890";
@@ -78,11 +82,16 @@ pub fn rate(count: usize, secs: f64) -> f64 {
     count.saturating_sub(1).max(1) as f64 / secs
 }
 
-/// CPU time this process has run so far, all threads, in ns: the sum of the first field
-/// (time on a CPU, user and system) of `/proc/self/task/*/schedstat`. Exact to the
-/// nanosecond, where `/proc/self/stat` counts 10 ms ticks.
+/// CPU time this process has run so far, all threads, in ns: see [`cpu_ns_of`].
 pub fn cpu_ns() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+    cpu_ns_of("self")
+}
+
+/// CPU time process `pid` (or `self`) has run so far, all its live threads, in ns: the
+/// sum of the first field (time on a CPU, user and system) of `/proc/PID/task/*/schedstat`.
+/// Exact to the nanosecond, where `/proc/PID/stat` counts 10 ms ticks.
+pub fn cpu_ns_of(pid: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
     };
     tasks
@@ -90,6 +99,23 @@ pub fn cpu_ns() -> u64 {
         .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
         .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
         .sum()
+}
+
+/// The machine's CPU time so far from the `cpu` line of `/proc/stat`, in ticks: (idle,
+/// all). Idle counts `iowait` too.
+pub fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .take(8) // user nice system idle iowait irq softirq steal (guest is inside user)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    (idle, fields.iter().sum())
 }
 
 /// Prints one line on stdout, flushed at once: the parent waits for it.

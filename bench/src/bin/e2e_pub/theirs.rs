@@ -10,7 +10,7 @@ use async_nats::{Client, RequestErrorKind, Subject};
 use bytes::Bytes;
 use futures_lite::{future, FutureExt, StreamExt};
 
-use crate::role::{cpu_ns, say, Done, Event, Tally};
+use crate::role::{cpu_ns, say, Done, Event, Tally, ROUND_TRIP_TIMEOUT};
 use crate::{BoxError, Result};
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -58,6 +58,7 @@ pub fn subscribe(
     runtime()?.block_on(async {
         let client = async_nats::ConnectOptions::new()
             .subscription_capacity(n)
+            .request_timeout(Some(ROUND_TRIP_TIMEOUT))
             .event_callback(move |event| {
                 if let async_nats::Event::SlowConsumer(_) = event {
                     seen.fetch_add(1, Ordering::Relaxed);
