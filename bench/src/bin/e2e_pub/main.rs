@@ -35,7 +35,7 @@ mod server;
 
 use child::RoleChild;
 use report::{median, Row, Unit};
-use role::Done;
+use role::{Done, PubEnd};
 
 /// Any error, with a message.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -43,8 +43,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Errors of a benchmark program: anything, with a message.
 pub type Result<T, E = BoxError> = std::result::Result<T, E>;
 
-const USAGE: &str = "usage: e2e_pub [--rounds N] [--count N] [--only ours|async-nats]
-  (a child runs as: e2e_pub --pub|--sub ours|async-nats URL SUBJECT COUNT)";
+const USAGE: &str = "usage: e2e_pub [--rounds N] [--count N] [--only ours|async-nats] \
+                     [--pub-end server|flush]
+  (a child runs as: e2e_pub --pub|--sub ours|async-nats URL SUBJECT COUNT [server|flush])";
 
 /// The contenders, in table order: `ours` is panini's client, `async-nats` the peer.
 const KINDS: [&str; 2] = ["ours", "async-nats"];
@@ -57,8 +58,12 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         [flag @ ("--pub" | "--sub"), kind, url, subject, count] => {
-            child_role(flag, kind, url, subject, count)
+            child_role(flag, kind, url, subject, count, PubEnd::Server)
         }
+        ["--pub", kind, url, subject, count, end] => match PubEnd::parse(end) {
+            Some(end) => child_role("--pub", kind, url, subject, count, end),
+            None => Err(USAGE.into()),
+        },
         ref rest => parse_args(rest).and_then(run),
     };
     if let Err(e) = outcome {
@@ -68,11 +73,18 @@ fn main() {
 }
 
 /// A child: runs one role once and prints its `done` line.
-fn child_role(flag: &str, kind: &str, url: &str, subject: &str, count: &str) -> Result<()> {
+fn child_role(
+    flag: &str,
+    kind: &str,
+    url: &str,
+    subject: &str,
+    count: &str,
+    end: PubEnd,
+) -> Result<()> {
     let n: usize = count.parse().map_err(|e| format!("COUNT {count:?}: {e}"))?;
     let done = match (flag, kind) {
-        ("--pub", "ours") => ours::publish(url, subject, n)?,
-        ("--pub", "async-nats") => theirs::publish(url, subject, n)?,
+        ("--pub", "ours") => ours::publish(url, subject, n, end)?,
+        ("--pub", "async-nats") => theirs::publish(url, subject, n, end)?,
         ("--sub", "ours") => ours::subscribe(url, subject, n, role::end_signal())?,
         ("--sub", "async-nats") => theirs::subscribe(url, subject, n, role::end_signal())?,
         _ => return Err(USAGE.into()),
@@ -87,6 +99,7 @@ struct Args {
     rounds: usize,
     count: usize,
     only: Option<String>,
+    pub_end: PubEnd,
 }
 
 fn parse_args(args: &[&str]) -> Result<Args> {
@@ -94,6 +107,7 @@ fn parse_args(args: &[&str]) -> Result<Args> {
         rounds: 5,
         count: 200_000,
         only: None,
+        pub_end: PubEnd::Server,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -105,6 +119,7 @@ fn parse_args(args: &[&str]) -> Result<Args> {
             "--rounds" => out.rounds = number()?,
             "--count" => out.count = number()?,
             "--only" => out.only = it.next().map(|k| k.to_string()),
+            "--pub-end" => out.pub_end = it.next().and_then(|e| PubEnd::parse(e)).ok_or(USAGE)?,
             _ => return Err(USAGE.into()),
         }
     }
@@ -137,9 +152,10 @@ fn run(args: Args) -> Result<()> {
         .filter(|k| args.only.as_deref().is_none_or(|o| o == *k))
         .collect();
     eprintln!(
-        "nats-server at {url}; {} msgs x {} rounds; load average {}",
+        "nats-server at {url}; {} msgs x {} rounds; publisher's clock ends at {}; load average {}",
         args.count,
         args.rounds,
+        args.pub_end.name(),
         load_average()
     );
     let mut figures: Vec<Vec<Figures>> = vec![Vec::new(); KINDS.len()];
@@ -148,7 +164,7 @@ fn run(args: Args) -> Result<()> {
         order.rotate_left(round % kinds.len());
         for kind in order {
             let tag = format!("{}{round}", kind.replace('-', ""));
-            let got = one_round(&url, server.pid(), kind, &tag, args.count)?;
+            let got = one_round(&url, server.pid(), kind, &tag, args.count, args.pub_end)?;
             eprintln!(
                 "  round {round} {kind:<10} pub {} {} | sub {} {} | server {} | idle {:.0}% \
                  | received {} of {}{}",
@@ -217,7 +233,14 @@ fn run(args: Args) -> Result<()> {
 
 /// One contender, one round: the subscriber child gets ready, the publisher child
 /// publishes everything, then the subscriber is told to stop waiting and reports.
-fn one_round(url: &str, server: u32, kind: &str, tag: &str, n: usize) -> Result<Figures> {
+fn one_round(
+    url: &str,
+    server: u32,
+    kind: &str,
+    tag: &str,
+    n: usize,
+    end: PubEnd,
+) -> Result<Figures> {
     let subject = format!("bench.e2e.{tag}");
     let count = n.to_string();
     let wrap = |var: &str| std::env::var(var).unwrap_or_default();
@@ -229,12 +252,11 @@ fn one_round(url: &str, server: u32, kind: &str, tag: &str, n: usize) -> Result<
         &wrap("E2E_WRAP_SUB"),
     )?;
     sub.ready()?;
-    let mut publisher = RoleChild::spawn(
-        &["--pub", kind, url, &subject, &count],
-        &wrap("E2E_WRAP_PUB"),
-    )?;
+    let pub_args = ["--pub", kind, url, &subject, &count, end.name()];
+    let mut publisher = RoleChild::spawn(&pub_args, &wrap("E2E_WRAP_PUB"))?;
     let sent = publisher.done()?;
-    // The server has processed every publish: whatever the subscriber lacks now is lost.
+    // The server has processed every publish (whatever the end of the publisher's clock):
+    // what the subscriber lacks after its own round trip is lost.
     sub.tell("end");
     let got = sub.done()?;
     let server_cpu = role::cpu_ns_of(&server).saturating_sub(server_cpu);
@@ -258,9 +280,19 @@ fn per_message_ns(done: &Done) -> f64 {
     done.cpu_secs * 1e9 / done.count.max(1) as f64
 }
 
-/// The first three fields of `/proc/loadavg` (1, 5 and 15 minutes).
+/// The first three fields of `/proc/loadavg` (1, 5 and 15 minutes), and the share of the
+/// last 10 s in which some runnable task waited for a CPU (`/proc/pressure/cpu`), which
+/// shows a busy neighbour sooner than the load average does.
 fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
+    let load = std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
+        .unwrap_or_else(|_| "unknown".into());
+    let pressure = std::fs::read_to_string("/proc/pressure/cpu").unwrap_or_default();
+    match pressure
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("avg10="))
+    {
+        Some(p) => format!("{load}, CPU pressure {p}%"),
+        None => load,
+    }
 }

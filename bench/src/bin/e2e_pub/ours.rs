@@ -7,11 +7,11 @@ use std::time::Instant;
 use futures_lite::{future, FutureExt, StreamExt};
 use panini::client::{connect, Client, ConnectOptions};
 
-use crate::role::{cpu_ns, say, Done, Event, Tally, ROUND_TRIP_TIMEOUT};
+use crate::role::{cpu_ns, say, Done, Event, PubEnd, Tally, ROUND_TRIP_TIMEOUT};
 use crate::Result;
 
-/// Serialises and publishes `n` events, then waits until the server has processed them.
-pub fn publish(url: &str, subject: &str, n: usize) -> Result<Done> {
+/// Serialises and publishes `n` events, then waits for `end`.
+pub fn publish(url: &str, subject: &str, n: usize, end: PubEnd) -> Result<Done> {
     smol::block_on(async {
         let client = connect(url).await?;
         let probe = format!("{subject}.nobody");
@@ -22,8 +22,20 @@ pub fn publish(url: &str, subject: &str, n: usize) -> Result<Done> {
             let payload = serde_json::to_vec(&event)?;
             client.publish(subject, payload).await?;
         }
-        server_has_all(&client, &probe).await?;
-        let done = Done::since(start, cpu, n, 0);
+        let done = match end {
+            PubEnd::Server => {
+                server_has_all(&client, &probe).await?;
+                Done::since(start, cpu, n, 0)
+            }
+            PubEnd::Flush => {
+                client.flush().await?;
+                let done = Done::since(start, cpu, n, 0);
+                // Untimed: the parent tells the subscriber `end` only once the server has
+                // processed everything, or it would count messages still on the way as lost.
+                server_has_all(&client, &probe).await?;
+                done
+            }
+        };
         client.close().await;
         Ok(done)
     })

@@ -29,6 +29,36 @@ impl Event {
     }
 }
 
+/// Where the publisher's clock stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PubEnd {
+    /// When the server has processed every publish: the client's `flush()`, then a request
+    /// nobody serves, whose 503 the server sends only after every earlier op of the
+    /// connection. The same point for both clients (the default).
+    Server,
+    /// When the client's own `flush()` returns. Ours is a PING/PONG round trip (the server
+    /// has processed everything); async-nats's only writes its buffer to the socket, so
+    /// its clock stops while the server may still have megabytes to read.
+    Flush,
+}
+
+impl PubEnd {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "server" => Some(PubEnd::Server),
+            "flush" => Some(PubEnd::Flush),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PubEnd::Server => "server",
+            PubEnd::Flush => "flush",
+        }
+    }
+}
+
 /// What a role reports when it is done: `done <secs> <cpu secs> <count> <dropped>`.
 #[derive(Clone, Copy, Debug)]
 pub struct Done {

@@ -10,7 +10,7 @@ use async_nats::{Client, RequestErrorKind, Subject};
 use bytes::Bytes;
 use futures_lite::{future, FutureExt, StreamExt};
 
-use crate::role::{cpu_ns, say, Done, Event, Tally, ROUND_TRIP_TIMEOUT};
+use crate::role::{cpu_ns, say, Done, Event, PubEnd, Tally, ROUND_TRIP_TIMEOUT};
 use crate::{BoxError, Result};
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -19,10 +19,10 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Serialises and publishes `n` events, then waits until the server has processed them.
+/// Serialises and publishes `n` events, then waits for `end`.
 /// The subject is made once and cloned (a reference count), async-nats's cheapest call;
 /// the serialised `Vec` becomes the `Bytes` payload without a copy.
-pub fn publish(url: &str, subject: &str, n: usize) -> Result<Done> {
+pub fn publish(url: &str, subject: &str, n: usize, end: PubEnd) -> Result<Done> {
     runtime()?.block_on(async {
         let client = async_nats::connect(url).await?;
         let probe = Subject::from(format!("{subject}.nobody"));
@@ -36,8 +36,20 @@ pub fn publish(url: &str, subject: &str, n: usize) -> Result<Done> {
                 .publish(subject.clone(), Bytes::from(payload))
                 .await?;
         }
-        server_has_all(&client, &probe).await?;
-        let done = Done::since(start, cpu, n, 0);
+        let done = match end {
+            PubEnd::Server => {
+                server_has_all(&client, &probe).await?;
+                Done::since(start, cpu, n, 0)
+            }
+            PubEnd::Flush => {
+                client.flush().await?;
+                let done = Done::since(start, cpu, n, 0);
+                // Untimed: the parent tells the subscriber `end` only once the server has
+                // processed everything, or it would count messages still on the way as lost.
+                server_has_all(&client, &probe).await?;
+                done
+            }
+        };
         drop(client);
         Ok(done)
     })
