@@ -6,7 +6,8 @@
 #
 #   bench/e2e_profile.sh                    # both clients, 200,000 messages, 3 rounds each
 #   N=50000 ROUNDS=1 KINDS=ours bench/e2e_profile.sh
-#   RECORD=1 bench/e2e_profile.sh           # also `perf record -e cpu-clock -g` of pub/sub
+#   RECORD=1 bench/e2e_profile.sh           # `perf record -e cpu-clock` of pub and sub instead
+#   BIN=/elsewhere/e2e_pub bench/e2e_profile.sh   # another build (say, of an experiment)
 #
 # The script is the parent e2e_pub would be: it starts one nats-server, then per round
 # and client a subscriber (`e2e_pub --sub`), waits for its `ready`, runs the publisher
@@ -25,15 +26,17 @@ KINDS=${KINDS:-"ours async-nats"}
 OUT=${OUT:-/tmp/panini-e2e-profile}
 RECORD=${RECORD:-0}
 NATS_SERVER=${NATS_SERVER:-/usr/sbin/nats-server}
-BIN=bench/target/release/e2e_pub
+BIN=${BIN:-bench/target/release/e2e_pub}
 SYSCALLS="read recvfrom write writev sendto futex epoll_wait epoll_pwait epoll_ctl sched_yield"
 EVENTS="task-clock,context-switches,cpu-migrations,raw_syscalls:sys_enter"
 for s in $SYSCALLS; do EVENTS="$EVENTS,syscalls:sys_enter_$s"; done
 
 mkdir -p "$OUT"
-rm -f "$OUT"/*.stat "$OUT"/rows.tsv
-echo "building (release) ..." >&2
-cargo build --release --quiet --manifest-path bench/Cargo.toml --bin e2e_pub
+rm -f "$OUT"/*.stat "$OUT"/*.perf.data
+if [ "$BIN" = bench/target/release/e2e_pub ]; then
+    echo "building (release) ..." >&2
+    cargo build --release --quiet --manifest-path bench/Cargo.toml --bin e2e_pub
+fi
 
 NATS_DIR=$(mktemp -d)
 "$NATS_SERVER" -a 127.0.0.1 -p -1 --ports_file_dir "$NATS_DIR" >/dev/null 2>&1 &
@@ -51,15 +54,16 @@ URL=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nats"][0]
     "$NATS_DIR/nats-server_$NATS_PID.ports")
 echo "nats-server at $URL; $N msgs; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
-# One role under perf stat (and perf record if asked); extra arguments go to e2e_pub.
+# One role under perf stat, or under perf record if asked (perf stat around perf record
+# would count perf's own syscalls); extra arguments go to e2e_pub.
 role() { # role NAME ARGS...
     local name=$1
     shift
-    local record=()
     if [ "$RECORD" = 1 ]; then
-        record=(perf record -q -e cpu-clock -F 4999 -g -o "$OUT/$name.perf.data" --)
+        perf record -q -e cpu-clock -F 4999 -o "$OUT/$name.perf.data" -- "$BIN" "$@"
+    else
+        perf stat -x, -e "$EVENTS" -o "$OUT/$name.stat" -- "$BIN" "$@"
     fi
-    perf stat -x, -e "$EVENTS" -o "$OUT/$name.stat" -- "${record[@]}" "$BIN" "$@"
 }
 
 for round in $(seq "$ROUNDS"); do
@@ -87,6 +91,12 @@ for round in $(seq "$ROUNDS"); do
         echo "  $kind round $round: pub $pub_done | sub $sub_done" >&2
     done
 done
+
+if [ "$RECORD" = 1 ]; then
+    echo "profiles: perf report -i $OUT/<ours|async-nats>.<pub|sub>.<round>.perf.data" \
+        "--sort comm,dso,sym" >&2
+    exit 0
+fi
 
 # Per message (CPU) or per 1,000 messages (the counts), per process: medians over rounds.
 python3 - "$OUT" "$N" "$ROUNDS" $KINDS <<'EOF'
