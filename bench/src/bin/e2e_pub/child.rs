@@ -16,6 +16,7 @@ const LINE_TIMEOUT: Duration = Duration::from_secs(120);
 /// The same under a wrapper: callgrind runs the code some fifty times slower.
 const WRAPPED_LINE_TIMEOUT: Duration = Duration::from_secs(1800);
 
+/// A running role child, with its stdout read line by line on a thread of its own.
 #[derive(Debug)]
 pub struct RoleChild {
     /// The arguments, for error messages.

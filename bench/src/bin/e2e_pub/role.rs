@@ -19,6 +19,7 @@ pub const DATA: &str = "event1234567890";
 /// The message body, `{"data":"event1234567890"}` (26 bytes) once serialised.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Event {
+    /// Always [`DATA`].
     pub data: String,
 }
 
@@ -43,6 +44,7 @@ pub enum PubEnd {
 }
 
 impl PubEnd {
+    /// From its name on the command line.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "server" => Some(PubEnd::Server),
@@ -51,6 +53,7 @@ impl PubEnd {
         }
     }
 
+    /// Its name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             PubEnd::Server => "server",
@@ -83,6 +86,7 @@ impl Done {
         }
     }
 
+    /// The line a role prints last.
     pub fn line(&self) -> String {
         let Done {
             secs,
@@ -93,6 +97,7 @@ impl Done {
         format!("done {secs} {cpu_secs} {count} {dropped}")
     }
 
+    /// Reads a [`line`](Done::line) back.
     pub fn parse(line: &str) -> Result<Self> {
         let parts: Vec<&str> = line.split_whitespace().collect();
         let ["done", secs, cpu_secs, count, dropped] = parts[..] else {
