@@ -40,6 +40,12 @@ impl NatsServer {
         Ok(server)
     }
 
+    /// The server's process id (to read its CPU time from `/proc`; only `e2e_pub` does).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `nats://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
         &self.url

@@ -386,10 +386,7 @@ impl Spawned {
             }
             None => Command::new(&exe),
         };
-        let mut child = command
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()?;
+        let mut child = command.args(args).stdout(Stdio::piped()).spawn()?;
         let stdout = child.stdout.take().ok_or("child has no stdout")?;
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
