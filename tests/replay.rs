@@ -155,54 +155,105 @@ fn indexes(bytes: &[u8]) -> Vec<usize> {
     out
 }
 
+/// A connection cut while the client's connection task holds a half-written batch.
+struct Cut {
+    fake: FakeServer,
+    client: Client,
+    events: async_channel::Receiver<Event>,
+    /// The publishing task; its output is how many publishes were refused.
+    publisher: smol::Task<usize>,
+    /// The indexes the first connection got, in order.
+    got: Vec<usize>,
+}
+
+/// `N` publishes of 1 KiB against a server that stops reading after the handshake: the
+/// client's socket fills, its connection task is left holding a batch it cannot finish,
+/// and publishers wait for room. Then the server ends the connection, and reads what the
+/// client's socket still delivers.
+async fn cut_mid_batch(reconnect_buffer: usize) -> Cut {
+    let fake = FakeServer::start(Handshake::normal()).await;
+    let (opts, events) = with_events(options(fake.url()).reconnect_buffer_size(reconnect_buffer));
+    let client = opts.connect().await.unwrap();
+    let mut first = fake.next_conn().await;
+    let (publisher, published) = publish_many(&client, N, 1024);
+    wait_until_stalled(&published, N).await;
+    first.send(b"-ERR 'Unknown Protocol Operation'\r\n").await;
+    let got = indexes(&first.raw_until_closed().await);
+    assert!(
+        got.len() < N,
+        "the first connection cannot have taken everything"
+    );
+    Cut {
+        fake,
+        client,
+        events,
+        publisher,
+        got,
+    }
+}
+
+const N: usize = 40_000;
+
+/// Reads the next connection's publishes into `got` until it holds `until` of them,
+/// answering PINGs; returns the connection.
+async fn collect(fake: &FakeServer, got: &mut Vec<usize>, until: usize) -> fake::FakeConn {
+    let mut conn = fake.next_conn().await;
+    while got.len() < until {
+        match conn.expect_op().await {
+            Op::Pub { payload, .. } => {
+                got.push(std::str::from_utf8(&payload[..8]).unwrap().parse().unwrap())
+            }
+            Op::Ping => conn.send(b"PONG\r\n").await,
+            _ => {}
+        }
+    }
+    conn
+}
+
 #[test]
 fn the_batch_being_written_when_the_connection_dies_is_sent_on_the_next_one() {
     run(async {
-        let fake = FakeServer::start(Handshake::normal()).await;
-        let (opts, events) = with_events(options(fake.url()).reconnect_buffer_size(1 << 30));
-        let client = opts.connect().await.unwrap();
-        let mut first = fake.next_conn().await;
-        // The server stops reading: the client's socket fills, its connection task is
-        // left holding a batch it cannot finish, and publishers wait for room.
-        const N: usize = 40_000;
-        let (publisher, published) = publish_many(&client, N, 1024);
-        wait_until_stalled(&published, N).await;
-
-        // The connection dies while that batch is half written.
-        first.send(b"-ERR 'Unknown Protocol Operation'\r\n").await;
-        wait_for(&events, |e| {
-            matches!(e, Event::Disconnected { .. }).then_some(())
-        })
-        .await;
-        let mut got = indexes(&first.raw_until_closed().await);
-        let on_first = got.len();
-        let mut second = fake.next_conn().await;
+        let mut cut = cut_mid_batch(1 << 30).await;
+        let on_first = cut.got.len();
         assert_eq!(
-            publisher.await,
+            cut.publisher.await,
             0,
             "nothing refused with a large reconnect buffer"
         );
-        while got.last() != Some(&(N - 1)) {
-            match second.expect_op().await {
-                Op::Pub { payload, .. } => {
-                    got.push(std::str::from_utf8(&payload[..8]).unwrap().parse().unwrap())
-                }
-                Op::Ping => second.send(b"PONG\r\n").await,
-                _ => {}
-            }
-        }
-        assert!(
-            on_first < N,
-            "the first connection cannot have taken everything"
-        );
-        let missing = (0..N).filter(|i| got.binary_search(i).is_err()).count();
+        let _second = collect(&cut.fake, &mut cut.got, N).await;
+        let missing = (0..N).filter(|i| cut.got.binary_search(i).is_err()).count();
         assert_eq!(
-            got,
+            cut.got,
             (0..N).collect::<Vec<_>>(),
             "every publish once and in order ({on_first} on the first connection, {missing} missing)"
         );
-        assert_eq!(client.statistics().lost_publishes, 0);
-        client.close().await;
+        assert_eq!(cut.client.statistics().lost_publishes, 0);
+        cut.client.close().await;
+    });
+}
+
+#[test]
+fn publishes_past_the_reconnect_buffer_at_a_disconnect_are_counted_and_reported() {
+    run(async {
+        let mut cut = cut_mid_batch(256 * 1024).await;
+        let lost = wait_for(&cut.events, |e| match e {
+            Event::PublishesLost { count, .. } => Some(*count),
+            _ => None,
+        })
+        .await;
+        let refused = cut.publisher.await;
+        // Everything the publisher got `Ok` for is delivered or reported lost.
+        let delivered = N - refused - lost as usize;
+        let second = collect(&cut.fake, &mut cut.got, delivered).await;
+        assert!(lost > 0, "more was waiting than 256 KiB");
+        assert!(
+            cut.got.windows(2).all(|w| w[0] < w[1]),
+            "in order, none twice"
+        );
+        assert_eq!(cut.client.statistics().lost_publishes, lost);
+        let _pongs = second.serve_pongs();
+        cut.client.flush().await.unwrap_or_else(|e| panic!("{e}"));
+        cut.client.close().await;
     });
 }
 
@@ -317,45 +368,6 @@ fn requests_across_a_reconnect_get_their_reply_or_fail_fast_with_connection_lost
             "failed {after:?} after the reconnect ({took:?} after it was sent)"
         );
         let _keep = conn.serve_pongs();
-        client.close().await;
-    });
-}
-
-#[test]
-fn publishes_past_the_reconnect_buffer_at_a_disconnect_are_counted_and_reported() {
-    run(async {
-        let fake = FakeServer::start(Handshake::normal()).await;
-        let (opts, events) = with_events(options(fake.url()).reconnect_buffer_size(256 * 1024));
-        let client = opts.connect().await.unwrap();
-        let mut first = fake.next_conn().await;
-        const N: usize = 40_000;
-        let (publisher, published) = publish_many(&client, N, 1024);
-        wait_until_stalled(&published, N).await;
-        first.send(b"-ERR 'Unknown Protocol Operation'\r\n").await;
-        let mut got = indexes(&first.raw_until_closed().await);
-        let lost = wait_for(&events, |e| match e {
-            Event::PublishesLost { count, .. } => Some(*count),
-            _ => None,
-        })
-        .await;
-        let mut second = fake.next_conn().await;
-        let refused = publisher.await;
-        // Everything the publisher got `Ok` for is delivered or reported lost.
-        let delivered_target = N - refused - lost as usize;
-        while got.len() < delivered_target {
-            match second.expect_op().await {
-                Op::Pub { payload, .. } => {
-                    got.push(std::str::from_utf8(&payload[..8]).unwrap().parse().unwrap())
-                }
-                Op::Ping => second.send(b"PONG\r\n").await,
-                _ => {}
-            }
-        }
-        assert!(lost > 0, "more was waiting than 256 KiB");
-        assert!(got.windows(2).all(|w| w[0] < w[1]), "in order, none twice");
-        assert_eq!(client.statistics().lost_publishes, lost);
-        let _pongs = second.serve_pongs();
-        client.flush().await.unwrap_or_else(|e| panic!("{e}"));
         client.close().await;
     });
 }
