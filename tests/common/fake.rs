@@ -419,6 +419,28 @@ impl FakeConn {
         }
     }
 
+    /// Exactly the next `n` bytes the client sends (bounded by [`BOUND`]), unparsed.
+    pub async fn raw_exact(&mut self, n: usize) -> Vec<u8> {
+        let mut chunk = vec![0u8; 64 * 1024];
+        while self.buf.len() < n {
+            let read = async { Ok(self.stream.read(&mut chunk).await) };
+            let read = read.or(async {
+                async_io::Timer::after(BOUND).await;
+                Err(())
+            });
+            match read.await {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(()) => panic!(
+                    "fake connection {}: {} of {n} bytes, then nothing: {:?}",
+                    self.index,
+                    self.buf.len(),
+                    String::from_utf8_lossy(&self.buf)
+                ),
+                Ok(Ok(got)) => self.buf.extend_from_slice(&chunk[..got]),
+            }
+        }
+        self.buf.drain(..n).collect()
+    }
+
     /// Closes the connection from the server side.
     pub fn close(self) {
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
