@@ -183,7 +183,7 @@ impl Client {
 
     /// Publishes the reply of a request served by the app. With `now`, the outgoing
     /// buffer (this reply and any queued before it) is written on the caller's thread when
-    /// the writer task is idle, instead of waking it: the endpoint asks for that when no
+    /// the connection task holds no batch, instead of waking it: the endpoint asks for that when no
     /// other message waits, so a lone request gets its answer one task hop sooner while a
     /// burst is still written in batches.
     pub(crate) async fn publish_reply(
@@ -262,7 +262,7 @@ impl Client {
         shared.arm_sweeper();
         let reply = inbox_reply(&shared.inbox, token);
         // A lone request writes at once on this thread (latency); with others in flight
-        // the writer task batches them (throughput).
+        // the connection task batches them (throughput).
         let mode = PubMode {
             trusted_reply: true,
             direct: alone,

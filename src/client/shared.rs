@@ -75,8 +75,8 @@ pub(crate) struct PubMode {
     /// The reply subject is our own inbox: no need to check it.
     pub(crate) trusted_reply: bool,
     /// Latency matters more than batching (a lone request, or a reply with no other
-    /// message waiting): when the writer is idle, write the buffer on the caller's thread
-    /// instead of waking the writer task.
+    /// message waiting): when the connection task holds no batch, write the outbox on the
+    /// caller's thread (through the transport's `DirectWriter`) instead of waking it.
     pub(crate) direct: bool,
 }
 
