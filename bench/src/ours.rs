@@ -1,5 +1,5 @@
 //! The workloads against our client, on smol: `smol::block_on` drives the benchmark on
-//! the calling thread; the client's connection and writer tasks (and our responder) run
+//! the calling thread; the client's connection task (and our responder) run
 //! on smol's global executor, with its default of one thread.
 
 use std::time::Instant;

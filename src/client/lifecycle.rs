@@ -75,8 +75,9 @@ pub(crate) async fn run(
             why = "the client closed before they could be written";
             break;
         }
-        conn.stream.shutdown();
+        // Nothing more may be written on it, not even directly, before it is shut.
         disconnected(&shared, &mut batch);
+        conn.stream.shutdown();
         let skip_current = match ended {
             Ended::Closed => unreachable!("handled above"),
             Ended::LameDuck => {
@@ -148,26 +149,36 @@ fn report_loss(shared: &Shared, loss: Loss, why: &str) {
 }
 
 /// The connection is gone. The publishes not yet written go back to the outbox (up to the
-/// reconnect buffer's cap; the rest is reported lost); every request whose PUB is not among
-/// them may have died with the connection, so it is marked at risk (settled in `go_live`).
+/// reconnect buffer's cap; the rest is reported lost, and a request among those fails at
+/// once: it was never sent). Every other request waiting may have died with the
+/// connection, so it is marked at risk (settled in `go_live`).
 pub(crate) fn disconnected(shared: &Shared, batch: &mut Batch) {
-    let mut kept_tokens = Vec::new();
+    let (mut kept, mut dropped) = (Vec::new(), Vec::new());
     let mut out = lock(&shared.out);
     out.direct = None;
     let written = std::mem::take(&mut batch.written);
-    let loss = out.outbox.disconnected(&mut batch.bytes, written, |p| {
-        if let Some(token) = p.reply.and_then(|r| request_token(&shared.inbox, r)) {
-            kept_tokens.push(token);
+    let loss = out
+        .outbox
+        .disconnected(&mut batch.bytes, written, |p, was_kept| {
+            if let Some(token) = p.reply.and_then(|r| request_token(&shared.inbox, r)) {
+                if was_kept { &mut kept } else { &mut dropped }.push(token);
+            }
+        });
+    kept.sort_unstable();
+    // Under the outbox lock: a request registers when its PUB enters the outbox (also under
+    // it), so exactly the requests pushed before this disconnect are looked at.
+    let mut requests = lock(&shared.requests);
+    for token in dropped {
+        if let Some(pending) = requests.remove(&token) {
+            let _ = pending.tx.try_send(Err(Error::ReconnectBufferFull));
         }
-    });
-    kept_tokens.sort_unstable();
-    // Under the outbox lock, so that a request buffered after this (it sees the outbox
-    // disconnected) clears its own mark afterwards, never before.
-    for (token, pending) in lock(&shared.requests).iter_mut() {
-        if kept_tokens.binary_search(token).is_err() {
+    }
+    for (token, pending) in requests.iter_mut() {
+        if kept.binary_search(token).is_err() {
             pending.at_risk = true;
         }
     }
+    drop(requests);
     drop(out);
     report_loss(
         shared,
@@ -315,7 +326,13 @@ pub(crate) async fn reconnect(
         if skip_current && passes == 0 && order.len() > 1 {
             order.pop(); // lame duck: the server we were on comes last, skip it once
         }
-        match try_servers(shared, pool, order, false).await {
+        // A close ends the pass at once, not after every server's connect timeout.
+        let pass = async { Some(try_servers(shared, pool, order, false).await) };
+        let closed = async {
+            let _ = ctl.recv().await;
+            None
+        };
+        match pass.or(closed).await? {
             Ok(conn) => {
                 *auth_failures = 0;
                 return Some(conn);

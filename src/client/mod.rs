@@ -20,7 +20,8 @@
 //! - `options`: [`ConnectOptions`] and their defaults.
 //! - `outbox`: the outgoing bytes, sans-IO: encoding, the reconnect buffer, batches taken
 //!   and given back, the rebuild on reconnect, the PONG queue.
-//! - `transport`: the socket (plain TCP; TLS goes here), touched only by the connection task.
+//! - `transport`: the socket (plain TCP; TLS goes here), driven by the connection task; the
+//!   one other write is the outbox's direct write of a lone request or reply, through it.
 //! - `shared`: what handles and the connection task share: outbox, subscriptions, requests.
 //! - `connection`: one connection's transport, read buffer and handshake.
 //! - `lifecycle`: connect and reconnect through the pool, go live, disconnect, close.
@@ -158,7 +159,6 @@ impl Client {
         self.shared()
             .publish(subject, None, None, payload.as_ref(), PubMode::default())
             .await
-            .map(drop)
     }
 
     /// Publishes with an optional reply subject and optional headers.
@@ -178,7 +178,6 @@ impl Client {
                 PubMode::default(),
             )
             .await
-            .map(drop)
     }
 
     /// Publishes the reply of a request served by the app. With `now`, the outgoing
@@ -200,7 +199,6 @@ impl Client {
         self.shared()
             .publish(subject, None, headers, payload, mode)
             .await
-            .map(drop)
     }
 
     /// Subscribes to `subject` (wildcards allowed).
@@ -245,45 +243,37 @@ impl Client {
         let token = shared.next_token.fetch_add(1, Relaxed);
         let (tx, rx) = async_channel::bounded(1);
         let deadline = std::time::Instant::now() + timeout;
-        let alone = {
-            let mut requests = lock(&shared.requests);
-            requests.insert(
-                token,
-                shared::Pending {
-                    tx,
-                    deadline,
-                    at_risk: false,
-                    lost: false,
-                },
-            );
-            requests.len() == 1
-        };
-        // The timeout is enforced by the client's sweeper task, not by a timer per request.
-        shared.arm_sweeper();
         let reply = inbox_reply(&shared.inbox, token);
         // A lone request writes at once on this thread (latency); with others in flight
         // the connection task batches them (throughput).
         let mode = PubMode {
             trusted_reply: true,
-            direct: alone,
+            direct: lock(&shared.requests).is_empty(),
         };
-        let sent = shared
-            .publish(subject, Some(&reply), headers, payload.as_ref(), mode)
-            .await;
-        match sent {
-            Err(e) => {
-                lock(&shared.requests).remove(&token);
-                return Err(e);
-            }
-            // Buffered while disconnected: it goes out on the next connection, after the
-            // SUBs, so it is not at risk even if a disconnect marked it before it was queued.
-            Ok(false) => {
-                if let Some(p) = lock(&shared.requests).get_mut(&token) {
-                    p.at_risk = false;
-                }
-            }
-            Ok(true) => {}
-        }
+        // The request waits for its reply from the moment its PUB is in the outbox (under
+        // the same lock): a disconnect finds it at risk exactly when its bytes may have
+        // gone out on the dead connection.
+        let pending = shared::Pending {
+            tx,
+            deadline,
+            at_risk: false,
+            lost: false,
+        };
+        let register = || {
+            lock(&shared.requests).insert(token, pending);
+        };
+        shared
+            .publish_then(
+                subject,
+                Some(&reply),
+                headers,
+                payload.as_ref(),
+                mode,
+                register,
+            )
+            .await?;
+        // The timeout is enforced by the client's sweeper task, not by a timer per request.
+        shared.arm_sweeper();
         let msg = match rx.recv().await {
             Ok(reply) => reply?,
             Err(_) => return Err(Error::Closed),

@@ -193,6 +193,8 @@ impl Outbox {
         }
         std::mem::swap(&mut self.buf, batch);
         self.writing = true;
+        // Busy with a batch: a push needs not wake the task until it asks again.
+        self.writer = None;
         Some(std::mem::take(&mut self.written))
     }
 
@@ -233,32 +235,29 @@ impl Outbox {
 
     /// The connection died. `batch` is what the connection task held (empty if nothing),
     /// of which `batch_written` bytes were written. The publishes not yet written (an op cut
-    /// mid-write counts as not written) are kept in order, ahead of newer ones, up to the
-    /// reconnect buffer's cap; `kept` sees each one. What does not fit is the [`Loss`].
+    /// mid-write counts as not written) are kept in order, ahead of newer ones: as many as
+    /// fit the reconnect buffer's cap, from the oldest; the rest are the [`Loss`]. `seen`
+    /// sees each one, with whether it was kept.
     pub(crate) fn disconnected(
         &mut self,
         batch: &mut Vec<u8>,
         batch_written: usize,
-        mut kept: impl FnMut(&Pub<'_>),
+        mut seen: impl FnMut(&Pub<'_>, bool),
     ) -> Loss {
         self.connected = false;
         self.writing = false;
         self.writer = None;
         self.pongs.retain(Option::is_some);
         let mut out = Vec::with_capacity(self.pending().min(self.reconnect_cap));
-        let mut loss = Loss::default();
-        for (bytes, done) in [(&batch[..], batch_written), (&self.buf[..], self.written)] {
-            let from = op_start(bytes, done);
-            for_each_pub(&bytes[from..], |op, raw| {
-                if out.len() + raw.len() <= self.reconnect_cap {
-                    out.extend_from_slice(raw);
-                    kept(op);
-                } else {
-                    loss.msgs += 1;
-                    loss.bytes += raw.len() as u64;
-                }
-            });
-        }
+        let mut full = false;
+        let loss = self.unsent(batch, batch_written, |op, raw| {
+            full = full || out.len() + raw.len() > self.reconnect_cap;
+            if !full {
+                out.extend_from_slice(raw);
+            }
+            seen(op, !full);
+            full
+        });
         batch.clear();
         self.buf = out;
         self.written = 0;
@@ -283,13 +282,7 @@ impl Outbox {
     /// Closed for good (after the last write was tried): every publish still here, in
     /// `batch` past `batch_written` or waiting, is the [`Loss`]; flushes waiting end.
     pub(crate) fn close(&mut self, batch: &mut Vec<u8>, batch_written: usize) -> Loss {
-        let mut loss = Loss::default();
-        for (bytes, done) in [(&batch[..], batch_written), (&self.buf[..], self.written)] {
-            for_each_pub(&bytes[op_start(bytes, done)..], |_, raw| {
-                loss.msgs += 1;
-                loss.bytes += raw.len() as u64;
-            });
-        }
+        let loss = self.unsent(batch, batch_written, |_, _| true);
         batch.clear();
         self.buf = Vec::new();
         self.written = 0;
@@ -298,6 +291,33 @@ impl Outbox {
         self.writing = false;
         self.writer = None;
         self.pongs.clear();
+        loss
+    }
+
+    /// Goes over the publishes not yet written, in `batch` past `batch_written` then in the
+    /// buffer, oldest first; `lost` says of each whether it is dropped. Returns the loss.
+    fn unsent(
+        &self,
+        batch: &[u8],
+        batch_written: usize,
+        mut lost: impl FnMut(&Pub<'_>, &[u8]) -> bool,
+    ) -> Loss {
+        let mut loss = Loss::default();
+        for (bytes, done) in [(batch, batch_written), (&self.buf[..], self.written)] {
+            let rest = &bytes[op_start(bytes, done)..];
+            let unparsed = for_each_pub(rest, |op, raw| {
+                if lost(op, raw) {
+                    loss.msgs += 1;
+                    loss.bytes += raw.len() as u64;
+                }
+            });
+            if unparsed > 0 {
+                // Cannot happen for bytes we encoded; if it did, say so rather than drop them.
+                debug_assert!(false, "{unparsed} unparsable bytes in our own outbox");
+                loss.msgs += 1;
+                loss.bytes += unparsed as u64;
+            }
+        }
         loss
     }
 }
@@ -316,8 +336,9 @@ fn op_start(bytes: &[u8], n: usize) -> usize {
     at
 }
 
-/// Calls `f` with each PUB/HPUB op of our encoded `bytes` and its raw bytes, in order.
-fn for_each_pub(bytes: &[u8], mut f: impl FnMut(&Pub<'_>, &[u8])) {
+/// Calls `f` with each PUB/HPUB op of our encoded `bytes` and its raw bytes, in order;
+/// returns how many bytes at the end did not parse (none, for bytes we encoded).
+fn for_each_pub(bytes: &[u8], mut f: impl FnMut(&Pub<'_>, &[u8])) -> usize {
     let mut rest = bytes;
     while !rest.is_empty() {
         match parse_client_op(rest, &OWN_OPS) {
@@ -327,10 +348,10 @@ fn for_each_pub(bytes: &[u8], mut f: impl FnMut(&Pub<'_>, &[u8])) {
                 }
                 rest = &rest[used..];
             }
-            // Cannot happen for bytes we encoded.
-            Ok(Status::Partial) | Err(_) => break,
+            Ok(Status::Partial) | Err(_) => return rest.len(),
         }
     }
+    0
 }
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ pub(crate) struct Pending {
     pub(crate) tx: Sender<Result<Message>>,
     pub(crate) deadline: Instant,
     /// Its bytes may have died with a lost connection: found at the disconnect, settled
-    /// when the next connection is up (see `lifecycle::requests_at_risk`).
+    /// when the next connection is up (see `lifecycle::disconnected` and `go_live`).
     pub(crate) at_risk: bool,
     /// Past its (shortened) deadline it fails with `ConnectionLost`, not `Timeout`.
     pub(crate) lost: bool,
@@ -192,8 +192,7 @@ impl Shared {
     }
 
     /// Encodes a publish into the outbox, waiting for room while connected and refusing
-    /// when disconnected and the reconnect buffer is full. `Ok(true)` when it went to the
-    /// live connection, `Ok(false)` when it waits in the reconnect buffer.
+    /// when disconnected and the reconnect buffer is full.
     pub(crate) async fn publish(
         &self,
         subject: &str,
@@ -201,7 +200,22 @@ impl Shared {
         headers: Option<&Headers>,
         payload: &[u8],
         mode: PubMode,
-    ) -> Result<bool> {
+    ) -> Result<()> {
+        self.publish_then(subject, reply, headers, payload, mode, || {})
+            .await
+    }
+
+    /// [`publish`](Shared::publish), calling `accepted` under the outbox lock as soon as the
+    /// op is in the outbox (before anything of it can be written).
+    pub(crate) async fn publish_then(
+        &self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&Headers>,
+        payload: &[u8],
+        mode: PubMode,
+        accepted: impl FnOnce(),
+    ) -> Result<()> {
         check_subject(subject, panini_proto::subject::validate_publish)?;
         if let Some(r) = reply.filter(|_| !mode.trusted_reply) {
             check_subject(r, panini_proto::subject::validate_publish)?;
@@ -221,12 +235,18 @@ impl Shared {
             headers: headers.map(|_| hbuf.as_slice()),
             payload,
         });
-        let live = loop {
+        let mut accepted = Some(accepted);
+        let mut on_accepted = || accepted.take().map_or((), |f| f());
+        loop {
             let listener = {
                 let mut out = lock(&self.out);
                 match out.outbox.push_pub(&op) {
-                    Ok(Pushed::Buffered) => break false,
+                    Ok(Pushed::Buffered) => {
+                        on_accepted();
+                        break;
+                    }
                     Ok(Pushed::Live(wake)) => {
+                        on_accepted();
                         match wake {
                             Some(w) if mode.direct => {
                                 // The connection task waits for bytes: write them here
@@ -241,7 +261,7 @@ impl Shared {
                             None if mode.direct => out.write_direct(),
                             None => {}
                         }
-                        break true;
+                        break;
                     }
                     Err(Refused::Closed) => return Err(Error::Closed),
                     Err(Refused::Full) => return Err(Error::ReconnectBufferFull),
@@ -249,10 +269,10 @@ impl Shared {
                 }
             };
             listener.await;
-        };
+        }
         Stats::add(&self.stats.out_msgs, 1);
         Stats::add(&self.stats.out_bytes, size as u64);
-        Ok(live)
+        Ok(())
     }
 
     /// Queues a control op (SUB, UNSUB, PONG) for the live connection; while disconnected

@@ -110,10 +110,16 @@ pub(crate) async fn serve(
             Ok(Some(ended)) => break ended,
             Err(e) => break Ended::Lost(format!("protocol error: {e}")),
         }
+        // A close is seen even while the socket is never idle (the I/O below would win).
+        match ctl.try_recv() {
+            Ok(Ctl::Close) | Err(async_channel::TryRecvError::Closed) => break Ended::Closed,
+            Err(async_channel::TryRecvError::Empty) => {}
+        }
         let io = poll_fn(|cx| poll_io(cx, shared, conn, batch));
         let tick = async { ticker.next().await.map_or(Wake::Ctl(None), |_| Wake::Tick) };
         let control = async { Wake::Ctl(ctl.recv().await.ok()) };
-        match io.or(tick.or(control)).await {
+        // The tick first (a clock read): a busy socket must not starve the keepalive.
+        match tick.or(io.or(control)).await {
             Wake::Read(Ok(0)) => {
                 break Ended::Lost("end of file: the server closed the connection".into())
             }

@@ -5,8 +5,8 @@
 //! The connection task owns the transport and does every read and write through
 //! [`poll_read`](Transport::poll_read) and [`poll_write`](Transport::poll_write), from one
 //! loop. The one exception is [`DirectWriter`], a latency shortcut the outbox may use for a
-//! lone request (see `Outbox::write_direct`); a transport that cannot offer it (TLS) gives
-//! none.
+//! lone request or reply (see `Outbox::write_direct`; measured in `BENCHMARKS.md`); a
+//! transport that cannot offer it (TLS) gives none.
 
 use std::io;
 use std::net::Shutdown;

@@ -145,7 +145,7 @@ fn the_rebuild_is_subs_then_buffered_publishes_then_one_ping_per_waiting_flush()
         max: None,
     });
     let mut batch = Vec::new();
-    let loss = o.disconnected(&mut batch, 0, |_| {});
+    let loss = o.disconnected(&mut batch, 0, |_, _| {});
     assert_eq!(loss, Loss::default());
     o.push_pub(&pub_op("b", None, "2")).unwrap();
     let (tx, _rx2) = async_channel::bounded(1);
@@ -170,7 +170,10 @@ fn a_batch_cut_by_the_disconnect_goes_back_from_the_op_it_was_in() {
     o.push_pub(&pub_op("a", None, "4")).unwrap(); // newer, behind the batch
                                                   // The socket took the first op and three bytes of the second.
     let mut seen = Vec::new();
-    let loss = o.disconnected(&mut batch, one + 3, |p| seen.push(p.payload.to_vec()));
+    let loss = o.disconnected(&mut batch, one + 3, |p, kept| {
+        assert!(kept);
+        seen.push(p.payload.to_vec())
+    });
     assert_eq!(loss, Loss::default());
     assert_eq!(seen, [b"2".to_vec(), b"3".to_vec(), b"4".to_vec()]);
     assert!(batch.is_empty());
@@ -187,7 +190,7 @@ fn a_direct_write_cut_mid_op_resends_that_op_whole_after_a_disconnect() {
     let one = publish("a", "1").len();
     o.write_direct(|bytes| Ok(bytes.len().min(one + 2)));
     assert_eq!(o.pending(), one - 2);
-    let loss = o.disconnected(&mut Vec::new(), 0, |_| {});
+    let loss = o.disconnected(&mut Vec::new(), 0, |_, _| {});
     assert_eq!(loss, Loss::default());
     o.reconnected(|_| {});
     assert_eq!(write_all(&mut o), publish("a", "2"));
@@ -220,7 +223,7 @@ fn only_publishes_survive_and_what_passes_the_cap_is_the_loss() {
         o.push_pub(&pub_op("a", None, p)).unwrap();
     }
     o.push_control(&ClientOp::Pong);
-    let loss = o.disconnected(&mut Vec::new(), 0, |_| {});
+    let loss = o.disconnected(&mut Vec::new(), 0, |_, _| {});
     assert_eq!(
         loss,
         Loss {
@@ -236,11 +239,33 @@ fn only_publishes_survive_and_what_passes_the_cap_is_the_loss() {
 }
 
 #[test]
+fn what_passes_the_cap_is_dropped_from_there_on_even_if_a_later_one_would_fit() {
+    let small = publish("a", "1").len();
+    let mut o = connected(2 * small);
+    o.push_pub(&pub_op("a", None, "1")).unwrap();
+    o.push_pub(&pub_op("a", None, "22")).unwrap(); // one byte larger
+    o.push_pub(&pub_op("a", None, "3")).unwrap(); // would fit after it, but comes later
+    let mut seen = Vec::new();
+    let loss = o.disconnected(&mut Vec::new(), 0, |p, kept| {
+        seen.push((p.payload.to_vec(), kept))
+    });
+    assert_eq!(loss.msgs, 2);
+    assert_eq!(
+        seen,
+        [
+            (b"1".to_vec(), true),
+            (b"22".to_vec(), false),
+            (b"3".to_vec(), false)
+        ]
+    );
+}
+
+#[test]
 fn the_kept_callback_sees_reply_subjects() {
     let mut o = connected(1024);
     o.push_pub(&pub_op("svc", Some("_INBOX.x.7"), "q")).unwrap();
     let mut replies = Vec::new();
-    o.disconnected(&mut Vec::new(), 0, |p| {
+    o.disconnected(&mut Vec::new(), 0, |p, _| {
         replies.push(p.reply.map(<[u8]>::to_vec))
     });
     assert_eq!(replies, [Some(b"_INBOX.x.7".to_vec())]);

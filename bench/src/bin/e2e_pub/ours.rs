@@ -1,5 +1,5 @@
 //! Both roles against our client, on smol: `smol::block_on` runs the role on the main
-//! thread, and the client's connection and writer tasks run on smol's global executor
+//! thread, and the client's connection task runs on smol's global executor
 //! (its default of one thread), as an application using the client directly would.
 
 use std::time::Instant;
