@@ -396,3 +396,69 @@ fn requests_across_a_reconnect_get_their_reply_or_fail_fast_with_connection_lost
         client.close().await;
     });
 }
+
+/// A request that waits for room in the outbox when the connection dies is sent once, on
+/// the next connection, and gets its reply however slow the service. (Before requests
+/// registered under the outbox lock, one that got room only after the reconnect could be
+/// marked lost; that needs the reconnect to beat the request's task, which this test
+/// cannot force: it guards the outcome, it does not reproduce that race.)
+#[test]
+fn a_request_waiting_for_room_across_a_reconnect_is_not_at_risk() {
+    let _one_at_a_time = FILLING.lock().unwrap_or_else(|e| e.into_inner());
+    run(async {
+        let fake = FakeServer::start(Handshake::normal()).await;
+        let (opts, events) = with_events(
+            options(fake.url())
+                .reconnect_buffer_size(1 << 30)
+                .reconnect_grace(Duration::from_millis(200))
+                .request_timeout(Duration::from_secs(10)),
+        );
+        let client = opts.connect().await.unwrap();
+        let mut first = fake.next_conn().await;
+        let (publisher, published) = publish_many(&client, N, 1024);
+        wait_until_stalled(&published, N).await;
+        // The outbox is full: this request waits for room. (The pause lets it get there; if
+        // it did not, the request is merely queued, and the outcome must be the same.)
+        let asked = {
+            let c = client.clone();
+            smol::spawn(async move { c.request("svc.slow", "q").await })
+        };
+        async_io::Timer::after(Duration::from_millis(50)).await;
+        first.send(b"-ERR 'Unknown Protocol Operation'\r\n").await;
+        within(Duration::from_secs(5), "the disconnect", async {
+            while !matches!(events.recv().await, Ok(Event::Disconnected { .. })) {}
+        })
+        .await;
+        drop(first.raw_until_closed().await);
+        let mut second = fake.next_conn().await;
+        let mut inbox_sid = None;
+        let reply = loop {
+            match second.expect_op().await {
+                Op::Sub { subject, sid, .. } if subject.starts_with("_INBOX.") => {
+                    inbox_sid = Some(sid)
+                }
+                Op::Pub {
+                    subject,
+                    reply: Some(reply),
+                    ..
+                } if subject == "svc.slow" => break reply,
+                Op::Ping => second.send(b"PONG\r\n").await,
+                _ => {}
+            }
+        };
+        let sid = inbox_sid.expect("the inbox SUB comes first");
+        // A slow service: it answers well after the grace. The request was sent once, on
+        // this connection, so it is not at risk and gets its reply.
+        async_io::Timer::after(Duration::from_millis(500)).await;
+        second
+            .send(format!("MSG {reply} {sid} 4\r\nslow\r\n").as_bytes())
+            .await;
+        match asked.await {
+            Ok(m) => assert_eq!(m.payload, b"slow"),
+            Err(e) => panic!("a request sent once on a live connection failed: {e}"),
+        }
+        let _pongs = second.serve_pongs();
+        publisher.await;
+        client.close().await;
+    });
+}
