@@ -279,10 +279,6 @@ async fn try_servers(
 ) -> Result<Connection, Vec<(String, Error)>> {
     let mut failures = Vec::new();
     for idx in order {
-        if shared.state() == State::Closed {
-            failures.push((pool.servers[idx].url(), Error::Closed));
-            break;
-        }
         let server = pool.servers[idx].clone();
         match Connection::open(&server, shared).await {
             Ok(conn) => {
@@ -348,7 +344,7 @@ pub(crate) async fn reconnect(
                         );
                     }
                 }
-                if *auth_failures >= 2 || shared.state() == State::Closed {
+                if *auth_failures >= 2 {
                     return None;
                 }
             }

@@ -146,15 +146,15 @@ impl Outbox {
         Ok(Pushed::Live(self.writer.take()))
     }
 
-    /// Encodes a control op (SUB, UNSUB, PONG) for the live connection. Disconnected or
-    /// closed, nothing is queued (`None`): the next connection gets what it needs from
-    /// [`reconnected`](Outbox::reconnected). `Some` holds the writer to wake, if any.
-    pub(crate) fn push_control(&mut self, op: &ClientOp<'_>) -> Option<Option<Waker>> {
+    /// Encodes a control op (SUB, UNSUB, PONG) for the live connection and returns the
+    /// writer to wake, if it waits. Disconnected or closed, nothing is queued: the next
+    /// connection gets what it needs from [`reconnected`](Outbox::reconnected).
+    pub(crate) fn push_control(&mut self, op: &ClientOp<'_>) -> Option<Waker> {
         if !self.connected || self.state == State::Closed {
             return None;
         }
         op.encode(&mut self.buf);
-        Some(self.writer.take())
+        self.writer.take()
     }
 
     /// Queues a PING whose PONG `waiter` (a flush) or nobody (`None`, a keepalive) awaits.

@@ -247,19 +247,16 @@ impl Shared {
                     }
                     Ok(Pushed::Live(wake)) => {
                         on_accepted();
-                        match wake {
-                            Some(w) if mode.direct => {
-                                // The connection task waits for bytes: write them here
-                                // instead, and wake it only for what the socket left.
-                                out.write_direct();
+                        if mode.direct {
+                            // Written here if the socket takes it: the connection task, if
+                            // it waits for bytes, is woken only for what is left.
+                            out.write_direct();
+                            if let Some(w) = wake {
                                 out.outbox.park_writer(w);
                             }
-                            Some(w) => {
-                                drop(out);
-                                w.wake();
-                            }
-                            None if mode.direct => out.write_direct(),
-                            None => {}
+                        } else if let Some(w) = wake {
+                            drop(out);
+                            w.wake();
                         }
                         break;
                     }
@@ -278,7 +275,7 @@ impl Shared {
     /// Queues a control op (SUB, UNSUB, PONG) for the live connection; while disconnected
     /// the next connection rebuilds what it needs instead.
     pub(crate) fn control(out: &mut Out, op: &ClientOp<'_>) {
-        if let Some(Some(w)) = out.outbox.push_control(op) {
+        if let Some(w) = out.outbox.push_control(op) {
             w.wake();
         }
     }

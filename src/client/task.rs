@@ -131,10 +131,8 @@ pub(crate) async fn serve(
                     break Ended::Lost("stale connection: pings unanswered".into());
                 }
                 pings_out += 1;
-                let wake = lock(&shared.out).outbox.ping(None);
-                if let Ok(Some(w)) = wake {
-                    w.wake();
-                }
+                // The waker it may hand back is this task's own: the next turn writes it.
+                let _ = lock(&shared.out).outbox.ping(None);
             }
             Wake::Ctl(Some(Ctl::Close)) | Wake::Ctl(None) => break Ended::Closed,
         }

@@ -32,6 +32,8 @@
 //! `APP_BENCH_WRAP="valgrind --tool=callgrind" app_bench --quick --only stream --kind app`.
 
 #[allow(dead_code)]
+#[path = "../cpu.rs"]
+mod cpu;
 #[path = "../publisher.rs"]
 mod publisher;
 #[allow(dead_code)]
@@ -51,6 +53,7 @@ use futures_lite::StreamExt;
 use panini::client::ConnectOptions;
 use panini::{App, AppHandle, Msg};
 
+use cpu::cpu_ns;
 use publisher::Burst;
 use report::{median, percentile};
 
@@ -498,19 +501,6 @@ fn respond(kind: &str, url: &str, subject: &str) -> Result<()> {
 
 static RECEIVED: AtomicUsize = AtomicUsize::new(0);
 static FIRST: OnceLock<(Instant, u64)> = OnceLock::new();
-
-/// CPU time this process has run so far, all threads, in ns (from
-/// `/proc/self/task/*/schedstat`, whose first field is a thread's time on a CPU).
-fn cpu_ns() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
 
 /// The `done` line: seconds and CPU seconds from the first message to the last, and the
 /// client's dropped-message count.

@@ -55,13 +55,11 @@ fn publishes_and_control_ops_go_out_in_order() {
         o.push_pub(&pub_op("a", None, "1")),
         Ok(Pushed::Live(_))
     ));
-    assert!(o
-        .push_control(&ClientOp::Sub {
-            subject: b"s",
-            queue: None,
-            sid: b"1"
-        })
-        .is_some());
+    o.push_control(&ClientOp::Sub {
+        subject: b"s",
+        queue: None,
+        sid: b"1",
+    });
     o.ping(None).unwrap();
     let mut want = publish("a", "1");
     want.extend_from_slice(b"SUB s 1\r\nPING\r\n");
@@ -120,11 +118,13 @@ fn disconnected_publishes_fill_the_reconnect_buffer_up_to_its_cap() {
         3 * one,
         "a refused publish leaves nothing behind"
     );
-    assert!(
-        o.push_control(&ClientOp::Pong).is_none(),
-        "no control ops while disconnected"
-    );
+    o.push_control(&ClientOp::Pong);
     assert!(o.ping(None).unwrap().is_none());
+    assert_eq!(
+        o.pending(),
+        3 * one,
+        "no control ops or keepalives while disconnected"
+    );
     let mut batch = Vec::new();
     assert_eq!(
         o.take(&mut batch, &noop()),

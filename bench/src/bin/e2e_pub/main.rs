@@ -32,6 +32,8 @@ mod ours;
 mod role;
 mod theirs;
 
+#[path = "../../cpu.rs"]
+mod cpu;
 #[allow(dead_code)]
 #[path = "../../report.rs"]
 mod report;

@@ -117,24 +117,7 @@ pub fn rate(count: usize, secs: f64) -> f64 {
     count.saturating_sub(1).max(1) as f64 / secs
 }
 
-/// CPU time this process has run so far, all threads, in ns: see [`cpu_ns_of`].
-pub fn cpu_ns() -> u64 {
-    cpu_ns_of("self")
-}
-
-/// CPU time process `pid` (or `self`) has run so far, all its live threads, in ns: the
-/// sum of the first field (time on a CPU, user and system) of `/proc/PID/task/*/schedstat`.
-/// Exact to the nanosecond, where `/proc/PID/stat` counts 10 ms ticks.
-pub fn cpu_ns_of(pid: &str) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
+pub use crate::cpu::{cpu_ns, cpu_ns_of};
 
 /// The machine's CPU time so far from the `cpu` line of `/proc/stat`, in ticks: (idle,
 /// all). Idle counts `iowait` too.
