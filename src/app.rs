@@ -2,6 +2,7 @@
 //! and set its connection; `run.rs` starts and stops it.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -228,6 +229,42 @@ impl App {
     /// A token for NATS.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.options = self.options.token(token);
+        self
+    }
+
+    /// Trusts the CA certificates in this PEM file for the server's certificate (instead
+    /// of the system's roots) and requires TLS. Default: `$NATS_CA` when set. Needs the
+    /// feature `tls`; see the README, "Secure connections".
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.options = self.options.tls_ca_file(path);
+        self
+    }
+
+    /// The client certificate and key (PEM) for servers that require mutual TLS.
+    /// Default: `$NATS_CERT` and `$NATS_KEY` when set. Needs the feature `tls`.
+    pub fn tls_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.options = self.options.tls_client_cert(cert, key);
+        self
+    }
+
+    /// A `.creds` file (user JWT and NKey seed, as `nsc` writes it), read at each
+    /// connect. Default: `$NATS_CREDS` when set. Needs the feature `nkeys`.
+    pub fn creds_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.options = self.options.credentials_file(path);
+        self
+    }
+
+    /// A file holding an NKey seed (`SU...`), read at each connect. Default: `$NATS_NKEY`
+    /// when set. Needs the feature `nkeys`.
+    pub fn nkey_seed_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.options = self.options.nkey_seed_file(path);
+        self
+    }
+
+    /// An NKey seed (`SU...`); prefer [`nkey_seed_file`](App::nkey_seed_file) or
+    /// `$NATS_NKEY`, which keep it out of the code. Needs the feature `nkeys`.
+    pub fn nkey_seed(mut self, seed: impl Into<String>) -> Self {
+        self.options = self.options.nkey_seed(seed);
         self
     }
 

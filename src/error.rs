@@ -67,6 +67,20 @@ pub enum Error {
     Start(String),
     /// `unsubscribe_subject` on a subject the app is not subscribed to.
     NotSubscribed(String),
+    /// A credential (NKey seed, JWT, creds file) could not be read or used; the text never holds the secret.
+    Credentials(String),
+    /// TLS failed for a reason that retrying will not fix: the server's certificate did not
+    /// verify, the server refused ours, the server offers no TLS where we require it, or a
+    /// certificate or key file could not be used. The source says exactly what.
+    Tls(BoxError),
+    /// Something asked for a part of panini that this build leaves out: enable the cargo
+    /// feature named here (`panini = { version = "...", features = ["tls"] }`).
+    FeatureDisabled {
+        /// The cargo feature to enable: `tls` or `nkeys`.
+        feature: &'static str,
+        /// What needed it, e.g. "the tls:// URL tls://demo.nats.io:4222".
+        needed_for: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -112,6 +126,16 @@ impl fmt::Display for Error {
             Error::NotSubscribed(subject) => {
                 write!(f, "subject {subject:?} hasn't been subscribed")
             }
+            Error::Credentials(why) => write!(f, "credentials: {why}"),
+            Error::Tls(e) => write!(f, "tls: {e}"),
+            Error::FeatureDisabled {
+                feature,
+                needed_for,
+            } => write!(
+                f,
+                "{needed_for} needs panini's `{feature}` cargo feature, which this build \
+                 leaves out (features = [\"{feature}\"] in Cargo.toml)"
+            ),
         }
     }
 }
@@ -123,8 +147,25 @@ impl std::error::Error for Error {
             Error::Protocol(e) => Some(e),
             Error::Json(e) => Some(e),
             Error::NoServers(failures) => failures.last().map(|(_, e)| e as _),
+            Error::Tls(e) => Some(e.as_ref()),
             _ => None,
         }
+    }
+}
+
+impl Error {
+    /// Whether retrying cannot help: the server refused who we are (credentials,
+    /// certificates) or our configuration is wrong. Connecting stops at the first such
+    /// error instead of trying every server again and again.
+    pub(crate) fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Error::Auth(_)
+                | Error::InvalidUrl(_)
+                | Error::Credentials(_)
+                | Error::Tls(_)
+                | Error::FeatureDisabled { .. }
+        )
     }
 }
 

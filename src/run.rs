@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_lite::FutureExt;
 
 use crate::app::{App, EXIT_NATS_LOST};
-use crate::client::Client;
+use crate::client::{Client, ConnectOptions};
 use crate::endpoint::{self, Endpoint, Tracker};
 use crate::error::{Error, Result};
 use crate::handle::{AppHandle, HandleInner};
@@ -190,13 +190,15 @@ impl App {
             .request_timeout(self.request_timeout)
             .drain_timeout(self.drain_timeout);
         opts.servers = self.server_urls();
+        opts = security_from_env(opts, |name| std::env::var(name).ok())?;
         let (attempts, wait) = (opts.max_reconnect_attempts, opts.reconnect_wait);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             match opts.clone().connect().await {
                 Ok(client) => return Ok(client),
-                Err(e @ (Error::Auth(_) | Error::InvalidUrl(_))) => return Err(e),
+                // Wrong credentials, a certificate refused, a missing feature: no retry.
+                Err(e) if e.is_refusal() => return Err(e),
                 Err(e) if attempts.is_some_and(|max| attempt >= max) || !opts.reconnect => {
                     return Err(e)
                 }
@@ -211,6 +213,51 @@ impl App {
             }
         }
     }
+}
+
+/// The environment variables that secure an app without code changes, as `NATS_URL`
+/// points it: each applies only where the code set nothing.
+/// - `NATS_CA`: a CA file to trust (and TLS required);
+/// - `NATS_CERT` and `NATS_KEY`: the client certificate and key, for mutual TLS (both or
+///   neither);
+/// - `NATS_CREDS`: a `.creds` file; `NATS_NKEY`: a file holding an NKey seed (the names the
+///   `nats` command line uses for its `--creds` and `--nkey` flags).
+fn security_from_env(
+    mut opts: ConnectOptions,
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<ConnectOptions> {
+    let var = |name| var(name).filter(|v| !v.trim().is_empty());
+    if opts.tls_ca_file.is_none() {
+        if let Some(ca) = var("NATS_CA") {
+            opts = opts.tls_ca_file(ca);
+        }
+    }
+    if opts.tls_client_cert.is_none() {
+        match (var("NATS_CERT"), var("NATS_KEY")) {
+            (Some(cert), Some(key)) => opts = opts.tls_client_cert(cert, key),
+            (None, None) => {}
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(Error::Tls(
+                    "NATS_CERT and NATS_KEY go together: set both (the client certificate \
+                     and its key) or neither"
+                        .into(),
+                ))
+            }
+        }
+    }
+    if opts.credential.is_none() {
+        match (var("NATS_CREDS"), var("NATS_NKEY")) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Credentials(
+                    "NATS_CREDS and NATS_NKEY are both set: use one".into(),
+                ))
+            }
+            (Some(creds), None) => opts = opts.credentials_file(creds),
+            (None, Some(seed)) => opts = opts.nkey_seed_file(seed),
+            (None, None) => {}
+        }
+    }
+    Ok(opts)
 }
 
 /// Stop taking messages, let handlers finish, run on-stop hooks, flush, close.
@@ -271,7 +318,8 @@ fn banner(app: &AppHandle, servers: &[String]) -> String {
         app.client_name()
     );
     for url in servers {
-        text.push_str(&format!("*  {url}\n"));
+        // As given, but never with its user:pass@ or token@.
+        text.push_str(&format!("*  {}\n", crate::client::redact_url(url)));
     }
     text.push_str(&format!("\nJetStream enabled: False\n{rule}\n\n"));
     text
@@ -279,6 +327,52 @@ fn banner(app: &AppHandle, servers: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::security_from_env;
+    use crate::client::ConnectOptions;
+    use crate::Error;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn the_environment_secures_an_app_where_the_code_did_not() {
+        let vars = [
+            ("NATS_CA", "/ca.pem"),
+            ("NATS_CERT", "/c.pem"),
+            ("NATS_KEY", "/k.pem"),
+            ("NATS_CREDS", "/u.creds"),
+        ];
+        let opts = security_from_env(ConnectOptions::default(), env(&vars)).unwrap();
+        assert_eq!(opts.tls_ca_file.as_deref(), Some("/ca.pem".as_ref()));
+        assert!(opts.require_tls);
+        assert_eq!(
+            opts.tls_client_cert,
+            Some(("/c.pem".into(), "/k.pem".into()))
+        );
+        assert!(format!("{:?}", opts.credential).contains("/u.creds"));
+        // What the code set wins.
+        let mine = ConnectOptions::default().tls_ca_file("/mine.pem");
+        let opts = security_from_env(mine, env(&vars)).unwrap();
+        assert_eq!(opts.tls_ca_file.as_deref(), Some("/mine.pem".as_ref()));
+        // Nothing set, nothing changed.
+        let opts = security_from_env(ConnectOptions::default(), env(&[])).unwrap();
+        assert!(!opts.require_tls && opts.credential.is_none());
+    }
+
+    #[test]
+    fn half_a_client_certificate_or_two_credentials_in_the_environment_is_an_error() {
+        let e = security_from_env(ConnectOptions::default(), env(&[("NATS_CERT", "/c")]));
+        assert!(matches!(e, Err(Error::Tls(_))));
+        let both = [("NATS_CREDS", "/u.creds"), ("NATS_NKEY", "/seed")];
+        let e = security_from_env(ConnectOptions::default(), env(&both));
+        assert!(matches!(e, Err(Error::Credentials(_))));
+    }
+
     #[test]
     fn client_name_has_panini_shape() {
         let name = super::default_client_name("svc");

@@ -1,5 +1,6 @@
-//! One connection: its [`Transport`], its read buffer, the handshake, and the only calls
-//! to `panini_proto::parse_server_op`.
+//! One connection: its [`Transport`], its read buffer, the handshake (INFO, the TLS upgrade
+//! when asked or required, CONNECT with the credentials, PONG), and the only calls to
+//! `panini_proto::parse_server_op`.
 
 use std::time::Duration;
 
@@ -52,6 +53,13 @@ struct ConnectInfo<'a> {
     pass: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     auth_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nkey: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sig: Option<String>,
+    tls_required: bool,
 }
 
 /// Classifies an `-ERR` text the way nats.go does: by lower-case prefix.
@@ -74,7 +82,13 @@ impl Connection {
     pub(crate) async fn open(server: &Server, shared: &Shared) -> Result<Connection> {
         let timeout = shared.opts.connect_timeout;
         let attempt = Self::handshake(server, shared);
-        attempt.or(timed_out(timeout)).await
+        attempt.or(timed_out(timeout)).await.map_err(|e| match e {
+            Error::Tls(source) => Error::Tls(Box::new(AtServer {
+                server: server.url(),
+                source,
+            })),
+            other => other,
+        })
     }
 
     async fn handshake(server: &Server, shared: &Shared) -> Result<Connection> {
@@ -88,12 +102,12 @@ impl Connection {
             _ => return Err(Error::Protocol(panini_proto::Error::UnknownOp)),
         };
         rbuf.consume(used);
-        if info.tls_required {
-            return Err(Error::Server(
-                "server requires TLS, which this client does not support yet".into(),
-            ));
-        }
-        stream.write_all(&connect_ops(server, shared)?).await?;
+        let mut stream = secure(stream, server, shared, &info).await?;
+        let in_clear = matches!(stream, Transport::Tcp(_));
+        stream
+            .write_all(&connect_ops(server, shared, &info, in_clear)?)
+            .await
+            .map_err(transport_error)?;
         loop {
             let (op, used) = read_op(&mut stream, &mut rbuf, &limits).await?;
             let mut answer_ping = false;
@@ -114,7 +128,10 @@ impl Connection {
             };
             rbuf.consume(used);
             if answer_ping {
-                stream.write_all(b"PONG\r\n").await?;
+                stream
+                    .write_all(b"PONG\r\n")
+                    .await
+                    .map_err(transport_error)?;
             }
             if done {
                 return Ok(Connection { stream, rbuf, info });
@@ -123,10 +140,93 @@ impl Connection {
     }
 }
 
-/// `CONNECT {...}` then `PING`.
-fn connect_ops(server: &Server, shared: &Shared) -> Result<Vec<u8>> {
+/// After the plain INFO: upgrades to TLS when the URL (`tls://`) or the options ask for it,
+/// or the server requires it. Asked for by us and offered by neither `tls_required` nor
+/// `tls_available`, it is an error before any credential is sent in clear.
+async fn secure(
+    stream: Transport,
+    server: &Server,
+    shared: &Shared,
+    info: &ServerInfo,
+) -> Result<Transport> {
+    let asked = server.tls || shared.opts.require_tls;
+    if asked && !info.tls_required && !info.tls_available {
+        return Err(Error::Tls(
+            format!(
+                "{} does not offer TLS, which this client requires; nothing was sent to it",
+                if server.tls {
+                    "the server"
+                } else {
+                    "the server (require_tls)"
+                }
+            )
+            .into(),
+        ));
+    }
+    if !(asked || info.tls_required) {
+        return Ok(stream);
+    }
+    #[cfg(feature = "tls")]
+    {
+        let config = shared.tls_config()?;
+        stream.upgrade(config, server.tls_name()).await
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        drop(stream);
+        Err(Error::FeatureDisabled {
+            feature: "tls",
+            needed_for: format!("the server {}, which requires TLS,", server.url()),
+        })
+    }
+}
+
+/// An I/O error on the connection: with TLS, a rustls refusal inside it (an alert from the
+/// server, say for a client certificate it did not accept) is [`Error::Tls`].
+pub(crate) fn transport_error(e: std::io::Error) -> Error {
+    #[cfg(feature = "tls")]
+    {
+        super::tls::classify(e)
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        Error::Io(e)
+    }
+}
+
+/// A TLS failure and the server it happened with.
+#[derive(Debug)]
+struct AtServer {
+    server: String,
+    source: crate::error::BoxError,
+}
+
+impl std::fmt::Display for AtServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.server, self.source)
+    }
+}
+
+impl std::error::Error for AtServer {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.source.as_ref())
+    }
+}
+
+/// `CONNECT {...}` then `PING`. `in_clear`: the connection is not encrypted, which the
+/// server's own TLS rules already allowed.
+fn connect_ops(
+    server: &Server,
+    shared: &Shared,
+    info: &ServerInfo,
+    in_clear: bool,
+) -> Result<Vec<u8>> {
     let opts = &shared.opts;
     let user = server.user.as_ref().or(opts.user.as_ref());
+    let signed = match &opts.credential {
+        Some(cred) => cred.sign_in(info.nonce.as_deref())?,
+        None => Default::default(),
+    };
     let connect = ConnectInfo {
         verbose: false,
         pedantic: false,
@@ -140,6 +240,10 @@ fn connect_ops(server: &Server, shared: &Shared) -> Result<Vec<u8>> {
         user: user.map(|u| u.0.as_str()),
         pass: user.map(|u| u.1.as_str()),
         auth_token: server.token.as_deref().or(opts.token.as_deref()),
+        nkey: signed.nkey,
+        jwt: signed.jwt,
+        sig: signed.sig,
+        tls_required: !in_clear,
     };
     let json = serde_json::to_vec(&connect)?;
     let mut out = Vec::with_capacity(json.len() + 16);
@@ -155,7 +259,7 @@ async fn read_op<'b>(
     limits: &Limits,
 ) -> Result<(ServerOp<'b>, usize)> {
     while parse_server_op(rbuf.data(), limits)? == Status::Partial {
-        if fill(rbuf, stream).await? == 0 {
+        if fill(rbuf, stream).await.map_err(transport_error)? == 0 {
             return Err(eof());
         }
     }

@@ -35,22 +35,17 @@ pub(crate) enum Ended {
     Auth(String),
 }
 
-/// Connects for the first time: one pass over the pool, no waiting. Wrong credentials are
-/// [`Error::Auth`]; otherwise every failure, with its server, is in [`Error::NoServers`].
+/// Connects for the first time: one pass over the pool, no waiting. A refusal that
+/// retrying cannot fix (credentials, a certificate, TLS not offered) ends the pass and is
+/// returned as it is; otherwise every failure, with its server, is in [`Error::NoServers`].
 pub(crate) async fn connect_first(shared: &Shared, pool: &mut Pool) -> Result<Connection, Error> {
     let order = (0..pool.servers.len()).collect();
-    // Wrong credentials stay wrong: no point trying them on the next server.
     match try_servers(shared, pool, order, true).await {
         Ok(conn) => Ok(conn),
-        Err(failures) => {
-            match failures
-                .into_iter()
-                .partition::<Vec<_>, _>(|(_, e)| matches!(e, Error::Auth(_)))
-            {
-                (mut auth, _) if !auth.is_empty() => Err(auth.swap_remove(0).1),
-                (_, failures) => Err(Error::NoServers(failures)),
-            }
-        }
+        Err(mut failures) => match failures.iter().position(|(_, e)| e.is_refusal()) {
+            Some(at) => Err(failures.swap_remove(at).1),
+            None => Err(Error::NoServers(failures)),
+        },
     }
 }
 
@@ -269,13 +264,14 @@ pub(crate) fn apply_info(shared: &Shared, pool: &mut Pool, info: &ServerInfo) ->
     info.ldm
 }
 
-/// One pass over the servers at `order` (stopping at a refusal of our credentials if
-/// `stop_on_auth`): the first connection made, or why each failed.
+/// One pass over the servers at `order` (stopping at a refusal, see
+/// [`Error::is_refusal`], if `stop_on_refusal`): the first connection made, or why each
+/// failed.
 async fn try_servers(
     shared: &Shared,
     pool: &mut Pool,
     order: Vec<usize>,
-    stop_on_auth: bool,
+    stop_on_refusal: bool,
 ) -> Result<Connection, Vec<(String, Error)>> {
     let mut failures = Vec::new();
     for idx in order {
@@ -288,7 +284,7 @@ async fn try_servers(
             }
             Err(e) => {
                 log_at!(Debug, "panini::client", "{}: {e}", server.url());
-                let stop = stop_on_auth && matches!(e, Error::Auth(_));
+                let stop = stop_on_refusal && e.is_refusal();
                 failures.push((server.url(), e));
                 if stop {
                     break;
@@ -300,7 +296,7 @@ async fn try_servers(
 }
 
 /// Tries the pool until a server answers, waiting between passes; `None` when closed, out
-/// of attempts, or refused twice for its credentials.
+/// of attempts, or refused twice (credentials or certificates: see [`Error::is_refusal`]).
 pub(crate) async fn reconnect(
     shared: &Shared,
     pool: &mut Pool,
@@ -335,13 +331,9 @@ pub(crate) async fn reconnect(
             }
             Err(failures) => {
                 for (url, e) in &failures {
-                    if let Error::Auth(text) = e {
+                    if e.is_refusal() {
                         *auth_failures += 1;
-                        log_at!(
-                            Error,
-                            "panini::client",
-                            "{url}: authorization failed: {text}"
-                        );
+                        log_at!(Error, "panini::client", "{url}: {e}");
                     }
                 }
                 if *auth_failures >= 2 {

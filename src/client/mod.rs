@@ -42,6 +42,7 @@
 //! # Ok::<(), panini::Error>(()) });
 //! ```
 
+mod auth;
 mod connection;
 mod events;
 mod lifecycle;
@@ -51,6 +52,8 @@ mod pool;
 mod shared;
 mod subscription;
 mod task;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 
 use std::collections::hash_map::RandomState;
@@ -103,11 +106,19 @@ pub struct ServerInfo {
     pub auth_required: bool,
     /// Whether it requires TLS.
     pub tls_required: bool,
+    /// Whether it accepts TLS without requiring it (`allow_non_tls`).
+    pub tls_available: bool,
+    /// Whether it requires a client certificate (mutual TLS).
+    pub tls_verify: bool,
+    /// The challenge to sign for NKey and JWT authentication (absent otherwise).
+    pub nonce: Option<String>,
     /// Other cluster members clients may use (`host:port`).
     pub connect_urls: Vec<String>,
     /// Lame-duck mode: the server is about to shut down.
     pub ldm: bool,
 }
+
+pub(crate) use pool::redact as redact_url;
 
 /// Connects to one URL with default options.
 pub async fn connect(url: impl Into<String>) -> Result<Client> {
@@ -135,6 +146,7 @@ impl Drop for Inner {
 
 impl Client {
     async fn connect_with(opts: ConnectOptions) -> Result<Client> {
+        opts.check_features()?;
         let mut pool = pool::Pool::new(&opts.servers)?;
         let shared = Arc::new(Shared::new(opts));
         let conn = lifecycle::connect_first(&shared, &mut pool).await?;

@@ -1,12 +1,14 @@
 //! [`ConnectOptions`]: every knob of the client, with Panini's and nats.go's defaults.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::auth::{Credential, Secret};
 use super::events::Event;
 use super::Client;
-use crate::error::Result;
+use crate::error::{BoxError, Error, Result};
 
 /// How to connect, reconnect and buffer. Build with [`ConnectOptions::new`] and the
 /// `with`-style setters, then [`connect`](ConnectOptions::connect).
@@ -43,16 +45,33 @@ pub struct ConnectOptions {
     pub(crate) echo: bool,
     pub(crate) ignore_discovered_servers: bool,
     pub(crate) event_callback: Option<Arc<dyn Fn(Event) + Send + Sync>>,
+    pub(crate) require_tls: bool,
+    pub(crate) tls_ca_file: Option<PathBuf>,
+    pub(crate) tls_client_cert: Option<(PathBuf, PathBuf)>,
+    #[cfg(feature = "tls")]
+    pub(crate) tls_config: Option<Arc<futures_rustls::rustls::ClientConfig>>,
+    pub(crate) credential: Option<Credential>,
 }
 
+/// Shows no secret: URLs without their `user:pass@`/`token@`, and only the kind of
+/// credential.
 impl fmt::Debug for ConnectOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let servers: Vec<_> = self
+            .servers
+            .iter()
+            .map(|u| super::pool::redact(u))
+            .collect();
         f.debug_struct("ConnectOptions")
-            .field("servers", &self.servers)
+            .field("servers", &servers)
             .field("name", &self.name)
             .field("reconnect", &self.reconnect)
             .field("max_reconnect_attempts", &self.max_reconnect_attempts)
             .field("reconnect_wait", &self.reconnect_wait)
+            .field("require_tls", &self.require_tls)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_client_cert", &self.tls_client_cert)
+            .field("credential", &self.credential)
             .finish_non_exhaustive()
     }
 }
@@ -80,12 +99,19 @@ impl Default for ConnectOptions {
             echo: true,
             ignore_discovered_servers: false,
             event_callback: None,
+            require_tls: false,
+            tls_ca_file: None,
+            tls_client_cert: None,
+            #[cfg(feature = "tls")]
+            tls_config: None,
+            credential: None,
         }
     }
 }
 
 impl ConnectOptions {
-    /// Options for these server URLs (`nats://[user:pass@|token@]host[:port]`, or `host:port`).
+    /// Options for these server URLs (`nats://[user:pass@|token@]host[:port]`, or
+    /// `host:port`; `tls://` instead of `nats://` requires TLS, feature `tls`).
     pub fn new<I, S>(servers: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -222,5 +248,98 @@ impl ConnectOptions {
     pub fn event_callback(mut self, f: impl Fn(Event) + Send + Sync + 'static) -> Self {
         self.event_callback = Some(Arc::new(f));
         self
+    }
+
+    /// Requires TLS on every server, as a `tls://` URL does: a server that does not offer
+    /// it fails with [`Error::Tls`] before anything is sent to it. Without this, TLS is used
+    /// when the URL says `tls://` or the server requires it. Needs the feature `tls`.
+    pub fn require_tls(mut self, on: bool) -> Self {
+        self.require_tls = on;
+        self
+    }
+
+    /// Trusts the CA certificates in this PEM file instead of the system's roots (read at
+    /// connect). Implies [`require_tls`](Self::require_tls). Needs the feature `tls`.
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls_ca_file = Some(path.into());
+        self.require_tls = true;
+        self
+    }
+
+    /// The client certificate (PEM chain) and its private key (PEM: PKCS#8, SEC1 or
+    /// PKCS#1, unencrypted), for servers that require mutual TLS. Implies
+    /// [`require_tls`](Self::require_tls). Needs the feature `tls`.
+    pub fn tls_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls_client_cert = Some((cert.into(), key.into()));
+        self.require_tls = true;
+        self
+    }
+
+    /// A rustls configuration of your own (roots, client certificate, protocol versions),
+    /// used as it is in place of [`tls_ca_file`](Self::tls_ca_file) and
+    /// [`tls_client_cert`](Self::tls_client_cert). Implies
+    /// [`require_tls`](Self::require_tls).
+    #[cfg(feature = "tls")]
+    pub fn tls_client_config(mut self, config: Arc<futures_rustls::rustls::ClientConfig>) -> Self {
+        self.tls_config = Some(config);
+        self.require_tls = true;
+        self
+    }
+
+    /// Authenticates with an NKey: the user's seed (`SU...`), which signs the server's
+    /// challenge; only its public key is sent. Needs the feature `nkeys`.
+    pub fn nkey_seed(mut self, seed: impl Into<String>) -> Self {
+        self.credential = Some(Credential::Seed(Secret(seed.into())));
+        self
+    }
+
+    /// Authenticates with an NKey whose seed is in this file (read at each connect;
+    /// surrounding whitespace is ignored). Needs the feature `nkeys`.
+    pub fn nkey_seed_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.credential = Some(Credential::SeedFile(path.into()));
+        self
+    }
+
+    /// Authenticates with a `.creds` file (a user JWT and its NKey seed, as `nsc` writes
+    /// it), read again at each connect so a rotated file is picked up. Needs the feature
+    /// `nkeys`.
+    pub fn credentials_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.credential = Some(Credential::CredsFile(path.into()));
+        self
+    }
+
+    /// Authenticates with the contents of a `.creds` file. Needs the feature `nkeys`.
+    pub fn credentials(mut self, creds: impl Into<String>) -> Self {
+        self.credential = Some(Credential::Creds(Secret(creds.into())));
+        self
+    }
+
+    /// Authenticates with a user JWT and a callback that signs the server's challenge with
+    /// the user's key (an HSM, an auth service...). Needs no feature: the signing is yours.
+    pub fn jwt(
+        mut self,
+        jwt: impl Into<String>,
+        sign: impl Fn(&[u8]) -> std::result::Result<Vec<u8>, BoxError> + Send + Sync + 'static,
+    ) -> Self {
+        self.credential = Some(Credential::Jwt(Secret(jwt.into()), Arc::new(sign)));
+        self
+    }
+
+    /// What these options ask of this build: a `tls://` URL or a TLS option without the
+    /// feature `tls`, a seed or creds without `nkeys`, is an error naming the feature,
+    /// before anything is sent.
+    pub(crate) fn check_features(&self) -> Result<()> {
+        let tls_asked =
+            self.require_tls || self.tls_ca_file.is_some() || self.tls_client_cert.is_some();
+        if tls_asked && !cfg!(feature = "tls") {
+            return Err(Error::FeatureDisabled {
+                feature: "tls",
+                needed_for: "a TLS option (require_tls, a CA file or a client certificate)".into(),
+            });
+        }
+        if let Some(cred) = &self.credential {
+            cred.check_feature()?;
+        }
+        Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! The server pool: URLs given by the user plus those a cluster advertises, normalised and
-//! de-duplicated, with credentials parsed out of `nats://user:pass@host:port`.
+//! de-duplicated, with credentials parsed out of `nats://user:pass@host:port` and the
+//! `tls://` scheme noted (that server must be reached over TLS).
 
 use crate::error::{Error, Result};
 
@@ -10,18 +11,27 @@ pub(crate) struct Server {
     pub(crate) port: u16,
     pub(crate) user: Option<(String, String)>,
     pub(crate) token: Option<String>,
+    /// `tls://`: TLS is required, whatever the server's INFO says.
+    pub(crate) tls: bool,
+    /// The name to verify the server's certificate against, when not `host`: a server a
+    /// cluster advertised by IP address is checked against the host name of the server
+    /// that advertised it (as nats.go does), so a certificate for `nats.example.com`
+    /// covers the whole cluster.
+    pub(crate) tls_name: Option<String>,
     /// Learned from INFO `connect_urls`, not given by the user.
     pub(crate) discovered: bool,
 }
 
 impl Server {
-    /// `[nats://][user:pass@|token@]host[:port]`, with IPv6 hosts in brackets.
+    /// `[nats://|tls://][user:pass@|token@]host[:port]`, with IPv6 hosts in brackets.
+    /// The error never repeats credentials.
     pub(crate) fn parse(url: &str) -> Result<Self> {
-        let bad = || Error::InvalidUrl(url.to_string());
-        let rest = match url.split_once("://") {
-            Some(("nats", rest)) => rest,
+        let bad = || Error::InvalidUrl(redact(url));
+        let (tls, rest) = match url.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("nats") => (false, rest),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("tls") => (true, rest),
             Some(_) => return Err(bad()),
-            None => url,
+            None => (false, url),
         };
         let rest = rest.trim_end_matches('/');
         let (auth, hostport) = match rest.rsplit_once('@') {
@@ -41,8 +51,15 @@ impl Server {
             port,
             user,
             token,
+            tls,
+            tls_name: None,
             discovered: false,
         })
+    }
+
+    /// The name the server's certificate must be valid for.
+    pub(crate) fn tls_name(&self) -> &str {
+        self.tls_name.as_deref().unwrap_or(&self.host)
     }
 
     /// `host:port` (IPv6 in brackets): the identity used to de-duplicate.
@@ -54,9 +71,27 @@ impl Server {
         }
     }
 
-    /// `nats://host:port`, without credentials: safe to print.
+    /// `nats://host:port` (or `tls://`), without credentials: safe to print.
     pub(crate) fn url(&self) -> String {
-        format!("nats://{}", self.addr())
+        let scheme = if self.tls { "tls" } else { "nats" };
+        format!("{scheme}://{}", self.addr())
+    }
+}
+
+/// `url` with any `user:pass@` or `token@` part replaced by `***@`: what logs, banners and
+/// errors may show.
+pub(crate) fn redact(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let rest = match rest.rsplit_once('@') {
+        Some((_, hostport)) => format!("***@{hostport}"),
+        None => rest.to_string(),
+    };
+    match scheme {
+        Some(scheme) => format!("{scheme}://{rest}"),
+        None => rest,
     }
 }
 
@@ -98,6 +133,12 @@ impl Pool {
         };
         for url in urls {
             let server = Server::parse(url)?;
+            if server.tls && !cfg!(feature = "tls") {
+                return Err(Error::FeatureDisabled {
+                    feature: "tls",
+                    needed_for: format!("the URL {}", server.url()),
+                });
+            }
             if !pool.contains(&server.addr()) {
                 pool.servers.push(server);
             }
@@ -113,7 +154,12 @@ impl Pool {
     }
 
     /// Adds the `host:port` entries of INFO `connect_urls`; returns the new ones' URLs.
+    /// They take TLS from the server that advertised them: if we had to reach it over
+    /// TLS, we must reach them over TLS too.
     pub(crate) fn add_discovered(&mut self, urls: &[String]) -> Vec<String> {
+        let from = self.current().clone();
+        let from_name = (from.tls_name().parse::<std::net::IpAddr>().is_err())
+            .then(|| from.tls_name().to_string());
         let mut added = Vec::new();
         for url in urls {
             let Ok(mut server) = Server::parse(url) else {
@@ -121,6 +167,10 @@ impl Pool {
             };
             if !self.contains(&server.addr()) {
                 server.discovered = true;
+                server.tls = server.tls || from.tls;
+                if server.host.parse::<std::net::IpAddr>().is_ok() {
+                    server.tls_name.clone_from(&from_name);
+                }
                 added.push(server.url());
                 self.servers.push(server);
             }
@@ -153,7 +203,10 @@ mod tests {
         assert_eq!((s.token.as_deref(), s.port), (Some("tok"), 4222));
         let s = Server::parse("[::1]:4222").unwrap();
         assert_eq!((s.host.as_str(), s.addr().as_str()), ("::1", "[::1]:4222"));
-        assert!(Server::parse("tls://x:1").is_err());
+        let s = Server::parse("tls://x:1").unwrap();
+        assert!(s.tls && !Server::parse("nats://x:1").unwrap().tls);
+        assert_eq!((s.url().as_str(), s.tls_name()), ("tls://x:1", "x"));
+        assert!(Server::parse("ws://x:1").is_err());
         assert!(Server::parse("nats://host:notaport").is_err());
     }
 
@@ -169,5 +222,29 @@ mod tests {
         assert_eq!(added, ["nats://127.0.0.1:4223", "nats://[::1]:4224"]);
         assert_eq!(pool.servers.len(), 3);
         assert_eq!(pool.order_after_current(), [1, 2, 0]);
+    }
+
+    #[test]
+    fn servers_discovered_by_ip_keep_tls_and_the_name_to_verify() {
+        let mut pool = Pool {
+            servers: vec![Server::parse("tls://nats.example.com:4222").unwrap()],
+            current: 0,
+        };
+        pool.add_discovered(&["10.0.0.2:4222".into(), "other.example.com:4222".into()]);
+        let ip = &pool.servers[1];
+        assert!(ip.tls && ip.discovered);
+        assert_eq!(ip.tls_name(), "nats.example.com");
+        assert_eq!(pool.servers[2].tls_name(), "other.example.com");
+    }
+
+    #[test]
+    fn credentials_never_show_in_errors_or_printable_urls() {
+        assert_eq!(redact("nats://bob:s3cret@h:1"), "nats://***@h:1");
+        assert_eq!(redact("tok@h"), "***@h");
+        assert_eq!(redact("tls://h:1"), "tls://h:1");
+        let e = Server::parse("nats://bob:s3cret@h:notaport").unwrap_err();
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        let s = Server::parse("nats://bob:s3cret@h:1").unwrap();
+        assert!(!s.url().contains("s3cret"));
     }
 }

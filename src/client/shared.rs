@@ -127,6 +127,10 @@ pub(crate) struct Shared {
     pub(crate) draining: AtomicBool,
     /// Set once the connection task has shut everything down.
     pub(crate) finished: std::sync::atomic::AtomicBool,
+    /// The TLS configuration, made at the first TLS connection and kept for every
+    /// reconnect (reading roots and keys once, not per connection).
+    #[cfg(feature = "tls")]
+    pub(crate) tls: std::sync::OnceLock<std::sync::Arc<futures_rustls::rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -144,6 +148,18 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// The TLS configuration, made from the options the first time it is needed.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls_config(
+        &self,
+    ) -> Result<std::sync::Arc<futures_rustls::rustls::ClientConfig>> {
+        if let Some(config) = self.tls.get() {
+            return Ok(config.clone());
+        }
+        let config = super::tls::client_config(&self.opts)?;
+        Ok(self.tls.get_or_init(|| config).clone())
+    }
+
     pub(crate) fn new(opts: ConnectOptions) -> Self {
         let inbox = format!("{}.{}", opts.inbox_prefix, super::random_id());
         let reconnect_cap = opts.reconnect_buffer_size;
@@ -170,6 +186,8 @@ impl Shared {
             closed: Notify::new(),
             draining: AtomicBool::new(false),
             finished: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(feature = "tls")]
+            tls: std::sync::OnceLock::new(),
         }
     }
 

@@ -182,9 +182,17 @@ fn poll_write_batch(
     batch: &mut Batch,
 ) -> Poll<Result<bool, String>> {
     if batch.bytes.is_empty() {
-        match lock(&shared.out).outbox.take(&mut batch.bytes, cx.waker()) {
+        let taken = lock(&shared.out).outbox.take(&mut batch.bytes, cx.waker());
+        match taken {
             Some(written) => batch.written = written,
-            None => return Poll::Ready(Ok(false)),
+            // Nothing new: TLS may still hold encrypted bytes the socket did not take.
+            None => {
+                return match conn.stream.poll_flush(cx) {
+                    Poll::Ready(Ok(())) => Poll::Ready(Ok(false)),
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(format!("write failed: {e}"))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
         // The outbox has room again.
         shared.space.notify(usize::MAX);

@@ -1,6 +1,6 @@
 //! [`Transport`]: the byte stream under one NATS connection, and the only code that
-//! touches the socket. Plain TCP today; TLS plugs in here as another variant, so the
-//! handshake, the connection task and the outbox never see which one they drive.
+//! touches the socket. Plain TCP, or TLS over it (feature `tls`, after the plain INFO), so
+//! the handshake, the connection task and the outbox never see which one they drive.
 //!
 //! The connection task owns the transport and does every read and write through
 //! [`poll_read`](Transport::poll_read) and [`poll_write`](Transport::poll_write), from one
@@ -23,6 +23,9 @@ use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub(crate) enum Transport {
     /// Plain TCP, with `TCP_NODELAY` (we batch writes ourselves).
     Tcp(TcpStream),
+    /// TLS over that TCP stream, and a second handle to the socket to shut it down.
+    #[cfg(feature = "tls")]
+    Tls(Box<futures_rustls::client::TlsStream<TcpStream>>, TcpStream),
 }
 
 impl Transport {
@@ -41,10 +44,13 @@ impl Transport {
     ) -> Poll<io::Result<usize>> {
         match self {
             Transport::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
+            Transport::Tls(s, _) => Pin::new(s).poll_read(cx, buf),
         }
     }
 
-    /// Writes some of `buf`; `Ok(0)` means the peer can take no more.
+    /// Writes some of `buf`; `Ok(0)` means the peer can take no more. TLS may keep what
+    /// it took encrypted but unsent: [`poll_flush`](Self::poll_flush) sends it.
     pub(crate) fn poll_write(
         &mut self,
         cx: &mut Context<'_>,
@@ -52,6 +58,39 @@ impl Transport {
     ) -> Poll<io::Result<usize>> {
         match self {
             Transport::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            Transport::Tls(s, _) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    /// Sends what a write left buffered (nothing for TCP: its writes go to the socket).
+    pub(crate) fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Transport::Tcp(_) => Poll::Ready(Ok(())),
+            #[cfg(feature = "tls")]
+            Transport::Tls(s, _) => Pin::new(s).poll_flush(_cx),
+        }
+    }
+
+    /// Upgrades a TCP connection to TLS (the handshake runs here), checking the server's
+    /// certificate against `name`. A rustls refusal is [`Error::Tls`](crate::Error::Tls).
+    #[cfg(feature = "tls")]
+    pub(crate) async fn upgrade(
+        self,
+        config: Arc<futures_rustls::rustls::ClientConfig>,
+        name: &str,
+    ) -> crate::Result<Transport> {
+        let name = super::tls::server_name(name)?;
+        match self {
+            Transport::Tcp(tcp) => {
+                let raw = tcp.clone();
+                let tls = futures_rustls::TlsConnector::from(config)
+                    .connect(name, tcp)
+                    .await
+                    .map_err(super::tls::classify)?;
+                Ok(Transport::Tls(Box::new(tls), raw))
+            }
+            already @ Transport::Tls(..) => Ok(already),
         }
     }
 
@@ -59,6 +98,8 @@ impl Transport {
     pub(crate) async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Transport::Tcp(s) => s.read(buf).await,
+            #[cfg(feature = "tls")]
+            Transport::Tls(s, _) => s.read(buf).await,
         }
     }
 
@@ -66,6 +107,11 @@ impl Transport {
     pub(crate) async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Transport::Tcp(s) => s.write_all(buf).await,
+            #[cfg(feature = "tls")]
+            Transport::Tls(s, _) => {
+                s.write_all(buf).await?;
+                s.flush().await
+            }
         }
     }
 
@@ -73,6 +119,9 @@ impl Transport {
     pub(crate) fn direct_writer(&self) -> Option<DirectWriter> {
         match self {
             Transport::Tcp(s) => Some(DirectWriter(s.clone().into())),
+            // One rustls session holds both directions: only its owner may write.
+            #[cfg(feature = "tls")]
+            Transport::Tls(..) => None,
         }
     }
 
@@ -81,6 +130,10 @@ impl Transport {
         match self {
             Transport::Tcp(s) => {
                 let _ = s.shutdown(Shutdown::Both);
+            }
+            #[cfg(feature = "tls")]
+            Transport::Tls(_, raw) => {
+                let _ = raw.shutdown(Shutdown::Both);
             }
         }
     }
