@@ -16,12 +16,24 @@
 //! [`Error::ConnectionLost`], instead of waiting out its whole timeout. It is not resent
 //! (the responder may have acted on it); the caller decides.
 //!
+//! # Secure connections
+//! With the feature `tls`, a `tls://` URL, [`ConnectOptions::require_tls`], a CA file or a
+//! client certificate makes the client upgrade to TLS after the server's INFO (and it does
+//! whenever the server requires TLS); with `nkeys`, [`ConnectOptions::nkey_seed`] and
+//! [`ConnectOptions::credentials_file`] sign the server's nonce. A refusal that retrying
+//! cannot fix ([`Error::Tls`], [`Error::Auth`], [`Error::Credentials`],
+//! [`Error::FeatureDisabled`]) ends the first connect at once. No secret shows in `Debug`,
+//! logs or errors.
+//!
 //! # Layout
 //! - `options`: [`ConnectOptions`] and their defaults.
 //! - `outbox`: the outgoing bytes, sans-IO: encoding, the reconnect buffer, batches taken
 //!   and given back, the rebuild on reconnect, the PONG queue.
-//! - `transport`: the socket (plain TCP; TLS goes here), driven by the connection task; the
-//!   one other write is the outbox's direct write of a lone request or reply, through it.
+//! - `transport`: the socket (plain TCP, or TLS over it), driven by the connection task;
+//!   the one other write is the outbox's direct write of a lone request or reply, through
+//!   it (plain TCP only).
+//! - `tls` (feature `tls`): the rustls configuration and the sorting of TLS failures.
+//! - `auth`: NKey and JWT credentials, turned into CONNECT fields with the server's nonce.
 //! - `shared`: what handles and the connection task share: outbox, subscriptions, requests.
 //! - `connection`: one connection's transport, read buffer and handshake.
 //! - `lifecycle`: connect and reconnect through the pool, go live, disconnect, close.
