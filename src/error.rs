@@ -65,6 +65,8 @@ pub enum Error {
     },
     /// The app could not start (an on-start hook failed, a subscription was refused, ...).
     Start(String),
+    /// A credential (NKey seed, JWT, creds file) could not be read or used; the text never holds the secret.
+    Credentials(String),
     /// `unsubscribe_subject` on a subject the app is not subscribed to.
     NotSubscribed(String),
 }
@@ -109,6 +111,7 @@ impl fmt::Display for Error {
                 write!(f, "service error {code}: {description}")
             }
             Error::Start(why) => write!(f, "cannot start: {why}"),
+            Error::Credentials(why) => write!(f, "credentials: {why}"),
             Error::NotSubscribed(subject) => {
                 write!(f, "subject {subject:?} hasn't been subscribed")
             }

@@ -51,6 +51,7 @@ pub use panini_proto as proto;
 mod app;
 mod buffer;
 pub mod client;
+mod encoding;
 mod endpoint;
 mod error;
 mod handle;
@@ -60,6 +61,8 @@ pub mod http;
 pub mod log;
 mod message;
 pub mod middleware;
+#[cfg(feature = "nkeys")]
+pub mod nkeys;
 mod payload;
 mod run;
 pub mod shutdown;
