@@ -51,6 +51,7 @@ pub use panini_proto as proto;
 mod app;
 mod buffer;
 pub mod client;
+mod creds;
 mod encoding;
 mod endpoint;
 mod error;
