@@ -375,3 +375,4 @@ pub async fn within<T>(
 }
 
 pub mod child;
+pub mod jwt;
