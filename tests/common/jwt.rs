@@ -190,9 +190,14 @@ impl Scratch {
         Scratch(TempDir::new())
     }
 
+    /// The path of the file `name` in it (which may not exist yet).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.path().join(name)
+    }
+
     /// Writes `text` to the file `name` in it; its path.
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.path().join(name);
+        let path = self.path(name);
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {path:?}: {e}"));
         path
     }
