@@ -31,8 +31,10 @@ impl KeyKind {
     /// The prefix byte that starts this kind's public key.
     ///
     /// ```
+    /// # #[cfg(feature = "nkeys")] {
     /// use panini::nkeys::KeyKind;
     /// assert_eq!(KeyKind::User.prefix(), 20 << 3);
+    /// # }
     /// ```
     pub fn prefix(self) -> u8 {
         match self {
@@ -47,8 +49,10 @@ impl KeyKind {
     /// The letter its public key starts with, and the second letter of its seed.
     ///
     /// ```
+    /// # #[cfg(feature = "nkeys")] {
     /// use panini::nkeys::KeyKind;
     /// assert_eq!(KeyKind::Account.letter(), 'A');
+    /// # }
     /// ```
     pub fn letter(self) -> char {
         match self {
