@@ -123,10 +123,10 @@ impl fmt::Display for Error {
                 write!(f, "service error {code}: {description}")
             }
             Error::Start(why) => write!(f, "cannot start: {why}"),
+            Error::Credentials(why) => write!(f, "credentials: {why}"),
             Error::NotSubscribed(subject) => {
                 write!(f, "subject {subject:?} hasn't been subscribed")
             }
-            Error::Credentials(why) => write!(f, "credentials: {why}"),
             Error::Tls(e) => write!(f, "tls: {e}"),
             Error::FeatureDisabled {
                 feature,

@@ -38,6 +38,9 @@
 //! - `buffer`: the receive buffer of the NATS connection and the HTTP server.
 //! - `endpoint`: the dispatch loop of each subscription, and handlers in flight.
 //! - [`client`]: our NATS client (connection task, reconnect, pool, request mux).
+//! - `nkeys` (feature `nkeys`): NKey key pairs: seeds, public keys, Ed25519 signatures.
+//! - `creds`: the lenient `.creds` file parser (user JWT and seed).
+//! - `encoding`: base32, CRC-16, base64url: the text forms of NKeys and JWTs.
 //! - [`http`]: the HTTP server (routes, views, limits).
 //! - [`shutdown`]: the SIGINT and SIGTERM watcher.
 //! - [`log`]: leveled logging to stderr (`PANINI_LOG`).
@@ -51,6 +54,7 @@ pub use panini_proto as proto;
 mod app;
 mod buffer;
 pub mod client;
+mod creds;
 mod encoding;
 mod endpoint;
 mod error;
@@ -61,6 +65,8 @@ pub mod http;
 pub mod log;
 mod message;
 pub mod middleware;
+#[cfg(feature = "nkeys")]
+pub mod nkeys;
 mod payload;
 mod run;
 pub mod shutdown;

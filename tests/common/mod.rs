@@ -375,4 +375,5 @@ pub async fn within<T>(
 }
 
 pub mod child;
+pub mod jwt;
 pub mod tls;
