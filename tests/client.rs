@@ -500,7 +500,13 @@ fn connecting_to_nothing_fails_clearly() {
         let text = err.to_string();
         let url = format!("nats://127.0.0.1:{port}");
         assert!(text.contains(&url) && text.contains("refused"), "{text}");
-        let err = client::connect("tls://127.0.0.1:4222").await.unwrap_err();
+        let err = client::connect("ws://127.0.0.1:4222").await.unwrap_err();
         assert!(matches!(err, Error::InvalidUrl(_)), "{err:?}");
+        // No credentials in the error of a URL that cannot be understood.
+        let err = client::connect("nats://bob:s3cret@127.0.0.1:port")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidUrl(_)), "{err:?}");
+        assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
     });
 }

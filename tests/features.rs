@@ -41,10 +41,7 @@ fn a_tls_url_or_option_names_the_tls_feature() {
 
 #[test]
 fn a_server_that_requires_tls_gets_the_feature_error_not_plain_text() {
-    let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/certs");
-    let server = NatsServer::with_config(&format!(
-        "tls {{ cert_file: \"{certs}/server.pem\", key_file: \"{certs}/server-key.pem\" }}"
-    ));
+    let server = NatsServer::with_tls_config(&common::tls::tls_config());
     smol::block_on(within(BOUND, "connects", async {
         let e = ConnectOptions::new([server.url()])
             .user_and_password("alice", "s3cret")

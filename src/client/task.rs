@@ -124,6 +124,10 @@ pub(crate) async fn serve(
                 break Ended::Lost("end of file: the server closed the connection".into())
             }
             Wake::Read(Ok(_)) => {}
+            // A server killed under TLS sends no close_notify: that is an end of file too.
+            Wake::Read(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                break Ended::Lost("end of file: the server closed the connection".into())
+            }
             Wake::Read(Err(e)) => break Ended::Lost(e.to_string()),
             Wake::WriteFailed(e) => break Ended::Lost(e),
             Wake::Tick => {

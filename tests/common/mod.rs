@@ -148,7 +148,7 @@ impl NatsServer {
         stream
     }
 
-    fn launch(dir: TempDir, port: &str, args: &[&str]) -> Self {
+    pub(crate) fn launch(dir: TempDir, port: &str, args: &[&str]) -> Self {
         let log = std::fs::File::create(dir.path().join("server.log"))
             .unwrap_or_else(|e| panic!("creating server.log in {:?}: {e}", dir.path()));
         let log_err = log.try_clone().expect("cloning the log file handle");
@@ -232,12 +232,14 @@ fn wait_for_port(child: &mut Child, dir: &Path) -> Result<SocketAddr, String> {
     }
 }
 
-/// Parses `{"nats":["nats://127.0.0.1:PORT"]}` from the first `*.ports` file in `dir`.
+/// Parses `{"nats":["nats://127.0.0.1:PORT"]}` from the first `*.ports` file in `dir`
+/// (`tls://` for a server that requires TLS).
 fn read_ports_file(dir: &Path) -> Option<SocketAddr> {
-    read_ports(dir, "nats")?
-        .strip_prefix("nats://")?
-        .parse()
-        .ok()
+    let url = read_ports(dir, "nats")?;
+    let addr = url
+        .strip_prefix("nats://")
+        .or_else(|| url.strip_prefix("tls://"))?;
+    addr.parse().ok()
 }
 
 /// The first URL of `kind` (`nats`, `cluster`, ...) in the `*.ports` file in `dir`.
@@ -265,10 +267,10 @@ pub fn run<F: std::future::Future>(body: F) -> F::Output {
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A fresh directory under the system temp dir, removed on `Drop` unless kept.
-struct TempDir(Option<PathBuf>);
+pub(crate) struct TempDir(Option<PathBuf>);
 
 impl TempDir {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)

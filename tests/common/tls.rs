@@ -10,12 +10,10 @@
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{binary, read_ports, NatsServer, TempDir, INSTALL_HINT, START_TIMEOUT};
+use super::{NatsServer, TempDir};
 
 /// `tests/certs` in this crate.
 pub fn certs_dir() -> PathBuf {
@@ -120,7 +118,7 @@ impl NatsServer {
     pub fn start_tls(tls: ServerTls, extra: &[&str]) -> Self {
         let mut args = tls.args();
         args.extend(extra.iter().map(|s| s.to_string()));
-        launch_tls(TempDir::new(), "-1", &strs(&args))
+        NatsServer::launch(TempDir::new(), "-1", &strs(&args))
     }
 
     /// Starts a server with a configuration file holding `text` (e.g. [`mtls_config`]);
@@ -128,7 +126,7 @@ impl NatsServer {
     pub fn with_tls_config(text: &str) -> Self {
         let dir = TempDir::new();
         let conf = write_config(&dir, text);
-        launch_tls(dir, "-1", &["-c", &conf])
+        NatsServer::launch(dir, "-1", &["-c", &conf])
     }
 
     /// Stops this server and starts a new one on the same port with TLS set up as `tls`
@@ -136,7 +134,7 @@ impl NatsServer {
     pub fn restart_tls(&mut self, tls: ServerTls) {
         self.stop();
         let port = self.port().to_string();
-        let fresh = launch_tls(TempDir::new(), &port, &strs(&tls.args()));
+        let fresh = NatsServer::launch(TempDir::new(), &port, &strs(&tls.args()));
         drop(std::mem::replace(self, fresh));
     }
 
@@ -198,55 +196,4 @@ fn write_config(dir: &TempDir, text: &str) -> String {
     let conf = dir.path().join("server.conf");
     std::fs::write(&conf, text).unwrap_or_else(|e| panic!("writing {conf:?}: {e}"));
     conf.to_string_lossy().into_owned()
-}
-
-/// `NatsServer::launch`, reading the client port from a ports file with either scheme.
-fn launch_tls(dir: TempDir, port: &str, args: &[&str]) -> NatsServer {
-    let log = std::fs::File::create(dir.path().join("server.log"))
-        .unwrap_or_else(|e| panic!("creating server.log in {:?}: {e}", dir.path()));
-    let log_err = log.try_clone().expect("cloning the log file handle");
-    let mut child = Command::new(binary())
-        .args(["-a", "127.0.0.1", "-p", port, "--ports_file_dir"])
-        .arg(dir.path())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawning nats-server: {e}; {INSTALL_HINT}"));
-    let dir = dir.keep();
-    match wait_for_client_addr(&mut child, &dir) {
-        Ok(addr) => NatsServer { child, dir, addr },
-        Err(why) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-            let _ = std::fs::remove_dir_all(&dir);
-            panic!("nats-server did not start: {why}\n--- server log ---\n{log}");
-        }
-    }
-}
-
-/// Waits for the ports file and reads the client address from `tls://` or `nats://`.
-fn wait_for_client_addr(child: &mut Child, dir: &Path) -> Result<SocketAddr, String> {
-    let deadline = Instant::now() + START_TIMEOUT;
-    let mut backoff = Duration::from_millis(5);
-    loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            return Err(format!("it exited with {status}"));
-        }
-        let url = read_ports(dir, "nats");
-        let addr = url.as_deref().and_then(|url| {
-            let (_scheme, addr) = url.split_once("://")?;
-            addr.parse().ok()
-        });
-        if let Some(addr) = addr {
-            return Ok(addr);
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("no ports file in {dir:?} after {START_TIMEOUT:?}"));
-        }
-        std::thread::sleep(backoff);
-        backoff = (backoff * 2).min(Duration::from_millis(100));
-    }
 }
