@@ -269,3 +269,68 @@ fn losing_nats_for_good_exits_99_after_exactly_the_allowed_attempts() {
         assert_eq!(server.accepted(), 1 + 2, "connection attempts");
     });
 }
+
+#[test]
+fn the_banner_shows_servers_without_their_credentials() {
+    let server = NatsServer::start_with_args(&["--user", "alice", "--pass", "s3cret"]);
+    let mut listener = Command::new(example("listener_app"));
+    listener.env("NATS_URL", format!("nats://alice:s3cret@{}", server.addr()));
+    let mut listener = Proc::spawn(listener);
+    let line = listener.expect_line(|l| l.starts_with("*  "));
+    assert_eq!(line, format!("*  nats://***@{}", server.addr()));
+    listener.expect_line(|l| l == "JetStream enabled: False");
+    assert!(
+        !listener.seen.iter().any(|l| l.contains("s3cret")),
+        "{:#?}",
+        listener.seen
+    );
+    listener.sigterm();
+    assert_eq!(listener.exit_code(), 0);
+}
+
+/// `examples/secure_app` as its docs run it: TLS with the test CA, mutual TLS and an NKey
+/// user, all from the environment; its `ping` half gets the reply over TLS.
+#[cfg(all(feature = "tls", feature = "nkeys"))]
+#[test]
+fn the_secure_app_runs_as_documented_from_the_environment() {
+    use common::tls::{cert, mtls_config};
+    let key = panini::nkeys::KeyPair::from_raw_seed(panini::nkeys::KeyKind::User, [7; 32]);
+    let server = NatsServer::with_tls_config(&format!(
+        "{}authorization {{ users = [ {{ nkey: {} }} ] }}\n",
+        mtls_config(),
+        key.public_key()
+    ));
+    let dir = std::env::temp_dir().join(format!("panini-secure-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let seed_file = dir.join("user.nk");
+    std::fs::write(&seed_file, format!("{}\n", key.seed())).unwrap();
+    let secured = |cmd: &mut Command| {
+        cmd.env("NATS_URL", server.tls_url())
+            .env("NATS_CA", cert("ca.pem"))
+            .env("NATS_CERT", cert("client.pem"))
+            .env("NATS_KEY", cert("client-key.pem"))
+            .env("NATS_NKEY", &seed_file);
+    };
+    let mut app = Command::new(example("secure_app"));
+    secured(&mut app);
+    let mut app = Proc::spawn(app);
+    app.expect_line(|l| l == format!("*  {}", server.tls_url()));
+    app.expect_line(|l| l == "=".repeat(86));
+
+    let mut ping = Command::new(example("secure_app"));
+    ping.arg("ping");
+    secured(&mut ping);
+    let mut ping = Proc::spawn(ping);
+    ping.expect_line(|l| l == r#"reply: {"greeting":"hello, alice"}"#);
+    assert_eq!(ping.exit_code(), 0);
+
+    app.expect_line(|l| l == r#"greeting {"name":"alice"} over TLS"#);
+    app.sigterm();
+    assert_eq!(app.exit_code(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        !app.seen.iter().any(|l| l.contains(&key.seed())),
+        "the seed was printed: {:#?}",
+        app.seen
+    );
+}
