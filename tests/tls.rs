@@ -424,3 +424,31 @@ fn a_tls_handshake_that_never_completes_ends_at_the_connect_timeout() {
         assert!(!contains(&sent, b"CONNECT"), "CONNECT sent in the clear");
     });
 }
+
+#[test]
+fn an_app_whose_server_certificate_does_not_verify_stops_at_once_with_the_tls_error() {
+    let server = NatsServer::start_tls(ServerTls::UnknownIssuer, &[]);
+    run(async {
+        // Panini retries the start 60 times, 2 s apart, by default: not for this.
+        let app = panini::App::new("secure")
+            .servers([server.tls_url()])
+            .tls_ca_file(cert("ca.pem"))
+            .banner(false);
+        let started = Instant::now();
+        let result = within(
+            BOUND,
+            "the app gives up",
+            app.run_until(std::future::pending()),
+        )
+        .await;
+        let err = result.expect_err("the app must not start");
+        // `Error::Start` carries the cause as text for now (issue #11 gives it a source).
+        let text = err.to_string();
+        assert!(text.contains("tls: ") && text.contains("UnknownIssuer"), "{text}");
+        assert!(
+            started.elapsed() < REFUSED_WITHIN,
+            "{:?}",
+            started.elapsed()
+        );
+    });
+}
