@@ -148,7 +148,7 @@ impl NatsServer {
         stream
     }
 
-    pub(crate) fn launch(dir: TempDir, port: &str, args: &[&str]) -> Self {
+    fn launch(dir: TempDir, port: &str, args: &[&str]) -> Self {
         let log = std::fs::File::create(dir.path().join("server.log"))
             .unwrap_or_else(|e| panic!("creating server.log in {:?}: {e}", dir.path()));
         let log_err = log.try_clone().expect("cloning the log file handle");
@@ -267,10 +267,10 @@ pub fn run<F: std::future::Future>(body: F) -> F::Output {
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A fresh directory under the system temp dir, removed on `Drop` unless kept.
-pub(crate) struct TempDir(Option<PathBuf>);
+struct TempDir(Option<PathBuf>);
 
 impl TempDir {
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)

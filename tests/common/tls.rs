@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{NatsServer, TempDir};
+use super::NatsServer;
 
 /// `tests/certs` in this crate.
 pub fn certs_dir() -> PathBuf {
@@ -118,47 +118,24 @@ impl NatsServer {
     pub fn start_tls(tls: ServerTls, extra: &[&str]) -> Self {
         let mut args = tls.args();
         args.extend(extra.iter().map(|s| s.to_string()));
-        NatsServer::launch(TempDir::new(), "-1", &strs(&args))
+        Self::start_with_args(&strs(&args))
     }
 
-    /// Starts a server with a configuration file holding `text` (e.g. [`mtls_config`]);
-    /// like [`NatsServer::with_config`], for servers that require TLS as well.
+    /// Starts a server with a configuration file holding `text` (e.g. [`mtls_config`]).
     pub fn with_tls_config(text: &str) -> Self {
-        let dir = TempDir::new();
-        let conf = write_config(&dir, text);
-        NatsServer::launch(dir, "-1", &["-c", &conf])
+        Self::with_config(text)
     }
 
     /// Stops this server and starts a new one on the same port with TLS set up as `tls`
     /// (for reconnect tests), like [`NatsServer::restart`].
     pub fn restart_tls(&mut self, tls: ServerTls) {
-        self.stop();
-        let port = self.port().to_string();
-        let fresh = NatsServer::launch(TempDir::new(), &port, &strs(&tls.args()));
-        drop(std::mem::replace(self, fresh));
+        self.restart(&strs(&tls.args()));
     }
 
     /// Starts `n` servers in one cluster on loopback, like [`NatsServer::cluster`], each
     /// with client TLS set up as `tls`; the routes between them stay plain.
     pub fn tls_cluster(n: usize, tls: ServerTls) -> Vec<NatsServer> {
-        let mut nodes: Vec<NatsServer> = Vec::new();
-        for i in 0..n {
-            let name = format!("n{i}");
-            let mut args = vec![
-                "--cluster_name",
-                "panini",
-                "--cluster",
-                "nats://127.0.0.1:-1",
-                "-n",
-                &name,
-            ];
-            let seed = nodes.first().and_then(NatsServer::cluster_url);
-            if let Some(seed) = &seed {
-                args.extend(["--routes", seed.as_str()]);
-            }
-            nodes.push(Self::start_tls(tls, &args));
-        }
-        nodes
+        Self::cluster(n, &strs(&tls.args()))
     }
 
     /// `tls://127.0.0.1:PORT`.
@@ -189,11 +166,4 @@ impl NatsServer {
             async_io::Timer::after(Duration::from_millis(10)).await;
         }
     }
-}
-
-/// Writes `text` as `server.conf` in `dir`; returns its path.
-fn write_config(dir: &TempDir, text: &str) -> String {
-    let conf = dir.path().join("server.conf");
-    std::fs::write(&conf, text).unwrap_or_else(|e| panic!("writing {conf:?}: {e}"));
-    conf.to_string_lossy().into_owned()
 }
