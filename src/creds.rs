@@ -30,8 +30,7 @@
 //!
 //! No error quotes the file: a creds file holds a secret.
 
-// The client's authentication reads creds files through this module; until it is wired
-// in, nothing outside the tests calls it.
+// Only the feature `nkeys` reads creds files.
 #![cfg_attr(not(feature = "nkeys"), allow(dead_code))]
 
 use std::fmt;
