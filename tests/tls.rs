@@ -319,6 +319,40 @@ fn a_restarted_server_is_reconnected_over_tls_and_the_subscription_resumes() {
     });
 }
 
+#[test]
+fn a_server_back_with_a_certificate_that_does_not_verify_ends_the_reconnecting() {
+    let mut server = NatsServer::start_tls(ServerTls::Good, &[]);
+    run(async {
+        let (opts, events) = with_events(
+            trusting_ca([server.tls_url()])
+                .max_reconnect_attempts(None)
+                .reconnect_wait(Duration::from_millis(20))
+                .reconnect_jitter(Duration::ZERO),
+        );
+        let client = opts.connect().await.unwrap();
+        server.stop();
+        wait_for_within(&events, BOUND, "the disconnect", |e| {
+            matches!(e, Event::Disconnected { .. }).then_some(())
+        })
+        .await;
+        // The same address, now with a certificate from a CA we do not trust: retrying
+        // forever (attempts are unlimited here) would not fix it.
+        server.restart_tls(ServerTls::UnknownIssuer);
+        wait_for_within(&events, BOUND, "the close", |e| {
+            matches!(e, Event::Closed).then_some(())
+        })
+        .await;
+        assert!(matches!(
+            client.publish("x", "after").await,
+            Err(Error::Closed)
+        ));
+        assert_eq!(client.statistics().reconnects, 0);
+        // Two refusals in a row end it: not a handshake every 20 ms.
+        server.wait_for_log(HANDSHAKE_ERROR, BOUND).await;
+        assert!(server.log_count(HANDSHAKE_ERROR) <= 2, "{}", server.log());
+    });
+}
+
 /// A responder on `node` that answers every request on `subject` with "pong".
 async fn responder(node: &NatsServer, subject: &str) -> (Client, smol::Task<()>) {
     let client = trusting_ca([node.tls_url()]).connect().await.unwrap();
@@ -444,7 +478,10 @@ fn an_app_whose_server_certificate_does_not_verify_stops_at_once_with_the_tls_er
         let err = result.expect_err("the app must not start");
         // `Error::Start` carries the cause as text for now (issue #11 gives it a source).
         let text = err.to_string();
-        assert!(text.contains("tls: ") && text.contains("UnknownIssuer"), "{text}");
+        assert!(
+            text.contains("tls: ") && text.contains("UnknownIssuer"),
+            "{text}"
+        );
         assert!(
             started.elapsed() < REFUSED_WITHIN,
             "{:?}",
