@@ -317,9 +317,12 @@ fn the_secure_app_runs_as_documented_from_the_environment() {
     app.expect_line(|l| l == format!("*  {}", server.tls_url()));
     app.expect_line(|l| l == "=".repeat(86));
 
+    // The other half trusts the CA as a system root would be ($SSL_CERT_FILE), not by
+    // NATS_CA: the server's certificate is verified either way.
     let mut ping = Command::new(example("secure_app"));
     ping.arg("ping");
     secured(&mut ping);
+    ping.env_remove("NATS_CA").env("SSL_CERT_FILE", cert("ca.pem"));
     let mut ping = Proc::spawn(ping);
     ping.expect_line(|l| l == r#"reply: {"greeting":"hello, alice"}"#);
     assert_eq!(ping.exit_code(), 0);
