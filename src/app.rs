@@ -250,7 +250,7 @@ impl App {
     /// A `.creds` file (user JWT and NKey seed, as `nsc` writes it), read at each
     /// connect. Default: `$NATS_CREDS` when set. Needs the feature `nkeys`.
     pub fn creds_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.options = self.options.credentials_file(path);
+        self.options = self.options.creds_file(path);
         self
     }
 

@@ -252,7 +252,7 @@ fn security_from_env(
                     "NATS_CREDS and NATS_NKEY are both set: use one".into(),
                 ))
             }
-            (Some(creds), None) => opts = opts.credentials_file(creds),
+            (Some(creds), None) => opts = opts.creds_file(creds),
             (None, Some(seed)) => opts = opts.nkey_seed_file(seed),
             (None, None) => {}
         }
@@ -349,7 +349,7 @@ mod tests {
         ];
         let opts = security_from_env(ConnectOptions::default(), env(&vars)).unwrap();
         assert_eq!(opts.tls_ca_file.as_deref(), Some("/ca.pem".as_ref()));
-        assert!(opts.require_tls);
+        assert!(opts.tls_asked());
         assert_eq!(
             opts.tls_client_cert,
             Some(("/c.pem".into(), "/k.pem".into()))
@@ -361,7 +361,7 @@ mod tests {
         assert_eq!(opts.tls_ca_file.as_deref(), Some("/mine.pem".as_ref()));
         // Nothing set, nothing changed.
         let opts = security_from_env(ConnectOptions::default(), env(&[])).unwrap();
-        assert!(!opts.require_tls && opts.credential.is_none());
+        assert!(!opts.tls_asked() && opts.credential.is_none());
     }
 
     #[test]

@@ -183,7 +183,7 @@ fn a_creds_file_in_nsc_shape_and_its_variants_connects_in_operator_mode() {
         for (name, text) in &variants {
             let path = dir.write(name, text);
             let client = ConnectOptions::new([server.url()])
-                .credentials_file(path)
+                .creds_file(path)
                 .connect()
                 .await
                 .unwrap_or_else(|e| panic!("{name}: {e}\n{}", server.log()));
@@ -198,7 +198,7 @@ fn a_creds_file_is_read_when_connecting_not_when_configured() {
     let server = operator_server(&trust, &[]);
     let dir = Scratch::new();
     let path = dir.path("later.creds");
-    let opts = ConnectOptions::new([server.url()]).credentials_file(&path);
+    let opts = ConnectOptions::new([server.url()]).creds_file(&path);
     dir.write(
         "later.creds",
         &creds_file(&trust.user_jwt(), &trust.user.seed()),
@@ -215,7 +215,7 @@ fn the_creds_text_itself_connects() {
     let server = operator_server(&trust, &[]);
     let text = creds_file(&trust.user_jwt(), &trust.user.seed());
     run(async {
-        let opts = ConnectOptions::new([server.url()]).credentials(text.clone());
+        let opts = ConnectOptions::new([server.url()]).creds(text.clone());
         let shown = format!("{opts:?}");
         assert!(!shown.contains(&trust.user.seed()), "Debug shows the seed");
         let client = opts.connect().await.unwrap();
@@ -238,7 +238,7 @@ fn a_missing_or_garbled_creds_file_is_a_credentials_error() {
     let bad_seed_file = dir.write("bad-seed.creds", &creds_file(&jwt, &bad_seed));
     run(async {
         let err = ConnectOptions::new([server.url()])
-            .credentials_file(&missing)
+            .creds_file(&missing)
             .connect()
             .await
             .unwrap_err();
@@ -249,7 +249,7 @@ fn a_missing_or_garbled_creds_file_is_a_credentials_error() {
             (&bad_seed_file, &bad_seed),
         ] {
             let err = ConnectOptions::new([server.url()])
-                .credentials_file(path)
+                .creds_file(path)
                 .connect()
                 .await
                 .unwrap_err();
@@ -293,7 +293,7 @@ fn an_expired_user_jwt_is_refused() {
     run(async {
         let started = Instant::now();
         let err = ConnectOptions::new([server.url()])
-            .credentials(creds_file(&expired, &trust.user.seed()))
+            .creds(creds_file(&expired, &trust.user.seed()))
             .connect()
             .await
             .unwrap_err();
@@ -310,7 +310,7 @@ fn a_revoked_user_is_refused() {
     run(async {
         let started = Instant::now();
         let err = ConnectOptions::new([server.url()])
-            .credentials(creds_file(&jwt, &trust.user.seed()))
+            .creds(creds_file(&jwt, &trust.user.seed()))
             .connect()
             .await
             .unwrap_err();

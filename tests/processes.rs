@@ -322,7 +322,8 @@ fn the_secure_app_runs_as_documented_from_the_environment() {
     let mut ping = Command::new(example("secure_app"));
     ping.arg("ping");
     secured(&mut ping);
-    ping.env_remove("NATS_CA").env("SSL_CERT_FILE", cert("ca.pem"));
+    ping.env_remove("NATS_CA")
+        .env("SSL_CERT_FILE", cert("ca.pem"));
     let mut ping = Proc::spawn(ping);
     ping.expect_line(|l| l == r#"reply: {"greeting":"hello, alice"}"#);
     assert_eq!(ping.exit_code(), 0);

@@ -183,9 +183,8 @@ fn a_server_certificate_from_an_unknown_issuer_is_refused_once() {
         assert!(squashed.contains("unknownissuer"), "{text}");
         assert!(took < REFUSED_WITHIN, "refused after {took:?}");
 
+        // connect() has returned: no task of the client is left to try again.
         server.wait_for_log(HANDSHAKE_ERROR, BOUND).await;
-        // Not a synchronisation: a window in which a retry storm would show in the log.
-        async_io::Timer::after(Duration::from_millis(300)).await;
         assert_eq!(
             server.log_count(HANDSHAKE_ERROR),
             1,
@@ -487,5 +486,42 @@ fn an_app_whose_server_certificate_does_not_verify_stops_at_once_with_the_tls_er
             "{:?}",
             started.elapsed()
         );
+    });
+}
+
+#[test]
+fn bytes_between_the_plain_info_and_the_tls_handshake_are_refused_not_read() {
+    run(async {
+        // A man in the middle appends a PONG and a forged MSG to the server's INFO, in the
+        // same write: none of it may be taken as coming through TLS.
+        let fake = FakeServer::start(Handshake::Mute).await;
+        let serve = async {
+            let mut conn = fake.next_conn().await;
+            let mut forged = TLS_REQUIRED_INFO.to_vec();
+            forged.extend_from_slice(b"PONG\r\nMSG orders.x 1 6\r\nforged\r\n");
+            conn.send(&forged).await;
+            conn.raw_until_closed().await
+        };
+        let ((err, took), sent) = zip(refused(trusting_ca([fake.url().to_string()])), serve).await;
+        let text = tls_text(&err);
+        assert!(text.contains("before the TLS handshake"), "{text}");
+        assert!(took < REFUSED_WITHIN, "{took:?}");
+        assert!(sent.is_empty(), "the client sent {} bytes", sent.len());
+    });
+}
+
+#[test]
+fn a_server_whose_certificate_does_not_verify_is_passed_over_for_the_next() {
+    let wrong = NatsServer::start_tls(ServerTls::WrongName, &[]);
+    let good = NatsServer::start_tls(ServerTls::Good, &[]);
+    run(async {
+        let client = trusting_ca([wrong.tls_url(), good.tls_url()])
+            .connect()
+            .await
+            .expect("the second server verifies");
+        assert_eq!(client.server_info().port, good.port());
+        // Every server refusing is still the TLS error itself, not a retryable NoServers.
+        let (err, _) = refused(trusting_ca([wrong.tls_url(), wrong.tls_localhost_url()])).await;
+        assert!(tls_text(&err).contains("not valid for name"), "{err}");
     });
 }

@@ -4,7 +4,7 @@
 //! server's nonce at each handshake, so a rotated creds file is read again on reconnect.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{BoxError, Error, Result};
@@ -42,20 +42,30 @@ impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Credential::Seed(_) => f.write_str("NKeySeed(***)"),
-            Credential::SeedFile(path) => f.debug_tuple("NKeySeedFile").field(path).finish(),
-            Credential::CredsFile(path) => f.debug_tuple("CredsFile").field(path).finish(),
+            Credential::SeedFile(path) => write!(f, "NKeySeedFile({})", shown(path)),
+            Credential::CredsFile(path) => write!(f, "CredsFile({})", shown(path)),
             Credential::Creds(_) => f.write_str("Creds(***)"),
             Credential::Jwt(..) => f.write_str("Jwt(***, signer)"),
         }
     }
 }
 
-/// The CONNECT fields a credential gives.
-#[derive(Debug, Default)]
+/// The CONNECT fields a credential gives (its `Debug` shows which are set, not what).
+#[derive(Default)]
 pub(crate) struct Signed {
     pub(crate) nkey: Option<String>,
     pub(crate) jwt: Option<String>,
     pub(crate) sig: Option<String>,
+}
+
+impl fmt::Debug for Signed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signed")
+            .field("nkey", &self.nkey)
+            .field("jwt", &self.jwt.as_ref().map(|_| "***"))
+            .field("sig", &self.sig.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl Credential {
@@ -75,8 +85,8 @@ impl Credential {
     fn what(&self) -> String {
         match self {
             Credential::Seed(_) => "an NKey seed".into(),
-            Credential::SeedFile(path) => format!("the NKey seed file {path:?}"),
-            Credential::CredsFile(path) => format!("the credentials file {path:?}"),
+            Credential::SeedFile(path) => format!("the NKey seed file {}", shown(path)),
+            Credential::CredsFile(path) => format!("the credentials file {}", shown(path)),
             Credential::Creds(_) => "NATS credentials (a user JWT and its seed)".into(),
             Credential::Jwt(..) => "a JWT".into(),
         }
@@ -94,7 +104,7 @@ impl Credential {
                         })?;
                         Some(crate::encoding::base64url(&sig))
                     }
-                    // A server that sends no nonce checks no signature (bearer JWTs).
+                    // No nonce, nothing to sign (the server checks no signature then).
                     None => None,
                 };
                 Ok(Signed {
@@ -116,8 +126,9 @@ impl Credential {
     #[cfg(feature = "nkeys")]
     fn sign_with_seed(&self, nonce: Option<&str>) -> Result<Signed> {
         let read = |path: &PathBuf, what: &str| {
-            std::fs::read_to_string(path)
-                .map_err(|e| Error::Credentials(format!("cannot read the {what} {path:?}: {e}")))
+            std::fs::read_to_string(path).map_err(|e| {
+                Error::Credentials(format!("cannot read the {what} {}: {e}", shown(path)))
+            })
         };
         let (jwt, seed) = match self {
             Credential::Seed(seed) => (None, seed.0.clone()),
@@ -158,9 +169,75 @@ impl Credential {
 
 /// Says which file a credentials error is about.
 #[cfg(feature = "nkeys")]
-fn in_file(e: Error, path: &std::path::Path) -> Error {
+fn in_file(e: Error, path: &Path) -> Error {
     match e {
-        Error::Credentials(why) => Error::Credentials(format!("{path:?}: {why}")),
+        Error::Credentials(why) => Error::Credentials(format!("{}: {why}", shown(path))),
         other => other,
+    }
+}
+
+/// A file path as errors and `Debug` may show it: quoted, unless it looks like the secret
+/// itself given where the path belongs (`NATS_NKEY=SU...`, or a creds file's text in
+/// `NATS_CREDS`), which is then not shown.
+fn shown(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let trimmed = text.trim();
+    let seed_like = trimmed.len() >= 50
+        && trimmed.starts_with('S')
+        && trimmed
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    if seed_like || text.contains(['\n', '\r']) || text.contains("BEGIN") || text.contains("eyJ") {
+        "(not shown: it looks like a seed or credentials, not a file path)".into()
+    } else {
+        format!("{path:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = "SUACH75SWCM5D2JMJM6EKLR2WDARVGZT4QC6LX3AGHSWOMVAKERABBBRWM";
+
+    #[test]
+    fn a_secret_given_where_a_path_belongs_is_never_shown() {
+        let creds = format!("-----BEGIN NATS USER JWT-----\neyJx.eyJy.zz\n{SEED}\n");
+        for given in [SEED.to_string(), format!("{SEED}\n"), creds] {
+            for cred in [
+                Credential::SeedFile(given.clone().into()),
+                Credential::CredsFile(given.clone().into()),
+            ] {
+                let debug = format!("{cred:?}");
+                assert!(!debug.contains("SUACH75"), "{debug}");
+                let err = cred.sign_in(Some("nonce")).unwrap_err().to_string();
+                assert!(!err.contains("SUACH75") && !err.contains("eyJ"), "{err}");
+            }
+        }
+        let path = Credential::SeedFile("/etc/nats/user.nk".into());
+        assert_eq!(format!("{path:?}"), r#"NKeySeedFile("/etc/nats/user.nk")"#);
+    }
+
+    #[test]
+    fn debug_shows_the_kind_of_credential_never_its_value() {
+        let signer: Signer = Arc::new(|_: &[u8]| Ok(vec![0; 64]));
+        for cred in [
+            Credential::Seed(Secret(SEED.into())),
+            Credential::Creds(Secret(SEED.into())),
+            Credential::Jwt(Secret("eyJhbGc.eyJzdWI.sig".into()), signer),
+        ] {
+            let debug = format!("{cred:?}");
+            assert!(
+                !debug.contains("SUACH75") && !debug.contains("eyJ"),
+                "{debug}"
+            );
+        }
+        let signed = Signed {
+            nkey: Some("UAB".into()),
+            jwt: Some("eyJhbGc.x.y".into()),
+            sig: Some("c2ln".into()),
+        };
+        let debug = format!("{signed:?}");
+        assert!(!debug.contains("eyJ") && !debug.contains("c2ln"), "{debug}");
     }
 }

@@ -102,7 +102,7 @@ impl Connection {
             _ => return Err(Error::Protocol(panini_proto::Error::UnknownOp)),
         };
         rbuf.consume(used);
-        let mut stream = secure(stream, server, shared, &info).await?;
+        let mut stream = secure(stream, server, shared, &info, rbuf.data()).await?;
         let in_clear = matches!(stream, Transport::Tcp(_));
         stream
             .write_all(&connect_ops(server, shared, &info, in_clear)?)
@@ -143,13 +143,18 @@ impl Connection {
 /// After the plain INFO: upgrades to TLS when the URL (`tls://`) or the options ask for it,
 /// or the server requires it. Asked for by us and offered by neither `tls_required` nor
 /// `tls_available`, it is an error before any credential is sent in clear.
+///
+/// Nothing may come between the plain INFO and the TLS handshake: bytes there were not
+/// sent by the server under TLS (they could be anyone's), so they end the connection
+/// rather than being read as if they came through it.
 async fn secure(
     stream: Transport,
     server: &Server,
     shared: &Shared,
     info: &ServerInfo,
+    after_info: &[u8],
 ) -> Result<Transport> {
-    let asked = server.tls || shared.opts.require_tls;
+    let asked = server.tls || shared.opts.tls_asked();
     if asked && !info.tls_required && !info.tls_available {
         return Err(Error::Tls(
             format!(
@@ -165,6 +170,16 @@ async fn secure(
     }
     if !(asked || info.tls_required) {
         return Ok(stream);
+    }
+    if !after_info.is_empty() {
+        return Err(Error::Tls(
+            format!(
+                "{} bytes came after the INFO in clear, before the TLS handshake; \
+                 refusing them (something may be tampering with the connection)",
+                after_info.len()
+            )
+            .into(),
+        ));
     }
     #[cfg(feature = "tls")]
     {

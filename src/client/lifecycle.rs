@@ -35,17 +35,30 @@ pub(crate) enum Ended {
     Auth(String),
 }
 
-/// Connects for the first time: one pass over the pool, no waiting. A refusal that
-/// retrying cannot fix (credentials, a certificate, TLS not offered) ends the pass and is
-/// returned as it is; otherwise every failure, with its server, is in [`Error::NoServers`].
+/// Connects for the first time: one pass over the pool, no waiting. A refusal of who we
+/// are (credentials) or of our settings ends the pass at once and is returned as it is; a
+/// server whose certificate does not verify is passed over for the next, and when every
+/// server refused, the first refusal is returned (retrying cannot help). Otherwise every
+/// failure, with its server, is in [`Error::NoServers`].
 pub(crate) async fn connect_first(shared: &Shared, pool: &mut Pool) -> Result<Connection, Error> {
+    // Settings that cannot work fail here, before any server is tried.
+    #[cfg(feature = "tls")]
+    if shared.opts.tls_asked() || pool.servers.iter().any(|s| s.tls) {
+        shared.tls_config()?;
+    }
     let order = (0..pool.servers.len()).collect();
     match try_servers(shared, pool, order, true).await {
         Ok(conn) => Ok(conn),
-        Err(mut failures) => match failures.iter().position(|(_, e)| e.is_refusal()) {
-            Some(at) => Err(failures.swap_remove(at).1),
-            None => Err(Error::NoServers(failures)),
-        },
+        Err(mut failures) => {
+            let stopped = failures
+                .iter()
+                .position(|(_, e)| e.is_refusal() && !matches!(e, Error::Tls(_)));
+            let all_refused = failures.iter().all(|(_, e)| e.is_refusal());
+            match stopped.or((all_refused && !failures.is_empty()).then_some(0)) {
+                Some(at) => Err(failures.swap_remove(at).1),
+                None => Err(Error::NoServers(failures)),
+            }
+        }
     }
 }
 
@@ -57,7 +70,7 @@ pub(crate) async fn run(
     ctl: Receiver<Ctl>,
 ) {
     let mut batch = Batch::default();
-    let mut auth_failures = 0;
+    let mut refused_passes = 0;
     let mut why = "the connection was lost for good";
     loop {
         let server = pool.current().url();
@@ -90,7 +103,7 @@ pub(crate) async fn run(
         if !shared.opts.reconnect {
             break;
         }
-        match reconnect(&shared, &mut pool, &ctl, skip_current, &mut auth_failures).await {
+        match reconnect(&shared, &mut pool, &ctl, skip_current, &mut refused_passes).await {
             Some(next) => {
                 conn = next;
                 Stats::add(&shared.stats.reconnects, 1);
@@ -264,27 +277,33 @@ pub(crate) fn apply_info(shared: &Shared, pool: &mut Pool, info: &ServerInfo) ->
     info.ldm
 }
 
-/// One pass over the servers at `order` (stopping at a refusal, see
-/// [`Error::is_refusal`], if `stop_on_refusal`): the first connection made, or why each
-/// failed.
+/// One pass over the servers at `order` (stopping at a refusal that every server would
+/// give, if `stop_on_refusal`: not at a certificate, which is one server's): the first
+/// connection made, or why each failed.
 async fn try_servers(
     shared: &Shared,
     pool: &mut Pool,
     order: Vec<usize>,
     stop_on_refusal: bool,
 ) -> Result<Connection, Vec<(String, Error)>> {
+    shared.forget_tls_config();
     let mut failures = Vec::new();
     for idx in order {
         let server = pool.servers[idx].clone();
         match Connection::open(&server, shared).await {
             Ok(conn) => {
                 pool.current = idx;
+                // Reached over TLS once, always over TLS: an INFO that later says
+                // otherwise (anyone can write plain-text INFO) does not downgrade it.
+                if conn.stream.is_tls() {
+                    pool.servers[idx].tls = true;
+                }
                 go_live(shared, pool, &conn);
                 return Ok(conn);
             }
             Err(e) => {
                 log_at!(Debug, "panini::client", "{}: {e}", server.url());
-                let stop = stop_on_refusal && e.is_refusal();
+                let stop = stop_on_refusal && e.is_refusal() && !matches!(e, Error::Tls(_));
                 failures.push((server.url(), e));
                 if stop {
                     break;
@@ -296,13 +315,14 @@ async fn try_servers(
 }
 
 /// Tries the pool until a server answers, waiting between passes; `None` when closed, out
-/// of attempts, or refused twice (credentials or certificates: see [`Error::is_refusal`]).
+/// of attempts, or after two passes in a row that met a refusal (credentials or
+/// certificates: see [`Error::is_refusal`]).
 pub(crate) async fn reconnect(
     shared: &Shared,
     pool: &mut Pool,
     ctl: &Receiver<Ctl>,
     skip_current: bool,
-    auth_failures: &mut u32,
+    refused_passes: &mut u32,
 ) -> Option<Connection> {
     let mut passes = 0u32;
     if shared.opts.max_reconnect_attempts == Some(0) {
@@ -326,17 +346,22 @@ pub(crate) async fn reconnect(
         };
         match pass.or(closed).await? {
             Ok(conn) => {
-                *auth_failures = 0;
+                *refused_passes = 0;
                 return Some(conn);
             }
             Err(failures) => {
-                for (url, e) in &failures {
-                    if e.is_refusal() {
-                        *auth_failures += 1;
-                        log_at!(Error, "panini::client", "{url}: {e}");
-                    }
+                let mut refused = false;
+                for (url, e) in failures.iter().filter(|(_, e)| e.is_refusal()) {
+                    refused = true;
+                    log_at!(Error, "panini::client", "{url}: {e}");
                 }
-                if *auth_failures >= 2 {
+                *refused_passes = if refused { *refused_passes + 1 } else { 0 };
+                if *refused_passes >= 2 {
+                    log_at!(
+                        Error,
+                        "panini::client",
+                        "giving up: refused in two passes over the pool in a row"
+                    );
                     return None;
                 }
             }

@@ -20,7 +20,7 @@
 //! With the feature `tls`, a `tls://` URL, [`ConnectOptions::require_tls`], a CA file or a
 //! client certificate makes the client upgrade to TLS after the server's INFO (and it does
 //! whenever the server requires TLS); with `nkeys`, [`ConnectOptions::nkey_seed`] and
-//! [`ConnectOptions::credentials_file`] sign the server's nonce. A refusal that retrying
+//! [`ConnectOptions::creds_file`] sign the server's nonce. A refusal that retrying
 //! cannot fix ([`Error::Tls`], [`Error::Auth`], [`Error::Credentials`],
 //! [`Error::FeatureDisabled`]) ends the first connect at once. No secret shows in `Debug`,
 //! logs or errors.

@@ -252,7 +252,9 @@ impl ConnectOptions {
 
     /// Requires TLS on every server, as a `tls://` URL does: a server that does not offer
     /// it fails with [`Error::Tls`] before anything is sent to it. Without this, TLS is used
-    /// when the URL says `tls://` or the server requires it. Needs the feature `tls`.
+    /// when the URL says `tls://`, a TLS setting is given (a CA file, a client certificate,
+    /// a rustls configuration: `require_tls(false)` does not undo those), or the server
+    /// requires it. Needs the feature `tls`.
     pub fn require_tls(mut self, on: bool) -> Self {
         self.require_tls = on;
         self
@@ -262,7 +264,6 @@ impl ConnectOptions {
     /// connect). Implies [`require_tls`](Self::require_tls). Needs the feature `tls`.
     pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.tls_ca_file = Some(path.into());
-        self.require_tls = true;
         self
     }
 
@@ -271,7 +272,6 @@ impl ConnectOptions {
     /// [`require_tls`](Self::require_tls). Needs the feature `tls`.
     pub fn tls_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
         self.tls_client_cert = Some((cert.into(), key.into()));
-        self.require_tls = true;
         self
     }
 
@@ -282,7 +282,6 @@ impl ConnectOptions {
     #[cfg(feature = "tls")]
     pub fn tls_client_config(mut self, config: Arc<futures_rustls::rustls::ClientConfig>) -> Self {
         self.tls_config = Some(config);
-        self.require_tls = true;
         self
     }
 
@@ -303,19 +302,21 @@ impl ConnectOptions {
     /// Authenticates with a `.creds` file (a user JWT and its NKey seed, as `nsc` writes
     /// it), read again at each connect so a rotated file is picked up. Needs the feature
     /// `nkeys`.
-    pub fn credentials_file(mut self, path: impl Into<PathBuf>) -> Self {
+    pub fn creds_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.credential = Some(Credential::CredsFile(path.into()));
         self
     }
 
     /// Authenticates with the contents of a `.creds` file. Needs the feature `nkeys`.
-    pub fn credentials(mut self, creds: impl Into<String>) -> Self {
+    pub fn creds(mut self, creds: impl Into<String>) -> Self {
         self.credential = Some(Credential::Creds(Secret(creds.into())));
         self
     }
 
     /// Authenticates with a user JWT and a callback that signs the server's challenge with
-    /// the user's key (an HSM, an auth service...). Needs no feature: the signing is yours.
+    /// the user's key (a key held elsewhere, an HSM...) and returns the raw 64-byte Ed25519
+    /// signature. It is called at each connect, on the connection task: it must not block
+    /// (fetch anything slow beforehand). Needs no feature: the signing is yours.
     pub fn jwt(
         mut self,
         jwt: impl Into<String>,
@@ -325,13 +326,20 @@ impl ConnectOptions {
         self
     }
 
+    /// Whether the options ask for TLS on every server (the `tls://` scheme asks per URL).
+    pub(crate) fn tls_asked(&self) -> bool {
+        #[cfg(feature = "tls")]
+        let config = self.tls_config.is_some();
+        #[cfg(not(feature = "tls"))]
+        let config = false;
+        self.require_tls || self.tls_ca_file.is_some() || self.tls_client_cert.is_some() || config
+    }
+
     /// What these options ask of this build: a `tls://` URL or a TLS option without the
     /// feature `tls`, a seed or creds without `nkeys`, is an error naming the feature,
     /// before anything is sent.
     pub(crate) fn check_features(&self) -> Result<()> {
-        let tls_asked =
-            self.require_tls || self.tls_ca_file.is_some() || self.tls_client_cert.is_some();
-        if tls_asked && !cfg!(feature = "tls") {
+        if self.tls_asked() && !cfg!(feature = "tls") {
             return Err(Error::FeatureDisabled {
                 feature: "tls",
                 needed_for: "a TLS option (require_tls, a CA file or a client certificate)".into(),

@@ -4,8 +4,8 @@
 
 use crate::error::{Error, Result};
 
-/// One server the client may connect to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One server the client may connect to. Its `Debug` shows no credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Server {
     pub(crate) host: String,
     pub(crate) port: u16,
@@ -20,6 +20,18 @@ pub(crate) struct Server {
     pub(crate) tls_name: Option<String>,
     /// Learned from INFO `connect_urls`, not given by the user.
     pub(crate) discovered: bool,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("url", &self.url())
+            .field("user", &self.user.as_ref().map(|(user, _)| user))
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("tls_name", &self.tls_name)
+            .field("discovered", &self.discovered)
+            .finish()
+    }
 }
 
 impl Server {
@@ -246,5 +258,8 @@ mod tests {
         assert!(!e.to_string().contains("s3cret"), "{e}");
         let s = Server::parse("nats://bob:s3cret@h:1").unwrap();
         assert!(!s.url().contains("s3cret"));
+        assert!(!format!("{s:?}").contains("s3cret"), "{s:?}");
+        let s = Server::parse("nats://t0ken@h:1").unwrap();
+        assert!(!format!("{s:?}").contains("t0ken"), "{s:?}");
     }
 }

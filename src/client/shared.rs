@@ -127,10 +127,11 @@ pub(crate) struct Shared {
     pub(crate) draining: AtomicBool,
     /// Set once the connection task has shut everything down.
     pub(crate) finished: std::sync::atomic::AtomicBool,
-    /// The TLS configuration, made at the first TLS connection and kept for every
-    /// reconnect (reading roots and keys once, not per connection).
+    /// The TLS configuration, made from the options at the first TLS connection of each
+    /// pass over the pool and kept for that pass: a rotated certificate or CA file is read
+    /// at the next reconnect, and a pool of many servers reads them once.
     #[cfg(feature = "tls")]
-    pub(crate) tls: std::sync::OnceLock<std::sync::Arc<futures_rustls::rustls::ClientConfig>>,
+    pub(crate) tls: Mutex<Option<std::sync::Arc<futures_rustls::rustls::ClientConfig>>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -148,16 +149,24 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// The TLS configuration, made from the options the first time it is needed.
+    /// The TLS configuration, made from the options the first time a pass needs it.
     #[cfg(feature = "tls")]
     pub(crate) fn tls_config(
         &self,
     ) -> Result<std::sync::Arc<futures_rustls::rustls::ClientConfig>> {
-        if let Some(config) = self.tls.get() {
+        let mut cached = lock(&self.tls);
+        if let Some(config) = &*cached {
             return Ok(config.clone());
         }
         let config = super::tls::client_config(&self.opts)?;
-        Ok(self.tls.get_or_init(|| config).clone())
+        *cached = Some(config.clone());
+        Ok(config)
+    }
+
+    /// A new pass over the pool reads the TLS files again.
+    pub(crate) fn forget_tls_config(&self) {
+        #[cfg(feature = "tls")]
+        lock(&self.tls).take();
     }
 
     pub(crate) fn new(opts: ConnectOptions) -> Self {
@@ -187,7 +196,7 @@ impl Shared {
             draining: AtomicBool::new(false),
             finished: std::sync::atomic::AtomicBool::new(false),
             #[cfg(feature = "tls")]
-            tls: std::sync::OnceLock::new(),
+            tls: Mutex::new(None),
         }
     }
 

@@ -116,15 +116,19 @@ fn system_roots() -> Result<RootCertStore> {
             .find(|p| p.is_file())
     });
     let mut roots = RootCertStore::empty();
+    let mut why = String::new();
     if let Some(bundle) = &bundle {
-        if let Ok(certs) = CertificateDer::pem_file_iter(bundle) {
-            roots.add_parsable_certificates(certs.filter_map(|c| c.ok()));
+        match CertificateDer::pem_file_iter(bundle) {
+            Ok(certs) => {
+                roots.add_parsable_certificates(certs.filter_map(|c| c.ok()));
+            }
+            Err(e) => why = format!(": {e}"),
         }
     }
     if roots.is_empty() {
         return Err(tls_error(format!(
-            "no trusted root certificates: none found in {} (set SSL_CERT_FILE, or give a CA \
-             file with `tls_ca_file` or NATS_CA)",
+            "no trusted root certificates: none found in {}{why} (set SSL_CERT_FILE, or \
+             give a CA file with `tls_ca_file` or NATS_CA)",
             match &bundle {
                 Some(b) => format!("{b:?}"),
                 None => SYSTEM_BUNDLES.join(", "),

@@ -36,6 +36,15 @@ impl Transport {
         Ok(Transport::Tcp(stream))
     }
 
+    /// Whether this connection is encrypted.
+    pub(crate) fn is_tls(&self) -> bool {
+        match self {
+            Transport::Tcp(_) => false,
+            #[cfg(feature = "tls")]
+            Transport::Tls(..) => true,
+        }
+    }
+
     /// Reads into `buf`; `Ok(0)` is the end of the stream.
     pub(crate) fn poll_read(
         &mut self,

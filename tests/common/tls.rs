@@ -1,12 +1,8 @@
 //! TLS test servers: the committed certificates in `tests/certs/` (made by
 //! `scripts/make-test-certs`), configuration text and command-line flags for nats-server,
-//! and [`NatsServer`] constructors for servers whose clients must use TLS.
-//!
-//! Those need constructors of their own: a server that requires TLS writes its client URL
-//! as `tls://127.0.0.1:PORT` in the ports file, which [`NatsServer::start_with_args`],
-//! [`NatsServer::with_config`], [`NatsServer::restart`] and [`NatsServer::cluster`] do not
-//! read (they wait for `nats://`). A server with `allow_non_tls` writes `nats://`, so the
-//! plain constructors work for it too.
+//! and [`NatsServer`] constructors for servers whose clients must use TLS (thin wrappers
+//! over the plain ones, which read the `tls://` URL such a server writes in its ports
+//! file).
 
 #![allow(dead_code)]
 
