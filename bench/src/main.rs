@@ -2,7 +2,7 @@
 //! side by side in one run, against one `nats-server` that this program starts.
 //!
 //! ```text
-//! cargo run --release --manifest-path bench/Cargo.toml -- [--quick] [--tls]
+//! cargo run --release --manifest-path bench/Cargo.toml -- [--quick] [--tls] [--rounds N]
 //!     [--only publish|subscribe|sequential|concurrent|idle] [--contender ours|async-nats]
 //! ```
 //!
@@ -73,7 +73,7 @@ const QUICK: Config = Config {
 };
 
 const USAGE: &str =
-    "usage: panini-bench [--quick] [--tls] [--only WORKLOAD] [--contender ours|async-nats]
+    "usage: panini-bench [--quick] [--tls] [--rounds N] [--only WORKLOAD] [--contender ours|async-nats]
   WORKLOAD: publish, subscribe, sequential, concurrent or idle";
 
 /// The workloads, in table order; `--only` picks one.
@@ -119,16 +119,19 @@ fn parse_args(args: &[&str]) -> Result<Args> {
         only: None,
         contender: None,
     };
+    let mut rounds = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match *arg {
             "--quick" => out.cfg = QUICK,
+            "--rounds" => rounds = Some(it.next().ok_or(USAGE)?.parse::<usize>()?),
             "--tls" => out.tls = true,
             "--only" => out.only = it.next().map(|w| w.to_string()),
             "--contender" => out.contender = it.next().map(|c| c.to_string()),
             _ => return Err(USAGE.into()),
         }
     }
+    out.cfg.rounds = rounds.unwrap_or(out.cfg.rounds).max(1);
     match &out.only {
         Some(w) if !WORKLOADS.contains(&w.as_str()) => Err(USAGE.into()),
         _ => Ok(out),
