@@ -124,13 +124,7 @@ fn tls_config(dir: &Path) -> Result<PathBuf> {
 /// `server.pem` (for `127.0.0.1` and `localhost`, server auth only) and `server-key.pem`.
 /// rustls (both clients' TLS) wants a SAN and the extended key usage; a CN is not enough.
 fn make_pki(dir: &Path) -> Result<()> {
-    const P256: [&str; 5] = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
+    const P256: &str = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
     std::fs::write(
         dir.join("server.ext"),
         "basicConstraints=critical,CA:FALSE\n\
@@ -138,60 +132,31 @@ fn make_pki(dir: &Path) -> Result<()> {
          extendedKeyUsage=serverAuth\n\
          subjectAltName=DNS:localhost,IP:127.0.0.1\n",
     )?;
-    let ca = [
-        "req",
-        "-x509",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=panini bench CA",
-        "-keyout",
-        "ca-key.pem",
-        "-out",
-        "ca.pem",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ];
-    openssl(dir, &[&ca[..], &P256].concat())?;
-    let request = [
-        "req",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "server-key.pem",
-        "-out",
-        "server.csr",
-    ];
-    openssl(dir, &[&request[..], &P256].concat())?;
     openssl(
         dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-days",
-            "1",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca-key.pem",
-            "-CAcreateserial",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.pem",
-        ],
+        &format!(
+            "req -x509 -days 1 -subj /CN=panini-bench-CA -keyout ca-key.pem -out ca.pem \
+             -addext basicConstraints=critical,CA:TRUE \
+             -addext keyUsage=critical,keyCertSign,cRLSign {P256}"
+        ),
+    )?;
+    openssl(
+        dir,
+        &format!("req -subj /CN=localhost -keyout server-key.pem -out server.csr {P256}"),
+    )?;
+    openssl(
+        dir,
+        "x509 -req -in server.csr -days 1 -CA ca.pem -CAkey ca-key.pem -CAcreateserial \
+         -extfile server.ext -out server.pem",
     )
 }
 
-/// Runs `openssl ARGS` in `dir`.
-fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
+/// Runs `openssl ARGS` (split at whitespace) in `dir`.
+fn openssl(dir: &Path, args: &str) -> Result<()> {
+    let args: Vec<&str> = args.split_whitespace().collect();
     let out = Command::new("openssl")
         .current_dir(dir)
-        .args(args)
+        .args(&args)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run openssl (needed for --tls): {e}"))?;
