@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Size and memory of examples/listener_app built small and static (musl, profile `small`),
-# with the default features and with --no-default-features (no HTTP server).
+# with the default features, with --no-default-features (no HTTP server), and with
+# --features tls,nkeys (the defaults plus TLS and NKey/JWT credentials, on ring).
 #
 #   bench/app_size.sh
 #
@@ -8,35 +9,61 @@
 # script starts (on a port the OS picks, passed as NATS_URL), and once it has printed its
 # banner (connected and subscribed) the script reads VmRSS, RssAnon and RssFile from
 # /proc/PID/status three times, 200 ms apart, and keeps the largest. It then sends 1,000
-# requests and 1,000 stream messages with nats-py (installed with Python Panini), checks
-# the replies, and reads the memory again.
+# requests and 1,000 stream messages with nats-py (installed with Python Panini into
+# target/py-venv by scripts/install-python-panini; $PANINI_PYTHON overrides it), checks
+# the replies, and reads the memory again. Every build connects in plain text: the TLS build
+# shows what the features cost a program that has them compiled in.
+#
+# ring (under tls and nkeys) compiles C for the target. The script points cc at musl-gcc
+# (Debian's musl-tools) if there is one, else at the host's gcc, which works for ring on
+# x86_64 musl; a CC_x86_64_unknown_linux_musl of your own wins.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARGET=x86_64-unknown-linux-musl
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
 NATS_SERVER=${NATS_SERVER:-/usr/sbin/nats-server}
 OUT=${OUT:-/tmp/panini-app-size}
 mkdir -p "$OUT"
 
+if [ -z "${PANINI_PYTHON:-}" ]; then
+    scripts/install-python-panini
+    PANINI_PYTHON=target/py-venv/bin/python
+fi
+
 rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
+if [ -z "${CC_x86_64_unknown_linux_musl:-}" ] && ! command -v x86_64-linux-musl-gcc >/dev/null; then
+    if command -v musl-gcc >/dev/null; then
+        export CC_x86_64_unknown_linux_musl=musl-gcc
+    else
+        export CC_x86_64_unknown_linux_musl=gcc
+    fi
+fi
 
 build() { # build NAME [cargo flags...]
     local name=$1
     shift
     echo "cargo build --profile small --target $TARGET --example listener_app $*" >&2
     cargo build --quiet --profile small --target "$TARGET" --example listener_app "$@"
-    cp "target/$TARGET/small/examples/listener_app" "$OUT/listener_app.$name"
+    cp "$TARGET_DIR/$TARGET/small/examples/listener_app" "$OUT/listener_app.$name"
 }
 build default
 build no-http --no-default-features
+build tls-nkeys --features tls,nkeys
 
 NATS_DIR=$(mktemp -d)
 "$NATS_SERVER" -a 127.0.0.1 -p -1 --ports_file_dir "$NATS_DIR" >/dev/null 2>&1 &
 NATS_PID=$!
 APP_PID=
+# Under set -e a failing kill or wait here (the server's exit status after SIGTERM) would
+# become the script's: it exited non-zero after a good run.
 cleanup() {
-    [ -n "$APP_PID" ] && kill "$APP_PID" 2>/dev/null && wait "$APP_PID" 2>/dev/null
-    kill "$NATS_PID" 2>/dev/null && wait "$NATS_PID" 2>/dev/null
+    if [ -n "$APP_PID" ]; then
+        kill "$APP_PID" 2>/dev/null || true
+        wait "$APP_PID" 2>/dev/null || true
+    fi
+    kill "$NATS_PID" 2>/dev/null || true
+    wait "$NATS_PID" 2>/dev/null || true
     rm -rf "$NATS_DIR"
 }
 trap cleanup EXIT
@@ -62,7 +89,7 @@ mem() {
 }
 
 traffic() {
-    python3 - "$NATS_URL" <<'EOF'
+    "$PANINI_PYTHON" - "$NATS_URL" <<'EOF'
 import asyncio, json, sys
 import nats
 
@@ -81,7 +108,7 @@ EOF
 
 printf '| build | file size | idle VmRSS | idle RssAnon | idle RssFile | VmRSS after 1,000 req + 1,000 msgs | RssAnon after |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|\n'
-for name in default no-http; do
+for name in default no-http tls-nkeys; do
     bin="$OUT/listener_app.$name"
     size=$(stat -c %s "$bin")
     file "$bin" | grep -q 'statically linked\|static-pie linked' || echo "warning: $bin is not static" >&2

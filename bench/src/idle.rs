@@ -1,4 +1,4 @@
-//! Idle memory: this same binary, run as a child with `--idle <contender> <url>`, connects
+//! Idle memory: this same binary, run as a child with `--idle <contender> <url> [<ca>]`, connects
 //! one client, subscribes to one subject, flushes, prints `ready` and waits. The parent
 //! reads the child's `VmRSS` from `/proc/<pid>/status`, and `RssAnon`: the anonymous part
 //! (heap, stacks), without the file-backed pages of this binary and libc, which are about
@@ -11,13 +11,14 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::contender::Endpoint;
 use crate::Result;
 
 /// The child side: connect, subscribe, flush, say `ready`, wait to be killed.
-pub fn child(which: &str, url: &str) -> Result<()> {
+pub fn child(which: &str, at: &Endpoint) -> Result<()> {
     match which {
         "ours" => smol::block_on(async {
-            let client = panini::client::connect(url).await?;
+            let client = crate::ours::options(at).connect().await?;
             let _sub = client.subscribe("bench.idle").await?;
             client.flush().await?;
             ready()?;
@@ -28,7 +29,7 @@ pub fn child(which: &str, url: &str) -> Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(async {
-                let client = async_nats::connect(url).await?;
+                let client = crate::theirs::options(at).connect(at.url.as_str()).await?;
                 let _sub = client.subscribe("bench.idle").await?;
                 client.flush().await?;
                 ready()?;
@@ -48,9 +49,10 @@ fn ready() -> Result<()> {
 
 /// The parent side: the child's largest `VmRSS` and `RssAnon` of three reads 100 ms
 /// apart, in KiB.
-pub fn measure(which: &str, url: &str) -> Result<[f64; 2]> {
+pub fn measure(which: &str, at: &Endpoint) -> Result<[f64; 2]> {
     let child = Command::new(std::env::current_exe()?)
-        .args(["--idle", which, url])
+        .args(["--idle", which, &at.url])
+        .args(&at.ca_file)
         .stdout(Stdio::piped())
         .spawn()?;
     let mut child = Killed(child);

@@ -2,23 +2,31 @@
 //! side by side in one run, against one `nats-server` that this program starts.
 //!
 //! ```text
-//! cargo run --release --manifest-path bench/Cargo.toml -- [--quick]
+//! cargo run --release --manifest-path bench/Cargo.toml -- [--quick] [--tls] [--rounds N]
 //!     [--only publish|subscribe|sequential|concurrent|idle] [--contender ours|async-nats]
 //! ```
 //!
 //! Each workload runs ours and async-nats alternately (the first to go swaps every round)
-//! for a number of rounds, and the table shows each one's median and the ratio.
+//! for a number of rounds, and the table shows each one's median and the ratio. Beside
+//! each throughput is the CPU time per message of this process (all threads but the
+//! subscribe workload's publisher), from `/proc/self/task/*/schedstat`.
+//!
+//! With `--tls` the server requires TLS (a throwaway CA and certificate made with the
+//! `openssl` CLI), both clients connect to `tls://127.0.0.1:PORT` trusting that CA alone,
+//! and the subscribe workload's publisher speaks TLS too.
 //!
 //! # Layout
 //! - `main.rs`: workloads, rounds, medians.
 //! - `contender.rs`: the [`Contender`] trait both clients implement.
 //! - `ours.rs`, `theirs.rs`: the workloads written against each client.
-//! - `publisher.rs`: the raw-TCP publisher of the subscribe workload.
+//! - `publisher.rs`: the raw-socket (TCP or TLS) publisher of the subscribe workload.
+//! - `cpu.rs`: CPU time per thread.
 //! - `idle.rs`: the idle-RSS child process and reading `/proc/<pid>/status`.
 //! - `report.rs`: units, medians, percentiles and the markdown table.
-//! - `server.rs`: the `nats-server` guard.
+//! - `server.rs`: the `nats-server` guard, and the PKI for `--tls`.
 
 mod contender;
+mod cpu;
 mod idle;
 mod ours;
 mod publisher;
@@ -28,7 +36,7 @@ mod theirs;
 
 use std::collections::HashMap;
 
-use contender::Contender;
+use contender::{Contender, Endpoint, Throughput};
 use publisher::Burst;
 use report::{median, Row, Unit};
 
@@ -64,7 +72,8 @@ const QUICK: Config = Config {
     in_flight: 64,
 };
 
-const USAGE: &str = "usage: panini-bench [--quick] [--only WORKLOAD] [--contender ours|async-nats]
+const USAGE: &str =
+    "usage: panini-bench [--quick] [--tls] [--rounds N] [--only WORKLOAD] [--contender ours|async-nats]
   WORKLOAD: publish, subscribe, sequential, concurrent or idle";
 
 /// The workloads, in table order; `--only` picks one.
@@ -77,7 +86,8 @@ fn main() {
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["--idle", which, url] => idle::child(which, url),
+        ["--idle", which, url] => idle::child(which, &endpoint(url, None)),
+        ["--idle", which, url, ca] => idle::child(which, &endpoint(url, Some(ca))),
         ref rest => parse_args(rest).and_then(run),
     };
     if let Err(e) = outcome {
@@ -90,25 +100,38 @@ fn main() {
 #[derive(Debug)]
 struct Args {
     cfg: Config,
+    tls: bool,
     only: Option<String>,
     contender: Option<String>,
+}
+
+fn endpoint(url: &str, ca_file: Option<&str>) -> Endpoint {
+    Endpoint {
+        url: url.to_string(),
+        ca_file: ca_file.map(Into::into),
+    }
 }
 
 fn parse_args(args: &[&str]) -> Result<Args> {
     let mut out = Args {
         cfg: FULL,
+        tls: false,
         only: None,
         contender: None,
     };
+    let mut rounds = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match *arg {
             "--quick" => out.cfg = QUICK,
+            "--rounds" => rounds = Some(it.next().ok_or(USAGE)?.parse::<usize>()?),
+            "--tls" => out.tls = true,
             "--only" => out.only = it.next().map(|w| w.to_string()),
             "--contender" => out.contender = it.next().map(|c| c.to_string()),
             _ => return Err(USAGE.into()),
         }
     }
+    out.cfg.rounds = rounds.unwrap_or(out.cfg.rounds).max(1);
     match &out.only {
         Some(w) if !WORKLOADS.contains(&w.as_str()) => Err(USAGE.into()),
         _ => Ok(out),
@@ -116,19 +139,26 @@ fn parse_args(args: &[&str]) -> Result<Args> {
 }
 
 fn run(args: Args) -> Result<()> {
-    let server = server::NatsServer::start()?;
+    let server = if args.tls {
+        server::NatsServer::start_tls()?
+    } else {
+        server::NatsServer::start()?
+    };
     let theirs = theirs::AsyncNats::new()?;
     let all: [&dyn Contender; 2] = [&ours::Ours, &theirs];
     let picked = |c: &&dyn Contender| args.contender.as_deref().is_none_or(|n| n == c.name());
     let bench = Bench {
         cfg: args.cfg,
-        url: server.url().to_string(),
+        at: Endpoint {
+            url: server.url().to_string(),
+            ca_file: server.ca_file(),
+        },
         contenders: all.iter().copied().filter(picked).collect(),
     };
     if bench.contenders.is_empty() {
         return Err(USAGE.into());
     }
-    eprintln!("nats-server at {}; {:?}", bench.url, bench.cfg);
+    eprintln!("nats-server at {}; {:?}", bench.at.url, bench.cfg);
     let mut rows = Vec::new();
     for workload in WORKLOADS {
         if args.only.as_deref().is_none_or(|w| w == workload) {
@@ -142,7 +172,7 @@ fn run(args: Args) -> Result<()> {
 /// One server, the contenders to run, and the sizes.
 struct Bench<'a> {
     cfg: Config,
-    url: String,
+    at: Endpoint,
     contenders: Vec<&'a dyn Contender>,
 }
 
@@ -159,21 +189,22 @@ impl Bench<'_> {
 
     fn publish(&self, size: usize) -> Result<Vec<Row>> {
         let count = self.cfg.publish;
-        let label = format!("publish {size} B, {count} msgs (msgs/s)");
+        let labels = throughput(format!("publish {size} B, {count} msgs"), "msgs", "message");
         let payload = vec![b'p'; size];
-        self.compare(&[(label, Unit::PerSec)], |c, tag| {
+        self.compare(&labels, |c, tag| {
             let subject = format!("bench.pub.{tag}");
-            Ok(vec![c.publish(&self.url, &subject, &payload, count)?])
+            figures(c.publish(&self.at, &subject, &payload, count)?)
         })
     }
 
     fn subscribe(&self) -> Result<Vec<Row>> {
         let count = self.cfg.subscribe;
-        let label = format!("subscribe 16 B, {count} msgs (msgs/s)");
-        self.compare(&[(label, Unit::PerSec)], |c, tag| {
+        let labels = throughput(format!("subscribe 16 B, {count} msgs"), "msgs", "message");
+        let ca_file = self.at.ca_file.as_deref();
+        self.compare(&labels, |c, tag| {
             let subject = format!("bench.sub.{tag}");
-            let publisher = Burst::new(&subject, count, 16).connect(&self.url)?;
-            Ok(vec![c.subscribe(&self.url, &subject, publisher, count)?])
+            let publisher = Burst::new(&subject, count, 16).connect(&self.at.url, ca_file)?;
+            figures(c.subscribe(&self.at, &subject, publisher, count)?)
         })
     }
 
@@ -192,19 +223,27 @@ impl Bench<'_> {
                 "request/reply sequential p99 latency".to_string(),
                 Unit::Micros,
             ),
+            (
+                "request/reply sequential: CPU per round trip".to_string(),
+                Unit::Nanos,
+            ),
         ];
         self.compare(&labels, |c, tag| {
-            let l = c.request_sequential(&self.url, &format!("bench.seq.{tag}"), count)?;
-            Ok(vec![l.per_sec, l.p50_us, l.p99_us])
+            let l = c.request_sequential(&self.at, &format!("bench.seq.{tag}"), count)?;
+            Ok(vec![l.per_sec, l.p50_us, l.p99_us, l.cpu_ns])
         })
     }
 
     fn concurrent(&self) -> Result<Vec<Row>> {
         let (total, k) = (self.cfg.concurrent, self.cfg.in_flight);
-        let label = format!("request/reply {k} in flight, {total} (round trips/s)");
-        self.compare(&[(label, Unit::PerSec)], |c, tag| {
+        let labels = throughput(
+            format!("request/reply {k} in flight, {total}"),
+            "round trips",
+            "round trip",
+        );
+        self.compare(&labels, |c, tag| {
             let subject = format!("bench.conc.{tag}");
-            Ok(vec![c.request_concurrent(&self.url, &subject, total, k)?])
+            figures(c.request_concurrent(&self.at, &subject, total, k)?)
         })
     }
 
@@ -220,7 +259,7 @@ impl Bench<'_> {
             ),
         ];
         self.compare(&labels, |c, _| {
-            Ok(idle::measure(c.name(), &self.url)?.to_vec())
+            Ok(idle::measure(c.name(), &self.at)?.to_vec())
         })
     }
 
@@ -261,6 +300,18 @@ impl Bench<'_> {
         });
         Ok(rows.collect())
     }
+}
+
+/// The two rows of a throughput workload: `WHAT (UNITS/s)` and `WHAT: CPU per ONE`.
+fn throughput(what: String, units: &str, one: &str) -> [(String, Unit); 2] {
+    [
+        (format!("{what} ({units}/s)"), Unit::PerSec),
+        (format!("{what}: CPU per {one}"), Unit::Nanos),
+    ]
+}
+
+fn figures(t: Throughput) -> Result<Vec<f64>> {
+    Ok(vec![t.per_sec, t.cpu_ns])
 }
 
 fn show(figures: &[f64], labels: &[(String, Unit)]) -> String {

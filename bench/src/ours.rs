@@ -5,93 +5,121 @@
 use std::time::Instant;
 
 use futures_lite::{FutureExt, StreamExt};
-use panini::client::{connect, Client, ConnectOptions, Subscription};
+use panini::client::{Client, ConnectOptions, Subscription};
 use smol::Timer;
 
-use crate::contender::{rate, Contender, Latency, RECEIVE_TIMEOUT, REQUEST_PAYLOAD};
+use crate::contender::{
+    rate, Contender, Endpoint, Latency, Meter, Throughput, RECEIVE_TIMEOUT, REQUEST_PAYLOAD,
+};
 use crate::publisher::Armed;
 use crate::Result;
 
 #[derive(Debug)]
 pub struct Ours;
 
+/// How every client of ours connects: the URL alone (what `connect(url)` does), plus the
+/// CA file under `--tls`.
+pub fn options(at: &Endpoint) -> ConnectOptions {
+    let options = ConnectOptions::new([at.url.as_str()]);
+    match &at.ca_file {
+        Some(ca) => options.tls_ca_file(ca),
+        None => options,
+    }
+}
+
+async fn connect(at: &Endpoint) -> Result<Client> {
+    Ok(options(at).connect().await?)
+}
+
 impl Contender for Ours {
     fn name(&self) -> &'static str {
         "ours"
     }
 
-    fn publish(&self, url: &str, subject: &str, payload: &[u8], count: usize) -> Result<f64> {
+    fn publish(
+        &self,
+        at: &Endpoint,
+        subject: &str,
+        payload: &[u8],
+        count: usize,
+    ) -> Result<Throughput> {
         smol::block_on(async {
-            let client = connect(url).await?;
+            let client = connect(at).await?;
             let probe = format!("{subject}.nobody");
             server_has_all(&client, &probe).await?; // warm-up: creates the reply inbox
-            let start = Instant::now();
+            let meter = Meter::start();
             for _ in 0..count {
                 client.publish(subject, payload).await?;
             }
             server_has_all(&client, &probe).await?;
-            let elapsed = start.elapsed();
+            let figure = Throughput::of(count, &meter);
             client.close().await;
-            Ok(count as f64 / elapsed.as_secs_f64())
+            Ok(figure)
         })
     }
 
-    fn subscribe(&self, url: &str, subject: &str, publisher: Armed, count: usize) -> Result<f64> {
+    fn subscribe(
+        &self,
+        at: &Endpoint,
+        subject: &str,
+        publisher: Armed,
+        count: usize,
+    ) -> Result<Throughput> {
         smol::block_on(async {
-            let client = ConnectOptions::new([url])
-                .subscription_capacity(count)
-                .connect()
-                .await?;
+            let client = options(at).subscription_capacity(count).connect().await?;
             let mut sub = client.subscribe(subject).await?;
             client.flush().await?;
+            let meter = Meter::start();
             let sending = publisher.go();
             let timeout = async {
                 Timer::after(RECEIVE_TIMEOUT).await;
                 Err("timed out: messages were lost".into())
             };
             let elapsed = receive(&mut sub, count).or(timeout).await?;
-            sending.join().map_err(|_| "publisher panicked")??;
+            let publisher = sending.join().map_err(|_| "publisher panicked")??;
+            let cpu_ns = meter.cpu_per_without(count, publisher);
             let dropped = client.statistics().dropped_msgs;
             client.close().await;
             if dropped != 0 {
                 return Err(format!("ours dropped {dropped} messages").into());
             }
-            Ok(rate(count, elapsed))
+            let per_sec = rate(count, elapsed);
+            Ok(Throughput { per_sec, cpu_ns })
         })
     }
 
-    fn request_sequential(&self, url: &str, subject: &str, count: usize) -> Result<Latency> {
+    fn request_sequential(&self, at: &Endpoint, subject: &str, count: usize) -> Result<Latency> {
         smol::block_on(async {
-            let responder = respond(url, subject).await?;
-            let client = connect(url).await?;
+            let responder = respond(at, subject).await?;
+            let client = connect(at).await?;
             client.request(subject, REQUEST_PAYLOAD).await?; // warm-up
             let mut samples = Vec::with_capacity(count);
-            let start = Instant::now();
+            let meter = Meter::start();
             for _ in 0..count {
                 let sent = Instant::now();
                 client.request(subject, REQUEST_PAYLOAD).await?;
                 samples.push(sent.elapsed());
             }
-            let total = start.elapsed();
+            let latency = Latency::from_samples(samples, &meter);
             client.close().await;
             responder.cancel().await;
-            Ok(Latency::from_samples(samples, total))
+            Ok(latency)
         })
     }
 
     fn request_concurrent(
         &self,
-        url: &str,
+        at: &Endpoint,
         subject: &str,
         total: usize,
         in_flight: usize,
-    ) -> Result<f64> {
+    ) -> Result<Throughput> {
         smol::block_on(async {
-            let responder = respond(url, subject).await?;
-            let client = connect(url).await?;
+            let responder = respond(at, subject).await?;
+            let client = connect(at).await?;
             client.request(subject, REQUEST_PAYLOAD).await?; // warm-up
             let each = total / in_flight;
-            let start = Instant::now();
+            let meter = Meter::start();
             let workers = (0..in_flight).map(|_| async {
                 for _ in 0..each {
                     client.request(subject, REQUEST_PAYLOAD).await?;
@@ -99,10 +127,10 @@ impl Contender for Ours {
                 Ok::<_, panini::Error>(())
             });
             futures::future::try_join_all(workers).await?;
-            let elapsed = start.elapsed();
+            let figure = Throughput::of(each * in_flight, &meter);
             client.close().await;
             responder.cancel().await;
-            Ok((each * in_flight) as f64 / elapsed.as_secs_f64())
+            Ok(figure)
         })
     }
 }
@@ -129,8 +157,8 @@ async fn receive(sub: &mut Subscription, count: usize) -> Result<std::time::Dura
 }
 
 /// An echo responder on its own connection, running on smol's global executor.
-async fn respond(url: &str, subject: &str) -> Result<smol::Task<()>> {
-    let server = connect(url).await?;
+async fn respond(at: &Endpoint, subject: &str) -> Result<smol::Task<()>> {
+    let server = connect(at).await?;
     let mut sub = server.subscribe(subject).await?;
     server.flush().await?;
     Ok(smol::spawn(async move {

@@ -10,9 +10,26 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::runtime::Runtime;
 
-use crate::contender::{rate, Contender, Latency, RECEIVE_TIMEOUT, REQUEST_PAYLOAD};
+use crate::contender::{
+    rate, Contender, Endpoint, Latency, Meter, Throughput, RECEIVE_TIMEOUT, REQUEST_PAYLOAD,
+};
 use crate::publisher::Armed;
 use crate::Result;
+
+/// How every async-nats client connects: the URL alone (what `async_nats::connect(url)`
+/// does), plus under `--tls` the CA file as its only root (no system roots are loaded
+/// then) and TLS required (the `tls://` scheme requires it too).
+pub fn options(at: &Endpoint) -> async_nats::ConnectOptions {
+    let options = async_nats::ConnectOptions::new();
+    match &at.ca_file {
+        Some(ca) => options.add_root_certificates(ca.clone()).require_tls(true),
+        None => options,
+    }
+}
+
+async fn connect(at: &Endpoint) -> Result<Client> {
+    Ok(options(at).connect(at.url.as_str()).await?)
+}
 
 #[derive(Debug)]
 pub struct AsyncNats {
@@ -33,79 +50,94 @@ impl Contender for AsyncNats {
         "async-nats"
     }
 
-    fn publish(&self, url: &str, subject: &str, payload: &[u8], count: usize) -> Result<f64> {
+    fn publish(
+        &self,
+        at: &Endpoint,
+        subject: &str,
+        payload: &[u8],
+        count: usize,
+    ) -> Result<Throughput> {
         self.rt.block_on(async {
-            let client = async_nats::connect(url).await?;
+            let client = connect(at).await?;
             let probe = Subject::from(format!("{subject}.nobody"));
             server_has_all(&client, &probe).await?; // warm-up: creates the reply inbox
                                                     // The cheapest way to call it: subject and payload are cloned reference counts.
             let subject = Subject::from(subject);
             let payload = Bytes::copy_from_slice(payload);
-            let start = Instant::now();
+            let meter = Meter::start();
             for _ in 0..count {
                 client.publish(subject.clone(), payload.clone()).await?;
             }
             server_has_all(&client, &probe).await?;
-            let elapsed = start.elapsed();
+            let figure = Throughput::of(count, &meter);
             drop(client);
-            Ok(count as f64 / elapsed.as_secs_f64())
+            Ok(figure)
         })
     }
 
-    fn subscribe(&self, url: &str, subject: &str, publisher: Armed, count: usize) -> Result<f64> {
+    fn subscribe(
+        &self,
+        at: &Endpoint,
+        subject: &str,
+        publisher: Armed,
+        count: usize,
+    ) -> Result<Throughput> {
         self.rt.block_on(async {
-            let client = async_nats::ConnectOptions::new()
+            let client = options(at)
                 .subscription_capacity(count)
-                .connect(url)
+                .connect(at.url.as_str())
                 .await?;
             let mut sub = client.subscribe(subject.to_string()).await?;
             client.flush().await?; // SUB written ...
             server_has_all(&client, &Subject::from(format!("{subject}.nobody"))).await?; // ... and processed
+            let meter = Meter::start();
             let sending = publisher.go();
             let received = tokio::time::timeout(RECEIVE_TIMEOUT, receive(&mut sub, count)).await;
             let elapsed = received.map_err(|_| "timed out: messages were lost")??;
-            sending.join().map_err(|_| "publisher panicked")??;
+            let publisher = sending.join().map_err(|_| "publisher panicked")??;
+            let cpu_ns = meter.cpu_per_without(count, publisher);
             drop(client);
-            Ok(rate(count, elapsed))
+            let per_sec = rate(count, elapsed);
+            Ok(Throughput { per_sec, cpu_ns })
         })
     }
 
-    fn request_sequential(&self, url: &str, subject: &str, count: usize) -> Result<Latency> {
+    fn request_sequential(&self, at: &Endpoint, subject: &str, count: usize) -> Result<Latency> {
         self.rt.block_on(async {
-            let responder = respond(url, subject).await?;
-            let client = async_nats::connect(url).await?;
+            let responder = respond(at, subject).await?;
+            let client = connect(at).await?;
             let subject = Subject::from(subject);
             let payload = Bytes::from_static(REQUEST_PAYLOAD);
             client.request(subject.clone(), payload.clone()).await?; // warm-up
             let mut samples = Vec::with_capacity(count);
-            let start = Instant::now();
+            let meter = Meter::start();
             for _ in 0..count {
                 let sent = Instant::now();
                 client.request(subject.clone(), payload.clone()).await?;
                 samples.push(sent.elapsed());
             }
-            let total = start.elapsed();
+            let latency = Latency::from_samples(samples, &meter);
             drop(client);
             responder.abort();
-            Ok(Latency::from_samples(samples, total))
+            Ok(latency)
         })
     }
 
     fn request_concurrent(
         &self,
-        url: &str,
+        at: &Endpoint,
         subject: &str,
         total: usize,
         in_flight: usize,
-    ) -> Result<f64> {
+    ) -> Result<Throughput> {
         self.rt.block_on(async {
-            let responder = respond(url, subject).await?;
-            let client = async_nats::connect(url).await?;
+            let responder = respond(at, subject).await?;
+            let client = connect(at).await?;
             let subject = Subject::from(subject);
             let payload = Bytes::from_static(REQUEST_PAYLOAD);
             client.request(subject.clone(), payload.clone()).await?; // warm-up
             let each = total / in_flight;
-            let start = Instant::now();
+            let meter = Meter::start();
             let workers = (0..in_flight).map(|_| async {
                 for _ in 0..each {
                     client.request(subject.clone(), payload.clone()).await?;
@@ -113,10 +145,10 @@ impl Contender for AsyncNats {
                 Ok::<_, async_nats::RequestError>(())
             });
             futures::future::try_join_all(workers).await?;
-            let elapsed = start.elapsed();
+            let figure = Throughput::of(each * in_flight, &meter);
             drop(client);
             responder.abort();
-            Ok((each * in_flight) as f64 / elapsed.as_secs_f64())
+            Ok(figure)
         })
     }
 }
@@ -143,8 +175,8 @@ async fn receive(sub: &mut Subscriber, count: usize) -> Result<std::time::Durati
 }
 
 /// An echo responder on its own connection, spawned on the runtime.
-async fn respond(url: &str, subject: &str) -> Result<tokio::task::JoinHandle<()>> {
-    let server = async_nats::connect(url).await?;
+async fn respond(at: &Endpoint, subject: &str) -> Result<tokio::task::JoinHandle<()>> {
+    let server = connect(at).await?;
     let mut sub = server.subscribe(subject.to_string()).await?;
     server.flush().await?;
     // async-nats's flush only writes the socket: a round trip makes sure the SUB is live.

@@ -217,7 +217,7 @@ fn run(args: Args) -> Result<()> {
             &[Unit::PerSec, Unit::Nanos],
             |kind, tag| {
                 let subject = format!("bench.stream.{tag}");
-                let publisher = Burst::new(&subject, n, 16).connect(&url)?;
+                let publisher = Burst::new(&subject, n, 16).connect(&url, None)?;
                 let mut child = Spawned::new(&["--count", kind, &url, &subject, &n.to_string()])?;
                 let sending = publisher.go();
                 let line = child.line()?;
