@@ -525,3 +525,49 @@ fn a_server_whose_certificate_does_not_verify_is_passed_over_for_the_next() {
         assert!(tls_text(&err).contains("not valid for name"), "{err}");
     });
 }
+
+#[test]
+fn over_tls_many_writers_lose_nothing_and_keep_order() {
+    // Requests and publishes from many tasks at once: lone requests go through the direct
+    // write (the caller's thread encrypting into the session), the rest through the
+    // connection task, on one TLS session. Every reply must come and the publishes of one
+    // publisher must arrive in order.
+    let server = NatsServer::start_tls(ServerTls::Good, &[]);
+    run(async {
+        let (_responder, _serving) = responder(&server, "svc.echo").await;
+        let client = trusting_ca([server.tls_url()]).connect().await.unwrap();
+        let mut seq = client.subscribe("seq").await.unwrap();
+        client.flush().await.unwrap();
+        const N: usize = 5_000;
+        let publisher = {
+            let client = client.clone();
+            smol::spawn(async move {
+                for i in 0..N {
+                    client.publish("seq", i.to_string()).await.unwrap();
+                }
+            })
+        };
+        let requesters: Vec<_> = (0..16)
+            .map(|_| {
+                let client = client.clone();
+                smol::spawn(async move {
+                    for _ in 0..100 {
+                        let reply = client.request("svc.echo", "ping").await.unwrap();
+                        assert_eq!(reply.payload, b"pong");
+                    }
+                })
+            })
+            .collect();
+        within(Duration::from_secs(20), "every publish, in order", async {
+            for i in 0..N {
+                let msg = seq.next().await.unwrap();
+                assert_eq!(msg.payload, i.to_string().as_bytes());
+            }
+        })
+        .await;
+        publisher.await;
+        for r in requesters {
+            within(Duration::from_secs(20), "every reply", r).await;
+        }
+    });
+}

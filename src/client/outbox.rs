@@ -218,19 +218,27 @@ impl Outbox {
     }
 
     /// A latency shortcut for a handle: when no batch is being written, writes the waiting
-    /// bytes with `write` (a non-blocking write through the transport) and keeps the rest.
-    pub(crate) fn write_direct(&mut self, write: impl FnOnce(&[u8]) -> std::io::Result<usize>) {
+    /// bytes with `write` (a non-blocking write through the transport, which says how much
+    /// it took and whether it kept some of it unsent, as TLS may) and keeps the rest.
+    /// Returns whether the transport kept bytes: the connection task must then flush them.
+    pub(crate) fn write_direct(
+        &mut self,
+        write: impl FnOnce(&[u8]) -> std::io::Result<(usize, bool)>,
+    ) -> bool {
         if self.writing || !self.connected || self.buf.len() == self.written {
-            return;
+            return false;
         }
+        let mut leftover = false;
         // An error is left for the connection task, which meets it on its own write.
-        if let Ok(n) = write(&self.buf[self.written..]) {
+        if let Ok((n, left)) = write(&self.buf[self.written..]) {
+            leftover = left;
             self.written += n;
             if self.written == self.buf.len() {
                 self.buf.clear();
                 self.written = 0;
             }
         }
+        leftover
     }
 
     /// The connection died. `batch` is what the connection task held (empty if nothing),

@@ -276,10 +276,16 @@ impl Shared {
                         on_accepted();
                         if mode.direct {
                             // Written here if the socket takes it: the connection task, if
-                            // it waits for bytes, is woken only for what is left.
-                            out.write_direct();
+                            // it waits for bytes, is woken only for what is left (in the
+                            // outbox, or records TLS encrypted but the socket did not take).
+                            let leftover = out.write_direct();
                             if let Some(w) = wake {
-                                out.outbox.park_writer(w);
+                                if leftover {
+                                    drop(out);
+                                    w.wake();
+                                } else {
+                                    out.outbox.park_writer(w);
+                                }
                             }
                         } else if let Some(w) = wake {
                             drop(out);
@@ -450,9 +456,10 @@ impl Out {
     /// Writes the outbox on the caller's thread through the live transport's direct
     /// writer, when the connection task holds no batch; what the socket does not take now
     /// stays for the connection task.
-    fn write_direct(&mut self) {
-        if let Some(direct) = &self.direct {
-            self.outbox.write_direct(|bytes| direct.write(bytes));
+    fn write_direct(&mut self) -> bool {
+        match &self.direct {
+            Some(direct) => self.outbox.write_direct(|bytes| direct.write(bytes)),
+            None => false,
         }
     }
 }

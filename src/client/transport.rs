@@ -5,8 +5,10 @@
 //! The connection task owns the transport and does every read and write through
 //! [`poll_read`](Transport::poll_read) and [`poll_write`](Transport::poll_write), from one
 //! loop. The one exception is [`DirectWriter`], a latency shortcut the outbox may use for a
-//! lone request or reply (see `Outbox::write_direct`; measured in `BENCHMARKS.md`); a
-//! transport that cannot offer it (TLS) gives none.
+//! lone request or reply (see `Outbox::write_direct`; measured in `BENCHMARKS.md`). Over
+//! TLS the rustls session sits behind a mutex that the connection task takes for each
+//! poll and the direct writer only tries (`try_lock`): never contended in the task's
+//! favour, and a direct write that finds it busy leaves its bytes to the task.
 
 use std::io;
 use std::net::Shutdown;
@@ -23,9 +25,10 @@ use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub(crate) enum Transport {
     /// Plain TCP, with `TCP_NODELAY` (we batch writes ourselves).
     Tcp(TcpStream),
-    /// TLS over that TCP stream, and a second handle to the socket to shut it down.
+    /// TLS over that TCP stream (shared with the direct writer), and a second handle to
+    /// the socket, to shut it down and for the direct writer's non-blocking writes.
     #[cfg(feature = "tls")]
-    Tls(Box<futures_rustls::client::TlsStream<TcpStream>>, TcpStream),
+    Tls(TlsSession, TcpStream),
 }
 
 impl Transport {
@@ -54,7 +57,7 @@ impl Transport {
         match self {
             Transport::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             #[cfg(feature = "tls")]
-            Transport::Tls(s, _) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s, _) => Pin::new(&mut **tls_lock(s)).poll_read(cx, buf),
         }
     }
 
@@ -68,7 +71,7 @@ impl Transport {
         match self {
             Transport::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             #[cfg(feature = "tls")]
-            Transport::Tls(s, _) => Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s, _) => Pin::new(&mut **tls_lock(s)).poll_write(cx, buf),
         }
     }
 
@@ -77,7 +80,7 @@ impl Transport {
         match self {
             Transport::Tcp(_) => Poll::Ready(Ok(())),
             #[cfg(feature = "tls")]
-            Transport::Tls(s, _) => Pin::new(s).poll_flush(_cx),
+            Transport::Tls(s, _) => Pin::new(&mut **tls_lock(s)).poll_flush(_cx),
         }
     }
 
@@ -97,7 +100,10 @@ impl Transport {
                     .connect(name, tcp)
                     .await
                     .map_err(super::tls::classify)?;
-                Ok(Transport::Tls(Box::new(tls), raw))
+                Ok(Transport::Tls(
+                    Arc::new(std::sync::Mutex::new(Box::new(tls))),
+                    raw,
+                ))
             }
             already @ Transport::Tls(..) => Ok(already),
         }
@@ -108,7 +114,7 @@ impl Transport {
         match self {
             Transport::Tcp(s) => s.read(buf).await,
             #[cfg(feature = "tls")]
-            Transport::Tls(s, _) => s.read(buf).await,
+            Transport::Tls(..) => std::future::poll_fn(|cx| self.poll_read(cx, buf)).await,
         }
     }
 
@@ -117,9 +123,16 @@ impl Transport {
         match self {
             Transport::Tcp(s) => s.write_all(buf).await,
             #[cfg(feature = "tls")]
-            Transport::Tls(s, _) => {
-                s.write_all(buf).await?;
-                s.flush().await
+            Transport::Tls(..) => {
+                let mut done = 0;
+                while done < buf.len() {
+                    let n = std::future::poll_fn(|cx| self.poll_write(cx, &buf[done..])).await?;
+                    if n == 0 {
+                        return Err(io::ErrorKind::WriteZero.into());
+                    }
+                    done += n;
+                }
+                std::future::poll_fn(|cx| self.poll_flush(cx)).await
             }
         }
     }
@@ -127,10 +140,9 @@ impl Transport {
     /// A handle for non-blocking writes from other threads, when this transport allows it.
     pub(crate) fn direct_writer(&self) -> Option<DirectWriter> {
         match self {
-            Transport::Tcp(s) => Some(DirectWriter(s.clone().into())),
-            // One rustls session holds both directions: only its owner may write.
+            Transport::Tcp(s) => Some(DirectWriter::Tcp(s.clone().into())),
             #[cfg(feature = "tls")]
-            Transport::Tls(..) => None,
+            Transport::Tls(s, raw) => Some(DirectWriter::Tls(s.clone(), raw.clone().into())),
         }
     }
 
@@ -148,16 +160,62 @@ impl Transport {
     }
 }
 
-/// A non-blocking write into a plain TCP connection from outside the connection task.
+/// The TLS session of one connection, shared by the connection task and the direct writer.
+#[cfg(feature = "tls")]
+pub(crate) type TlsSession =
+    Arc<std::sync::Mutex<Box<futures_rustls::client::TlsStream<TcpStream>>>>;
+
+/// Locks the session for one poll (a panic elsewhere leaves it usable: every use is one
+/// call into rustls).
+#[cfg(feature = "tls")]
+fn tls_lock(
+    s: &TlsSession,
+) -> std::sync::MutexGuard<'_, Box<futures_rustls::client::TlsStream<TcpStream>>> {
+    s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A non-blocking write from outside the connection task.
 #[derive(Clone, Debug)]
-pub(crate) struct DirectWriter(Arc<Async<std::net::TcpStream>>);
+pub(crate) enum DirectWriter {
+    /// Writes to the socket.
+    Tcp(Arc<Async<std::net::TcpStream>>),
+    /// Encrypts with the session when the connection task does not hold it, and writes
+    /// the records straight to the socket (not through `TlsStream::poll_write`, which
+    /// would leave the caller's waker on the socket in place of the task's).
+    #[cfg(feature = "tls")]
+    Tls(TlsSession, Arc<Async<std::net::TcpStream>>),
+}
 
 impl DirectWriter {
     /// Writes what the socket takes now, without waiting (`WouldBlock` when it takes
-    /// nothing).
-    pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
+    /// nothing, or when the connection task holds the TLS session). Returns how much of
+    /// `buf` was taken, and whether TLS kept encrypted records the socket did not take:
+    /// then the connection task must be woken to send them (its `poll_flush`).
+    pub(crate) fn write(&self, buf: &[u8]) -> io::Result<(usize, bool)> {
         use std::io::Write;
-        let mut socket: &std::net::TcpStream = self.0.get_ref();
-        socket.write(buf)
+        match self {
+            DirectWriter::Tcp(s) => {
+                let mut socket: &std::net::TcpStream = s.get_ref();
+                socket.write(buf).map(|n| (n, false))
+            }
+            #[cfg(feature = "tls")]
+            DirectWriter::Tls(s, raw) => {
+                let Ok(mut tls) = s.try_lock() else {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                };
+                let conn = tls.get_mut().1;
+                let n = conn.writer().write(buf)?;
+                let mut socket: &std::net::TcpStream = raw.get_ref();
+                while conn.wants_write() {
+                    match conn.write_tls(&mut socket) {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        // WouldBlock, or an error the connection task meets on its own write.
+                        Err(_) => break,
+                    }
+                }
+                Ok((n, conn.wants_write()))
+            }
+        }
     }
 }

@@ -188,7 +188,7 @@ fn a_direct_write_cut_mid_op_resends_that_op_whole_after_a_disconnect() {
     o.push_pub(&pub_op("a", None, "1")).unwrap();
     o.push_pub(&pub_op("a", None, "2")).unwrap();
     let one = publish("a", "1").len();
-    o.write_direct(|bytes| Ok(bytes.len().min(one + 2)));
+    o.write_direct(|bytes| Ok((bytes.len().min(one + 2), false)));
     assert_eq!(o.pending(), one - 2);
     let loss = o.disconnected(&mut Vec::new(), 0, |_, _| {});
     assert_eq!(loss, Loss::default());
@@ -200,14 +200,26 @@ fn a_direct_write_cut_mid_op_resends_that_op_whole_after_a_disconnect() {
 fn a_direct_write_then_a_batch_continues_where_it_stopped() {
     let mut o = connected(1024);
     o.push_pub(&pub_op("a", None, "1")).unwrap();
-    o.write_direct(|_| Ok(4));
+    assert!(!o.write_direct(|_| Ok((4, false))));
     o.push_pub(&pub_op("a", None, "2")).unwrap();
     let mut batch = Vec::new();
     assert_eq!(o.take(&mut batch, &noop()), Some(4));
-    o.write_direct(|_| panic!("no direct write while the connection task holds a batch"));
+    assert!(!o.write_direct(|_| panic!("no direct write while the connection task holds a batch")));
     let mut want = publish("a", "1");
     want.extend(publish("a", "2"));
     assert_eq!(batch, want);
+}
+
+#[test]
+fn a_direct_write_whose_transport_kept_bytes_says_so() {
+    // TLS took every byte into its session but the socket not all the records: the
+    // outbox is empty, and the caller must wake the connection task to flush them.
+    let mut o = connected(1024);
+    o.push_pub(&pub_op("a", None, "1")).unwrap();
+    assert!(o.write_direct(|bytes| Ok((bytes.len(), true))));
+    assert_eq!(o.pending(), 0);
+    // Nothing to write: nothing asked of the transport, nothing to flush.
+    assert!(!o.write_direct(|_| panic!("no bytes, no write")));
 }
 
 #[test]
