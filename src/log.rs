@@ -1,5 +1,9 @@
-//! A tiny leveled logger to stderr; the level comes from `PANINI_LOG`
-//! (`error`, `warn`, `info` (default), `debug`, `off`). No files, no dependency.
+//! Panini's log lines: by default a tiny leveled logger to stderr, the level from
+//! `PANINI_LOG` (`error`, `warn`, `info` (default), `debug`, `off`), no files, no
+//! dependency. With the feature `log`, once the program installs a logger for the `log`
+//! facade (`env_logger`, `tracing-log`, ...), every line goes to it instead, with its
+//! target (`panini`, `panini::client`, `panini::http`) and level, and that logger's
+//! filters apply; without one installed, the stderr lines stay.
 
 use std::sync::OnceLock;
 
@@ -31,13 +35,48 @@ fn max_level() -> u8 {
     )
 }
 
+/// The `log` facade's level for ours.
+#[cfg(feature = "log")]
+fn facade_level(level: Level) -> ::log::Level {
+    match level {
+        Level::Error => ::log::Level::Error,
+        Level::Warn => ::log::Level::Warn,
+        Level::Info => ::log::Level::Info,
+        Level::Debug => ::log::Level::Debug,
+    }
+}
+
+/// With the feature `log`: whether the program has installed a logger (the facade's
+/// level is above `Off` only then).
+fn facade_on() -> bool {
+    #[cfg(feature = "log")]
+    {
+        ::log::max_level() != ::log::LevelFilter::Off
+    }
+    #[cfg(not(feature = "log"))]
+    {
+        false
+    }
+}
+
 /// True when a line at `level` would be written.
 pub fn enabled(level: Level) -> bool {
+    #[cfg(feature = "log")]
+    if facade_on() {
+        return facade_level(level) <= ::log::max_level();
+    }
     level as u8 <= max_level()
 }
 
-/// Writes one line to stderr if `level` is enabled: `panini LEVEL target: message`.
+/// Writes one line: to the `log` facade's logger when the feature `log` is on and the
+/// program installed one; else to stderr if `level` is enabled, as
+/// `panini LEVEL target: message`.
 pub fn log(level: Level, target: &str, args: std::fmt::Arguments<'_>) {
+    if facade_on() {
+        #[cfg(feature = "log")]
+        ::log::log!(target: target, facade_level(level), "{args}");
+        return;
+    }
     if enabled(level) {
         let name = match level {
             Level::Error => "ERROR",
