@@ -72,6 +72,29 @@ mod run;
 pub mod shutdown;
 mod tasks;
 
+/// The async runtime pieces a program needs to use panini's [`client`] on its own (or to
+/// run an [`App`] inside its own code), so it does not have to add `smol` and
+/// `futures-lite` itself: panini runs on smol, and these are smol's.
+///
+/// ```no_run
+/// use panini::rt::{block_on, StreamExt};
+///
+/// block_on(async {
+///     let client = panini::client::connect("nats://127.0.0.1:4222").await?;
+///     let mut sub = client.subscribe("greet.*").await?;
+///     client.publish("greet.joe", "hello").await?;
+///     if let Some(msg) = sub.next().await {
+///         println!("{}: {:?}", msg.subject, msg.payload);
+///     }
+///     Ok::<(), panini::Error>(())
+/// })?;
+/// # Ok::<(), panini::Error>(())
+/// ```
+pub mod rt {
+    pub use futures_lite::{future, FutureExt, Stream, StreamExt};
+    pub use smol::{block_on, spawn, Task, Timer};
+}
+
 pub use app::{App, EndpointConfig, IntoSubjects, EXIT_NATS_LOST};
 pub use error::{BoxError, Error, Result};
 pub use handle::{AppHandle, SendOptions};

@@ -44,8 +44,8 @@
 //! - `events`: [`Event`] and [`Statistics`].
 //!
 //! ```no_run
-//! # smol::block_on(async {
-//! use futures_lite::StreamExt;
+//! # panini::rt::block_on(async {
+//! use panini::rt::StreamExt; // smol and futures-lite, re-exported
 //! let client = panini::client::connect("nats://127.0.0.1:4222").await?;
 //! let mut sub = client.subscribe("greet.*").await?;
 //! client.publish("greet.joe", "hello").await?;
