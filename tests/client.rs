@@ -6,7 +6,7 @@ mod common;
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use common::{run, wait_for, with_events, NatsServer};
+use common::{run, wait_for, with_events, within, NatsServer};
 use futures_lite::future::zip;
 use futures_lite::StreamExt;
 use panini::client::{self, ConnectOptions, Event};
@@ -508,5 +508,37 @@ fn connecting_to_nothing_fails_clearly() {
             .unwrap_err();
         assert!(matches!(err, Error::InvalidUrl(_)), "{err:?}");
         assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
+    });
+}
+
+/// The request inbox is made at the first request; a drain refuses new subscriptions, but
+/// not that one: a handler's first request during a graceful stop still gets its reply.
+#[test]
+fn the_first_request_made_while_draining_gets_its_reply() {
+    let server = NatsServer::start();
+    run(async {
+        let responder = client::connect(server.url()).await.unwrap();
+        let mut svc = responder.subscribe("svc").await.unwrap();
+        responder.flush().await.unwrap();
+        let _serve = smol::spawn(async move {
+            while let Some(msg) = svc.next().await {
+                let to = msg.reply.unwrap();
+                responder.publish(&to, &msg.payload).await.unwrap();
+            }
+        });
+        let client = client::connect(server.url()).await.unwrap();
+        client.drain_subscriptions().await.unwrap();
+        assert!(matches!(
+            client.subscribe("other").await,
+            Err(Error::Draining)
+        ));
+        let reply = within(
+            Duration::from_secs(5),
+            "the reply",
+            client.request("svc", "ping"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.payload, b"ping");
     });
 }

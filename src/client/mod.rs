@@ -308,22 +308,16 @@ impl Client {
         Ok(msg)
     }
 
+    /// Subscribes the request inbox at the first request (a client that never requests
+    /// never sends its SUB). It is made even while draining: it is ours, not a new
+    /// subscriber's, and a drain keeps requests working.
     fn ensure_mux(&self) -> Result<()> {
         let shared = self.shared();
         if lock(&shared.subs).mux_sid.is_some() {
             return Ok(());
         }
         let subject = format!("{}.*", shared.inbox);
-        let sid = shared.subscribe(&subject, None, Target::Mux)?;
-        let mut subs = lock(&shared.subs);
-        match subs.mux_sid {
-            Some(_) => {
-                drop(subs);
-                shared.unsubscribe(sid, None);
-            }
-            None => subs.mux_sid = Some(sid),
-        }
-        Ok(())
+        shared.subscribe(&subject, None, Target::Mux).map(drop)
     }
 
     /// Unsubscribes subscription `sid`: what is already queued can still be read from
@@ -361,7 +355,8 @@ impl Client {
     /// The first half of [`drain`](Client::drain): every subscription but the request inbox
     /// is unsubscribed, what the server had already sent is still delivered, and this returns
     /// once subscribers have taken it (bounded by the drain timeout). The connection stays
-    /// open, so handlers can still reply and request; new subscriptions are refused.
+    /// open, so handlers can still reply and request (the first request of all included: the
+    /// request inbox is made then, draining or not); new subscriptions are refused.
     pub async fn drain_subscriptions(&self) -> Result<()> {
         let shared = self.shared();
         {

@@ -313,7 +313,8 @@ impl Shared {
         }
     }
 
-    /// Registers a subscription and sends SUB.
+    /// Registers a subscription and sends SUB; refused while draining, except the request
+    /// inbox (`Target::Mux`), which is made once (a second call returns its sid).
     pub(crate) fn subscribe(
         &self,
         subject: &str,
@@ -324,15 +325,25 @@ impl Shared {
         if let Some(q) = queue {
             check_subject(q, panini_proto::subject::validate_queue)?;
         }
+        let mux = matches!(target, Target::Mux);
+        // Both locks, as the drain takes them: it sees this subscription whole (and knows
+        // the request inbox for what it is) or not at all.
         let mut subs = lock(&self.subs);
         let mut out = lock(&self.out);
         match out.outbox.state() {
             State::Closed => return Err(Error::Closed),
-            State::Draining => return Err(Error::Draining),
-            State::Open => {}
+            // The request inbox is no new subscriber: requests work while draining.
+            State::Draining if !mux => return Err(Error::Draining),
+            State::Draining | State::Open => {}
+        }
+        if let Some(sid) = subs.mux_sid.filter(|_| mux) {
+            return Ok(sid); // another request made it first
         }
         let sid = subs.next_sid;
         subs.next_sid += 1;
+        if mux {
+            subs.mux_sid = Some(sid);
+        }
         let sid_text = sid.to_string();
         Self::control(
             &mut out,
