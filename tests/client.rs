@@ -542,3 +542,47 @@ fn the_first_request_made_while_draining_gets_its_reply() {
         assert_eq!(reply.payload, b"ping");
     });
 }
+
+/// Reply subjects of requests carry no counter: a responder that sees one cannot tell the
+/// next (and answer someone else's request in its place).
+#[test]
+fn request_reply_tokens_are_not_predictable() {
+    const N: usize = 100;
+    let server = NatsServer::start();
+    run(async {
+        let responder = client::connect(server.url()).await.unwrap();
+        let mut svc = responder.subscribe("svc").await.unwrap();
+        responder.flush().await.unwrap();
+        let seen = smol::spawn(async move {
+            let mut seen = Vec::new();
+            while seen.len() < N {
+                let msg = svc.next().await.unwrap();
+                let to = msg.reply.unwrap();
+                responder.publish(&to, "ok").await.unwrap();
+                seen.push(to);
+            }
+            seen
+        });
+        let client = client::connect(server.url()).await.unwrap();
+        for _ in 0..N {
+            client.request("svc", "x").await.unwrap();
+        }
+        let seen = seen.await;
+        let tokens: Vec<u64> = seen
+            .iter()
+            .map(|s| s.rsplit('.').next().unwrap().parse().unwrap())
+            .collect();
+        let mut distinct = tokens.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), N, "tokens repeat: {tokens:?}");
+        let steps: Vec<u64> = tokens.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+        let same_step = steps.windows(2).filter(|s| s[0] == s[1]).count();
+        assert_eq!(same_step, 0, "tokens in arithmetic steps: {tokens:?}");
+        let near = tokens
+            .windows(2)
+            .filter(|w| w[0].abs_diff(w[1]) < 1_000_000)
+            .count();
+        assert_eq!(near, 0, "tokens close to the one before: {tokens:?}");
+    });
+}

@@ -264,7 +264,7 @@ impl Client {
     ) -> Result<Message> {
         let shared = self.shared();
         self.ensure_mux()?;
-        let token = shared.next_token.fetch_add(1, Relaxed);
+        let token = shared.new_token();
         let (tx, rx) = async_channel::bounded(1);
         let deadline = std::time::Instant::now() + timeout;
         let reply = inbox_reply(&shared.inbox, token);
