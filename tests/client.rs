@@ -543,6 +543,51 @@ fn the_first_request_made_while_draining_gets_its_reply() {
     });
 }
 
+/// A subscription that does not read holds at most its byte bound: past it, messages are
+/// dropped, counted and reported, and those that fit are still there, in order.
+#[test]
+fn a_subscription_queue_is_bounded_in_bytes_too() {
+    const SIZE: usize = 64 * 1024;
+    const BOUND: usize = 1024 * 1024;
+    const SENT: usize = 100;
+    let server = NatsServer::start();
+    run(async {
+        let opts = ConnectOptions::new([server.url()]).subscription_capacity_bytes(BOUND);
+        let (opts, events) = with_events(opts);
+        let client = opts.connect().await.unwrap();
+        let mut idle = client.subscribe("big").await.unwrap();
+        for i in 0..SENT {
+            let mut payload = vec![0u8; SIZE];
+            payload[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            client.publish("big", payload).await.unwrap();
+        }
+        // Every MSG for us comes before the PONG: all are dispatched when this returns.
+        client.flush().await.unwrap();
+        let kept = idle.pending();
+        assert!(
+            idle.pending_bytes() <= BOUND,
+            "{} bytes queued past a bound of {BOUND}",
+            idle.pending_bytes()
+        );
+        assert_eq!(kept, BOUND / (SIZE + "big".len()), "the messages that fit");
+        let dropped = wait_for(&events, |e| match e {
+            Event::SlowConsumer { sid, dropped, .. } if *sid == idle.sid() => Some(*dropped),
+            _ => None,
+        })
+        .await;
+        assert!(dropped >= 1, "reported with its count: {dropped}");
+        assert_eq!(client.statistics().dropped_msgs, (SENT - kept) as u64);
+        for i in 0..kept {
+            let msg = idle.next().await.unwrap();
+            assert_eq!(msg.payload[..8], (i as u64).to_be_bytes(), "in order");
+        }
+        assert_eq!(idle.pending_bytes(), 0);
+        // Read, it has room again.
+        client.publish("big", vec![1u8; SIZE]).await.unwrap();
+        assert_eq!(idle.next().await.unwrap().payload.len(), SIZE);
+    });
+}
+
 /// Reply subjects of requests carry no counter: a responder that sees one cannot tell the
 /// next (and answer someone else's request in its place).
 #[test]

@@ -86,7 +86,7 @@ use connection::timed_out;
 use lifecycle::Ctl;
 use outbox::State;
 pub(crate) use shared::lock;
-use shared::{PubMode, Shared, Target};
+use shared::{PubMode, Queue, Shared, Target};
 
 use crate::error::{Error, Result};
 use crate::message::{Headers, Message};
@@ -237,12 +237,16 @@ impl Client {
 
     fn subscribe_inner(&self, subject: &str, queue: Option<&str>) -> Result<Subscription> {
         let (tx, rx) = async_channel::unbounded();
-        let sid = self
-            .shared()
-            .subscribe(subject, queue, Target::Channel(tx))?;
+        let bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let target = Target::Channel(Queue {
+            tx,
+            bytes: bytes.clone(),
+        });
+        let sid = self.shared().subscribe(subject, queue, target)?;
         Ok(Subscription {
             sid,
             rx: Box::pin(rx),
+            bytes,
             shared: self.inner.shared.clone(),
         })
     }

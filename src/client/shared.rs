@@ -10,7 +10,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use async_channel::Sender;
@@ -81,10 +81,22 @@ pub(crate) struct PubMode {
     pub(crate) direct: bool,
 }
 
+/// A message in a subscription's queue, with the bytes it counts against the queue's bound.
+pub(crate) type Queued = (Message, usize);
+
+/// A subscription's queue as the connection task holds it: the sending end, and the bytes
+/// queued (shared with the [`Subscription`](super::Subscription), which takes a message's
+/// bytes off as it yields it).
+#[derive(Debug)]
+pub(crate) struct Queue {
+    pub(crate) tx: Sender<Queued>,
+    pub(crate) bytes: Arc<AtomicUsize>,
+}
+
 /// Who receives a subscription's messages.
 #[derive(Debug)]
 pub(crate) enum Target {
-    Channel(Sender<Message>),
+    Channel(Queue),
     /// The request multiplexer: routed by the last token to `Shared::requests`.
     Mux,
 }
@@ -441,20 +453,20 @@ impl Shared {
 
     /// Drain, step two: forget the subscriptions and close their queues (what is queued
     /// can still be read); returns the queues to watch.
-    pub(crate) fn remove_subs(&self, sids: &[u64]) -> Vec<Sender<Message>> {
+    pub(crate) fn remove_subs(&self, sids: &[u64]) -> Vec<Sender<Queued>> {
         let mut subs = lock(&self.subs);
         let mut queues = Vec::new();
         for sid in sids {
-            if let Some(Target::Channel(tx)) = subs.map.remove(sid).map(|e| e.target) {
-                tx.close();
-                queues.push(tx);
+            if let Some(Target::Channel(q)) = subs.map.remove(sid).map(|e| e.target) {
+                q.tx.close();
+                queues.push(q.tx);
             }
         }
         queues
     }
 
     /// Drain, step three: wait until every queue is empty or its reader is gone.
-    pub(crate) async fn wait_until_handed_over(&self, queues: &[Sender<Message>]) {
+    pub(crate) async fn wait_until_handed_over(&self, queues: &[Sender<Queued>]) {
         loop {
             let listener = self.drain_progress.listen();
             if queues
