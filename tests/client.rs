@@ -6,7 +6,7 @@ mod common;
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use common::{run, wait_for, with_events, NatsServer};
+use common::{run, wait_for, with_events, within, NatsServer};
 use futures_lite::future::zip;
 use futures_lite::StreamExt;
 use panini::client::{self, ConnectOptions, Event};
@@ -508,5 +508,126 @@ fn connecting_to_nothing_fails_clearly() {
             .unwrap_err();
         assert!(matches!(err, Error::InvalidUrl(_)), "{err:?}");
         assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
+    });
+}
+
+/// The request inbox is made at the first request; a drain refuses new subscriptions, but
+/// not that one: a handler's first request during a graceful stop still gets its reply.
+#[test]
+fn the_first_request_made_while_draining_gets_its_reply() {
+    let server = NatsServer::start();
+    run(async {
+        let responder = client::connect(server.url()).await.unwrap();
+        let mut svc = responder.subscribe("svc").await.unwrap();
+        responder.flush().await.unwrap();
+        let _serve = smol::spawn(async move {
+            while let Some(msg) = svc.next().await {
+                let to = msg.reply.unwrap();
+                responder.publish(&to, &msg.payload).await.unwrap();
+            }
+        });
+        let client = client::connect(server.url()).await.unwrap();
+        client.drain_subscriptions().await.unwrap();
+        assert!(matches!(
+            client.subscribe("other").await,
+            Err(Error::Draining)
+        ));
+        let reply = within(
+            Duration::from_secs(5),
+            "the reply",
+            client.request("svc", "ping"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.payload, b"ping");
+    });
+}
+
+/// A subscription that does not read holds at most its byte bound: past it, messages are
+/// dropped, counted and reported, and those that fit are still there, in order.
+#[test]
+fn a_subscription_queue_is_bounded_in_bytes_too() {
+    const SIZE: usize = 64 * 1024;
+    const BOUND: usize = 1024 * 1024;
+    const SENT: usize = 100;
+    let server = NatsServer::start();
+    run(async {
+        let opts = ConnectOptions::new([server.url()]).subscription_capacity_bytes(BOUND);
+        let (opts, events) = with_events(opts);
+        let client = opts.connect().await.unwrap();
+        let mut idle = client.subscribe("big").await.unwrap();
+        for i in 0..SENT {
+            let mut payload = vec![0u8; SIZE];
+            payload[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            client.publish("big", payload).await.unwrap();
+        }
+        // Every MSG for us comes before the PONG: all are dispatched when this returns.
+        client.flush().await.unwrap();
+        let kept = idle.pending();
+        assert!(
+            idle.pending_bytes() <= BOUND,
+            "{} bytes queued past a bound of {BOUND}",
+            idle.pending_bytes()
+        );
+        assert_eq!(kept, BOUND / (SIZE + "big".len()), "the messages that fit");
+        let dropped = wait_for(&events, |e| match e {
+            Event::SlowConsumer { sid, dropped, .. } if *sid == idle.sid() => Some(*dropped),
+            _ => None,
+        })
+        .await;
+        assert!(dropped >= 1, "reported with its count: {dropped}");
+        assert_eq!(client.statistics().dropped_msgs, (SENT - kept) as u64);
+        for i in 0..kept {
+            let msg = idle.next().await.unwrap();
+            assert_eq!(msg.payload[..8], (i as u64).to_be_bytes(), "in order");
+        }
+        assert_eq!(idle.pending_bytes(), 0);
+        // Read, it has room again.
+        client.publish("big", vec![1u8; SIZE]).await.unwrap();
+        assert_eq!(idle.next().await.unwrap().payload.len(), SIZE);
+    });
+}
+
+/// Reply subjects of requests carry no counter: a responder that sees one cannot tell the
+/// next (and answer someone else's request in its place).
+#[test]
+fn request_reply_tokens_are_not_predictable() {
+    const N: usize = 100;
+    let server = NatsServer::start();
+    run(async {
+        let responder = client::connect(server.url()).await.unwrap();
+        let mut svc = responder.subscribe("svc").await.unwrap();
+        responder.flush().await.unwrap();
+        let seen = smol::spawn(async move {
+            let mut seen = Vec::new();
+            while seen.len() < N {
+                let msg = svc.next().await.unwrap();
+                let to = msg.reply.unwrap();
+                responder.publish(&to, "ok").await.unwrap();
+                seen.push(to);
+            }
+            seen
+        });
+        let client = client::connect(server.url()).await.unwrap();
+        for _ in 0..N {
+            client.request("svc", "x").await.unwrap();
+        }
+        let seen = seen.await;
+        let tokens: Vec<u64> = seen
+            .iter()
+            .map(|s| s.rsplit('.').next().unwrap().parse().unwrap())
+            .collect();
+        let mut distinct = tokens.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), N, "tokens repeat: {tokens:?}");
+        let steps: Vec<u64> = tokens.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+        let same_step = steps.windows(2).filter(|s| s[0] == s[1]).count();
+        assert_eq!(same_step, 0, "tokens in arithmetic steps: {tokens:?}");
+        let near = tokens
+            .windows(2)
+            .filter(|w| w[0].abs_diff(w[1]) < 1_000_000)
+            .count();
+        assert_eq!(near, 0, "tokens close to the one before: {tokens:?}");
     });
 }

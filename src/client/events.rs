@@ -21,7 +21,9 @@ pub enum Event {
     LameDuck(String),
     /// The server pool gained servers advertised by the cluster.
     DiscoveredServers(Vec<String>),
-    /// A subscription's queue was full: messages were dropped (total so far for it).
+    /// A subscription's queue was full (its message or byte bound): messages were dropped
+    /// (total so far for it). Reported when it starts dropping, and again if it drops after
+    /// taking a message since.
     SlowConsumer {
         /// The subscription id.
         sid: u64,

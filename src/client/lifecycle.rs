@@ -132,8 +132,8 @@ pub(crate) fn close_now(shared: &Shared, batch: &mut Batch, why: &str) {
     };
     report_loss(shared, loss, why);
     for (_, entry) in lock(&shared.subs).map.drain() {
-        if let Target::Channel(tx) = entry.target {
-            tx.close();
+        if let Target::Channel(q) = entry.target {
+            q.tx.close();
         }
     }
     lock(&shared.requests).clear();

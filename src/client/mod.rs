@@ -86,7 +86,7 @@ use connection::timed_out;
 use lifecycle::Ctl;
 use outbox::State;
 pub(crate) use shared::lock;
-use shared::{PubMode, Shared, Target};
+use shared::{PubMode, Queue, Shared, Target};
 
 use crate::error::{Error, Result};
 use crate::message::{Headers, Message};
@@ -237,12 +237,16 @@ impl Client {
 
     fn subscribe_inner(&self, subject: &str, queue: Option<&str>) -> Result<Subscription> {
         let (tx, rx) = async_channel::unbounded();
-        let sid = self
-            .shared()
-            .subscribe(subject, queue, Target::Channel(tx))?;
+        let bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let target = Target::Channel(Queue {
+            tx,
+            bytes: bytes.clone(),
+        });
+        let sid = self.shared().subscribe(subject, queue, target)?;
         Ok(Subscription {
             sid,
             rx: Box::pin(rx),
+            bytes,
             shared: self.inner.shared.clone(),
         })
     }
@@ -264,7 +268,7 @@ impl Client {
     ) -> Result<Message> {
         let shared = self.shared();
         self.ensure_mux()?;
-        let token = shared.next_token.fetch_add(1, Relaxed);
+        let token = shared.new_token();
         let (tx, rx) = async_channel::bounded(1);
         let deadline = std::time::Instant::now() + timeout;
         let reply = inbox_reply(&shared.inbox, token);
@@ -308,22 +312,16 @@ impl Client {
         Ok(msg)
     }
 
+    /// Subscribes the request inbox at the first request (a client that never requests
+    /// never sends its SUB). It is made even while draining: it is ours, not a new
+    /// subscriber's, and a drain keeps requests working.
     fn ensure_mux(&self) -> Result<()> {
         let shared = self.shared();
         if lock(&shared.subs).mux_sid.is_some() {
             return Ok(());
         }
         let subject = format!("{}.*", shared.inbox);
-        let sid = shared.subscribe(&subject, None, Target::Mux)?;
-        let mut subs = lock(&shared.subs);
-        match subs.mux_sid {
-            Some(_) => {
-                drop(subs);
-                shared.unsubscribe(sid, None);
-            }
-            None => subs.mux_sid = Some(sid),
-        }
-        Ok(())
+        shared.subscribe(&subject, None, Target::Mux).map(drop)
     }
 
     /// Unsubscribes subscription `sid`: what is already queued can still be read from
@@ -361,7 +359,8 @@ impl Client {
     /// The first half of [`drain`](Client::drain): every subscription but the request inbox
     /// is unsubscribed, what the server had already sent is still delivered, and this returns
     /// once subscribers have taken it (bounded by the drain timeout). The connection stays
-    /// open, so handlers can still reply and request; new subscriptions are refused.
+    /// open, so handlers can still reply and request (the first request of all included: the
+    /// request inbox is made then, draining or not); new subscriptions are refused.
     pub async fn drain_subscriptions(&self) -> Result<()> {
         let shared = self.shared();
         {

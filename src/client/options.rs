@@ -39,6 +39,7 @@ pub struct ConnectOptions {
     pub(crate) reconnect_buffer_size: usize,
     pub(crate) reconnect_grace: Duration,
     pub(crate) subscription_capacity: usize,
+    pub(crate) subscription_capacity_bytes: usize,
     pub(crate) inbox_prefix: String,
     pub(crate) request_timeout: Duration,
     pub(crate) drain_timeout: Duration,
@@ -93,6 +94,7 @@ impl Default for ConnectOptions {
             reconnect_buffer_size: 8 * 1024 * 1024,
             reconnect_grace: Duration::from_millis(500),
             subscription_capacity: 65_536,
+            subscription_capacity_bytes: 64 * 1024 * 1024,
             inbox_prefix: "_INBOX".to_string(),
             request_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
@@ -209,8 +211,20 @@ impl ConnectOptions {
     }
 
     /// Messages a subscription holds before it is a slow consumer and drops. Default 65 536.
+    /// See also [`subscription_capacity_bytes`](Self::subscription_capacity_bytes).
     pub fn subscription_capacity(mut self, n: usize) -> Self {
         self.subscription_capacity = n.max(1);
+        self
+    }
+
+    /// Bytes a subscription holds (the subjects, reply subjects, headers and payloads of the
+    /// messages it queues) before it is a slow consumer and drops: what can pile up behind a
+    /// busy subscriber. A message that finds the queue empty is always taken, so the most a
+    /// subscription holds is this plus one message. Drops are counted in
+    /// [`Statistics::dropped_msgs`](super::Statistics::dropped_msgs) and reported with
+    /// [`Event::SlowConsumer`]. Default 64 MiB (nats.go's pending bytes limit).
+    pub fn subscription_capacity_bytes(mut self, bytes: usize) -> Self {
+        self.subscription_capacity_bytes = bytes.max(1);
         self
     }
 

@@ -6,10 +6,11 @@
 //! at once. That is the coalescing (many publishes, one syscall), and it keeps publish
 //! allocation-free. While disconnected the same buffer is the bounded reconnect buffer.
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use async_channel::Sender;
@@ -24,9 +25,9 @@ use crate::error::{Error, Result};
 use crate::log::log_at;
 use crate::message::{Headers, Message};
 
-/// A map keyed by our own ids (sids, request tokens): counters we hand out, never input
-/// an attacker chooses, so a multiplicative hash is enough and much cheaper than SipHash
-/// on the per-message path.
+/// A map keyed by our own ids (sids, request tokens): ids we hand out (counters, random
+/// tokens), never keys an attacker chooses, so a multiplicative hash is enough and much
+/// cheaper than SipHash on the per-message path.
 pub(crate) type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
 /// Fibonacci hashing of one `u64`.
@@ -80,10 +81,22 @@ pub(crate) struct PubMode {
     pub(crate) direct: bool,
 }
 
+/// A message in a subscription's queue, with the bytes it counts against the queue's bound.
+pub(crate) type Queued = (Message, usize);
+
+/// A subscription's queue as the connection task holds it: the sending end, and the bytes
+/// queued (shared with the [`Subscription`](super::Subscription), which takes a message's
+/// bytes off as it yields it).
+#[derive(Debug)]
+pub(crate) struct Queue {
+    pub(crate) tx: Sender<Queued>,
+    pub(crate) bytes: Arc<AtomicUsize>,
+}
+
 /// Who receives a subscription's messages.
 #[derive(Debug)]
 pub(crate) enum Target {
-    Channel(Sender<Message>),
+    Channel(Queue),
     /// The request multiplexer: routed by the last token to `Shared::requests`.
     Mux,
 }
@@ -115,7 +128,10 @@ pub(crate) struct Shared {
     /// Whether the request sweeper is awake (it sleeps while no request waits).
     pub(crate) sweep_armed: AtomicBool,
     pub(crate) sweep_wake: Notify,
+    /// Counts requests; a request's token is this count hashed under `token_key`.
     pub(crate) next_token: AtomicU64,
+    /// The client's own random SipHash key (std's, seeded by the OS) for request tokens.
+    pub(crate) token_key: RandomState,
     pub(crate) inbox: String,
     pub(crate) max_payload: AtomicUsize,
     pub(crate) server_info: Mutex<super::ServerInfo>,
@@ -186,7 +202,8 @@ impl Shared {
             requests: Mutex::new(IdMap::default()),
             sweep_armed: AtomicBool::new(false),
             sweep_wake: Notify::new(),
-            next_token: AtomicU64::new(1),
+            next_token: AtomicU64::new(0),
+            token_key: RandomState::new(),
             inbox,
             max_payload: AtomicUsize::new(1024 * 1024),
             server_info: Mutex::new(super::ServerInfo::default()),
@@ -313,7 +330,8 @@ impl Shared {
         }
     }
 
-    /// Registers a subscription and sends SUB.
+    /// Registers a subscription and sends SUB; refused while draining, except the request
+    /// inbox (`Target::Mux`), which is made once (a second call returns its sid).
     pub(crate) fn subscribe(
         &self,
         subject: &str,
@@ -324,15 +342,25 @@ impl Shared {
         if let Some(q) = queue {
             check_subject(q, panini_proto::subject::validate_queue)?;
         }
+        let mux = matches!(target, Target::Mux);
+        // Both locks, as the drain takes them: it sees this subscription whole (and knows
+        // the request inbox for what it is) or not at all.
         let mut subs = lock(&self.subs);
         let mut out = lock(&self.out);
         match out.outbox.state() {
             State::Closed => return Err(Error::Closed),
-            State::Draining => return Err(Error::Draining),
-            State::Open => {}
+            // The request inbox is no new subscriber: requests work while draining.
+            State::Draining if !mux => return Err(Error::Draining),
+            State::Draining | State::Open => {}
+        }
+        if let Some(sid) = subs.mux_sid.filter(|_| mux) {
+            return Ok(sid); // another request made it first
         }
         let sid = subs.next_sid;
         subs.next_sid += 1;
+        if mux {
+            subs.mux_sid = Some(sid);
+        }
         let sid_text = sid.to_string();
         Self::control(
             &mut out,
@@ -425,20 +453,20 @@ impl Shared {
 
     /// Drain, step two: forget the subscriptions and close their queues (what is queued
     /// can still be read); returns the queues to watch.
-    pub(crate) fn remove_subs(&self, sids: &[u64]) -> Vec<Sender<Message>> {
+    pub(crate) fn remove_subs(&self, sids: &[u64]) -> Vec<Sender<Queued>> {
         let mut subs = lock(&self.subs);
         let mut queues = Vec::new();
         for sid in sids {
-            if let Some(Target::Channel(tx)) = subs.map.remove(sid).map(|e| e.target) {
-                tx.close();
-                queues.push(tx);
+            if let Some(Target::Channel(q)) = subs.map.remove(sid).map(|e| e.target) {
+                q.tx.close();
+                queues.push(q.tx);
             }
         }
         queues
     }
 
     /// Drain, step three: wait until every queue is empty or its reader is gone.
-    pub(crate) async fn wait_until_handed_over(&self, queues: &[Sender<Message>]) {
+    pub(crate) async fn wait_until_handed_over(&self, queues: &[Sender<Queued>]) {
         loop {
             let listener = self.drain_progress.listen();
             if queues
@@ -470,6 +498,16 @@ pub(crate) fn unsub_max(max: u64) -> u32 {
 }
 
 impl Shared {
+    /// A new request's token, the last part of its reply subject: unguessable (SipHash-1-3
+    /// of a counter under a random key of this client), so one who sees a reply subject
+    /// (any responder does) cannot tell the next and answer it first. As nats.go and
+    /// async-nats, with random tokens; two requests in flight share one with a
+    /// probability of 2^-64 per pair.
+    pub(crate) fn new_token(&self) -> u64 {
+        self.token_key
+            .hash_one(self.next_token.fetch_add(1, Relaxed))
+    }
+
     /// Wakes the request sweeper if it sleeps.
     pub(crate) fn arm_sweeper(&self) {
         if !self

@@ -7,9 +7,9 @@ use std::task::{Context, Poll};
 use async_channel::Receiver;
 use futures_lite::Stream;
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use super::shared::Shared;
+use super::shared::{Queued, Shared};
 use crate::message::Message;
 
 /// The messages of one subscription, as a `Stream`. Dropping it unsubscribes.
@@ -27,7 +27,9 @@ use crate::message::Message;
 #[derive(Debug)]
 pub struct Subscription {
     pub(crate) sid: u64,
-    pub(crate) rx: Pin<Box<Receiver<Message>>>,
+    pub(crate) rx: Pin<Box<Receiver<Queued>>>,
+    /// Bytes queued, counted against `subscription_capacity_bytes` (see `task::deliver`).
+    pub(crate) bytes: Arc<AtomicUsize>,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -53,15 +55,28 @@ impl Subscription {
     pub fn pending(&self) -> usize {
         self.rx.len()
     }
+
+    /// Bytes waiting in this subscription's queue: the subjects, reply subjects, headers
+    /// and payloads of its messages, as bounded by
+    /// [`ConnectOptions::subscription_capacity_bytes`](super::ConnectOptions::subscription_capacity_bytes).
+    pub fn pending_bytes(&self) -> usize {
+        self.bytes.load(Relaxed)
+    }
 }
 
 impl Stream for Subscription {
     type Item = Message;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        let polled = self.rx.as_mut().poll_next(cx);
-        if polled.is_ready() && self.shared.draining.load(Relaxed) {
-            self.shared.drain_progress.notify(usize::MAX);
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        let this = self.get_mut();
+        let polled = this.rx.as_mut().poll_next(cx).map(|item| {
+            item.map(|(msg, size)| {
+                this.bytes.fetch_sub(size, Relaxed);
+                msg
+            })
+        });
+        if polled.is_ready() && this.shared.draining.load(Relaxed) {
+            this.shared.drain_progress.notify(usize::MAX);
         }
         polled
     }

@@ -2,6 +2,7 @@
 //! dispatches by sid, writes the outbox, answers and sends PINGs; and the request-timeout
 //! sweeper.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +17,9 @@ use panini_proto::{parse_server_op, ClientOp, Limits, ServerOp, Status};
 use super::connection::{server_error, Connection, READ_CHUNK};
 use super::events::{Event, Stats};
 use super::lifecycle::{apply_info, Ctl, Ended};
+use super::options::ConnectOptions;
 use super::pool::Pool;
-use super::shared::{lock, Shared, Target};
+use super::shared::{lock, Queue, Shared, SubEntry, Target};
 use super::ServerInfo;
 use crate::error::Error;
 use crate::log::log_at;
@@ -317,6 +319,7 @@ fn on_info(shared: &Shared, pool: &mut Pool, limits: &mut Limits, json: &[u8]) -
 /// allocation (the latter matters most when the app is already behind).
 fn deliver(shared: &Shared, msg: &panini_proto::Msg<'_>) {
     let size = msg.payload.len() + msg.headers.map_or(0, <[u8]>::len);
+    let queued = size + msg.subject.len() + msg.reply.map_or(0, <[u8]>::len);
     Stats::add(&shared.stats.in_msgs, 1);
     Stats::add(&shared.stats.in_bytes, size as u64);
     let mut subs = lock(&shared.subs);
@@ -345,25 +348,17 @@ fn deliver(shared: &Shared, msg: &panini_proto::Msg<'_>) {
                 route_reply(shared, message);
             }
         }
-        // The queue is unbounded in type and bounded here, by count: an unbounded channel
-        // grows in small blocks as messages come, where a bounded one would allocate all
-        // of its capacity up front (megabytes for an idle subscription).
-        Target::Channel(tx) if tx.is_closed() => gone = true,
-        Target::Channel(tx) if tx.len() >= shared.opts.subscription_capacity => {
-            entry.dropped += 1;
-            Stats::add(&shared.stats.dropped_msgs, 1);
-            if !entry.slow {
-                entry.slow = true;
-                event = Some(Event::SlowConsumer {
-                    sid: msg.sid,
-                    subject: entry.subject.clone(),
-                    dropped: entry.dropped,
-                });
-            }
+        // The queue is unbounded in type and bounded here, by count and by bytes: an
+        // unbounded channel grows in small blocks as messages come, where a bounded one
+        // would allocate all of its capacity up front (megabytes for an idle subscription).
+        Target::Channel(q) if q.tx.is_closed() => gone = true,
+        Target::Channel(q) if !has_room(q, queued, &shared.opts) => {
+            event = overflowed(shared, msg.sid, entry);
         }
-        Target::Channel(tx) => {
+        Target::Channel(q) => {
             if let Some(message) = build(&mut event) {
-                match tx.try_send(message) {
+                q.bytes.fetch_add(queued, Relaxed);
+                match q.tx.try_send((message, queued)) {
                     Ok(()) => entry.slow = false,
                     Err(_) => gone = true,
                 }
@@ -371,14 +366,39 @@ fn deliver(shared: &Shared, msg: &panini_proto::Msg<'_>) {
         }
     }
     if done || gone {
-        if let Some(Target::Channel(tx)) = subs.map.remove(&msg.sid).map(|e| e.target) {
-            tx.close();
+        if let Some(Target::Channel(q)) = subs.map.remove(&msg.sid).map(|e| e.target) {
+            q.tx.close();
         }
     }
     drop(subs);
     if let Some(ev) = event {
         shared.emit(ev);
     }
+}
+
+/// Whether a subscription's queue takes one more message of `size` bytes: it is under its
+/// count and byte bounds, or empty (a message alone is always taken, however large: one
+/// that fits `max_payload` must be deliverable to a reader that keeps up).
+fn has_room(q: &Queue, size: usize, opts: &ConnectOptions) -> bool {
+    let bytes = q.bytes.load(Relaxed);
+    q.tx.len() < opts.subscription_capacity
+        && (bytes == 0 || bytes.saturating_add(size) <= opts.subscription_capacity_bytes)
+}
+
+/// A message dropped because its subscription's queue is full: counted, and reported when
+/// the subscription starts dropping (again).
+fn overflowed(shared: &Shared, sid: u64, entry: &mut SubEntry) -> Option<Event> {
+    entry.dropped += 1;
+    Stats::add(&shared.stats.dropped_msgs, 1);
+    if entry.slow {
+        return None;
+    }
+    entry.slow = true;
+    Some(Event::SlowConsumer {
+        sid,
+        subject: entry.subject.clone(),
+        dropped: entry.dropped,
+    })
 }
 
 fn route_reply(shared: &Shared, message: Message) {
