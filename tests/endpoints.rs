@@ -1,0 +1,103 @@
+//! Endpoints that must always answer, against a real nats-server: handler errors whose
+//! text cannot be a header, panicking listen middlewares, replies the server would refuse,
+//! `*_sync` calls from async code, and a zero-interval task (issue #11, bugs 1, 2, 12, 5
+//! and 8). Each failure here used to be a requester timing out or a frozen app.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{run, within, NatsServer};
+use futures_lite::StreamExt;
+use panini::client;
+use panini::{App, AppHandle};
+use serde_json::{json, Value};
+
+/// How long a reply may take before we call it a timeout: far above a reply's
+/// milliseconds, far below the 10 s request timeout a lost reply would wait for.
+const PROMPT: Duration = Duration::from_secs(3);
+
+/// An app running in the background until `stop` is called, with its handle (a requester
+/// that sees error replies as [`panini::Error::Service`]).
+struct Running {
+    stop: async_channel::Sender<()>,
+    done: smol::Task<panini::Result<()>>,
+    handle: AppHandle,
+}
+
+impl Running {
+    async fn stop(self) -> panini::Result<()> {
+        let _ = self.stop.send(()).await;
+        self.done.await
+    }
+}
+
+/// Starts `app` against `server`; returns once its start event is out and a task has
+/// handed over its [`AppHandle`].
+async fn start(mut app: App, server: &NatsServer) -> Running {
+    let (give, take) = async_channel::bounded(1);
+    app.task(move |h: AppHandle| {
+        let give = give.clone();
+        async move {
+            let _ = give.send(h).await;
+        }
+    });
+    let probe = client::connect(server.url()).await.unwrap();
+    let mut started = probe.subscribe("panini_events.>").await.unwrap();
+    probe.flush().await.unwrap();
+    let (stop, stopped) = async_channel::bounded::<()>(1);
+    let app = app.servers([server.url()]).banner(false);
+    let done = smol::spawn(app.run_until(async move {
+        let _ = stopped.recv().await;
+    }));
+    let event = within(PROMPT, "the start event", started.next()).await;
+    assert!(event.unwrap().subject.ends_with(".started"));
+    let handle = within(PROMPT, "the app's handle", take.recv()).await;
+    Running {
+        stop,
+        done,
+        handle: handle.unwrap(),
+    }
+}
+
+/// A request through the app's own handle, bounded by [`PROMPT`].
+async fn ask_app(app: &AppHandle, subject: &str) -> panini::Result<Value> {
+    within(PROMPT, subject, app.request(subject, json!({}))).await
+}
+
+#[test]
+fn a_handler_error_with_line_breaks_still_gets_an_error_reply() {
+    let server = NatsServer::start();
+    run(async {
+        let mut app = App::new("multiline");
+        app.listen("e.lines", || async {
+            Err::<Value, _>("line one\nline two\r\nline three\u{7}".to_string())
+        });
+        app.listen("e.long", || async { Err::<Value, _>("x".repeat(100_000)) });
+        let running = start(app, &server).await;
+
+        let err = ask_app(&running.handle, "e.lines").await.unwrap_err();
+        match &err {
+            panini::Error::Service { code, description } => {
+                assert_eq!(*code, 500);
+                assert!(description.starts_with("line one"), "{description:?}");
+                assert!(description.contains("line two"), "{description:?}");
+                assert!(!description.contains(|c: char| c.is_control()));
+            }
+            other => panic!("want a service error, got {other:?}"),
+        }
+        // An error text of any length is cut to a header's size, not refused.
+        let err = ask_app(&running.handle, "e.long").await.unwrap_err();
+        match &err {
+            panini::Error::Service {
+                code: 500,
+                description,
+            } => {
+                assert!(description.len() < 2_000, "{}", description.len());
+                assert!(description.starts_with("xxxx"));
+            }
+            other => panic!("want a service error, got {other:?}"),
+        }
+        running.stop().await.unwrap();
+    });
+}
