@@ -3,6 +3,7 @@
 //! and publishes the reply. Also the [`Tracker`] of handlers in flight, for shutdown.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -84,11 +85,12 @@ impl Loop {
     async fn spawn_limited(&self, rest: impl Future<Output = ()> + Send + 'static) {
         self.slots.acquire(self.limit).await;
         let guard = self.app.inner.tracker.enter();
-        let slots = self.slots.clone();
+        let slot = Slot(self.slots.clone());
         smol::spawn(async move {
+            // Released on drop, slot first: even a run that unwinds gives its slot back.
+            let _guard = guard;
+            let _slot = slot;
             rest.await;
-            slots.release();
-            drop(guard);
         })
         .detach();
     }
@@ -146,10 +148,18 @@ async fn serve_chained(ctx: Loop, mut sub: Subscription, handler: BoxedHandler) 
     });
     let chain = ctx.app.inner.listen.with_terminal(terminal);
     while let Some(msg) = sub.next().await {
-        let (app, chain) = (ctx.app.clone(), chain.clone());
+        let (app, chain, pattern) = (ctx.app.clone(), chain.clone(), ctx.pattern.clone());
         let mut work: Boxed<()> = Box::pin(async move {
             let reply_to = msg.reply.clone();
-            let reply = chain.run(msg).await;
+            // The handler's own panics are caught by its runner; one that gets here came
+            // from a listen middleware, and gets the reply a panicking handler gets.
+            let reply = AssertUnwindSafe(chain.run(msg))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    let outcome = Outcome::middleware_panicked(panic);
+                    settle(outcome, &pattern, reply_to.is_some())
+                });
             send_reply(&app, reply_to, reply, false).await;
         });
         if future::poll_once(&mut work).await.is_some() {
@@ -186,6 +196,15 @@ impl Slots {
     fn release(&self) {
         self.busy.fetch_sub(1, Ordering::AcqRel);
         self.freed.notify(1);
+    }
+}
+
+/// One taken slot of an endpoint, given back on drop.
+struct Slot(Arc<Slots>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.release();
     }
 }
 

@@ -158,11 +158,21 @@ impl Outcome {
     }
 
     pub(crate) fn panicked(payload: Box<dyn std::any::Any + Send>) -> Outcome {
+        Outcome::panicked_in("handler", payload)
+    }
+
+    /// A listen middleware panicked: the requester gets the reply a panicking handler gets
+    /// (it cannot tell the two apart), the log says which it was.
+    pub(crate) fn middleware_panicked(payload: Box<dyn std::any::Any + Send>) -> Outcome {
+        Outcome::panicked_in("listen middleware", payload)
+    }
+
+    fn panicked_in(what: &str, payload: Box<dyn std::any::Any + Send>) -> Outcome {
         let text = crate::error::panic_message(payload.as_ref());
         Outcome::Failed {
             code: 500,
             description: "handler panicked".into(),
-            detail: format!("handler panicked: {text}"),
+            detail: format!("{what} panicked: {text}"),
         }
     }
 }

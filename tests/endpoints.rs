@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{run, within, NatsServer};
 use futures_lite::StreamExt;
-use panini::client;
-use panini::{App, AppHandle};
+use panini::client::{self, Client};
+use panini::{App, AppHandle, Message, Msg};
 use serde_json::{json, Value};
 
 /// How long a reply may take before we call it a timeout: far above a reply's
@@ -65,6 +65,15 @@ async fn ask_app(app: &AppHandle, subject: &str) -> panini::Result<Value> {
     within(PROMPT, subject, app.request(subject, json!({}))).await
 }
 
+/// A raw request from a plain client, with a request timeout of [`PROMPT`].
+async fn ask(client: &Client, subject: &str, payload: &[u8]) -> panini::Result<Message> {
+    client.request_with(subject, None, payload, PROMPT).await
+}
+
+fn service_error(msg: &Message) -> Option<&str> {
+    msg.headers.as_ref()?.get("Nats-Service-Error")
+}
+
 #[test]
 fn a_handler_error_with_line_breaks_still_gets_an_error_reply() {
     let server = NatsServer::start();
@@ -97,6 +106,41 @@ fn a_handler_error_with_line_breaks_still_gets_an_error_reply() {
                 assert!(description.starts_with("xxxx"));
             }
             other => panic!("want a service error, got {other:?}"),
+        }
+        running.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn a_panicking_listen_middleware_gets_an_error_reply_and_frees_its_slot() {
+    let server = NatsServer::start();
+    run(async {
+        let mut app = App::new("mw-panic");
+        app.listen_request(|msg: Message, next| async move {
+            match msg.payload.as_slice() {
+                b"now" => panic!("middleware boom at the first poll"),
+                b"late" => {
+                    smol::future::yield_now().await;
+                    panic!("middleware boom after an await");
+                }
+                _ => next.run(msg).await,
+            }
+        });
+        app.listen("p.echo", |msg: Msg<String>| async move { msg.data })
+            .max_concurrency(2);
+        let running = start(app, &server).await;
+        let c = client::connect(server.url()).await.unwrap();
+
+        // More panics of each kind than the endpoint has slots.
+        for round in 0..5 {
+            for kind in ["now", "late"] {
+                let r = ask(&c, "p.echo", kind.as_bytes()).await;
+                let r = r.unwrap_or_else(|e| panic!("{kind} panic, round {round}: {e}"));
+                assert_eq!(service_error(&r), Some("handler panicked"), "{kind}");
+                let r = ask(&c, "p.echo", b"fine").await;
+                let r = r.unwrap_or_else(|e| panic!("after a {kind} panic: {e}"));
+                assert_eq!(r.payload, b"fine");
+            }
         }
         running.stop().await.unwrap();
     });
