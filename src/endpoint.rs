@@ -15,9 +15,9 @@ use futures_lite::future::Boxed;
 use futures_lite::{future, FutureExt, StreamExt};
 
 use crate::client::{lock, Subscription};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::handle::AppHandle;
-use crate::handler::{BoxedHandler, Outcome, Step};
+use crate::handler::{error_reply, BoxedHandler, Outcome, Step};
 use crate::log::log_at;
 use crate::message::Message;
 use crate::middleware::{ListenResult, Terminal};
@@ -209,7 +209,10 @@ impl Drop for Slot {
 }
 
 /// Publishes the reply of a request, if there is one to send (nothing for a stream message
-/// or an empty reply); `now` writes it at once if the writer is idle.
+/// or an empty reply); `now` writes it at once if the writer is idle. A reply that cannot
+/// be sent as it is (larger than the server's `max_payload`, headers that cannot be
+/// encoded) is logged and answered with a small 500 error reply instead, so the requester
+/// learns of it at once rather than by its timeout.
 async fn send_reply(app: &AppHandle, reply_to: Option<String>, reply: ListenResult, now: bool) {
     let (Some(to), Some(reply)) = (reply_to, reply) else {
         return;
@@ -218,8 +221,19 @@ async fn send_reply(app: &AppHandle, reply_to: Option<String>, reply: ListenResu
     let sent = client
         .publish_reply(&to, reply.headers.as_ref(), &reply.payload, now)
         .await;
-    if let Err(e) = sent {
-        log_at!(Error, "panini", "cannot send the reply to {to}: {e}");
+    match sent {
+        Ok(()) => {}
+        Err(e @ (Error::MaxPayload { .. } | Error::InvalidHeader)) => {
+            log_at!(Error, "panini", "cannot send the reply to {to}: {e}");
+            let instead = error_reply(500, &format!("cannot send the reply: {e}"));
+            let sent = client
+                .publish_reply(&to, instead.headers.as_ref(), &instead.payload, now)
+                .await;
+            if let Err(e) = sent {
+                log_at!(Error, "panini", "cannot send the error reply to {to}: {e}");
+            }
+        }
+        Err(e) => log_at!(Error, "panini", "cannot send the reply to {to}: {e}"),
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{run, within, NatsServer};
 use futures_lite::StreamExt;
 use panini::client::{self, Client};
-use panini::{App, AppHandle, Message, Msg};
+use panini::{App, AppHandle, Headers, Message, Msg, Reply};
 use serde_json::{json, Value};
 
 /// How long a reply may take before we call it a timeout: far above a reply's
@@ -142,6 +142,44 @@ fn a_panicking_listen_middleware_gets_an_error_reply_and_frees_its_slot() {
                 assert_eq!(r.payload, b"fine");
             }
         }
+        running.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn a_reply_the_server_would_refuse_becomes_an_error_reply() {
+    let server = NatsServer::with_config("max_payload: 1024\n");
+    run(async {
+        let mut app = App::new("too-big");
+        app.listen("b.big", || async { vec![b'x'; 4096] });
+        app.listen("b.header", || async {
+            let mut headers = Headers::new();
+            headers.insert("Bad", "a\r\nb");
+            Reply {
+                payload: b"ok".to_vec(),
+                headers: Some(headers),
+            }
+        });
+        app.listen("b.small", || async { "small" });
+        let running = start(app, &server).await;
+
+        for subject in ["b.big", "b.header"] {
+            let err = ask_app(&running.handle, subject).await.unwrap_err();
+            match &err {
+                panini::Error::Service {
+                    code: 500,
+                    description,
+                } => {
+                    assert!(
+                        description.contains("cannot send the reply"),
+                        "{description}"
+                    );
+                }
+                other => panic!("{subject}: want a service error, got {other:?}"),
+            }
+        }
+        let c = client::connect(server.url()).await.unwrap();
+        assert_eq!(ask(&c, "b.small", b"").await.unwrap().payload, b"small");
         running.stop().await.unwrap();
     });
 }
