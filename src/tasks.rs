@@ -87,11 +87,17 @@ pub(crate) struct TaskSpec {
     pub(crate) run: TaskFn,
 }
 
+/// The shortest interval of a task run every interval: a shorter one (`Duration::ZERO`
+/// above all) is taken as this, since a task whose timer is always due would never give
+/// the executor thread back to the endpoints.
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
 /// Runs one task by its schedule, until cancelled.
 pub(crate) async fn run_task(app: AppHandle, spec: Arc<TaskSpec>) {
     match spec.schedule {
         Schedule::Once => run_logged(&app, &spec).await,
         Schedule::Every(period) => {
+            let period = period.max(MIN_INTERVAL);
             let mut next = Instant::now();
             loop {
                 Timer::at(next).await;

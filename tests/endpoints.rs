@@ -5,7 +5,9 @@
 
 mod common;
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use common::{run, within, NatsServer};
 use futures_lite::StreamExt;
@@ -180,6 +182,38 @@ fn a_reply_the_server_would_refuse_becomes_an_error_reply() {
         }
         let c = client::connect(server.url()).await.unwrap();
         assert_eq!(ask(&c, "b.small", b"").await.unwrap().payload, b"small");
+        running.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn a_zero_interval_task_is_clamped_and_does_not_starve_the_app() {
+    let server = NatsServer::start();
+    run(async {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut app = App::new("zero-interval");
+        let counted = runs.clone();
+        app.task_every(Duration::ZERO, move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {}
+        });
+        app.listen("z.echo", |msg: Msg<String>| async move { msg.data });
+        let running = start(app, &server).await;
+        let c = client::connect(server.url()).await.unwrap();
+        let r = within(PROMPT, "a reply beside the task", ask(&c, "z.echo", b"hi")).await;
+        assert_eq!(r.unwrap().payload, b"hi");
+
+        // At one run per millisecond at most (plus the run at the start of the window).
+        let (before, from) = (runs.load(Ordering::SeqCst), Instant::now());
+        async_io::Timer::after(Duration::from_millis(200)).await;
+        let (after, elapsed) = (runs.load(Ordering::SeqCst), from.elapsed());
+        let most = elapsed.as_millis() as usize + 2;
+        assert!(after > before, "the task still runs");
+        assert!(
+            after - before <= most,
+            "{} runs in {elapsed:?}, want at most {most}",
+            after - before
+        );
         running.stop().await.unwrap();
     });
 }
