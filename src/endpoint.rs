@@ -16,7 +16,7 @@ use futures_lite::{future, FutureExt, StreamExt};
 
 use crate::client::{lock, Subscription};
 use crate::error::{Error, Result};
-use crate::handle::AppHandle;
+use crate::handle::{app_async, AppHandle};
 use crate::handler::{error_reply, BoxedHandler, Outcome, Step};
 use crate::log::log_at;
 use crate::message::Message;
@@ -47,7 +47,7 @@ pub(crate) async fn start(app: &AppHandle, ep: Endpoint) -> Result<()> {
     };
     let sid = sub.sid();
     let subject = ep.subject.clone();
-    let task = smol::spawn(serve(app.clone(), sub, ep));
+    let task = smol::spawn(app_async(serve(app.clone(), sub, ep)));
     let mut running = lock(&app.inner.endpoints);
     running
         .entry(subject)
@@ -90,7 +90,7 @@ impl Loop {
             // Released on drop, slot first: even a run that unwinds gives its slot back.
             let _guard = guard;
             let _slot = slot;
-            rest.await;
+            app_async(rest).await;
         })
         .detach();
     }

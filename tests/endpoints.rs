@@ -217,3 +217,57 @@ fn a_zero_interval_task_is_clamped_and_does_not_starve_the_app() {
         running.stop().await.unwrap();
     });
 }
+
+#[test]
+fn request_sync_in_an_async_handler_is_an_error_not_a_freeze() {
+    let server = NatsServer::start();
+    run(async {
+        let mut app = App::new("sync-in-async").request_timeout(Duration::from_secs(5));
+        app.listen("s.echo", |msg: Msg| async move { msg.data });
+        app.listen("s.request", |app: AppHandle| async move {
+            app.request_sync("s.echo", json!({"a": 1}))
+        });
+        app.listen("s.publish", |app: AppHandle| async move {
+            app.publish_sync("s.echo", json!({})).map(|()| "published")
+        });
+        let (tx, from_task) = async_channel::bounded(1);
+        app.task(move |app: AppHandle| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(app.publish_sync("s.echo", json!({}))).await;
+            }
+        });
+        let running = start(app, &server).await;
+        let in_task = within(PROMPT, "publish_sync in a task", from_task.recv()).await;
+        assert!(
+            matches!(
+                in_task,
+                Ok(Err(panini::Error::SyncInAsync {
+                    method: "publish_sync"
+                }))
+            ),
+            "{in_task:?}"
+        );
+
+        for (subject, method) in [("s.request", "request_sync"), ("s.publish", "publish_sync")] {
+            let started = Instant::now();
+            let err = ask_app(&running.handle, subject).await.unwrap_err();
+            match &err {
+                panini::Error::Service {
+                    code: 500,
+                    description,
+                } => {
+                    assert!(description.contains(method), "{description}");
+                }
+                other => panic!("{subject}: want a service error, got {other:?}"),
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{subject}: not prompt"
+            );
+            let echoed = ask_app(&running.handle, "s.echo").await.unwrap();
+            assert_eq!(echoed, json!({}), "the app keeps serving");
+        }
+        running.stop().await.unwrap();
+    });
+}
