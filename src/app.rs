@@ -370,7 +370,9 @@ impl App {
 
     /// A task run every `interval`, first right after start (Panini's
     /// `@app.task(interval=..)` and `@app.timer_task(..)`). Two runs never overlap; a run
-    /// that fails is logged and the schedule goes on.
+    /// that fails is logged and the schedule goes on. An interval under 1 ms (such as
+    /// `Duration::ZERO`) is taken as 1 ms: a task always due would keep the executor
+    /// thread from the endpoints.
     pub fn task_every<F, Fut>(&mut self, interval: Duration, f: F) -> &mut Self
     where
         F: Fn(AppHandle) -> Fut + Send + Sync + 'static,
@@ -380,7 +382,7 @@ impl App {
         self.push_task(Schedule::Every(interval), tasks::boxed_async(f))
     }
 
-    /// Panini's name for [`task_every`](App::task_every).
+    /// Panini's name for [`task_every`](App::task_every) (an interval under 1 ms is 1 ms).
     pub fn timer_task<F, Fut>(&mut self, interval: Duration, f: F) -> &mut Self
     where
         F: Fn(AppHandle) -> Fut + Send + Sync + 'static,
@@ -399,7 +401,8 @@ impl App {
         self.push_task(Schedule::Once, tasks::boxed_sync(f))
     }
 
-    /// A plain (blocking) task run every `interval`, on the thread pool.
+    /// A plain (blocking) task run every `interval`, on the thread pool (at least 1 ms
+    /// apart, as for [`task_every`](App::task_every)).
     pub fn task_every_sync<F, R>(&mut self, interval: Duration, f: F) -> &mut Self
     where
         F: Fn(AppHandle) -> R + Send + Sync + 'static,

@@ -3,6 +3,7 @@
 //! and publishes the reply. Also the [`Tracker`] of handlers in flight, for shutdown.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,9 +15,9 @@ use futures_lite::future::Boxed;
 use futures_lite::{future, FutureExt, StreamExt};
 
 use crate::client::{lock, Subscription};
-use crate::error::Result;
-use crate::handle::AppHandle;
-use crate::handler::{BoxedHandler, Outcome, Step};
+use crate::error::{Error, Result};
+use crate::handle::{app_async, AppHandle};
+use crate::handler::{error_reply, BoxedHandler, Outcome, Step};
 use crate::log::log_at;
 use crate::message::Message;
 use crate::middleware::{ListenResult, Terminal};
@@ -46,7 +47,7 @@ pub(crate) async fn start(app: &AppHandle, ep: Endpoint) -> Result<()> {
     };
     let sid = sub.sid();
     let subject = ep.subject.clone();
-    let task = smol::spawn(serve(app.clone(), sub, ep));
+    let task = smol::spawn(app_async(serve(app.clone(), sub, ep)));
     let mut running = lock(&app.inner.endpoints);
     running
         .entry(subject)
@@ -84,11 +85,12 @@ impl Loop {
     async fn spawn_limited(&self, rest: impl Future<Output = ()> + Send + 'static) {
         self.slots.acquire(self.limit).await;
         let guard = self.app.inner.tracker.enter();
-        let slots = self.slots.clone();
+        let slot = Slot(self.slots.clone());
         smol::spawn(async move {
-            rest.await;
-            slots.release();
-            drop(guard);
+            // Released on drop, slot first: even a run that unwinds gives its slot back.
+            let _guard = guard;
+            let _slot = slot;
+            app_async(rest).await;
         })
         .detach();
     }
@@ -146,10 +148,18 @@ async fn serve_chained(ctx: Loop, mut sub: Subscription, handler: BoxedHandler) 
     });
     let chain = ctx.app.inner.listen.with_terminal(terminal);
     while let Some(msg) = sub.next().await {
-        let (app, chain) = (ctx.app.clone(), chain.clone());
+        let (app, chain, pattern) = (ctx.app.clone(), chain.clone(), ctx.pattern.clone());
         let mut work: Boxed<()> = Box::pin(async move {
             let reply_to = msg.reply.clone();
-            let reply = chain.run(msg).await;
+            // The handler's own panics are caught by its runner; one that gets here came
+            // from a listen middleware, and gets the reply a panicking handler gets.
+            let reply = AssertUnwindSafe(chain.run(msg))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    let outcome = Outcome::middleware_panicked(panic);
+                    settle(outcome, &pattern, reply_to.is_some())
+                });
             send_reply(&app, reply_to, reply, false).await;
         });
         if future::poll_once(&mut work).await.is_some() {
@@ -189,8 +199,20 @@ impl Slots {
     }
 }
 
+/// One taken slot of an endpoint, given back on drop.
+struct Slot(Arc<Slots>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
 /// Publishes the reply of a request, if there is one to send (nothing for a stream message
-/// or an empty reply); `now` writes it at once if the writer is idle.
+/// or an empty reply); `now` writes it at once if the writer is idle. A reply that cannot
+/// be sent as it is (larger than the server's `max_payload`, headers that cannot be
+/// encoded) is logged and answered with a small 500 error reply instead, so the requester
+/// learns of it at once rather than by its timeout.
 async fn send_reply(app: &AppHandle, reply_to: Option<String>, reply: ListenResult, now: bool) {
     let (Some(to), Some(reply)) = (reply_to, reply) else {
         return;
@@ -199,8 +221,19 @@ async fn send_reply(app: &AppHandle, reply_to: Option<String>, reply: ListenResu
     let sent = client
         .publish_reply(&to, reply.headers.as_ref(), &reply.payload, now)
         .await;
-    if let Err(e) = sent {
-        log_at!(Error, "panini", "cannot send the reply to {to}: {e}");
+    match sent {
+        Ok(()) => {}
+        Err(e @ (Error::MaxPayload { .. } | Error::InvalidHeader)) => {
+            log_at!(Error, "panini", "cannot send the reply to {to}: {e}");
+            let instead = error_reply(500, &format!("cannot send the reply: {e}"));
+            let sent = client
+                .publish_reply(&to, instead.headers.as_ref(), &instead.payload, now)
+                .await;
+            if let Err(e) = sent {
+                log_at!(Error, "panini", "cannot send the error reply to {to}: {e}");
+            }
+        }
+        Err(e) => log_at!(Error, "panini", "cannot send the reply to {to}: {e}"),
     }
 }
 

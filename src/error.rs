@@ -67,6 +67,14 @@ pub enum Error {
     Start(String),
     /// `unsubscribe_subject` on a subject the app is not subscribed to.
     NotSubscribed(String),
+    /// A blocking `_sync` method (named here) was called from async code the app runs (a
+    /// handler, middleware, task or hook): blocking there would stall the executor thread
+    /// the app's endpoints run on. Await the async method there, or use `listen_sync` /
+    /// `task_sync` for blocking code.
+    SyncInAsync {
+        /// `publish_sync` or `request_sync`.
+        method: &'static str,
+    },
     /// A credential (NKey seed, JWT, creds file) could not be read or used; the text never holds the secret.
     Credentials(String),
     /// TLS failed for a reason that retrying will not fix: the server's certificate did not
@@ -127,6 +135,11 @@ impl fmt::Display for Error {
             Error::NotSubscribed(subject) => {
                 write!(f, "subject {subject:?} hasn't been subscribed")
             }
+            Error::SyncInAsync { method } => write!(
+                f,
+                "{method} called from async code of the app, where blocking would stall \
+                 its executor: await the async method there, or use listen_sync/task_sync"
+            ),
             Error::Tls(e) => write!(f, "tls: {e}"),
             Error::FeatureDisabled {
                 feature,

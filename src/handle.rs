@@ -2,7 +2,9 @@
 //! `publish` / `request` (through the send middlewares) and their blocking `_sync` twins,
 //! and runtime `subscribe_new_subject` / `unsubscribe_subject`.
 
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -161,13 +163,18 @@ impl AppHandle {
     }
 
     /// Blocking [`publish`](AppHandle::publish), for sync handlers and sync tasks (which
-    /// run on a thread pool). Do not call it from async code: use `publish` there.
+    /// run on a thread pool). From async code the app runs (handlers, middlewares, tasks,
+    /// hooks) it returns [`Error::SyncInAsync`] at once: use `publish(..).await` there.
     pub fn publish_sync(&self, subject: &str, message: impl IntoPayload) -> Result<()> {
+        refuse_in_app_async("publish_sync")?;
         smol::block_on(self.publish(subject, message))
     }
 
-    /// Blocking [`request`](AppHandle::request), for sync handlers and sync tasks.
+    /// Blocking [`request`](AppHandle::request), for sync handlers and sync tasks. From
+    /// async code the app runs it returns [`Error::SyncInAsync`] at once, as
+    /// [`publish_sync`](AppHandle::publish_sync) does.
     pub fn request_sync(&self, subject: &str, message: impl IntoPayload) -> Result<Value> {
+        refuse_in_app_async("request_sync")?;
         smol::block_on(self.request(subject, message))
     }
 
@@ -293,4 +300,69 @@ fn service_error(msg: &Message) -> Result<()> {
         code,
         description: description.to_string(),
     })
+}
+
+thread_local! {
+    /// Set while this thread polls async code of the app (see [`app_async`]).
+    static IN_APP_ASYNC: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `fut` as async code of the app: while it is polled, the blocking `_sync` methods
+/// refuse to run on this thread (they would block the executor thread that the app's
+/// endpoints need, up to a freeze of the whole app). Code `fut` hands to another thread
+/// (`smol::unblock`, the sync handlers and tasks) is not marked.
+pub(crate) async fn app_async<F: Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        let _mark = Mark(IN_APP_ASYNC.replace(true));
+        fut.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// Puts the thread's earlier mark back on drop (after a poll, or while a panic unwinds).
+struct Mark(bool);
+
+impl Drop for Mark {
+    fn drop(&mut self) {
+        IN_APP_ASYNC.set(self.0);
+    }
+}
+
+fn refuse_in_app_async(method: &'static str) -> Result<()> {
+    if IN_APP_ASYNC.get() {
+        return Err(Error::SyncInAsync { method });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(r: Result<()>) -> bool {
+        matches!(r, Err(Error::SyncInAsync { method: "m" }))
+    }
+
+    #[test]
+    fn sync_methods_are_refused_only_while_app_async_code_is_polled() {
+        assert!(refuse_in_app_async("m").is_ok());
+        assert!(refused(smol::block_on(app_async(async {
+            refuse_in_app_async("m")
+        }))));
+        assert!(refuse_in_app_async("m").is_ok(), "the mark is put back");
+        let handed_over = app_async(smol::unblock(|| refuse_in_app_async("m")));
+        assert!(
+            smol::block_on(handed_over).is_ok(),
+            "other threads are not marked"
+        );
+    }
+
+    #[test]
+    fn the_mark_is_put_back_when_app_async_code_panics() {
+        let panicked =
+            std::panic::catch_unwind(|| smol::block_on(app_async(async { panic!("in app code") })));
+        assert!(panicked.is_err());
+        assert!(refuse_in_app_async("m").is_ok());
+    }
 }

@@ -145,16 +145,7 @@ impl Outcome {
             Outcome::Reply(reply) => reply,
             Outcome::Failed {
                 code, description, ..
-            } => {
-                let mut headers = Headers::new();
-                headers.insert("Nats-Service-Error", description.clone());
-                headers.insert("Nats-Service-Error-Code", code.to_string());
-                let body = serde_json::json!({"success": false, "error": description});
-                Some(Reply {
-                    payload: body.to_string().into_bytes(),
-                    headers: Some(headers),
-                })
-            }
+            } => Some(error_reply(code, &description)),
         }
     }
 
@@ -167,13 +158,61 @@ impl Outcome {
     }
 
     pub(crate) fn panicked(payload: Box<dyn std::any::Any + Send>) -> Outcome {
+        Outcome::panicked_in("handler", payload)
+    }
+
+    /// A listen middleware panicked: the requester gets the reply a panicking handler gets
+    /// (it cannot tell the two apart), the log says which it was.
+    pub(crate) fn middleware_panicked(payload: Box<dyn std::any::Any + Send>) -> Outcome {
+        Outcome::panicked_in("listen middleware", payload)
+    }
+
+    fn panicked_in(what: &str, payload: Box<dyn std::any::Any + Send>) -> Outcome {
         let text = crate::error::panic_message(payload.as_ref());
         Outcome::Failed {
             code: 500,
             description: "handler panicked".into(),
-            detail: format!("handler panicked: {text}"),
+            detail: format!("{what} panicked: {text}"),
         }
     }
+}
+
+/// The longest error text an error reply carries, in bytes (longer ones are cut, with
+/// `…` at the end): a header line, not a document.
+pub(crate) const MAX_ERROR_TEXT: usize = 1024;
+
+/// An error reply: the headers `Nats-Service-Error` (the description made
+/// [header-safe](header_safe)) and `Nats-Service-Error-Code`, plus
+/// `{"success":false,"error":"<description>"}` with the same text. It can always be
+/// encoded, whatever the description holds.
+pub(crate) fn error_reply(code: u16, description: &str) -> Reply {
+    let description = header_safe(description);
+    let body = serde_json::json!({"success": false, "error": description});
+    let mut headers = Headers::new();
+    headers.insert("Nats-Service-Error", description);
+    headers.insert("Nats-Service-Error-Code", code.to_string());
+    Reply {
+        payload: body.to_string().into_bytes(),
+        headers: Some(headers),
+    }
+}
+
+/// `text` as a header value that can always be sent: each control character (CR and LF
+/// above all, which would end the header line) becomes a space, and the text is cut to
+/// [`MAX_ERROR_TEXT`] bytes on a character boundary.
+pub(crate) fn header_safe(text: &str) -> String {
+    let mut end = text.len().min(MAX_ERROR_TEXT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut safe: String = text[..end]
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if end < text.len() {
+        safe.push('…');
+    }
+    safe
 }
 
 /// A handler's return value, as a reply.
@@ -494,3 +533,34 @@ fn blocking<R: IntoReply + Send + 'static>(
 handler_impls!(;);
 handler_impls!(A;);
 handler_impls!(A; B);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_safe_turns_control_characters_into_spaces() {
+        assert_eq!(header_safe("a\nb\r\nc\td\u{7}"), "a b  c d ");
+        assert_eq!(header_safe("plain text"), "plain text");
+    }
+
+    #[test]
+    fn header_safe_cuts_long_text_on_a_character_boundary() {
+        let long = "é".repeat(MAX_ERROR_TEXT); // two bytes each
+        let safe = header_safe(&long);
+        assert!(safe.len() <= MAX_ERROR_TEXT + '…'.len_utf8());
+        assert!(safe.ends_with('…'));
+        assert!(safe.trim_end_matches('…').chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn an_error_reply_always_encodes() {
+        for text in ["line one\nline two", "\r\n", "", &"x".repeat(100_000)] {
+            let reply = error_reply(500, text);
+            let mut out = Vec::new();
+            reply.headers.unwrap().encode(&mut out).unwrap();
+            let body: Value = serde_json::from_slice(&reply.payload).unwrap();
+            assert_eq!(body["success"], false);
+        }
+    }
+}

@@ -11,7 +11,7 @@ use futures_lite::future::Boxed;
 use futures_lite::FutureExt;
 
 use crate::error::Error;
-use crate::handle::AppHandle;
+use crate::handle::{app_async, AppHandle};
 use crate::log::log_at;
 
 /// What a task, hook or interval run may return: `()` or a `Result` whose error is shown.
@@ -87,11 +87,21 @@ pub(crate) struct TaskSpec {
     pub(crate) run: TaskFn,
 }
 
+/// The shortest interval of a task run every interval: a shorter one (`Duration::ZERO`
+/// above all) is taken as this, since a task whose timer is always due would never give
+/// the executor thread back to the endpoints.
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
 /// Runs one task by its schedule, until cancelled.
 pub(crate) async fn run_task(app: AppHandle, spec: Arc<TaskSpec>) {
+    app_async(schedule(app, spec)).await
+}
+
+async fn schedule(app: AppHandle, spec: Arc<TaskSpec>) {
     match spec.schedule {
         Schedule::Once => run_logged(&app, &spec).await,
         Schedule::Every(period) => {
+            let period = period.max(MIN_INTERVAL);
             let mut next = Instant::now();
             loop {
                 Timer::at(next).await;
@@ -114,7 +124,8 @@ async fn run_logged(app: &AppHandle, spec: &TaskSpec) {
 /// Runs hooks in order; the first failure stops and is returned.
 pub(crate) async fn run_hooks(app: &AppHandle, hooks: &[TaskFn], what: &str) -> Result<(), Error> {
     for (i, hook) in hooks.iter().enumerate() {
-        hook(app.clone())
+        // The hook is called inside the mark too: a closure may block before its future.
+        app_async(async { hook(app.clone()).await })
             .await
             .map_err(|e| Error::Start(format!("{what} hook #{} failed: {e}", i + 1)))?;
     }
