@@ -103,6 +103,9 @@ impl Loop {
 async fn serve_direct(ctx: Loop, mut sub: Subscription, handler: BoxedHandler) {
     let mut runner = handler.runner();
     loop {
+        // No handler starts, not even to its first await, until a slot is free: at most
+        // `limit` bodies run at once (a run that finishes in its first poll takes none).
+        ctx.slots.wait_free(ctx.limit).await;
         // Runs that leave nothing to do (no reply to send, nothing to log) are handled
         // inside one poll, message after message, as the queue yields them.
         let next = future::poll_fn(|cx| loop {
@@ -147,7 +150,12 @@ async fn serve_chained(ctx: Loop, mut sub: Subscription, handler: BoxedHandler) 
         Box::pin(async move { run_handler(&handler, &pattern, msg, app).await })
     });
     let chain = ctx.app.inner.listen.with_terminal(terminal);
-    while let Some(msg) = sub.next().await {
+    loop {
+        // As in `serve_direct`: a free slot before the next message is started at all.
+        ctx.slots.wait_free(ctx.limit).await;
+        let Some(msg) = sub.next().await else {
+            break;
+        };
         let (app, chain, pattern) = (ctx.app.clone(), chain.clone(), ctx.pattern.clone());
         let mut work: Boxed<()> = Box::pin(async move {
             let reply_to = msg.reply.clone();
@@ -188,6 +196,17 @@ impl Slots {
             let listener = self.freed.listen();
             if self.busy.load(Ordering::Acquire) < limit {
                 continue;
+            }
+            listener.await;
+        }
+    }
+
+    /// Waits until fewer than `limit` are busy, taking nothing.
+    async fn wait_free(&self, limit: usize) {
+        while self.busy.load(Ordering::Acquire) >= limit {
+            let listener = self.freed.listen();
+            if self.busy.load(Ordering::Acquire) < limit {
+                break;
             }
             listener.await;
         }

@@ -346,13 +346,11 @@ async fn max_concurrency_caps_handlers_at(n: usize) {
 }
 
 #[test]
-#[ignore = "issue #11: max_concurrency lets n+1 start (the loop polls the next handler before it waits for a slot)"]
 fn max_concurrency_one_runs_one_handler_at_a_time() {
     run(max_concurrency_caps_handlers_at(1));
 }
 
 #[test]
-#[ignore = "issue #11: max_concurrency lets n+1 start (the loop polls the next handler before it waits for a slot)"]
 fn max_concurrency_two_runs_two_handlers_at_a_time() {
     run(max_concurrency_caps_handlers_at(2));
 }
