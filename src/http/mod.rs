@@ -30,6 +30,7 @@
 //! app.start();
 //! ```
 
+mod failure;
 mod request;
 mod response;
 mod router;
