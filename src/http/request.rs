@@ -280,6 +280,11 @@ impl Conn {
         let _ = self.stream.get_ref().shutdown(std::net::Shutdown::Both);
     }
 
+    /// The client's address (for a log line).
+    pub(crate) fn peer(&self) -> Option<std::net::SocketAddr> {
+        self.stream.get_ref().peer_addr().ok()
+    }
+
     /// True when bytes of a next (pipelined) request are already buffered.
     pub(crate) fn has_buffered(&self) -> bool {
         !self.input.is_empty()
