@@ -33,7 +33,10 @@
 //! app.start();
 //! ```
 
+mod conn;
 mod failure;
+mod head;
+mod query;
 mod request;
 mod response;
 mod router;
@@ -60,7 +63,7 @@ pub use stats::HttpStats;
 use crate::error::{Error, Result};
 use crate::handle::AppHandle;
 use crate::log::log_at;
-use request::{Conn, Read};
+use conn::{Conn, Read};
 use response::Persist;
 use router::{BoxedHttp, Router};
 use slots::{Admit, Slot, Slots};

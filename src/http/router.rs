@@ -11,7 +11,8 @@ use futures_lite::future::Boxed;
 use futures_lite::FutureExt;
 
 use super::failure;
-use super::request::{decode_path, Method, Request};
+use super::query::decode_path;
+use super::request::{Method, Request};
 use super::response::{IntoResponse, Response};
 use crate::log::log_at;
 
