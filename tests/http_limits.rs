@@ -172,40 +172,110 @@ fn an_idle_keep_alive_connection_is_closed_after_its_timeout() {
     });
 }
 
+/// 503 only when every connection is in the middle of a request: those are never closed
+/// for room.
 #[test]
-fn a_connection_over_max_connections_gets_503() {
+fn a_connection_over_max_connections_gets_503_when_all_are_busy() {
     let server = NatsServer::start();
     run(async {
         let mut app = web("maxconn");
-        app.http().max_connections(2);
+        let (entered, release) = held(&mut app, "/held");
+        let stats = app.http().max_connections(2).stats();
         let s = start(app, &server).await;
         let mut a = Client::connect(s.addr).await;
         let mut b = Client::connect(s.addr).await;
-        assert_eq!(a.call(bare("GET", "/n/1")).await.status, 200);
-        assert_eq!(b.call(bare("GET", "/n/2")).await.status, 200);
+        a.send(bare("GET", "/held")).await;
+        b.send(bare("GET", "/held")).await;
+        entered.recv().await.unwrap();
+        entered.recv().await.unwrap();
 
         let mut third = Client::connect(s.addr).await;
         let r = third.response().await;
         assert_eq!(r.status, 503);
         assert_eq!(r.header("connection"), Some("close"));
         third.assert_closed().await;
+        assert_eq!((stats.refused(503), stats.idle_closed()), (1, 0));
 
-        // Free a slot: a new connection is served again once the server has let go of it.
-        let r = a
-            .call("GET /n/1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            .await;
-        assert_eq!(r.status, 200);
-        a.assert_closed().await;
-        let deadline = Instant::now() + IO_TIMEOUT;
-        loop {
-            let r = get(s.addr, "/hello").await;
-            if r.status == 200 {
-                break;
-            }
-            assert_eq!(r.status, 503);
-            assert!(Instant::now() < deadline, "the slot was never freed");
+        // Once the requests are answered, their connections are idle: a new client is
+        // served again.
+        release.send(()).await.unwrap();
+        release.send(()).await.unwrap();
+        for held in [&mut a, &mut b] {
+            let r = held.response().await;
+            assert_eq!((r.status, r.text()), (200, "held, then done"));
         }
-        assert_eq!(b.call(bare("GET", "/n/2")).await.status, 200);
+        assert_eq!(get(s.addr, "/hello").await.status, 200);
+        assert_eq!((stats.refused(503), stats.idle_closed()), (1, 1));
+        s.stop().await.unwrap();
+    });
+}
+
+/// Refusals are counted by status (and logged, rate-limited), so an operator can see an
+/// attack.
+#[test]
+fn refusals_are_counted_by_status() {
+    let server = NatsServer::start();
+    run(async {
+        let mut app = web("refusals");
+        app.http()
+            .max_body(16)
+            .head_timeout(Duration::from_millis(200));
+        let stats = app.http().stats();
+        let s = start(app, &server).await;
+        rejected(s.addr, b"GARBAGE\r\n\r\n", 400).await;
+        rejected(s.addr, b"GET /hello HTTP/1.1\r\n\r\n", 400).await;
+        rejected(
+            s.addr,
+            with_body("POST", "/echo", &"b".repeat(17)).as_bytes(),
+            413,
+        )
+        .await;
+        let big = format!(
+            "GET /hello HTTP/1.1\r\nHost: t\r\nX: {}\r\n\r\n",
+            "a".repeat(9000)
+        );
+        rejected(s.addr, big.as_bytes(), 431).await;
+        rejected(s.addr, b"GET /hello HTTP/1.1\r\nHost: t\r\n", 408).await;
+        rejected(s.addr, b"BREW /hello HTTP/1.1\r\n\r\n", 501).await;
+        let counts: Vec<u64> = [400, 408, 413, 431, 501, 503, 200]
+            .iter()
+            .map(|status| stats.refused(*status))
+            .collect();
+        assert_eq!(counts, [2, 1, 1, 1, 1, 0, 0]);
+        s.stop().await.unwrap();
+    });
+}
+
+/// A client that holds every connection slot with idle keep-alive connections must not
+/// lock the others out: the connection idle the longest is closed to make room.
+#[test]
+fn at_the_connection_limit_the_oldest_idle_connection_makes_room() {
+    let server = NatsServer::start();
+    run(async {
+        let mut app = web("idlefull");
+        let stats = app.http().max_connections(3).stats();
+        let s = start(app, &server).await;
+        let mut a = Client::connect(s.addr).await;
+        let mut b = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.addr).await;
+        for (n, client) in [&mut a, &mut b, &mut c].into_iter().enumerate() {
+            assert_eq!(
+                client.call(bare("GET", &format!("/n/{n}"))).await.status,
+                200
+            );
+        }
+        // `a` asks again: `b` is now the one idle the longest.
+        assert_eq!(a.call(bare("GET", "/n/0")).await.status, 200);
+
+        let mut d = Client::connect(s.addr).await;
+        let r = d.call(bare("GET", "/hello")).await;
+        assert_eq!((r.status, r.text()), (200, "hello"), "served, not 503");
+        b.assert_closed().await;
+        for client in [&mut a, &mut c, &mut d] {
+            let r = client.call(bare("GET", "/hello")).await;
+            assert_eq!(r.status, 200, "the others stay open");
+        }
+        assert_eq!((stats.idle_closed(), stats.refused(503)), (1, 0));
         s.stop().await.unwrap();
     });
 }

@@ -11,8 +11,11 @@
 //! | body not complete in time | 30 s | 408, close |
 //! | response not taken by the client in time | 30 s | close |
 //! | idle keep-alive connection | 15 s | close |
-//! | connections at once | 1024 | 503, close |
-//! | handler panics | | 500, server goes on |
+//! | connections at once | 1024 | the one idle the longest is closed; 503 if all are busy |
+//! | handler panics or fails | | generic 500 (the error goes to the log), server goes on |
+//!
+//! Every refusal is counted and logged, at most one line a second per kind: see
+//! [`HttpStats`].
 //!
 //! The default address is **127.0.0.1:8080**: Panini (aiohttp) listens on 0.0.0.0, which
 //! exposes a service's endpoints to every network the host is on. Loopback is the safe
@@ -30,9 +33,15 @@
 //! app.start();
 //! ```
 
+mod conn;
+mod failure;
+mod head;
+mod query;
 mod request;
 mod response;
 mod router;
+mod slots;
+mod stats;
 
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
@@ -49,13 +58,15 @@ use futures_lite::{AsyncWriteExt, FutureExt};
 pub use request::{Method, Request};
 pub use response::{IntoResponse, Response};
 pub use router::{HttpHandler, View};
+pub use stats::HttpStats;
 
 use crate::error::{Error, Result};
 use crate::handle::AppHandle;
 use crate::log::log_at;
-use request::{Conn, Read};
+use conn::{Conn, Read};
 use response::Persist;
 use router::{BoxedHttp, Router};
+use slots::{Admit, Slot, Slots};
 
 /// Input limits and timeouts of the HTTP server.
 #[derive(Clone, Debug)]
@@ -90,6 +101,7 @@ pub struct Http {
     port: u16,
     limits: Limits,
     router: Router,
+    stats: HttpStats,
 }
 
 impl std::fmt::Debug for Http {
@@ -109,6 +121,7 @@ impl Default for Http {
             port: 8080,
             limits: Limits::default(),
             router: Router::default(),
+            stats: HttpStats::default(),
         }
     }
 }
@@ -143,7 +156,10 @@ impl Http {
         self
     }
 
-    /// Most connections at once (default 1024); more get 503.
+    /// Most connections at once (default 1024). When they are all taken, a new client gets
+    /// the slot of the connection idle the longest (waiting between requests on
+    /// keep-alive, or for its first request), which is closed; it gets 503 only when every
+    /// connection is in the middle of a request.
     pub fn max_connections(&mut self, n: usize) -> &mut Self {
         self.limits.max_connections = n.max(1);
         self
@@ -172,6 +188,12 @@ impl Http {
     pub fn write_timeout(&mut self, d: Duration) -> &mut Self {
         self.limits.write_timeout = d;
         self
+    }
+
+    /// The counts of refused requests and of idle connections closed for room; they
+    /// count from the start of the app. See [`HttpStats`].
+    pub fn stats(&self) -> HttpStats {
+        self.stats.clone()
     }
 
     /// Routes `method` on `path` (`/items/{id}` binds `id`) to `handler`.
@@ -219,6 +241,8 @@ impl Http {
             addr,
             shared: Arc::new(Shared {
                 router: self.router,
+                slots: Slots::new(self.limits.max_connections),
+                stats: self.stats,
                 limits: self.limits,
                 closing: AtomicBool::new(false),
                 closing_event: Notify::new(),
@@ -232,6 +256,8 @@ impl Http {
 struct Shared {
     router: Router,
     limits: Limits,
+    slots: Slots,
+    stats: HttpStats,
     closing: AtomicBool,
     closing_event: Notify,
     active: AtomicUsize,
@@ -281,14 +307,15 @@ impl Running {
             async_io::Timer::after(limit).await;
         })
         .await;
+        shared.stats.log_untold(shared.limits.max_connections);
         shared.active.load(Ordering::SeqCst)
     }
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, app: AppHandle) {
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: wait a little instead of spinning.
                 log_at!(Error, "panini::http", "accept failed: {e}");
@@ -296,60 +323,81 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, app: AppHandle)
                 continue;
             }
         };
-        let active = shared.active.fetch_add(1, Ordering::SeqCst) + 1;
-        let guard = ConnGuard(shared.clone());
-        if active > shared.limits.max_connections {
-            smol::spawn(async move {
-                let mut stream = stream;
-                let mut out = Vec::new();
-                Response::error(503).write_to(&mut out, response::Persist::Close, false);
-                let _ = stream.write_all(&out).await;
-                drop(guard);
-            })
-            .detach();
-            continue;
-        }
+        shared.active.fetch_add(1, Ordering::SeqCst);
+        let slot = match shared.slots.admit() {
+            Admit::In(slot) => slot,
+            Admit::InAfterClosingIdle(slot) => {
+                shared.stats.note_idle_closed(shared.limits.max_connections);
+                slot
+            }
+            Admit::Full => {
+                shared.stats.note_refused(503, || Some(peer));
+                let guard = ConnGuard(shared.clone(), None);
+                smol::spawn(async move {
+                    let mut stream = stream;
+                    let mut out = Vec::new();
+                    Response::error(503).write_to(&mut out, response::Persist::Close, false);
+                    let _ = stream.write_all(&out).await;
+                    drop(guard);
+                })
+                .detach();
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
+        let guard = ConnGuard(shared.clone(), Some(slot.clone()));
         let (shared, app) = (shared.clone(), app.clone());
         smol::spawn(async move {
-            serve_conn(stream, &shared, app).await;
+            serve_conn(stream, &shared, &slot, app).await;
             drop(guard);
         })
         .detach();
     }
 }
 
-struct ConnGuard(Arc<Shared>);
+/// A connection task's hold on the server: its slot (none for a 503 answer) and its
+/// place in the count that a stop waits on.
+struct ConnGuard(Arc<Shared>, Option<Arc<Slot>>);
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
+        if let Some(slot) = &self.1 {
+            self.0.slots.release(slot);
+        }
         if self.0.active.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.0.idle.notify(usize::MAX);
         }
     }
 }
 
-async fn serve_conn(stream: TcpStream, shared: &Shared, app: AppHandle) {
+async fn serve_conn(stream: TcpStream, shared: &Shared, slot: &Slot, app: AppHandle) {
     let mut conn = Conn::new(stream, shared.limits.write_timeout);
-    // The server's closing wakes this task through one listener for the connection's whole
-    // life. It is polled once, which stores the task's waker in it; after that a wait only
-    // reads the `closing` flag when the task wakes (no listener lock per request).
+    // The server's closing, or this connection's closing for room, wakes this task through
+    // one listener each for the connection's whole life. They are polled once, which
+    // stores the task's waker in them; after that a wait only reads the flags when the
+    // task wakes (no listener lock per request).
     let mut closing = shared.closing_event.listen();
+    let mut evicted = slot.on_evicted();
     let mut registered = false;
     loop {
         // Between requests, a closing server stops waiting; a request that has started
         // arriving (head or body) is read to the end and answered.
+        // Waiting so, the connection is idle: at the connection limit, it may be closed
+        // to make room for a new client.
         if !conn.has_buffered() {
+            shared.slots.idle(slot);
             let mut idle = pin!(conn.wait_for_request(shared.limits.keep_alive_timeout));
             let more = poll_fn(|cx| {
                 if let Poll::Ready(more) = idle.as_mut().poll(cx) {
                     return Poll::Ready(more);
                 }
-                if shared.closing.load(Ordering::SeqCst) {
+                if shared.closing.load(Ordering::SeqCst) || slot.is_evicted() {
                     return Poll::Ready(false);
                 }
                 if !registered {
-                    if Pin::new(&mut closing).poll(cx).is_ready() {
+                    if Pin::new(&mut closing).poll(cx).is_ready()
+                        || Pin::new(&mut evicted).poll(cx).is_ready()
+                    {
                         return Poll::Ready(false);
                     }
                     registered = true;
@@ -357,7 +405,8 @@ async fn serve_conn(stream: TcpStream, shared: &Shared, app: AppHandle) {
                 Poll::Pending
             })
             .await;
-            if !more {
+            // A request is coming, unless the slot was just given to a new client.
+            if !more || !slot.busy() {
                 break;
             }
         }
@@ -365,6 +414,7 @@ async fn serve_conn(stream: TcpStream, shared: &Shared, app: AppHandle) {
             Read::Request(req, keep_alive) => (req, keep_alive),
             Read::Closed => break,
             Read::Reject(status) => {
+                shared.stats.note_refused(status, || conn.peer());
                 // Queued behind any earlier pipelined response, so answers stay in order.
                 conn.queue(|out| Response::error(status).write_to(out, Persist::Close, false));
                 break;

@@ -37,7 +37,8 @@ impl Response {
         }
     }
 
-    /// `application/json` from any serde value (500 if it cannot be encoded).
+    /// `application/json` from any serde value; if it cannot be encoded, a generic 500 and
+    /// the encoder's error in the log.
     pub fn json(status: u16, value: &impl Serialize) -> Self {
         match serde_json::to_vec(value) {
             Ok(body) => Response {
@@ -45,7 +46,10 @@ impl Response {
                 headers: vec![("Content-Type".into(), "application/json".into())],
                 body,
             },
-            Err(e) => Response::text(500, format!("cannot encode JSON: {e}")),
+            Err(e) => {
+                super::failure::failed(Box::new(e));
+                Response::error(500)
+            }
         }
     }
 
@@ -187,7 +191,8 @@ pub(crate) fn reason(status: u16) -> &'static str {
 ///
 /// `&'static str` and `String` are `text/plain`; `Vec<u8>` is
 /// `application/octet-stream`; `serde_json::Value` and `Json<T>` are `application/json`;
-/// `(u16, T)` sets the status; `Result<T, E>` answers 500 for `Err` (and logs it).
+/// `(u16, T)` sets the status; `Result<T, E>` answers a generic 500 for `Err` and logs
+/// the error with the request's method and path.
 pub trait IntoResponse {
     /// The response.
     fn into_response(self) -> Response;
@@ -250,9 +255,10 @@ impl<T: IntoResponse, E: Into<BoxError>> IntoResponse for Result<T, E> {
         match self {
             Ok(t) => t.into_response(),
             Err(e) => {
-                let e: BoxError = e.into();
-                crate::log::log_at!(Error, "panini::http", "handler failed: {e}");
-                Response::text(500, format!("{e}\n"))
+                // The error's text may say what the client must not see (paths, hosts,
+                // queries): it goes to the log, with the request's method and path.
+                super::failure::failed(e.into());
+                Response::error(500)
             }
         }
     }

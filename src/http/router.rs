@@ -1,6 +1,8 @@
 //! Routes by method and path (`/items/{id}` binds `id`), class-style [`View`]s, and the
-//! dispatch that answers 404, 405 with `Allow`, `OPTIONS`, and 500 for a panic.
+//! dispatch that answers 404, 405 with `Allow`, `OPTIONS`, and a generic 500 for a panic
+//! or an error (logged with the method and path).
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -8,7 +10,9 @@ use std::sync::Arc;
 use futures_lite::future::Boxed;
 use futures_lite::FutureExt;
 
-use super::request::{decode_path, Method, Request};
+use super::failure;
+use super::query::decode_path;
+use super::request::{Method, Request};
 use super::response::{IntoResponse, Response};
 use crate::log::log_at;
 
@@ -217,6 +221,12 @@ impl Router {
         let Some((route, params)) = self.find(&req.path) else {
             return Response::error(404);
         };
+        // For the log lines of a failure: a route without parameters matched the path
+        // literally, so its pattern is the path (and costs no copy).
+        let path = match params.is_empty() {
+            true => Cow::Borrowed(route.pattern.as_str()),
+            false => Cow::Owned(req.path.clone()),
+        };
         req.params = params;
         let method = req.method;
         let start = || match &route.target {
@@ -236,7 +246,7 @@ impl Router {
         };
         let call = match std::panic::catch_unwind(AssertUnwindSafe(start)) {
             Ok(call) => call,
-            Err(panic) => return panicked(method, &route.pattern, panic),
+            Err(panic) => return panicked(method, &path, panic),
         };
         let Some(call) = call else {
             if method == Method::Options {
@@ -244,24 +254,26 @@ impl Router {
             }
             return Response::error(405).header("Allow", route.allowed());
         };
+        let call = failure::logged(call, method, &path);
         match AssertUnwindSafe(call).catch_unwind().await {
             // Every 405 names what is allowed (RFC 9110 §15.5.6), also a view's own.
             Ok(resp) if resp.status == 405 && resp.get_header("allow").is_none() => {
                 resp.header("Allow", route.allowed())
             }
             Ok(resp) => resp,
-            Err(panic) => panicked(method, &route.pattern, panic),
+            Err(panic) => panicked(method, &path, panic),
         }
     }
 }
 
 /// Logs a handler's panic and answers 500.
-fn panicked(method: Method, pattern: &str, panic: Box<dyn std::any::Any + Send>) -> Response {
+fn panicked(method: Method, path: &str, panic: Box<dyn std::any::Any + Send>) -> Response {
     let text = crate::error::panic_message(panic.as_ref());
     log_at!(
         Error,
         "panini::http",
-        "{method:?} {pattern} panicked: {text}"
+        "{} {path} panicked: {text}",
+        method.as_str()
     );
     Response::error(500)
 }
