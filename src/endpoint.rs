@@ -273,11 +273,21 @@ async fn run_handler(
 fn settle(outcome: Outcome, subject: &str, is_request: bool) -> ListenResult {
     if let Outcome::Failed { code, detail, .. } = &outcome {
         let kind = if is_request { "request" } else { "message" };
-        log_at!(
-            Error,
-            "panini",
-            "{kind} on {subject} failed ({code}): {detail}"
-        );
+        if *code < 500 {
+            // The sender's fault (a payload that does not decode): worth a warning, not
+            // an error of this service.
+            log_at!(
+                Warn,
+                "panini",
+                "{kind} on {subject} refused ({code}): {detail}"
+            );
+        } else {
+            log_at!(
+                Error,
+                "panini",
+                "{kind} on {subject} failed ({code}): {detail}"
+            );
+        }
     }
     outcome.into_wire()
 }

@@ -153,7 +153,7 @@ impl Outcome {
         Outcome::Failed {
             code: 400,
             description: "MessageSchemaError".into(),
-            detail: format!("Unexpected serialization error: {}", r.detail),
+            detail: format!("the payload does not decode: {}", r.detail),
         }
     }
 
@@ -434,7 +434,8 @@ where
 /// [`IntoReply`]. `T` is a marker that tells the impls apart.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a panini handler",
-    note = "a handler is an async fn or closure taking 0 to 2 arguments that implement FromMessage (Msg<T>, AppHandle, ...) and returning a value that implements IntoReply ((), serde_json::Value, String, Vec<u8>, Json<T>, Result<..>)"
+    note = "a handler is an async fn or closure taking 0 to 2 arguments that implement FromMessage (Msg<T>, AppHandle, ...) and returning a value that implements IntoReply ((), serde_json::Value, String, Vec<u8>, Json<T>, Result<..>)",
+    note = "for a struct of your own, take `Msg<Json<MyStruct>>` (not `Msg<MyStruct>`) and return `Json(value)`: Json<T> works for any T with serde's Deserialize / Serialize"
 )]
 pub trait Handler<T>: Clone + Send + Sync + 'static {
     /// Runs the handler on one message; panics become an [`Outcome::Failed`].
