@@ -1,11 +1,11 @@
 //! Running an [`App`]: connect (retrying as configured), on-start hooks, subscribe, banner,
-//! start event, tasks; then, on a signal or `shutdown()`, the graceful stop. Also the
-//! exit codes of [`App::start`].
+//! start event, tasks, each watched by the stop; then, on a signal or `shutdown()`, the
+//! graceful stop of [`shutdown`](crate::shutdown). Also the exit codes of [`App::start`].
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use futures_lite::FutureExt;
 
@@ -15,7 +15,14 @@ use crate::endpoint::{self, Endpoint, Tracker};
 use crate::error::{Error, Result};
 use crate::handle::{AppHandle, HandleInner};
 use crate::log::log_at;
-use crate::tasks::{self, TaskFn};
+use crate::shutdown::{self, Started};
+use crate::tasks;
+
+/// The HTTP server bound at the start, before connecting (so a bad address fails at once).
+#[cfg(feature = "http")]
+type Bound = Option<crate::http::Server>;
+#[cfg(not(feature = "http"))]
+type Bound = ();
 
 impl App {
     /// The servers to use: the explicit [`servers`](App::servers) if given; else
@@ -39,34 +46,63 @@ impl App {
         }
     }
 
-    /// Runs the service until SIGINT or SIGTERM, then shuts down gracefully and exits the
-    /// process: 0 after a clean stop, 99 when NATS is lost for good, 1 when it cannot start.
+    /// Runs the service until SIGINT or SIGTERM, then stops gracefully (bounded by the
+    /// [`drain_timeout`](App::drain_timeout)) and exits the process with:
+    /// - 0 after a graceful stop; also when the signal came before the start completed
+    ///   (while connecting, or during an `on_start` hook), and also when an `on_stop` hook
+    ///   failed: the stop that was asked for was done, and the failure is logged at ERROR;
+    /// - 1 when it cannot start;
+    /// - 99 ([`EXIT_NATS_LOST`]) when NATS is lost for good;
+    /// - 130 (SIGINT) or 143 (SIGTERM), 128 plus the signal's number, when a second signal
+    ///   comes during the graceful stop: the process then ends at once, without waiting.
     pub fn start(self) -> ! {
-        let signals = crate::shutdown::signal();
+        let mut signals = shutdown::Watch::new();
         let code = smol::block_on(async {
-            match self.run_until(signals).await {
-                Ok(()) => 0,
-                // `Closed` only comes from losing NATS after the start (see `run_until`);
-                // failing to connect at start is `Start`, exit 1.
-                Err(e @ Error::Closed) => {
-                    log_at!(Error, "panini", "NATS connection lost for good: {e}");
-                    EXIT_NATS_LOST
+            let (asked, stop) = async_channel::bounded::<()>(1);
+            let run = async {
+                let stopped = async {
+                    let _ = stop.recv().await;
+                };
+                match self.run_until(stopped).await {
+                    Ok(()) => 0,
+                    // `Closed` only comes from losing NATS after the start (see
+                    // `run_until`); failing to connect at start is `Start`, exit 1.
+                    Err(e @ Error::Closed) => {
+                        log_at!(Error, "panini", "NATS connection lost for good: {e}");
+                        EXIT_NATS_LOST
+                    }
+                    Err(e) => {
+                        log_at!(Error, "panini", "{e}");
+                        1
+                    }
                 }
-                Err(e) => {
-                    log_at!(Error, "panini", "{e}");
-                    1
-                }
-            }
+            };
+            let watch = async {
+                signals.next().await;
+                asked.close();
+                let sig = signals.next().await;
+                log_at!(Warn, "panini", "second signal: stopping at once");
+                shutdown::exit_code(sig)
+            };
+            run.or(watch).await
         });
         std::process::exit(code)
     }
 
     /// Runs the service until `stop` completes (or [`AppHandle::shutdown`] is called),
-    /// then shuts down gracefully. Returns
-    /// [`Error::Closed`] if the NATS connection was lost for good first.
+    /// then stops gracefully, all of it within the
+    /// [`drain_timeout`](App::drain_timeout) (see [`shutdown`](crate::shutdown)).
+    ///
+    /// `stop` is watched from the first poll: while connecting (and retrying) and during
+    /// the `on_start` hooks too. A stop before the start completed returns `Ok(())` once
+    /// what was started is taken down; `on_stop` hooks run only after a completed start.
+    /// Whatever ends the run once NATS is connected (a failed start, NATS lost) unsubscribes
+    /// and closes what was started. Returns [`Error::Start`] if the start failed and
+    /// [`Error::Closed`] if the NATS connection was lost for good.
     // `mut` is for the HTTP server, taken out of `self` when the feature is on.
     #[cfg_attr(not(feature = "http"), allow(unused_mut))]
     pub async fn run_until(mut self, stop: impl Future<Output = ()>) -> Result<()> {
+        let mut stop = pin!(stop);
         let client_name = self
             .client_name
             .clone()
@@ -79,64 +115,37 @@ impl App {
         #[cfg(feature = "http")]
         let http_addr = http.as_ref().map(|s| s.addr);
         #[cfg(not(feature = "http"))]
-        let http_addr = None;
-        let client = self
-            .connect(&client_name)
-            .await
-            .map_err(|e| Error::Start(format!("cannot connect to NATS: {e}")))?;
-        let app = AppHandle {
-            inner: Arc::new(HandleInner {
-                client: client.clone(),
-                service_name: self.service_name.clone(),
-                client_name,
-                request_timeout: self.request_timeout,
-                send: self
-                    .send
-                    .with_terminal(crate::handle::send_terminal(client.clone())),
-                listen: self.listen.clone(),
-                queue_group: self.queue_group.clone(),
-                max_concurrency: self.max_concurrency,
-                tracker: Tracker::default(),
-                endpoints: Mutex::new(HashMap::new()),
-                stop: event_listener::Event::new(),
-                stopping: std::sync::atomic::AtomicBool::new(false),
-                http_addr,
-            }),
+        let (http, http_addr) = ((), None);
+        let Some(client) = unless(self.connect(&client_name), stop.as_mut()).await else {
+            log_at!(Info, "panini", "stopped while connecting to NATS");
+            return Ok(());
         };
-        tasks::run_hooks(&app, &self.on_start, "on_start").await?;
-        for ep in &self.endpoints {
-            for subject in &ep.subjects {
-                let queue = ep.queue.clone().unwrap_or_else(|| self.queue_group.clone());
-                let spec = Endpoint {
-                    subject: subject.clone(),
-                    queue,
-                    handler: ep.handler.clone(),
-                    max_concurrency: ep.max_concurrency.unwrap_or(self.max_concurrency),
-                };
-                endpoint::start(&app, spec)
-                    .await
-                    .map_err(|e| Error::Start(format!("cannot subscribe to {subject}: {e}")))?;
+        let client = client.map_err(|e| Error::Start(format!("cannot connect to NATS: {e}")))?;
+        let app = self.handle(client.clone(), client_name, http_addr);
+        let mut started = Started {
+            app: app.clone(),
+            client: client.clone(),
+            #[cfg(feature = "http")]
+            http: None,
+            tasks: Vec::new(),
+        };
+        // A stop is seen during the hooks and subscriptions, which can take long; once the
+        // app announces itself, it counts as started (its on_stop hooks will run).
+        let starting = self.begin(&app);
+        let begun = match unless(starting, stop.as_mut().or(app.stopped())).await {
+            Some(Ok(())) => self.announce(&mut started, http).await,
+            Some(Err(e)) => Err(e),
+            None => {
+                log_at!(Info, "panini", "stopping before the start completed");
+                let _ = started.stop(None, self.drain_timeout).await;
+                return Ok(());
             }
+        };
+        if let Err(e) = begun {
+            let _ = started.stop(None, self.drain_timeout).await;
+            return Err(e);
         }
-        if self.banner {
-            print!("{}", banner(&app, &self.server_urls()));
-        }
-        #[cfg(feature = "http")]
-        let http = http.map(|server| {
-            if self.banner {
-                println!("======== Running on http://{} ========", server.addr);
-            }
-            server.serve(app.clone())
-        });
-        let started = format!(
-            "panini_events.{}.{}.started",
-            app.service_name(),
-            app.client_name()
-        );
-        client.publish(&started, "{}").await?;
-        client.flush().await?;
-        log_at!(Info, "panini", "{} started", app.client_name());
-        let tasks: Vec<_> = self
+        started.tasks = self
             .tasks
             .into_iter()
             .map(|spec| smol::spawn(tasks::run_task(app.clone(), Arc::new(spec))))
@@ -151,6 +160,7 @@ impl App {
             false
         };
         if lost.or(stopped).await {
+            let _ = started.stop(None, self.drain_timeout).await;
             return Err(Error::Closed);
         }
         log_at!(
@@ -158,27 +168,81 @@ impl App {
             "panini",
             "stopping: no new messages, waiting for handlers in flight"
         );
-        for task in tasks {
-            task.cancel().await;
+        started.stop(Some(&self.on_stop), self.drain_timeout).await
+    }
+
+    /// The handle that handlers, tasks and hooks get.
+    fn handle(
+        &self,
+        client: Client,
+        client_name: String,
+        http_addr: Option<std::net::SocketAddr>,
+    ) -> AppHandle {
+        AppHandle {
+            inner: Arc::new(HandleInner {
+                client: client.clone(),
+                service_name: self.service_name.clone(),
+                client_name,
+                request_timeout: self.request_timeout,
+                send: self
+                    .send
+                    .with_terminal(crate::handle::send_terminal(client)),
+                listen: self.listen.clone(),
+                queue_group: self.queue_group.clone(),
+                max_concurrency: self.max_concurrency,
+                tracker: Tracker::default(),
+                endpoints: Mutex::new(HashMap::new()),
+                stop: event_listener::Event::new(),
+                stopping: std::sync::atomic::AtomicBool::new(false),
+                http_addr,
+            }),
+        }
+    }
+
+    /// The start once connected: on-start hooks, then subscriptions (each recorded in the
+    /// app, so that a failure or a stop halfway can take them down).
+    async fn begin(&self, app: &AppHandle) -> Result<()> {
+        tasks::run_hooks(app, &self.on_start, "on_start").await?;
+        for ep in &self.endpoints {
+            for subject in &ep.subjects {
+                let queue = ep.queue.clone().unwrap_or_else(|| self.queue_group.clone());
+                let spec = Endpoint {
+                    subject: subject.clone(),
+                    queue,
+                    handler: ep.handler.clone(),
+                    max_concurrency: ep.max_concurrency.unwrap_or(self.max_concurrency),
+                };
+                endpoint::start(app, spec)
+                    .await
+                    .map_err(|e| Error::Start(format!("cannot subscribe to {subject}: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The end of the start: banner, HTTP serving (recorded in `started`), start event.
+    #[cfg_attr(not(feature = "http"), allow(unused_variables))]
+    async fn announce(&self, started: &mut Started, http: Bound) -> Result<()> {
+        let app = started.app.clone();
+        if self.banner {
+            print!("{}", banner(&app, &self.server_urls()));
         }
         #[cfg(feature = "http")]
-        let http_stopped = async {
-            if let Some(http) = http {
-                let open = http.stop(self.drain_timeout).await;
-                if open > 0 {
-                    log_at!(
-                        Warn,
-                        "panini",
-                        "{open} HTTP connections still open at shutdown"
-                    );
-                }
+        if let Some(server) = http {
+            if self.banner {
+                println!("======== Running on http://{} ========", server.addr);
             }
-        };
-        #[cfg(not(feature = "http"))]
-        let http_stopped = async {};
-        let nats_stopped = shutdown(&app, &client, &self.on_stop, self.drain_timeout);
-        let (_, result) = futures_lite::future::zip(http_stopped, nats_stopped).await;
-        result
+            started.http = Some(server.serve(app.clone()));
+        }
+        let event = format!(
+            "panini_events.{}.{}.started",
+            app.service_name(),
+            app.client_name()
+        );
+        started.client.publish(&event, "{}").await?;
+        started.client.flush().await?;
+        log_at!(Info, "panini", "{} started", app.client_name());
+        Ok(())
     }
 
     /// Connects, retrying as configured (Panini waits for NATS at start too).
@@ -260,43 +324,14 @@ fn security_from_env(
     Ok(opts)
 }
 
-/// Stop taking messages, let handlers finish, run on-stop hooks, flush, close.
-async fn shutdown(
-    app: &AppHandle,
-    client: &Client,
-    on_stop: &[TaskFn],
-    drain_timeout: Duration,
-) -> Result<()> {
-    if let Err(e) = client.drain_subscriptions().await {
-        log_at!(Warn, "panini", "draining subscriptions: {e}");
-    }
-    // The endpoint loops end once their queues are empty; what they spawned may still run.
-    // One deadline bounds both waits, however many endpoints there are.
-    let deadline = Instant::now() + drain_timeout;
-    for ep in app.take_endpoints() {
-        ep.task
-            .or(async {
-                async_io::Timer::at(deadline).await;
-            })
-            .await;
-    }
-    let left = app
-        .inner
-        .tracker
-        .wait_idle(deadline.saturating_duration_since(Instant::now()))
-        .await;
-    if left > 0 {
-        log_at!(
-            Warn,
-            "panini",
-            "{left} handlers still running after {drain_timeout:?}; stopping anyway"
-        );
-    }
-    let hooks = tasks::run_hooks(app, on_stop, "on_stop").await;
-    let flushed = client.flush_timeout(drain_timeout).await;
-    client.close().await;
-    log_at!(Info, "panini", "stopped");
-    hooks.and(flushed)
+/// Awaits `work` unless `stop` completes first (`None`; `work` is then dropped).
+async fn unless<T>(work: impl Future<Output = T>, stop: impl Future<Output = ()>) -> Option<T> {
+    async { Some(work.await) }
+        .or(async {
+            stop.await;
+            None
+        })
+        .await
 }
 
 /// Panini's connection name: `{service}__{HOSTNAME or non_docker_env_<n>}__{n}`.

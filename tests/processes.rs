@@ -338,3 +338,126 @@ fn the_secure_app_runs_as_documented_from_the_environment() {
         app.seen
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Signals while starting and while stopping; a failing on_stop hook.
+// ---------------------------------------------------------------------------------------
+
+/// The child modes of the tests below, chosen by `PANINI_LIFECYCLE_CHILD`. In a normal
+/// test run this test does nothing.
+#[test]
+fn lifecycle_child() {
+    let Ok(mode) = std::env::var("PANINI_LIFECYCLE_CHILD") else {
+        return;
+    };
+    let mut app = App::new("lifecycle").banner(false);
+    match mode.as_str() {
+        // NATS_URL points at a port nobody listens on; the retries are 10 s apart.
+        "retrying" => app = app.reconnecting_time_sleep(Duration::from_secs(10)),
+        "slow_start" => {
+            app.on_start(|_| async {
+                println!("on_start entered");
+                std::future::pending::<()>().await
+            });
+        }
+        "slow_stop" => {
+            app = app.drain_timeout(Duration::from_secs(60));
+            app.on_stop(|_| async {
+                println!("on_stop entered");
+                std::future::pending::<()>().await
+            });
+        }
+        "failing_stop" => {
+            app.on_stop(|_| async { Err::<(), _>("the cleanup failed") });
+        }
+        other => panic!("no lifecycle child mode {other:?}"),
+    }
+    app.start();
+}
+
+/// Runs `lifecycle_child` in `mode` with its stderr merged into its stdout, so that its
+/// log lines arrive as lines too.
+fn lifecycle_process(mode: &str, nats_url: &str) -> Proc {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"exec "$0" "$@" 2>&1"#)
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "lifecycle_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PANINI_LIFECYCLE_CHILD", mode)
+        .env("NATS_URL", nats_url)
+        .env_remove("PANINI_LOG");
+    Proc::spawn(cmd)
+}
+
+/// How long a signalled app may take to exit when it should do so at once.
+const PROMPT: Duration = Duration::from_secs(3);
+
+/// Sends SIGTERM and returns the exit code, failing if it takes longer than [`PROMPT`].
+fn sigterm_then_exit_code(app: &mut Proc) -> i32 {
+    let asked = std::time::Instant::now();
+    app.sigterm();
+    let code = app.exit_code();
+    let took = asked.elapsed();
+    assert!(took < PROMPT, "exited {took:?} after the signal");
+    code
+}
+
+/// A signal while the app still retries its first connection (10 s apart) stops it at
+/// once, with 0: the stop asked for is done.
+#[test]
+fn sigterm_while_retrying_the_first_connection_exits_0_at_once() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut app = lifecycle_process("retrying", &format!("nats://127.0.0.1:{port}"));
+    app.expect_line(|l| l.contains("cannot connect to NATS (attempt 1)"));
+    assert_eq!(sigterm_then_exit_code(&mut app), 0, "{:#?}", app.seen);
+}
+
+/// A signal during an `on_start` hook that never ends stops the app at once, with 0.
+#[test]
+fn sigterm_during_a_long_on_start_hook_exits_0_at_once() {
+    let server = NatsServer::start();
+    let mut app = lifecycle_process("slow_start", &server.url());
+    app.expect_line(|l| l == "on_start entered");
+    assert_eq!(sigterm_then_exit_code(&mut app), 0, "{:#?}", app.seen);
+}
+
+/// A second signal during a slow graceful stop (an on_stop hook that never ends, a drain
+/// timeout of 60 s) ends the process at once: 143, 128 + SIGTERM.
+#[test]
+fn a_second_signal_during_a_slow_stop_exits_at_once_with_128_plus_the_signal() {
+    let server = NatsServer::start();
+    let mut app = lifecycle_process("slow_stop", &server.url());
+    app.expect_line(|l| {
+        l.starts_with("panini INFO panini: lifecycle__") && l.ends_with(" started")
+    });
+    app.sigterm();
+    app.expect_line(|l| l == "on_stop entered");
+    assert_eq!(sigterm_then_exit_code(&mut app), 143, "{:#?}", app.seen);
+}
+
+/// A failing `on_stop` hook is logged as what it is (not "cannot start"), and the app
+/// that was asked to stop and did exits 0.
+#[test]
+fn a_failing_on_stop_hook_is_logged_as_such_and_the_app_exits_0() {
+    let server = NatsServer::start();
+    let mut app = lifecycle_process("failing_stop", &server.url());
+    app.expect_line(|l| {
+        l.starts_with("panini INFO panini: lifecycle__") && l.ends_with(" started")
+    });
+    app.sigterm();
+    let line = app.expect_line(|l| l.contains("on_stop hook #1 failed"));
+    assert_eq!(
+        line,
+        "panini ERROR panini: on_stop hook #1 failed: the cleanup failed"
+    );
+    assert_eq!(app.exit_code(), 0, "{:#?}", app.seen);
+}
