@@ -11,6 +11,7 @@ use crate::handle::AppHandle;
 use crate::handler::{BoxedHandler, Handler, SyncHandler};
 use crate::message::Message;
 use crate::middleware::{self, Chain, ListenResult, Next, Outgoing, SendResult};
+use crate::state::States;
 use crate::tasks::{self, Schedule, TaskFn, TaskResult, TaskSpec};
 
 /// Exit code when the connection is lost for good (reconnect attempts exhausted), as Panini.
@@ -121,6 +122,7 @@ pub struct App {
     pub(crate) on_stop: Vec<TaskFn>,
     pub(crate) send: Chain<Outgoing, SendResult>,
     pub(crate) listen: Chain<Message, ListenResult>,
+    pub(crate) states: States,
     #[cfg(feature = "http")]
     pub(crate) http: Option<crate::http::Http>,
 }
@@ -157,6 +159,7 @@ impl App {
             on_stop: Vec::new(),
             send: Chain::default(),
             listen: Chain::default(),
+            states: States::default(),
             #[cfg(feature = "http")]
             http: None,
         }
@@ -300,10 +303,46 @@ impl App {
         self
     }
 
+    /// Registers `value` as the app state of type `S`: NATS handlers and HTTP routes take
+    /// it as a [`State<S>`](crate::State) argument, tasks and hooks read it with
+    /// [`AppHandle::state`]. Each gets a clone, so put what they share behind an `Arc` (an
+    /// `Arc<Mutex<..>>`, atomics, a connection pool): then they all see one value.
+    ///
+    /// One value per type: register several types for several values (a newtype each,
+    /// `struct Db(Pool)`, rather than two `String`s); registering a type again replaces
+    /// its value (the last one wins). A handler asking for a type never registered gets a
+    /// 500 error reply, and the log names the type.
+    ///
+    /// ```no_run
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// use panini::{App, Msg, State};
+    /// use serde_json::{json, Value};
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct Seen(Arc<Mutex<Vec<String>>>);
+    ///
+    /// let mut app = App::new("recorder");
+    /// app.state(Seen::default());
+    /// app.listen("events.>", |msg: Msg<Value>, State(seen): State<Seen>| async move {
+    ///     seen.0.lock().unwrap().push(msg.subject);
+    /// });
+    /// # #[cfg(feature = "http")]
+    /// app.http().get("/seen", |State(seen): State<Seen>| async move {
+    ///     json!(*seen.0.lock().unwrap())
+    /// });
+    /// app.start();
+    /// ```
+    pub fn state<S: Clone + Send + Sync + 'static>(&mut self, value: S) -> &mut Self {
+        self.states.insert(value);
+        self
+    }
+
     /// Registers an async handler on one subject or several (`["a", "b"]`).
     ///
     /// The handler takes 0 to 2 arguments such as `Msg<T>` (the message with its data
-    /// decoded as `T`: JSON by default) and [`AppHandle`]. With a reply subject its
+    /// decoded as `T`: JSON by default), [`AppHandle`] and [`State<S>`](crate::State)
+    /// (see [`state`](App::state)). With a reply subject its
     /// return value is published there; without one it is dropped.
     ///
     /// How it runs: each message starts its handler in the endpoint's own loop, in the

@@ -17,6 +17,7 @@ use crate::handler::{BoxedHandler, Handler};
 use crate::message::{Headers, Message};
 use crate::middleware::{Chain, ListenResult, Next, Outgoing, SendKind, SendResult, Terminal};
 use crate::payload::{FromPayload, IntoPayload};
+use crate::state::States;
 
 /// A cheap, cloneable handle to the running app.
 ///
@@ -45,6 +46,8 @@ pub(crate) struct HandleInner {
     pub(crate) stopping: std::sync::atomic::AtomicBool,
     /// Where the HTTP server listens, if the app has one.
     pub(crate) http_addr: Option<std::net::SocketAddr>,
+    /// The values registered with `App::state`.
+    pub(crate) states: States,
 }
 
 impl std::fmt::Debug for AppHandle {
@@ -81,6 +84,34 @@ impl AppHandle {
     /// Where the app's HTTP server listens (useful with port 0), if it has one.
     pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
         self.inner.http_addr
+    }
+
+    /// A clone of the app state of type `S` registered with
+    /// [`App::state`](crate::App::state), or `None` if none was: what tasks and hooks use
+    /// where handlers take a [`State<S>`](crate::State) argument.
+    ///
+    /// ```no_run
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// use panini::{App, AppHandle};
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct Hits(Arc<AtomicU64>);
+    ///
+    /// let mut app = App::new("reporter");
+    /// app.state(Hits::default());
+    /// app.task_every(Duration::from_secs(60), |app: AppHandle| async move {
+    ///     let hits = app.state::<Hits>().ok_or("no Hits registered")?;
+    ///     let n = hits.0.swap(0, Ordering::SeqCst);
+    ///     app.publish("stats.hits", n.to_string()).await?;
+    ///     Ok::<(), panini::BoxError>(())
+    /// });
+    /// app.start();
+    /// ```
+    pub fn state<S: Clone + Send + Sync + 'static>(&self) -> Option<S> {
+        self.inner.states.get()
     }
 
     /// Asks the app to stop gracefully, as SIGTERM does.

@@ -36,17 +36,31 @@ pub struct Msg<T = Value> {
 }
 
 /// Why a handler's arguments could not be made from a message: the payload did not
-/// decode as the handler asked.
+/// decode as the handler asked (the sender's fault, code 400), or the service lacks what
+/// the handler needs, such as a [`State`](crate::State) never registered (code 500).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejection {
     /// What went wrong, for the log.
     pub detail: String,
+    /// The `Nats-Service-Error-Code` of the error reply: 400 (and below 500) for a message
+    /// that does not fit, logged as a warning; 500 and up for a failure of the service,
+    /// logged as an error.
+    pub code: u16,
+}
+
+impl From<crate::state::MissingState> for Rejection {
+    fn from(missing: crate::state::MissingState) -> Self {
+        Rejection {
+            detail: missing.to_string(),
+            code: 500,
+        }
+    }
 }
 
 /// A value a handler can take as an argument, made from the incoming message.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a handler argument",
-    note = "handler arguments are Msg<T>, Message, AppHandle, or a payload type (serde_json::Value, String, Vec<u8>, Json<T>)"
+    note = "handler arguments are Msg<T>, Message, AppHandle, State<S>, or a payload type (serde_json::Value, String, Vec<u8>, Json<T>)"
 )]
 pub trait FromMessage: Sized {
     /// Builds the argument from a borrowed message, or rejects the message.
@@ -63,6 +77,7 @@ pub trait FromMessage: Sized {
 fn rejection(e: crate::Error) -> Rejection {
     Rejection {
         detail: e.to_string(),
+        code: 400,
     }
 }
 
@@ -149,9 +164,19 @@ impl Outcome {
         }
     }
 
+    /// The handler's arguments could not be made: a payload that does not decode gets
+    /// Panini's `MessageSchemaError`; a failure of the service (5xx) a generic description,
+    /// its detail going to the log only.
     pub(crate) fn rejected(r: Rejection) -> Outcome {
+        if r.code >= 500 {
+            return Outcome::Failed {
+                code: r.code,
+                description: "internal error".into(),
+                detail: r.detail,
+            };
+        }
         Outcome::Failed {
-            code: 400,
+            code: r.code,
             description: "MessageSchemaError".into(),
             detail: format!("the payload does not decode: {}", r.detail),
         }
@@ -434,7 +459,7 @@ where
 /// [`IntoReply`]. `T` is a marker that tells the impls apart.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a panini handler",
-    note = "a handler is an async fn or closure taking 0 to 2 arguments that implement FromMessage (Msg<T>, AppHandle, ...) and returning a value that implements IntoReply ((), serde_json::Value, String, Vec<u8>, Json<T>, Result<..>)",
+    note = "a handler is an async fn or closure taking 0 to 2 arguments that implement FromMessage (Msg<T>, AppHandle, State<S>, ...) and returning a value that implements IntoReply ((), serde_json::Value, String, Vec<u8>, Json<T>, Result<..>)",
     note = "for a struct of your own, take `Msg<Json<MyStruct>>` (not `Msg<MyStruct>`) and return `Json(value)`: Json<T> works for any T with serde's Deserialize / Serialize"
 )]
 pub trait Handler<T>: Clone + Send + Sync + 'static {

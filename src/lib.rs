@@ -35,6 +35,7 @@
 //! - `payload`: [`Json`], [`FromPayload`], [`IntoPayload`]: JSON, text and bytes.
 //! - [`middleware`]: the four send/listen hooks and the catch-alls.
 //! - `tasks`: one-time and interval tasks, on-start and on-stop hooks.
+//! - `state`: [`State`], the app state that handlers, routes and tasks share.
 //! - `buffer`: the receive buffer of the NATS connection and the HTTP server.
 //! - `endpoint`: the dispatch loop of each subscription, and handlers in flight.
 //! - [`client`]: our NATS client (connection task, reconnect, pool, request mux).
@@ -70,6 +71,7 @@ pub mod nkeys;
 mod payload;
 mod run;
 pub mod shutdown;
+mod state;
 mod tasks;
 
 /// The async runtime pieces a program needs to use panini's [`client`] on its own (or to
@@ -101,4 +103,5 @@ pub use handle::{AppHandle, SendOptions};
 pub use handler::{FromMessage, Handler, IntoReply, Msg, Outcome, Rejection, Reply, SyncHandler};
 pub use message::{Headers, Message};
 pub use payload::{FromPayload, IntoPayload, Json};
+pub use state::{MissingState, State};
 pub use tasks::TaskResult;

@@ -183,6 +183,7 @@ impl App {
                 client: client.clone(),
                 service_name: self.service_name.clone(),
                 client_name,
+                states: self.states.clone(),
                 request_timeout: self.request_timeout,
                 send: self
                     .send

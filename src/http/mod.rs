@@ -57,7 +57,7 @@ use futures_lite::{AsyncWriteExt, FutureExt};
 
 pub use request::{Method, Request};
 pub use response::{IntoResponse, Response};
-pub use router::{HttpHandler, View};
+pub use router::{FromRequest, HttpHandler, View};
 pub use stats::HttpStats;
 
 use crate::error::{Error, Result};

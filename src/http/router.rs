@@ -1,8 +1,10 @@
-//! Routes by method and path (`/items/{id}` binds `id`), class-style [`View`]s, and the
-//! dispatch that answers 404, 405 with `Allow`, `OPTIONS`, and a generic 500 for a panic
-//! or an error (logged with the method and path).
+//! Routes by method and path (`/items/{id}` binds `id`), the handlers' arguments
+//! ([`FromRequest`]), class-style [`View`]s, and the dispatch that answers 404, 405 with
+//! `Allow`, `OPTIONS`, and a generic 500 for a panic or an error (logged with the method
+//! and path).
 
 use std::borrow::Cow;
+use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -14,44 +16,117 @@ use super::failure;
 use super::query::decode_path;
 use super::request::{Method, Request};
 use super::response::{IntoResponse, Response};
+use crate::handle::AppHandle;
 use crate::log::log_at;
 
 pub(crate) type BoxedHttp = Arc<dyn Fn(Request) -> Boxed<Response> + Send + Sync>;
 
-/// An async fn or closure that answers HTTP requests: it takes a [`Request`] (or nothing)
-/// and returns something that implements [`IntoResponse`]. `T` is a marker.
+/// An async fn or closure that answers HTTP requests: it takes 0 to 2 arguments that
+/// implement [`FromRequest`] (the [`Request`], [`State<S>`](crate::State),
+/// [`AppHandle`]) and returns something that implements [`IntoResponse`]. `T` is a marker.
+///
+/// With two arguments, put the `Request` last (`|State(s): State<S>, req: Request|`): the
+/// last argument is made from the request itself, the first from a borrow of it, so a
+/// `Request` first is a copy of the request.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an HTTP handler",
-    note = "an HTTP handler is an async fn or closure taking a Request (or nothing) and returning an IntoResponse value (&str, String, Vec<u8>, Value, Json<T>, (u16, T), Response, Result<..>)"
+    note = "an HTTP handler is an async fn or closure taking 0 to 2 FromRequest arguments (Request, State<S>, AppHandle) and returning an IntoResponse value (&str, String, Vec<u8>, Value, Json<T>, (u16, T), Response, Result<..>)"
 )]
 pub trait HttpHandler<T>: Clone + Send + Sync + 'static {
     /// Answers one request.
     fn call(&self, req: Request) -> Boxed<Response>;
 }
 
-impl<F, Fut> HttpHandler<(Fut, Request)> for F
-where
-    F: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future + Send + 'static,
-    Fut::Output: IntoResponse,
-{
-    fn call(&self, req: Request) -> Boxed<Response> {
-        let fut = self(req);
-        Box::pin(async move { fut.await.into_response() })
+/// A value an HTTP handler can take as an argument, made from the request: the
+/// [`Request`] itself, a [`State<S>`](crate::State) of the app, the [`AppHandle`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an HTTP handler argument",
+    note = "HTTP handler arguments are Request, State<S> and AppHandle"
+)]
+pub trait FromRequest: Sized {
+    /// What the client gets when the argument cannot be made (an error that is also
+    /// logged, with the method and path, when it turns into a 500).
+    type Rejection: IntoResponse + Send + 'static;
+
+    /// Builds the argument from a borrowed request.
+    fn from_request(req: &Request) -> Result<Self, Self::Rejection>;
+
+    /// Builds the argument from the request itself: the **last** argument of a handler is
+    /// made this way (the other before it, by reference), so a `Request` there is not
+    /// copied.
+    fn from_request_owned(req: Request) -> Result<Self, Self::Rejection> {
+        Self::from_request(&req)
     }
 }
 
-impl<F, Fut> HttpHandler<(Fut,)> for F
-where
-    F: Fn() -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future + Send + 'static,
-    Fut::Output: IntoResponse,
-{
-    fn call(&self, _req: Request) -> Boxed<Response> {
-        let fut = self();
-        Box::pin(async move { fut.await.into_response() })
+impl FromRequest for Request {
+    type Rejection = Infallible;
+
+    fn from_request(req: &Request) -> Result<Self, Infallible> {
+        Ok(req.clone())
+    }
+
+    fn from_request_owned(req: Request) -> Result<Self, Infallible> {
+        Ok(req)
     }
 }
+
+impl FromRequest for AppHandle {
+    type Rejection = Infallible;
+
+    fn from_request(req: &Request) -> Result<Self, Infallible> {
+        Ok(req.app().clone())
+    }
+}
+
+impl IntoResponse for Infallible {
+    fn into_response(self) -> Response {
+        match self {}
+    }
+}
+
+/// The answer of a handler whose arguments could not be made. The rejection becomes a
+/// response when the router polls it, so an error it reports is logged with the request.
+fn rejected<R: IntoResponse + Send + 'static>(rejection: R) -> Boxed<Response> {
+    Box::pin(async move { rejection.into_response() })
+}
+
+/// One `HttpHandler` impl per arity: the first arguments made from a borrow of the
+/// request, the last from the request itself.
+macro_rules! http_handler_impls {
+    ($($rest:ident),*; $($last:ident)?) => {
+        impl<F, Fut, $($rest,)* $($last)?> HttpHandler<(Fut, $($rest,)* $($last)?)> for F
+        where
+            F: Fn($($rest,)* $($last)?) -> Fut + Clone + Send + Sync + 'static,
+            Fut: Future + Send + 'static,
+            Fut::Output: IntoResponse,
+            $($rest: FromRequest,)*
+            $($last: FromRequest,)?
+        {
+            #[allow(non_snake_case, unused_variables)]
+            fn call(&self, req: Request) -> Boxed<Response> {
+                $(
+                    let $rest = match $rest::from_request(&req) {
+                        Ok(arg) => arg,
+                        Err(rejection) => return rejected(rejection),
+                    };
+                )*
+                $(
+                    let $last = match $last::from_request_owned(req) {
+                        Ok(arg) => arg,
+                        Err(rejection) => return rejected(rejection),
+                    };
+                )?
+                let fut = self($($rest,)* $($last)?);
+                Box::pin(async move { fut.await.into_response() })
+            }
+        }
+    };
+}
+
+http_handler_impls!(;);
+http_handler_impls!(; A);
+http_handler_impls!(A; B);
 
 /// A class-style view: one type per path, one method per HTTP verb (Panini's
 /// `app.http.view`). List the verbs it answers in `METHODS`; any other verb gets
