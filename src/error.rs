@@ -1,4 +1,8 @@
-//! The framework's error type: what can go wrong talking to NATS, wrapped with `source()`.
+//! The framework's error type: what can go wrong talking to NATS or starting an app.
+//!
+//! An error that wraps another keeps it: [`source()`](std::error::Error::source) returns it
+//! (the I/O error, the TLS failure, the failed hook's own error), so a caller can walk the
+//! chain and downcast. `Display` also shows the cause's text, so one line says it all.
 
 use std::fmt;
 use std::io;
@@ -63,8 +67,15 @@ pub enum Error {
         /// `Nats-Service-Error`.
         description: String,
     },
-    /// The app could not start (an on-start hook failed, a subscription was refused, ...).
-    Start(String),
+    /// The app could not start: at `stage`, because of `source`. The source is a panini
+    /// [`Error`] (downcast it: `source.downcast_ref::<panini::Error>()`), except after an
+    /// `on_start` hook, where it is the hook's own error (or the panic it raised).
+    Start {
+        /// What the start was doing.
+        stage: StartStage,
+        /// Why it failed.
+        source: BoxError,
+    },
     /// `unsubscribe_subject` on a subject the app is not subscribed to.
     NotSubscribed(String),
     /// A blocking `_sync` method (named here) was called from async code the app runs (a
@@ -130,7 +141,7 @@ impl fmt::Display for Error {
             Error::Service { code, description } => {
                 write!(f, "service error {code}: {description}")
             }
-            Error::Start(why) => write!(f, "cannot start: {why}"),
+            Error::Start { stage, source } => write!(f, "cannot start: {stage}: {source}"),
             Error::Credentials(why) => write!(f, "credentials: {why}"),
             Error::NotSubscribed(subject) => {
                 write!(f, "subject {subject:?} hasn't been subscribed")
@@ -161,12 +172,77 @@ impl std::error::Error for Error {
             Error::Json(e) => Some(e),
             Error::NoServers(failures) => failures.last().map(|(_, e)| e as _),
             Error::Tls(e) => Some(e.as_ref()),
-            _ => None,
+            Error::Start { source, .. } => Some(source.as_ref()),
+            Error::Server(_)
+            | Error::Auth(_)
+            | Error::Timeout
+            | Error::NoResponders
+            | Error::Closed
+            | Error::Draining
+            | Error::InvalidSubject(_)
+            | Error::InvalidHeader
+            | Error::MaxPayload { .. }
+            | Error::ReconnectBufferFull
+            | Error::InvalidUrl(_)
+            | Error::ConnectionLost
+            | Error::Decode(_)
+            | Error::Service { .. }
+            | Error::NotSubscribed(_)
+            | Error::SyncInAsync { .. }
+            | Error::Credentials(_)
+            | Error::FeatureDisabled { .. } => None,
+        }
+    }
+}
+
+/// What an app was doing when its start failed: the stage of an [`Error::Start`].
+///
+/// ```
+/// use panini::{Error, StartStage};
+///
+/// let err = Error::Start {
+///     stage: StartStage::OnStart(2),
+///     source: "no database".into(),
+/// };
+/// assert_eq!(err.to_string(), "cannot start: on_start hook #2 failed: no database");
+/// assert!(matches!(err, Error::Start { stage: StartStage::OnStart(2), .. }));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StartStage {
+    /// Binding the HTTP server to this address.
+    Listen(String),
+    /// Connecting to NATS, with the retries the app allows.
+    Connect,
+    /// Running the `on_start` hook of this number (from 1, in the order they were added).
+    OnStart(usize),
+    /// Subscribing to this subject.
+    Subscribe(String),
+    /// Publishing the start event (`panini_events.<service>.<client>.started`).
+    Announce,
+}
+
+impl fmt::Display for StartStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartStage::Listen(addr) => write!(f, "cannot listen on {addr}"),
+            StartStage::Connect => f.write_str("cannot connect to NATS"),
+            StartStage::OnStart(n) => write!(f, "on_start hook #{n} failed"),
+            StartStage::Subscribe(subject) => write!(f, "cannot subscribe to {subject}"),
+            StartStage::Announce => f.write_str("cannot publish the start event"),
         }
     }
 }
 
 impl Error {
+    /// The start failed at `stage` because of `source`.
+    pub(crate) fn start(stage: StartStage, source: impl Into<BoxError>) -> Error {
+        Error::Start {
+            stage,
+            source: source.into(),
+        }
+    }
+
     /// Whether retrying cannot help: the server refused who we are (credentials,
     /// certificates) or our configuration is wrong. Connecting stops at the first such
     /// error instead of trying every server again and again.
@@ -207,4 +283,100 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Error, StartStage};
+    use std::error::Error as _;
+    use std::io;
+
+    /// The text of each error of the `source()` chain, `err` first.
+    fn chain(err: &Error) -> Vec<String> {
+        let first: &(dyn std::error::Error + 'static) = err;
+        std::iter::successors(Some(first), |e| (*e).source())
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    fn refused() -> Error {
+        Error::Io(io::Error::new(io::ErrorKind::ConnectionRefused, "refused"))
+    }
+
+    #[test]
+    fn io_has_the_io_error_as_its_source() {
+        assert_eq!(chain(&refused()), ["i/o error: refused", "refused"]);
+    }
+
+    #[test]
+    fn no_servers_has_the_last_failure_as_its_source() {
+        let err = Error::NoServers(vec![
+            ("nats://a:4222".into(), Error::Timeout),
+            ("nats://b:4222".into(), refused()),
+        ]);
+        assert_eq!(
+            chain(&err),
+            [
+                "could not connect to any server: nats://a:4222: timed out; \
+                 nats://b:4222: i/o error: refused",
+                "i/o error: refused",
+                "refused",
+            ]
+        );
+        assert!(Error::NoServers(Vec::new()).source().is_none());
+    }
+
+    #[test]
+    fn start_has_its_cause_as_its_source() {
+        let hook = Error::start(StartStage::OnStart(2), "no database");
+        assert_eq!(
+            chain(&hook),
+            [
+                "cannot start: on_start hook #2 failed: no database",
+                "no database"
+            ]
+        );
+        let connect = Error::start(StartStage::Connect, refused());
+        assert_eq!(
+            chain(&connect),
+            [
+                "cannot start: cannot connect to NATS: i/o error: refused",
+                "i/o error: refused",
+                "refused",
+            ]
+        );
+        let source = connect.source().and_then(|e| e.downcast_ref::<Error>());
+        assert!(matches!(source, Some(Error::Io(_))), "{connect:?}");
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn a_start_that_failed_for_tls_reaches_the_rustls_error() {
+        use futures_rustls::rustls;
+        let rustls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let err = Error::start(StartStage::Connect, Error::Tls(Box::new(rustls.clone())));
+        let tls = err.source().and_then(|e| e.downcast_ref::<Error>());
+        assert!(matches!(tls, Some(Error::Tls(_))), "{err:?}");
+        let cause = tls.and_then(|e| e.source());
+        assert_eq!(
+            cause.and_then(|e| e.downcast_ref::<rustls::Error>()),
+            Some(&rustls)
+        );
+        assert_eq!(
+            chain(&err).last().map(String::as_str),
+            Some("invalid peer certificate: UnknownIssuer")
+        );
+    }
+
+    #[test]
+    fn errors_that_wrap_nothing_have_no_source() {
+        for err in [
+            Error::Timeout,
+            Error::Closed,
+            Error::Server("bad".into()),
+            Error::Credentials("no seed".into()),
+        ] {
+            assert!(err.source().is_none(), "{err:?}");
+        }
+    }
 }

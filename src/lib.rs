@@ -98,7 +98,7 @@ pub mod rt {
 }
 
 pub use app::{App, EndpointConfig, IntoSubjects, EXIT_NATS_LOST};
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, Result, StartStage};
 pub use handle::{AppHandle, SendOptions};
 pub use handler::{FromMessage, Handler, IntoReply, Msg, Outcome, Rejection, Reply, SyncHandler};
 pub use message::{Headers, Message};

@@ -12,7 +12,7 @@ use futures_lite::FutureExt;
 use crate::app::{App, EXIT_NATS_LOST};
 use crate::client::{Client, ConnectOptions};
 use crate::endpoint::{self, Endpoint, Tracker};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StartStage};
 use crate::handle::{AppHandle, HandleInner};
 use crate::log::log_at;
 use crate::shutdown::{self, Started};
@@ -120,7 +120,7 @@ impl App {
             log_at!(Info, "panini", "stopped while connecting to NATS");
             return Ok(());
         };
-        let client = client.map_err(|e| Error::Start(format!("cannot connect to NATS: {e}")))?;
+        let client = client.map_err(|e| Error::start(StartStage::Connect, e))?;
         let app = self.handle(client.clone(), client_name, http_addr);
         let mut started = Started {
             app: app.clone(),
@@ -203,7 +203,7 @@ impl App {
     /// The start once connected: on-start hooks, then subscriptions (each recorded in the
     /// app, so that a failure or a stop halfway can take them down).
     async fn begin(&self, app: &AppHandle) -> Result<()> {
-        tasks::run_hooks(app, &self.on_start, "on_start").await?;
+        tasks::run_on_start(app, &self.on_start).await?;
         for ep in &self.endpoints {
             for subject in &ep.subjects {
                 let queue = ep.queue.clone().unwrap_or_else(|| self.queue_group.clone());
@@ -215,7 +215,7 @@ impl App {
                 };
                 endpoint::start(app, spec)
                     .await
-                    .map_err(|e| Error::Start(format!("cannot subscribe to {subject}: {e}")))?;
+                    .map_err(|e| Error::start(StartStage::Subscribe(subject.clone()), e))?;
             }
         }
         Ok(())
@@ -240,8 +240,11 @@ impl App {
             app.service_name(),
             app.client_name()
         );
-        started.client.publish(&event, "{}").await?;
-        started.client.flush().await?;
+        let published = match started.client.publish(&event, "{}").await {
+            Ok(()) => started.client.flush().await,
+            Err(e) => Err(e),
+        };
+        published.map_err(|e| Error::start(StartStage::Announce, e))?;
         log_at!(Info, "panini", "{} started", app.client_name());
         Ok(())
     }

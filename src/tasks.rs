@@ -10,29 +10,33 @@ use async_io::Timer;
 use futures_lite::future::Boxed;
 use futures_lite::FutureExt;
 
-use crate::error::Error;
+use crate::error::{BoxError, Error, StartStage};
 use crate::handle::{app_async, AppHandle};
 use crate::log::log_at;
 
-/// What a task, hook or interval run may return: `()` or a `Result` whose error is shown.
+/// What a task, hook or interval run may return: `()`, or a `Result` whose error is kept
+/// (an `on_start` hook's error becomes the source of [`Error::Start`]) and shown in the log.
+///
+/// The error is anything that converts into a [`BoxError`]: an error type, a `String` or a
+/// `&str`.
 pub trait TaskResult {
-    /// `Err(text)` for a failed run.
-    fn into_task_result(self) -> Result<(), String>;
+    /// `Err(error)` for a failed run.
+    fn into_task_result(self) -> Result<(), BoxError>;
 }
 
 impl TaskResult for () {
-    fn into_task_result(self) -> Result<(), String> {
+    fn into_task_result(self) -> Result<(), BoxError> {
         Ok(())
     }
 }
 
-impl<E: std::fmt::Display> TaskResult for Result<(), E> {
-    fn into_task_result(self) -> Result<(), String> {
-        self.map_err(|e| e.to_string())
+impl<E: Into<BoxError>> TaskResult for Result<(), E> {
+    fn into_task_result(self) -> Result<(), BoxError> {
+        self.map_err(Into::into)
     }
 }
 
-pub(crate) type TaskFn = Arc<dyn Fn(AppHandle) -> Boxed<Result<(), String>> + Send + Sync>;
+pub(crate) type TaskFn = Arc<dyn Fn(AppHandle) -> Boxed<Result<(), BoxError>> + Send + Sync>;
 
 /// Wraps an async closure; a panic becomes an error.
 pub(crate) fn boxed_async<F, Fut>(f: F) -> TaskFn
@@ -46,7 +50,7 @@ where
         Box::pin(async move {
             match AssertUnwindSafe(fut).catch_unwind().await {
                 Ok(out) => out.into_task_result(),
-                Err(p) => Err(panic_text(p)),
+                Err(p) => Err(Panicked::boxed(p)),
             }
         })
     })
@@ -64,15 +68,29 @@ where
         Box::pin(smol::unblock(move || {
             match std::panic::catch_unwind(AssertUnwindSafe(|| f(app))) {
                 Ok(out) => out.into_task_result(),
-                Err(p) => Err(panic_text(p)),
+                Err(p) => Err(Panicked::boxed(p)),
             }
         }))
     })
 }
 
-fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
-    format!("panicked: {}", crate::error::panic_message(p.as_ref()))
+/// A task or hook that panicked, as its error: "panicked: " and the panic's message.
+#[derive(Debug)]
+struct Panicked(String);
+
+impl Panicked {
+    fn boxed(payload: Box<dyn std::any::Any + Send>) -> BoxError {
+        Box::new(Panicked(crate::error::panic_message(payload.as_ref())))
+    }
 }
+
+impl std::fmt::Display for Panicked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "panicked: {}", self.0)
+    }
+}
+
+impl std::error::Error for Panicked {}
 
 /// When a task runs.
 #[derive(Clone, Copy, Debug)]
@@ -121,13 +139,14 @@ async fn run_logged(app: &AppHandle, spec: &TaskSpec) {
     }
 }
 
-/// Runs hooks in order; the first failure stops and is returned.
-pub(crate) async fn run_hooks(app: &AppHandle, hooks: &[TaskFn], what: &str) -> Result<(), Error> {
+/// Runs the `on_start` hooks in order; the first failure stops them and is returned, with
+/// the hook's error as its source.
+pub(crate) async fn run_on_start(app: &AppHandle, hooks: &[TaskFn]) -> Result<(), Error> {
     for (i, hook) in hooks.iter().enumerate() {
         // The hook is called inside the mark too: a closure may block before its future.
         app_async(async { hook(app.clone()).await })
             .await
-            .map_err(|e| Error::Start(format!("{what} hook #{} failed: {e}", i + 1)))?;
+            .map_err(|e| Error::start(StartStage::OnStart(i + 1), e))?;
     }
     Ok(())
 }

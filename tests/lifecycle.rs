@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::{run, within, NatsServer};
 use futures_lite::StreamExt;
 use panini::client::{self, Client};
-use panini::{App, AppHandle, Msg};
+use panini::{App, AppHandle, Msg, StartStage};
 
 /// An app running in the background until `stop` is sent.
 struct Running {
@@ -153,7 +153,14 @@ fn a_start_that_fails_after_subscribing_leaves_nothing_serving() {
             app.run_until(std::future::pending()),
         )
         .await;
-        assert!(matches!(result, Err(panini::Error::Start(_))), "{result:?}");
+        let err = result.expect_err("the start fails");
+        let at = StartStage::Subscribe("not a subject".into());
+        assert!(
+            matches!(&err, panini::Error::Start { stage, .. } if *stage == at),
+            "{err:?}"
+        );
+        let refused = cause(&err, |e| matches!(e, panini::Error::InvalidSubject(_)));
+        assert!(refused.is_some(), "the refusal is not the source: {err:?}");
         let handle = handle.recv().await.unwrap();
         assert!(
             handle.client().is_closed(),
@@ -176,6 +183,7 @@ fn an_on_start_failure_closes_the_connection() {
     let server = NatsServer::start();
     run(async {
         let mut app = App::new("bad_hook");
+        // on_start hook #1 hands over the handle; #2 fails.
         let handle = handle_of(&mut app);
         app.on_start(|_| async { Err::<(), _>("no database") });
         let app = app.servers([server.url()]).banner(false);
@@ -186,7 +194,11 @@ fn an_on_start_failure_closes_the_connection() {
         )
         .await;
         assert!(
-            matches!(&result, Err(panini::Error::Start(text)) if text.contains("no database")),
+            matches!(
+                &result,
+                Err(panini::Error::Start { stage: StartStage::OnStart(2), source })
+                    if source.to_string() == "no database"
+            ),
             "{result:?}"
         );
         let handle = handle.recv().await.unwrap();
@@ -194,6 +206,143 @@ fn an_on_start_failure_closes_the_connection() {
             handle.client().is_closed(),
             "the app's connection is still open after its start failed"
         );
+    });
+}
+
+/// Each error of `err`'s `source()` chain, `err` first.
+fn chain(err: &panini::Error) -> Vec<&(dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    })
+    .collect()
+}
+
+/// The first `panini::Error` in `err`'s chain, after `err` itself, that `is` picks.
+fn cause(err: &panini::Error, is: impl Fn(&panini::Error) -> bool) -> Option<&panini::Error> {
+    chain(err)[1..]
+        .iter()
+        .filter_map(|e| e.downcast_ref::<panini::Error>())
+        .find(|e| is(e))
+}
+
+/// The error an `on_start` hook returned.
+#[derive(Debug)]
+struct NoDatabase;
+
+impl std::fmt::Display for NoDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no database")
+    }
+}
+
+impl std::error::Error for NoDatabase {}
+
+/// Issue #11: a failed `on_start` hook's own error is the start error's source (not only
+/// its text), so a caller can find it by type.
+#[test]
+fn a_failed_on_start_hook_is_the_source_of_the_start_error() {
+    let server = NatsServer::start();
+    run(async {
+        let mut app = App::new("typed_hook");
+        app.on_start(|_| async { Ok::<(), NoDatabase>(()) });
+        app.on_start(|_| async { Err::<(), _>(NoDatabase) });
+        let app = app.servers([server.url()]).banner(false);
+        let err = within(
+            Duration::from_secs(5),
+            "run_until",
+            app.run_until(std::future::pending()),
+        )
+        .await
+        .expect_err("the start fails");
+        assert_eq!(
+            err.to_string(),
+            "cannot start: on_start hook #2 failed: no database"
+        );
+        assert!(
+            matches!(
+                err,
+                panini::Error::Start {
+                    stage: StartStage::OnStart(2),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let found = chain(&err).iter().any(|e| e.is::<NoDatabase>());
+        assert!(
+            found,
+            "the hook's error is not in the source chain: {err:?}"
+        );
+    });
+}
+
+/// Issue #11: a panicking `on_start` hook fails the start with the panic's message, as an
+/// error of its own below the start error.
+#[test]
+fn a_panicking_on_start_hook_is_the_source_of_the_start_error() {
+    let server = NatsServer::start();
+    run(async {
+        let mut app = App::new("panicking_hook");
+        app.on_start(|_| async {
+            if true {
+                panic!("the schema is missing");
+            }
+        });
+        let app = app.servers([server.url()]).banner(false);
+        let err = within(
+            Duration::from_secs(5),
+            "run_until",
+            app.run_until(std::future::pending()),
+        )
+        .await
+        .expect_err("the start fails");
+        let source = std::error::Error::source(&err).map(|e| e.to_string());
+        assert_eq!(
+            source.as_deref(),
+            Some("panicked: the schema is missing"),
+            "{err:?}"
+        );
+    });
+}
+
+/// Issue #11: an app that cannot reach NATS fails its start with the client's error as the
+/// source: `NoServers`, and below it the I/O error of the refused connection.
+#[test]
+fn an_app_that_cannot_connect_keeps_why_as_the_source_of_the_start_error() {
+    let mut server = NatsServer::start();
+    let url = server.url();
+    server.stop();
+    run(async {
+        let app = App::new("no_server")
+            .reconnect(false)
+            .servers([url])
+            .banner(false);
+        let err = within(
+            Duration::from_secs(5),
+            "run_until",
+            app.run_until(std::future::pending()),
+        )
+        .await
+        .expect_err("no server, no start");
+        assert!(
+            err.to_string()
+                .starts_with("cannot start: cannot connect to NATS: "),
+            "{err}"
+        );
+        assert!(
+            matches!(
+                err,
+                panini::Error::Start {
+                    stage: StartStage::Connect,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let no_servers = cause(&err, |e| matches!(e, panini::Error::NoServers(_)));
+        assert!(no_servers.is_some(), "no NoServers in the chain: {err:?}");
+        let io = cause(&err, |e| matches!(e, panini::Error::Io(_)));
+        assert!(io.is_some(), "no I/O error in the chain: {err:?}");
     });
 }
 

@@ -475,11 +475,38 @@ fn an_app_whose_server_certificate_does_not_verify_stops_at_once_with_the_tls_er
         )
         .await;
         let err = result.expect_err("the app must not start");
-        // `Error::Start` carries the cause as text for now (issue #11 gives it a source).
         let text = err.to_string();
         assert!(
             text.contains("tls: ") && text.contains("UnknownIssuer"),
             "{text}"
+        );
+        assert!(
+            matches!(
+                err,
+                Error::Start {
+                    stage: panini::StartStage::Connect,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // The cause is kept, not only its text: the chain reaches `Error::Tls`, and below
+        // it the rustls error that says why.
+        let chain: Vec<&(dyn std::error::Error + 'static)> =
+            std::iter::successors(Some(&err as &(dyn std::error::Error + 'static)), |e| {
+                e.source()
+            })
+            .collect();
+        let tls = chain[1..]
+            .iter()
+            .filter_map(|e| e.downcast_ref::<Error>())
+            .any(|e| matches!(e, Error::Tls(_)));
+        assert!(tls, "no Error::Tls below the start error: {err:?}");
+        assert!(
+            chain
+                .last()
+                .is_some_and(|e| e.to_string().contains("UnknownIssuer")),
+            "the chain does not end at the certificate error: {err:?}"
         );
         assert!(
             started.elapsed() < REFUSED_WITHIN,

@@ -1,5 +1,8 @@
-//! What the client tells the user: [`Event`]s (also logged) and [`Statistics`] counters.
+//! What the client tells the user: [`Event`]s (also logged) and [`Statistics`] counters;
+//! and why a connection was lost, the reason an [`Event::Disconnected`] shows.
 
+use std::fmt;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Something that happened to the connection.
@@ -48,6 +51,47 @@ pub enum Event {
     Draining,
     /// The client is closed for good (closed by the user, or reconnecting gave up).
     Closed,
+}
+
+/// Why a connection was lost: kept typed (the I/O or protocol error as its source) until
+/// it becomes the text of [`Event::Disconnected`].
+#[derive(Debug)]
+pub(crate) enum Lost {
+    /// The server closed the connection (or died: under TLS, without a close_notify).
+    Eof,
+    /// `max_pings_out` PINGs went unanswered.
+    Stale,
+    /// The server sent bytes that break the protocol.
+    Protocol(panini_proto::Error),
+    /// Reading from the socket failed.
+    Read(io::Error),
+    /// Writing to the socket failed.
+    Write(io::Error),
+    /// The server sent an `-ERR` that ends the connection, with this text.
+    Server(String),
+}
+
+impl fmt::Display for Lost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Lost::Eof => f.write_str("end of file: the server closed the connection"),
+            Lost::Stale => f.write_str("stale connection: pings unanswered"),
+            Lost::Protocol(e) => write!(f, "protocol error: {e}"),
+            Lost::Read(e) => write!(f, "read failed: {e}"),
+            Lost::Write(e) => write!(f, "write failed: {e}"),
+            Lost::Server(text) => write!(f, "server error: {text}"),
+        }
+    }
+}
+
+impl std::error::Error for Lost {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Lost::Protocol(e) => Some(e),
+            Lost::Read(e) | Lost::Write(e) => Some(e),
+            Lost::Eof | Lost::Stale | Lost::Server(_) => None,
+        }
+    }
 }
 
 /// Counters since the client was created.
@@ -99,5 +143,37 @@ impl Stats {
 
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lost;
+    use std::error::Error as _;
+    use std::io;
+
+    #[test]
+    fn a_lost_connection_says_why_and_keeps_the_error_it_wraps() {
+        let reset = || io::Error::new(io::ErrorKind::ConnectionReset, "reset by peer");
+        let cases = [
+            (
+                Lost::Eof,
+                "end of file: the server closed the connection",
+                false,
+            ),
+            (Lost::Stale, "stale connection: pings unanswered", false),
+            (
+                Lost::Protocol(panini_proto::Error::InvalidNumber),
+                "protocol error: invalid number",
+                true,
+            ),
+            (Lost::Read(reset()), "read failed: reset by peer", true),
+            (Lost::Write(reset()), "write failed: reset by peer", true),
+            (Lost::Server("'Bad'".into()), "server error: 'Bad'", false),
+        ];
+        for (lost, text, wraps) in cases {
+            assert_eq!(lost.to_string(), text);
+            assert_eq!(lost.source().is_some(), wraps, "{lost:?}");
+        }
     }
 }

@@ -11,7 +11,7 @@ use futures_lite::FutureExt;
 use panini_proto::ClientOp;
 
 use super::connection::Connection;
-use super::events::{Event, Stats};
+use super::events::{Event, Lost, Stats};
 use super::outbox::{Loss, State};
 use super::pool::Pool;
 use super::shared::{lock, Shared, Target};
@@ -29,9 +29,13 @@ pub(crate) enum Ctl {
 
 /// Why a connection ended.
 pub(crate) enum Ended {
+    /// The client was closed.
     Closed,
-    Lost(String),
+    /// The connection was lost.
+    Lost(Lost),
+    /// The server is going away (lame-duck mode).
     LameDuck,
+    /// The server refused who we are, with this `-ERR` text.
     Auth(String),
 }
 
@@ -92,7 +96,14 @@ pub(crate) async fn run(
                 shared.emit(Event::LameDuck(server.clone()));
                 true
             }
-            Ended::Lost(reason) | Ended::Auth(reason) => {
+            Ended::Lost(lost) => {
+                shared.emit(Event::Disconnected {
+                    server: server.clone(),
+                    reason: lost.to_string(),
+                });
+                false
+            }
+            Ended::Auth(reason) => {
                 shared.emit(Event::Disconnected {
                     server: server.clone(),
                     reason,

@@ -15,7 +15,7 @@ use futures_lite::{FutureExt, StreamExt};
 use panini_proto::{parse_server_op, ClientOp, Limits, ServerOp, Status};
 
 use super::connection::{server_error, Connection, READ_CHUNK};
-use super::events::{Event, Stats};
+use super::events::{Event, Lost, Stats};
 use super::lifecycle::{apply_info, Ctl, Ended};
 use super::options::ConnectOptions;
 use super::pool::Pool;
@@ -83,7 +83,7 @@ const WRITES_PER_TURN: usize = 4;
 /// One wake-up of the serve loop.
 enum Wake {
     Read(std::io::Result<usize>),
-    WriteFailed(String),
+    WriteFailed(std::io::Error),
     Tick,
     Ctl(Option<Ctl>),
 }
@@ -110,7 +110,7 @@ pub(crate) async fn serve(
         match dispatch_buffered(shared, pool, conn, &mut limits, &mut pings_out) {
             Ok(None) => {}
             Ok(Some(ended)) => break ended,
-            Err(e) => break Ended::Lost(format!("protocol error: {e}")),
+            Err(e) => break Ended::Lost(Lost::Protocol(e)),
         }
         // A close is seen even while the socket is never idle (the I/O below would win).
         match ctl.try_recv() {
@@ -122,19 +122,17 @@ pub(crate) async fn serve(
         let control = async { Wake::Ctl(ctl.recv().await.ok()) };
         // The tick first (a clock read): a busy socket must not starve the keepalive.
         match tick.or(io.or(control)).await {
-            Wake::Read(Ok(0)) => {
-                break Ended::Lost("end of file: the server closed the connection".into())
-            }
+            Wake::Read(Ok(0)) => break Ended::Lost(Lost::Eof),
             Wake::Read(Ok(_)) => {}
             // A server killed under TLS sends no close_notify: that is an end of file too.
             Wake::Read(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                break Ended::Lost("end of file: the server closed the connection".into())
+                break Ended::Lost(Lost::Eof)
             }
-            Wake::Read(Err(e)) => break Ended::Lost(e.to_string()),
-            Wake::WriteFailed(e) => break Ended::Lost(e),
+            Wake::Read(Err(e)) => break Ended::Lost(Lost::Read(e)),
+            Wake::WriteFailed(e) => break Ended::Lost(Lost::Write(e)),
             Wake::Tick => {
                 if pings_out >= shared.opts.max_pings_out {
-                    break Ended::Lost("stale connection: pings unanswered".into());
+                    break Ended::Lost(Lost::Stale);
                 }
                 pings_out += 1;
                 // The waker it may hand back is this task's own: the next turn writes it.
@@ -186,28 +184,25 @@ fn poll_write_batch(
     shared: &Shared,
     conn: &mut Connection,
     batch: &mut Batch,
-) -> Poll<Result<bool, String>> {
+) -> Poll<std::io::Result<bool>> {
     if batch.bytes.is_empty() {
         let taken = lock(&shared.out).outbox.take(&mut batch.bytes, cx.waker());
         match taken {
             Some(written) => batch.written = written,
             // Nothing new: TLS may still hold encrypted bytes the socket did not take.
-            None => {
-                return match conn.stream.poll_flush(cx) {
-                    Poll::Ready(Ok(())) => Poll::Ready(Ok(false)),
-                    Poll::Ready(Err(e)) => Poll::Ready(Err(format!("write failed: {e}"))),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
+            None => return conn.stream.poll_flush(cx).map_ok(|()| false),
         }
         // The outbox has room again.
         shared.space.notify(usize::MAX);
     }
     while batch.written < batch.bytes.len() {
         match conn.stream.poll_write(cx, &batch.bytes[batch.written..]) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(Err("write failed: wrote 0 bytes".into())),
+            Poll::Ready(Ok(0)) => {
+                let zero = std::io::Error::new(std::io::ErrorKind::WriteZero, "wrote 0 bytes");
+                return Poll::Ready(Err(zero));
+            }
             Poll::Ready(Ok(n)) => batch.written += n,
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(format!("write failed: {e}"))),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,
         }
     }
@@ -293,7 +288,7 @@ fn on_server_error(shared: &Shared, text: &[u8]) -> Option<Ended> {
     match err {
         Error::Auth(text) => Some(Ended::Auth(text)),
         _ if keeps_connection => None,
-        _ => Some(Ended::Lost(format!("server error: {shown}"))),
+        _ => Some(Ended::Lost(Lost::Server(shown))),
     }
 }
 

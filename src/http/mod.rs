@@ -234,7 +234,7 @@ impl Http {
         let addr = format!("{}:{}", self.host, self.port);
         let listener = TcpListener::bind(addr.as_str())
             .await
-            .map_err(|e| Error::Start(format!("cannot listen on {addr}: {e}")))?;
+            .map_err(|e| Error::start(crate::StartStage::Listen(addr.clone()), Error::Io(e)))?;
         let addr = listener.local_addr()?;
         Ok(Server {
             listener,
