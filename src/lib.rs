@@ -29,7 +29,7 @@
 //!
 //! # Layout
 //! - `app`: [`App`], the builder: endpoints, tasks, hooks, middlewares, settings.
-//! - `run`: the start/stop sequence and exit codes.
+//! - `run`: the start sequence (connect, on-start hooks, subscribe, banner) and exit codes.
 //! - `handle`: [`AppHandle`], what handlers and tasks use to publish, request, subscribe.
 //! - `handler`: [`Handler`], [`Msg`], [`IntoReply`]: a plain async fn becomes an endpoint.
 //! - `payload`: [`Json`], [`FromPayload`], [`IntoPayload`]: JSON, text and bytes.
@@ -42,9 +42,13 @@
 //! - `nkeys` (feature `nkeys`): NKey key pairs: seeds, public keys, Ed25519 signatures.
 //! - `creds`: the lenient `.creds` file parser (user JWT and seed).
 //! - `encoding`: base32, CRC-16, base64url: the text forms of NKeys and JWTs.
-//! - [`http`]: the HTTP server (routes, views, limits).
-//! - [`shutdown`]: the SIGINT and SIGTERM watcher.
-//! - [`log`]: leveled logging to stderr (`PANINI_LOG`).
+//! - [`http`]: the HTTP server: `router` (routes, views, arguments), `conn` (one
+//!   connection's I/O and limits), `head` and `query` (parsing), `slots` (the connection
+//!   limit, idle connections making room), `stats` (refusals counted and logged).
+//! - [`shutdown`]: the SIGINT and SIGTERM watcher, and the graceful stop under one
+//!   deadline (HTTP and handlers in flight, on-stop hooks, flush, close).
+//! - [`log`]: leveled logging to stderr (`PANINI_LOG`), or the `log` facade (feature `log`).
+//! - [`rt`]: the smol and futures-lite pieces re-exported for programs using the client.
 //! - [`proto`]: `panini-proto`, the wire protocol as values.
 
 #![forbid(unsafe_code)]
