@@ -35,6 +35,7 @@
 //! - `payload`: [`Json`], [`FromPayload`], [`IntoPayload`]: JSON, text and bytes.
 //! - [`middleware`]: the four send/listen hooks and the catch-alls.
 //! - `tasks`: one-time and interval tasks, on-start and on-stop hooks.
+//! - `sync`: the shared waits: a latch, a wait group, and the wait loop under both.
 //! - `buffer`: the receive buffer of the NATS connection and the HTTP server.
 //! - `endpoint`: the dispatch loop of each subscription, and handlers in flight.
 //! - [`client`]: our NATS client (connection task, reconnect, pool, request mux).
@@ -70,6 +71,7 @@ pub mod nkeys;
 mod payload;
 mod run;
 pub mod shutdown;
+mod sync;
 mod tasks;
 
 /// The async runtime pieces a program needs to use panini's [`client`] on its own (or to
@@ -91,7 +93,8 @@ mod tasks;
 /// # Ok::<(), panini::Error>(())
 /// ```
 pub mod rt {
-    pub use futures_lite::{future, FutureExt, Stream, StreamExt};
+    pub use smol::future::{self, FutureExt};
+    pub use smol::stream::{Stream, StreamExt};
     pub use smol::{block_on, spawn, Task, Timer};
 }
 

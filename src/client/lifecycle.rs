@@ -141,7 +141,7 @@ pub(crate) fn close_now(shared: &Shared, batch: &mut Batch, why: &str) {
     shared.space.notify(usize::MAX);
     shared.drain_progress.notify(usize::MAX);
     shared.emit(Event::Closed);
-    shared.closed.notify(usize::MAX);
+    shared.closed.set();
 }
 
 /// Counts and reports publishes that were accepted and will never be sent.

@@ -392,12 +392,11 @@ impl Client {
         if self.shared().state() != State::Closed {
             let _ = self.flush_timeout(Duration::from_secs(1)).await;
         }
-        let closed = self.shared().closed.listen();
         if self.is_closed() {
             return;
         }
         let _ = self.inner.ctl.try_send(Ctl::Close);
-        closed.await;
+        self.shared().closed.wait().await;
     }
 
     /// True once the client is closed for good: its subscriptions ended and its connection
@@ -415,11 +414,10 @@ impl Client {
 
     /// Waits until the client is closed (by the user or because reconnecting gave up).
     pub async fn closed(&self) {
-        let listener = self.shared().closed.listen();
         if self.is_closed() {
             return;
         }
-        listener.await;
+        self.shared().closed.wait().await;
     }
 
     /// The latest INFO from the server we are on.
