@@ -5,14 +5,13 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use event_listener::Event as Notify;
-use futures_lite::future::Boxed;
-use futures_lite::{future, FutureExt, StreamExt};
+use smol::future::{self, Boxed, FutureExt};
+use smol::lock::{Semaphore, SemaphoreGuardArc};
+use smol::stream::StreamExt;
 
 use crate::client::{lock, Subscription};
 use crate::error::{Error, Result};
@@ -21,6 +20,7 @@ use crate::handler::{error_reply, BoxedHandler, Outcome, Step};
 use crate::log::log_at;
 use crate::message::Message;
 use crate::middleware::{ListenResult, Terminal};
+use crate::sync::{WaitGroup, WaitGuard};
 
 /// One subscription and what handles it.
 pub(crate) struct Endpoint {
@@ -59,8 +59,7 @@ pub(crate) async fn start(app: &AppHandle, ep: Endpoint) -> Result<()> {
 async fn serve(app: AppHandle, sub: Subscription, ep: Endpoint) {
     let ctx = Loop {
         pattern: ep.subject.as_str().into(),
-        limit: ep.max_concurrency.max(1),
-        slots: Arc::new(Slots::default()),
+        slots: Arc::new(Semaphore::new(ep.max_concurrency.max(1))),
         app,
     };
     if ctx.app.inner.listen.is_empty() {
@@ -71,21 +70,23 @@ async fn serve(app: AppHandle, sub: Subscription, ep: Endpoint) {
 }
 
 /// What an endpoint's loop keeps: the app, its subject (for log lines, with no copy per
-/// message) and its limit of runs in tasks of their own.
+/// message) and its slots: `max_concurrency` permits, one held by each run in a task of
+/// its own.
 struct Loop {
     app: AppHandle,
     pattern: Arc<str>,
-    limit: usize,
-    slots: Arc<Slots>,
+    slots: Arc<Semaphore>,
 }
 
 impl Loop {
-    /// Runs the rest of a handler run in a task of its own, once one of the endpoint's
-    /// slots is free; shutdown waits for it through the app's tracker.
-    async fn spawn_limited(&self, rest: impl Future<Output = ()> + Send + 'static) {
-        self.slots.acquire(self.limit).await;
+    /// Runs the rest of a handler run in a task of its own, holding the slot the loop took
+    /// for it; shutdown waits for it through the app's tracker.
+    fn spawn_limited(
+        &self,
+        slot: SemaphoreGuardArc,
+        rest: impl Future<Output = ()> + Send + 'static,
+    ) {
         let guard = self.app.inner.tracker.enter();
-        let slot = Slot(self.slots.clone());
         smol::spawn(async move {
             // Released on drop, slot first: even a run that unwinds gives its slot back.
             let _guard = guard;
@@ -104,8 +105,9 @@ async fn serve_direct(ctx: Loop, mut sub: Subscription, handler: BoxedHandler) {
     let mut runner = handler.runner();
     loop {
         // No handler starts, not even to its first await, until a slot is free: at most
-        // `limit` bodies run at once (a run that finishes in its first poll takes none).
-        ctx.slots.wait_free(ctx.limit).await;
+        // `max_concurrency` bodies run at once. A run that finishes in its first poll
+        // gives the slot back at once; one still pending keeps it in its own task.
+        let slot = ctx.slots.acquire_arc().await;
         // Runs that leave nothing to do (no reply to send, nothing to log) are handled
         // inside one poll, message after message, as the queue yields them.
         let next = future::poll_fn(|cx| loop {
@@ -125,6 +127,7 @@ async fn serve_direct(ctx: Loop, mut sub: Subscription, handler: BoxedHandler) {
         };
         match step {
             Step::Done(outcome) => {
+                drop(slot);
                 let reply = settle(outcome, &ctx.pattern, reply_to.is_some());
                 send_reply(&ctx.app, reply_to, reply, sub.pending() == 0).await;
             }
@@ -134,7 +137,7 @@ async fn serve_direct(ctx: Loop, mut sub: Subscription, handler: BoxedHandler) {
                     let reply = settle(outcome.await, &pattern, reply_to.is_some());
                     send_reply(&app, reply_to, reply, false).await;
                 };
-                ctx.spawn_limited(rest).await;
+                ctx.spawn_limited(slot, rest);
             }
         }
     }
@@ -152,7 +155,7 @@ async fn serve_chained(ctx: Loop, mut sub: Subscription, handler: BoxedHandler) 
     let chain = ctx.app.inner.listen.with_terminal(terminal);
     loop {
         // As in `serve_direct`: a free slot before the next message is started at all.
-        ctx.slots.wait_free(ctx.limit).await;
+        let slot = ctx.slots.acquire_arc().await;
         let Some(msg) = sub.next().await else {
             break;
         };
@@ -173,57 +176,7 @@ async fn serve_chained(ctx: Loop, mut sub: Subscription, handler: BoxedHandler) 
         if future::poll_once(&mut work).await.is_some() {
             continue;
         }
-        ctx.spawn_limited(work).await;
-    }
-}
-
-/// Handlers of one endpoint still running in their own task, with a wait at the limit.
-#[derive(Default)]
-struct Slots {
-    busy: AtomicUsize,
-    freed: Notify,
-}
-
-impl Slots {
-    /// Waits until fewer than `limit` are busy, then takes a slot. Only the endpoint's loop
-    /// calls it, so check-then-add cannot race another taker.
-    async fn acquire(&self, limit: usize) {
-        loop {
-            if self.busy.load(Ordering::Acquire) < limit {
-                self.busy.fetch_add(1, Ordering::AcqRel);
-                return;
-            }
-            let listener = self.freed.listen();
-            if self.busy.load(Ordering::Acquire) < limit {
-                continue;
-            }
-            listener.await;
-        }
-    }
-
-    /// Waits until fewer than `limit` are busy, taking nothing.
-    async fn wait_free(&self, limit: usize) {
-        while self.busy.load(Ordering::Acquire) >= limit {
-            let listener = self.freed.listen();
-            if self.busy.load(Ordering::Acquire) < limit {
-                break;
-            }
-            listener.await;
-        }
-    }
-
-    fn release(&self) {
-        self.busy.fetch_sub(1, Ordering::AcqRel);
-        self.freed.notify(1);
-    }
-}
-
-/// One taken slot of an endpoint, given back on drop.
-struct Slot(Arc<Slots>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.release();
+        ctx.spawn_limited(slot, work);
     }
 }
 
@@ -294,52 +247,27 @@ fn settle(outcome: Outcome, subject: &str, is_request: bool) -> ListenResult {
 
 /// Counts handlers in flight, so that shutdown can wait for them.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Tracker {
-    inner: Arc<TrackerInner>,
-}
-
-#[derive(Debug, Default)]
-struct TrackerInner {
-    running: AtomicUsize,
-    idle: Notify,
-}
-
-/// Held while a handler runs.
-pub(crate) struct Guard(Arc<TrackerInner>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if self.0.running.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify(usize::MAX);
-        }
-    }
-}
+pub(crate) struct Tracker(WaitGroup);
 
 impl Tracker {
-    pub(crate) fn enter(&self) -> Guard {
-        self.inner.running.fetch_add(1, Ordering::AcqRel);
-        Guard(self.inner.clone())
+    /// Counts a handler run until the guard is dropped.
+    pub(crate) fn enter(&self) -> WaitGuard {
+        self.0.enter()
     }
 
+    /// How many handlers run.
     pub(crate) fn running(&self) -> usize {
-        self.inner.running.load(Ordering::Acquire)
+        self.0.count()
     }
 
     /// Waits until no handler runs, up to `limit`; returns how many still run.
     pub(crate) async fn wait_idle(&self, limit: Duration) -> usize {
-        let wait = async {
-            loop {
-                let listener = self.inner.idle.listen();
-                if self.running() == 0 {
-                    return;
-                }
-                listener.await;
-            }
-        };
-        wait.or(async {
-            async_io::Timer::after(limit).await;
-        })
-        .await;
+        self.0
+            .wait()
+            .or(async {
+                smol::Timer::after(limit).await;
+            })
+            .await;
         self.running()
     }
 }

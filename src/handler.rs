@@ -8,10 +8,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures_lite::future::Boxed;
-use futures_lite::FutureExt;
 use serde::Serialize;
 use serde_json::Value;
+use smol::future::Boxed;
+use smol::future::FutureExt;
 
 use crate::error::BoxError;
 use crate::handle::AppHandle;

@@ -36,6 +36,7 @@
 //! - [`middleware`]: the four send/listen hooks and the catch-alls.
 //! - `tasks`: one-time and interval tasks, on-start and on-stop hooks.
 //! - `state`: [`State`], the app state that handlers, routes and tasks share.
+//! - `sync`: the shared waits: a latch, a wait group, and the wait loop under both.
 //! - `buffer`: the receive buffer of the NATS connection and the HTTP server.
 //! - `endpoint`: the dispatch loop of each subscription, and handlers in flight.
 //! - [`client`]: our NATS client (connection task, reconnect, pool, request mux).
@@ -76,6 +77,7 @@ mod payload;
 mod run;
 pub mod shutdown;
 mod state;
+mod sync;
 mod tasks;
 
 /// The async runtime pieces a program needs to use panini's [`client`] on its own (or to
@@ -97,7 +99,8 @@ mod tasks;
 /// # Ok::<(), panini::Error>(())
 /// ```
 pub mod rt {
-    pub use futures_lite::{future, FutureExt, Stream, StreamExt};
+    pub use smol::future::{self, FutureExt};
+    pub use smol::stream::{Stream, StreamExt};
     pub use smol::{block_on, spawn, Task, Timer};
 }
 

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_lite::future::Boxed;
+use smol::future::Boxed;
 
 use crate::error::Result;
 use crate::handler::Reply;

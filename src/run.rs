@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
 
-use futures_lite::FutureExt;
+use smol::future::FutureExt;
 
 use crate::app::{App, EXIT_NATS_LOST};
 use crate::client::{Client, ConnectOptions};
@@ -58,7 +58,7 @@ impl App {
     pub fn start(self) -> ! {
         let mut signals = shutdown::Watch::new();
         let code = smol::block_on(async {
-            let (asked, stop) = async_channel::bounded::<()>(1);
+            let (asked, stop) = smol::channel::bounded::<()>(1);
             let run = async {
                 let stopped = async {
                     let _ = stop.recv().await;
@@ -276,7 +276,7 @@ impl App {
                         "panini",
                         "cannot connect to NATS (attempt {attempt}): {e}; retrying in {wait:?}"
                     );
-                    async_io::Timer::after(wait).await;
+                    smol::Timer::after(wait).await;
                 }
             }
         }

@@ -20,7 +20,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use async_signal::{Signal, Signals};
-use futures_lite::{FutureExt, StreamExt};
+use smol::future::FutureExt;
+use smol::stream::StreamExt;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -124,7 +125,7 @@ impl Deadline {
 async fn until<T>(at: Instant, fut: impl Future<Output = T>) -> Option<T> {
     async { Some(fut.await) }
         .or(async {
-            async_io::Timer::at(at).await;
+            smol::Timer::at(at).await;
             None
         })
         .await
@@ -148,7 +149,7 @@ impl Started {
         #[cfg(not(feature = "http"))]
         let http = async {};
         let nats = drain_nats(&self.app, &self.client, deadline.work);
-        futures_lite::future::zip(http, nats).await;
+        smol::future::zip(http, nats).await;
         if let Some(hooks) = on_stop {
             run_on_stop(&self.app, hooks, deadline.work).await;
         }

@@ -6,9 +6,9 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_io::Timer;
-use futures_lite::future::Boxed;
-use futures_lite::FutureExt;
+use smol::future::Boxed;
+use smol::future::FutureExt;
+use smol::Timer;
 
 use crate::error::{BoxError, Error, StartStage};
 use crate::handle::{app_async, AppHandle};

@@ -8,15 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{run, NatsServer};
-use futures_lite::StreamExt;
 use panini::client::{self, Client};
 use panini::{App, AppHandle, Json, Message, Msg, Reply};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use smol::stream::StreamExt;
 
 /// An app running in the background until `stop` is called.
 struct Running {
-    stop: async_channel::Sender<()>,
+    stop: smol::channel::Sender<()>,
     done: smol::Task<panini::Result<()>>,
 }
 
@@ -32,7 +32,7 @@ async fn start(app: App, server: &NatsServer) -> Running {
     let probe = client::connect(server.url()).await.unwrap();
     let mut started = probe.subscribe("panini_events.>").await.unwrap();
     probe.flush().await.unwrap();
-    let (stop, stopped) = async_channel::bounded::<()>(1);
+    let (stop, stopped) = smol::channel::bounded::<()>(1);
     let app = app.servers([server.url()]).banner(false);
     let done = smol::spawn(app.run_until(async move {
         let _ = stopped.recv().await;
@@ -179,7 +179,7 @@ fn handler_errors_and_panics_get_error_replies_and_nothing_else_breaks() {
             assert!(ask(&c, "f.panic", b"{}").await.headers.is_some());
         }
         // The app-side API sees service errors as errors.
-        let (tx, rx) = async_channel::bounded(1);
+        let (tx, rx) = smol::channel::bounded(1);
         let mut caller = App::new("caller");
         caller.task(move |app: AppHandle| {
             let tx = tx.clone();
@@ -266,7 +266,7 @@ fn tasks_run_once_or_on_schedule_and_survive_failures_without_overlap() {
                 let now = r.fetch_add(1, Ordering::SeqCst) + 1;
                 m.fetch_max(now, Ordering::SeqCst);
                 // Slower than the period, so a naive timer would overlap runs.
-                async_io::Timer::after(Duration::from_millis(30)).await;
+                smol::Timer::after(Duration::from_millis(30)).await;
                 r.fetch_sub(1, Ordering::SeqCst);
                 app.publish("tick", n.to_string()).await?;
                 if n % 2 == 1 {
@@ -391,7 +391,7 @@ fn middlewares_run_last_added_first_and_can_change_or_stop_things() {
             }
             Ok(response)
         });
-        let (tx, rx) = async_channel::bounded(1);
+        let (tx, rx) = smol::channel::bounded(1);
         app.task(move |app: AppHandle| {
             let tx = tx.clone();
             async move {
@@ -471,7 +471,7 @@ fn a_queue_group_handles_each_message_once_across_three_instances() {
 fn subjects_can_be_subscribed_and_unsubscribed_at_run_time() {
     let server = NatsServer::start();
     run(async {
-        let (tx, rx) = async_channel::bounded(1);
+        let (tx, rx) = smol::channel::bounded(1);
         let mut app = App::new("runtime");
         app.on_start(move |app: AppHandle| {
             let tx = tx.clone();
@@ -514,14 +514,14 @@ fn subjects_can_be_subscribed_and_unsubscribed_at_run_time() {
 fn stopping_lets_a_request_in_flight_finish_and_runs_on_stop_hooks() {
     let server = NatsServer::start();
     run(async {
-        let (entered_tx, entered) = async_channel::bounded(1);
+        let (entered_tx, entered) = smol::channel::bounded(1);
         let stopped = Arc::new(AtomicUsize::new(0));
         let mut app = App::new("graceful");
         app.listen("slow", move |_: Msg| {
             let entered_tx = entered_tx.clone();
             async move {
                 let _ = entered_tx.send(()).await;
-                async_io::Timer::after(Duration::from_millis(300)).await;
+                smol::Timer::after(Duration::from_millis(300)).await;
                 "finished"
             }
         });
@@ -626,7 +626,7 @@ fn a_middleware_class_with_four_hooks_works_with_sync_handlers() {
         app.add_middleware(Recorder(log.clone()));
         app.listen_sync("c.sync", |msg: Msg<String>| format!("sync {}", msg.data));
         app.listen_sync("c.event", |_: Msg<String>| {});
-        let (tx, rx) = async_channel::bounded(1);
+        let (tx, rx) = smol::channel::bounded(1);
         app.task(move |app: AppHandle| {
             let tx = tx.clone();
             async move {

@@ -15,11 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{run, within, NatsServer};
-use futures_lite::{FutureExt, StreamExt};
 use panini::client::{self, Client};
 use panini::middleware::{Outgoing, SendKind};
 use panini::{App, AppHandle, Headers, Message, Msg, SendOptions};
 use serde_json::{json, Value};
+use smol::future::FutureExt;
+use smol::stream::StreamExt;
 
 /// How long a test waits for something that must happen.
 const BOUND: Duration = Duration::from_secs(5);
@@ -30,7 +31,7 @@ const GRACE: Duration = Duration::from_millis(300);
 
 /// An app running in the background until `stop` is called.
 struct Running {
-    stop: async_channel::Sender<()>,
+    stop: smol::channel::Sender<()>,
     done: smol::Task<panini::Result<()>>,
 }
 
@@ -53,7 +54,7 @@ async fn launch(app: App, server: &NatsServer) -> Running {
     let probe = client::connect(server.url()).await.unwrap();
     let mut started = probe.subscribe("panini_events.>").await.unwrap();
     probe.flush().await.unwrap();
-    let (stop, stopped) = async_channel::bounded::<()>(1);
+    let (stop, stopped) = smol::channel::bounded::<()>(1);
     let mut done = smol::spawn(app.banner(false).run_until(async move {
         let _ = stopped.recv().await;
     }));
@@ -69,8 +70,8 @@ async fn launch(app: App, server: &NatsServer) -> Running {
 
 /// The app's handle, sent out by an on-start hook (hooks run before the start event, so
 /// it is there once [`start`] returns).
-fn handle_out(app: &mut App) -> async_channel::Receiver<AppHandle> {
-    let (tx, rx) = async_channel::bounded(1);
+fn handle_out(app: &mut App) -> smol::channel::Receiver<AppHandle> {
+    let (tx, rx) = smol::channel::bounded(1);
     app.on_start(move |app: AppHandle| {
         let tx = tx.clone();
         async move {
@@ -94,7 +95,7 @@ type Seen = Arc<Mutex<Vec<(usize, String, String)>>>;
 fn recorder(
     seen: &Seen,
     i: usize,
-    tick: &async_channel::Sender<()>,
+    tick: &smol::channel::Sender<()>,
 ) -> impl Fn(Msg<String>) -> std::future::Ready<()> + Clone + Send + Sync + 'static {
     let (seen, tick) = (seen.clone(), tick.clone());
     move |msg: Msg<String>| {
@@ -105,7 +106,7 @@ fn recorder(
 }
 
 /// Waits for `n` ticks, naming `what` if they do not come.
-async fn ticks(rx: &async_channel::Receiver<()>, n: usize, what: &str) {
+async fn ticks(rx: &smol::channel::Receiver<()>, n: usize, what: &str) {
     within(BOUND, what, async {
         for _ in 0..n {
             rx.recv().await.unwrap();
@@ -151,7 +152,7 @@ fn an_endpoint_queue_overrides_the_app_group_so_each_message_is_handled_once() {
     let server = NatsServer::start();
     run(async {
         let seen: Seen = Default::default();
-        let (tick, ticked) = async_channel::unbounded();
+        let (tick, ticked) = smol::channel::unbounded();
         let mut instances = Vec::new();
         for (i, group) in [None, Some("other")].into_iter().enumerate() {
             let mut app = App::new("q");
@@ -188,7 +189,7 @@ fn no_queue_on_an_endpoint_gives_every_instance_every_message_despite_the_app_gr
     let server = NatsServer::start();
     run(async {
         let seen: Seen = Default::default();
-        let (tick, ticked) = async_channel::unbounded();
+        let (tick, ticked) = smol::channel::unbounded();
         let mut instances = Vec::new();
         for i in 0..2 {
             let mut app = App::new("nq").allocation_queue_group("workers");
@@ -224,11 +225,11 @@ struct Gate {
     running: Arc<AtomicUsize>,
     most: Arc<AtomicUsize>,
     started: (
-        async_channel::Sender<String>,
-        async_channel::Receiver<String>,
+        smol::channel::Sender<String>,
+        smol::channel::Receiver<String>,
     ),
-    release: (async_channel::Sender<()>, async_channel::Receiver<()>),
-    done: (async_channel::Sender<()>, async_channel::Receiver<()>),
+    release: (smol::channel::Sender<()>, smol::channel::Receiver<()>),
+    done: (smol::channel::Sender<()>, smol::channel::Receiver<()>),
 }
 
 impl Gate {
@@ -236,17 +237,16 @@ impl Gate {
         Gate {
             running: Default::default(),
             most: Default::default(),
-            started: async_channel::unbounded(),
-            release: async_channel::unbounded(),
-            done: async_channel::unbounded(),
+            started: smol::channel::unbounded(),
+            release: smol::channel::unbounded(),
+            done: smol::channel::unbounded(),
         }
     }
 
     /// The handler: its body counts itself in, says it started, waits for a release.
     fn handler(
         &self,
-    ) -> impl Fn(Msg<String>) -> futures_lite::future::Boxed<()> + Clone + Send + Sync + 'static
-    {
+    ) -> impl Fn(Msg<String>) -> smol::future::Boxed<()> + Clone + Send + Sync + 'static {
         let gate = self.clone();
         move |msg: Msg<String>| {
             let gate = gate.clone();
@@ -275,7 +275,7 @@ impl Gate {
     async fn another_start(&self) -> Option<String> {
         async { self.started.1.recv().await.ok() }
             .or(async {
-                async_io::Timer::after(GRACE).await;
+                smol::Timer::after(GRACE).await;
                 None
             })
             .await
@@ -364,7 +364,7 @@ fn subscribe_new_subject_queue_uses_the_group_given_not_the_apps() {
     let server = NatsServer::start();
     run(async {
         let seen: Seen = Default::default();
-        let (tick, ticked) = async_channel::unbounded();
+        let (tick, ticked) = smol::channel::unbounded();
         let mut instances = Vec::new();
         for (i, group) in ["w", "w", "other"].into_iter().enumerate() {
             let mut app = App::new("rt").allocation_queue_group(group);
@@ -416,7 +416,7 @@ fn publish_with_sends_headers_and_reply_to_through_the_app_handle() {
             if with_middleware {
                 app.send_publish(|out, next| async move { next.run(out).await });
             }
-            let (tx, rx) = async_channel::bounded(1);
+            let (tx, rx) = smol::channel::bounded(1);
             app.task(move |app: AppHandle| {
                 let tx = tx.clone();
                 async move {
@@ -535,7 +535,7 @@ fn request_timeouts_come_from_the_app_and_from_send_options() {
             let c = c.clone();
             smol::spawn(async move {
                 let req = slow.next().await.unwrap();
-                async_io::Timer::after(late).await;
+                smol::Timer::after(late).await;
                 c.publish(req.reply.as_deref().unwrap(), "late")
                     .await
                     .unwrap();
@@ -623,7 +623,7 @@ fn send_any_wraps_every_publish_and_request() {
             next.run(out)
         });
         app.listen("sa.echo", |msg: Msg<String>| async move { msg.data });
-        let (tx, rx) = async_channel::bounded(1);
+        let (tx, rx) = smol::channel::bounded(1);
         app.task(move |app: AppHandle| {
             let tx = tx.clone();
             async move {
@@ -694,8 +694,8 @@ fn task_sync_runs_once_on_the_thread_pool_and_can_publish_sync() {
     let server = NatsServer::start();
     run(async {
         let runs = Arc::new(AtomicUsize::new(0));
-        let (entered_tx, entered) = async_channel::bounded(1);
-        let (go, go_rx) = async_channel::bounded::<()>(1);
+        let (entered_tx, entered) = smol::channel::bounded(1);
+        let (go, go_rx) = smol::channel::bounded::<()>(1);
         let mut app = App::new("ts");
         app.listen("ts.ping", |_: Msg| async { "pong" });
         let r = runs.clone();
@@ -761,7 +761,7 @@ fn on_start_hooks_run_in_order_before_endpoints_serve_and_before_the_start_event
                 }
             });
         }
-        let (task_ran, ran) = async_channel::bounded(1);
+        let (task_ran, ran) = smol::channel::bounded(1);
         let l = log.clone();
         app.task(move |_| {
             l.lock().unwrap().push("task".into());
@@ -853,7 +853,7 @@ fn a_failing_on_start_hook_stops_the_start_and_run_until_returns_its_error() {
         // The app's connection is gone, so anything it published was routed before this
         // round trip's answer.
         probe.flush().await.unwrap();
-        let event = futures_lite::future::poll_once(started.next()).await;
+        let event = smol::future::poll_once(started.next()).await;
         assert!(event.is_none(), "no start event: {event:?}");
     });
 }
@@ -1024,6 +1024,6 @@ async fn wait_until(server: &NatsServer, what: &str, ok: impl Fn(&[Value]) -> bo
             Instant::now() < deadline,
             "{what}: not within {BOUND:?}: {conns:?}"
         );
-        async_io::Timer::after(Duration::from_millis(20)).await;
+        smol::Timer::after(Duration::from_millis(20)).await;
     }
 }

@@ -7,10 +7,10 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use common::{run, wait_for, with_events, within, NatsServer};
-use futures_lite::future::zip;
-use futures_lite::StreamExt;
 use panini::client::{self, ConnectOptions, Event};
 use panini::{Error, Headers};
+use smol::future::zip;
+use smol::stream::StreamExt;
 
 #[test]
 fn publish_reaches_a_wildcard_subscriber_with_headers() {
@@ -451,7 +451,7 @@ fn drain_waits_for_a_slow_responder_to_take_every_queued_request() {
         let serve = async {
             let mut sent = Vec::new();
             loop {
-                async_io::Timer::after(Duration::from_millis(5)).await;
+                smol::Timer::after(Duration::from_millis(5)).await;
                 let Some(msg) = work.next().await else {
                     return sent;
                 };

@@ -6,14 +6,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{run, wait_for, wait_for_within, with_events, NatsServer};
-use futures_lite::StreamExt;
 use panini::client::{Client, ConnectOptions, Event};
+use smol::stream::StreamExt;
 
 /// Connects to `first` only and waits until the pool holds all `n` nodes.
 async fn connect_and_discover(
     first: &NatsServer,
     n: usize,
-) -> (Client, async_channel::Receiver<Event>) {
+) -> (Client, smol::channel::Receiver<Event>) {
     let (opts, events) = with_events(
         ConnectOptions::new([first.url()])
             .reconnect_wait(Duration::from_millis(100))
@@ -59,7 +59,7 @@ async fn request_ok(client: &Client, subject: &str) {
                 assert_eq!(reply.payload, b"pong");
                 return;
             }
-            Err(_) => async_io::Timer::after(Duration::from_millis(20)).await,
+            Err(_) => smol::Timer::after(Duration::from_millis(20)).await,
         };
     }
     panic!("no reply on {subject}");

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{run, within, NatsServer};
-use futures_lite::StreamExt;
 use panini::client::{self, Client};
 use panini::{App, AppHandle, Headers, Message, Msg, Reply};
 use serde_json::{json, Value};
+use smol::stream::StreamExt;
 
 /// How long a reply may take before we call it a timeout: far above a reply's
 /// milliseconds, far below the 10 s request timeout a lost reply would wait for.
@@ -22,7 +22,7 @@ const PROMPT: Duration = Duration::from_secs(3);
 /// An app running in the background until `stop` is called, with its handle (a requester
 /// that sees error replies as [`panini::Error::Service`]).
 struct Running {
-    stop: async_channel::Sender<()>,
+    stop: smol::channel::Sender<()>,
     done: smol::Task<panini::Result<()>>,
     handle: AppHandle,
 }
@@ -37,7 +37,7 @@ impl Running {
 /// Starts `app` against `server`; returns once its start event is out and a task has
 /// handed over its [`AppHandle`].
 async fn start(mut app: App, server: &NatsServer) -> Running {
-    let (give, take) = async_channel::bounded(1);
+    let (give, take) = smol::channel::bounded(1);
     app.task(move |h: AppHandle| {
         let give = give.clone();
         async move {
@@ -47,7 +47,7 @@ async fn start(mut app: App, server: &NatsServer) -> Running {
     let probe = client::connect(server.url()).await.unwrap();
     let mut started = probe.subscribe("panini_events.>").await.unwrap();
     probe.flush().await.unwrap();
-    let (stop, stopped) = async_channel::bounded::<()>(1);
+    let (stop, stopped) = smol::channel::bounded::<()>(1);
     let app = app.servers([server.url()]).banner(false);
     let done = smol::spawn(app.run_until(async move {
         let _ = stopped.recv().await;
@@ -205,7 +205,7 @@ fn a_zero_interval_task_is_clamped_and_does_not_starve_the_app() {
 
         // At one run per millisecond at most (plus the run at the start of the window).
         let (before, from) = (runs.load(Ordering::SeqCst), Instant::now());
-        async_io::Timer::after(Duration::from_millis(200)).await;
+        smol::Timer::after(Duration::from_millis(200)).await;
         let (after, elapsed) = (runs.load(Ordering::SeqCst), from.elapsed());
         let most = elapsed.as_millis() as usize + 2;
         assert!(after > before, "the task still runs");
@@ -230,7 +230,7 @@ fn request_sync_in_an_async_handler_is_an_error_not_a_freeze() {
         app.listen("s.publish", |app: AppHandle| async move {
             app.publish_sync("s.echo", json!({})).map(|()| "published")
         });
-        let (tx, from_task) = async_channel::bounded(1);
+        let (tx, from_task) = smol::channel::bounded(1);
         app.task(move |app: AppHandle| {
             let tx = tx.clone();
             async move {

@@ -18,12 +18,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use async_channel::{Receiver, Sender};
-use async_io::Timer;
 use common::{run, wait_for, with_events, NatsServer};
-use futures_lite::StreamExt;
 use panini::client::{Client, ConnectOptions, Event};
 use panini::{App, AppHandle, Msg, SendOptions};
+use smol::channel::{Receiver, Sender};
+use smol::stream::StreamExt;
+use smol::Timer;
 
 /// The timeout of the request in flight at the kill: longer than [`OUTCOME_WITHIN`], so
 /// waiting it out fails the test, and short enough that today's code fails in seconds.
@@ -245,7 +245,7 @@ async fn app_responder(a: &NatsServer, received: Sender<()>) -> Responder {
 
 /// The requester half of an App setup: an app on A that hands its handle out at start.
 async fn app_requester(a: &NatsServer) -> (Asker, smol::Task<panini::Result<()>>) {
-    let (tx, rx) = async_channel::bounded(1);
+    let (tx, rx) = smol::channel::bounded(1);
     let mut app = App::new("failover_sender");
     app.on_start(move |handle: AppHandle| {
         let tx = tx.clone();
@@ -271,7 +271,7 @@ enum Level {
 fn request_in_flight_when_its_node_dies(level: Level, fate: Fate) {
     let mut nodes = NatsServer::cluster(3, &[]);
     run(async {
-        let (received_tx, received) = async_channel::unbounded();
+        let (received_tx, received) = smol::channel::unbounded();
         let (_responder, _requester_app, asker) = match level {
             Level::Client => {
                 let responder = client_responder(&nodes[0], received_tx).await;

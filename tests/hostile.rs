@@ -13,12 +13,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use async_channel::Receiver;
 use fake::{FakeConn, FakeServer, Handshake, Op, BOUND, INFO};
-use futures_lite::future::zip;
-use futures_lite::{FutureExt, StreamExt};
 use panini::client::{Client, ConnectOptions, Event, Subscription};
 use panini::{Error, Message};
+use smol::channel::Receiver;
+use smol::future::zip;
+use smol::future::FutureExt;
+use smol::stream::StreamExt;
 
 // ---------------------------------------------------------------------------------------
 // Harness: panics on the executor, events, setup.
@@ -65,7 +66,7 @@ impl Events {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let next = async { Some(self.rx.recv().await) }.or(async {
-                async_io::Timer::after(left).await;
+                smol::Timer::after(left).await;
                 None
             });
             match next.await {
@@ -107,7 +108,7 @@ fn is_reconnected(e: &Event) -> bool {
 
 /// Options for one fake server: fast, deterministic reconnects and an event channel.
 fn options(url: &str) -> (ConnectOptions, Events) {
-    let (tx, rx) = async_channel::unbounded();
+    let (tx, rx) = smol::channel::unbounded();
     let opts = ConnectOptions::new([url])
         .reconnect_wait(Duration::from_millis(50))
         .reconnect_jitter(Duration::ZERO)
@@ -151,7 +152,7 @@ async fn round_trip(client: &Client, conn: &mut FakeConn) {
 async fn next_msg(sub: &mut Subscription) -> Message {
     let next = async { sub.next().await };
     let got = next.or(async {
-        async_io::Timer::after(BOUND).await;
+        smol::Timer::after(BOUND).await;
         panic!("no message within {BOUND:?}")
     });
     got.await.expect("the subscription ended")

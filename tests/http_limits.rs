@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{run, NatsServer};
-use futures_lite::AsyncWriteExt;
 use http_app::*;
 use http_client::{bounded, get, Client, IO_TIMEOUT};
 use panini::http::{Method, Request, Response, View};
+use smol::io::AsyncWriteExt;
 
 // ---------------------------------------------------------------------------------------
 // Limits
@@ -143,7 +143,7 @@ fn a_head_that_trickles_in_gets_408_too() {
         let trickle = smol::spawn(async move {
             let _ = writer.write_all(b"GET /hello HTTP/1.1\r\nX-Slow: ").await;
             while writer.write_all(b"a").await.is_ok() {
-                async_io::Timer::after(Duration::from_millis(50)).await;
+                smol::Timer::after(Duration::from_millis(50)).await;
             }
         });
         let r = c.response().await;

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use common::child::Proc;
 use common::{run, NatsServer};
-use futures_lite::StreamExt;
 use panini::{App, Json, Msg};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use smol::stream::StreamExt;
 
 const WAIT: Duration = Duration::from_secs(30);
 const HINT: &str = "Python Panini 0.8.4 is needed: run `scripts/install-python-panini` \
@@ -129,7 +129,7 @@ fn a_python_sender_talks_to_our_listener() {
             .await
             .unwrap();
         probe.flush().await.unwrap();
-        let (stop, stopped) = async_channel::bounded::<()>(1);
+        let (stop, stopped) = smol::channel::bounded::<()>(1);
         let ours = smol::spawn(
             rust_listener()
                 .servers([server.url()])
@@ -202,7 +202,7 @@ fn our_sender_talks_to_a_python_listener() {
         assert_eq!(reply.payload, b"\xff\x01\x00");
 
         let mut app = App::new("rust_sender").banner(false);
-        let (tx, rx) = async_channel::bounded(1);
+        let (tx, rx) = smol::channel::bounded(1);
         app.task(move |app: panini::AppHandle| {
             let tx = tx.clone();
             async move {

@@ -12,13 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{run, within, NatsServer};
-use futures_lite::StreamExt;
 use panini::client::{self, Client};
 use panini::{App, AppHandle, Msg, StartStage};
+use smol::stream::StreamExt;
 
 /// An app running in the background until `stop` is sent.
 struct Running {
-    stop: async_channel::Sender<()>,
+    stop: smol::channel::Sender<()>,
     done: smol::Task<panini::Result<()>>,
 }
 
@@ -27,7 +27,7 @@ async fn start(app: App, server: &NatsServer) -> Running {
     let probe = client::connect(server.url()).await.unwrap();
     let mut started = probe.subscribe("panini_events.*.*.started").await.unwrap();
     probe.flush().await.unwrap();
-    let (stop, stopped) = async_channel::bounded::<()>(1);
+    let (stop, stopped) = smol::channel::bounded::<()>(1);
     let app = app.servers([server.url()]).banner(false);
     let done = smol::spawn(app.run_until(async move {
         let _ = stopped.recv().await;
@@ -37,8 +37,8 @@ async fn start(app: App, server: &NatsServer) -> Running {
 }
 
 /// An `on_start` hook that hands the app's handle to the test.
-fn handle_of(app: &mut App) -> async_channel::Receiver<AppHandle> {
-    let (tx, rx) = async_channel::bounded(1);
+fn handle_of(app: &mut App) -> smol::channel::Receiver<AppHandle> {
+    let (tx, rx) = smol::channel::bounded(1);
     app.on_start(move |handle: AppHandle| {
         let tx = tx.clone();
         async move {
@@ -49,8 +49,8 @@ fn handle_of(app: &mut App) -> async_channel::Receiver<AppHandle> {
 }
 
 /// A listen handler on `subject` that says it started, then never finishes.
-fn stuck_handler(app: &mut App, subject: &str) -> async_channel::Receiver<()> {
-    let (entered_tx, entered) = async_channel::unbounded();
+fn stuck_handler(app: &mut App, subject: &str) -> smol::channel::Receiver<()> {
+    let (entered_tx, entered) = smol::channel::unbounded();
     app.listen(subject, move |_: Msg| {
         let entered_tx = entered_tx.clone();
         async move {
@@ -361,7 +361,7 @@ fn a_stop_while_retrying_the_first_connection_returns_at_once() {
             .servers([format!("nats://127.0.0.1:{port}")])
             .reconnecting_time_sleep(Duration::from_secs(10))
             .banner(false);
-        let (stop, stopped) = async_channel::bounded::<()>(1);
+        let (stop, stopped) = smol::channel::bounded::<()>(1);
         let done = smol::spawn(app.run_until(async move {
             let _ = stopped.recv().await;
         }));
@@ -390,10 +390,10 @@ mod with_http {
     use super::*;
     use crate::http_app::{bare, held, start, Served};
     use crate::http_client::Client as HttpClient;
-    use futures_lite::FutureExt;
     use panini::client::Event;
     use panini::http::Request;
     use serde_json::Value;
+    use smol::future::FutureExt;
 
     /// Bug 3: an HTTP request in flight when the stop begins can still use NATS, and
     /// `on_stop` runs only after it is answered.
@@ -402,7 +402,7 @@ mod with_http {
         let server = NatsServer::start();
         run(async {
             let order = Arc::new(Mutex::new(Vec::new()));
-            let (draining_tx, draining) = async_channel::unbounded();
+            let (draining_tx, draining) = smol::channel::unbounded();
             let mut app = App::new("http_drain").nats_options(move |o| {
                 o.event_callback(move |ev| {
                     if matches!(ev, Event::Draining) {
@@ -410,8 +410,8 @@ mod with_http {
                     }
                 })
             });
-            let (entered_tx, entered) = async_channel::unbounded();
-            let (release, released) = async_channel::unbounded::<()>();
+            let (entered_tx, entered) = smol::channel::unbounded();
+            let (release, released) = smol::channel::unbounded::<()>();
             let o = order.clone();
             app.http().get("/ask", move |req: Request| {
                 let (entered_tx, released, o) = (entered_tx.clone(), released.clone(), o.clone());
@@ -429,7 +429,7 @@ mod with_http {
             app.on_start(|app: AppHandle| async move {
                 app.request("lifecycle.backend", "{}").await.map(drop)
             });
-            let (stop_seen_tx, stop_seen) = async_channel::unbounded();
+            let (stop_seen_tx, stop_seen) = smol::channel::unbounded();
             let o = order.clone();
             app.on_stop(move |_| {
                 o.lock().unwrap().push("on_stop");
@@ -463,7 +463,7 @@ mod with_http {
             // on_stop must not run while the request is in flight (watched for a while).
             let early = async { stop_seen.recv().await.is_ok() }
                 .or(async {
-                    async_io::Timer::after(Duration::from_millis(300)).await;
+                    smol::Timer::after(Duration::from_millis(300)).await;
                     false
                 })
                 .await;

@@ -79,7 +79,7 @@ fn a_payload_that_does_not_decode_is_the_senders_fault_a_warning_naming_the_subj
             .servers([server.url()])
             .banner(false);
         app.listen("orders.new", |_: panini::Msg<panini::Json<Order>>| async {});
-        let (stop, stopped) = async_channel::bounded::<()>(1);
+        let (stop, stopped) = smol::channel::bounded::<()>(1);
         let running = smol::spawn(app.run_until(async move {
             let _ = stopped.recv().await;
         }));

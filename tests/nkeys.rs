@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use common::jwt::{creds_file, now, read_info, Scratch, Trust};
 use common::{run, within, NatsServer};
-use futures_lite::StreamExt;
 use panini::client::{Client, ConnectOptions};
 use panini::nkeys::{KeyKind, KeyPair};
 use panini::{BoxError, Error};
+use smol::stream::StreamExt;
 
 /// A refusal is final: no retry, so well under the 5 s default connect timeout.
 const REFUSED_WITHIN: Duration = Duration::from_secs(2);

@@ -15,8 +15,8 @@ use std::time::Duration;
 use common::child::Proc;
 use common::{run, within, NatsServer};
 use fake::{FakeServer, Handshake, Op};
-use futures_lite::StreamExt;
 use panini::{App, Msg};
+use smol::stream::StreamExt;
 
 /// The example binary that `cargo test` built for this run: `target/<profile>/examples/
 /// <name>-<hash>` (the newest, since an older `cargo build` may have left others).
@@ -80,7 +80,7 @@ fn child() {
             let mut app = App::new("slow_service");
             app.listen("slow", |_: Msg, app: panini::AppHandle| async move {
                 app.publish("slow.entered", "{}").await.unwrap();
-                async_io::Timer::after(Duration::from_millis(500)).await;
+                smol::Timer::after(Duration::from_millis(500)).await;
                 "finished"
             });
             app.start();
@@ -90,7 +90,7 @@ fn child() {
             let mut app = App::new("queued_service").max_concurrency(1);
             app.listen("queued", |msg: Msg, app: panini::AppHandle| async move {
                 app.publish("queued.entered", "{}").await.unwrap();
-                async_io::Timer::after(Duration::from_millis(100)).await;
+                smol::Timer::after(Duration::from_millis(100)).await;
                 msg.data
             });
             app.start();

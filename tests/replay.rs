@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use common::{run, wait_for, with_events, within};
 use fake::{FakeServer, Handshake, Op};
-use futures_lite::future;
 use panini::client::{Client, ConnectOptions, Event};
 use panini::proto::{parse_client_op, ClientOp, Limits, Status};
 use panini::Error;
+use smol::future;
 
 fn options(url: &str) -> ConnectOptions {
     ConnectOptions::new([url])
@@ -282,7 +282,7 @@ async fn wait_until(cond: impl Fn() -> bool) {
     let until = Instant::now() + Duration::from_secs(5);
     while !cond() {
         assert!(Instant::now() < until, "condition not met within 5 s");
-        async_io::Timer::after(Duration::from_millis(5)).await;
+        smol::Timer::after(Duration::from_millis(5)).await;
     }
 }
 
@@ -294,7 +294,7 @@ async fn wait_until_stalled(published: &AtomicUsize, n: usize) {
     let until = Instant::now() + Duration::from_secs(20);
     let mut last = (published.load(Ordering::SeqCst), Instant::now());
     loop {
-        async_io::Timer::after(Duration::from_millis(20)).await;
+        smol::Timer::after(Duration::from_millis(20)).await;
         let now = published.load(Ordering::SeqCst);
         assert!(
             now < n,
@@ -423,7 +423,7 @@ fn a_request_waiting_for_room_across_a_reconnect_is_not_at_risk() {
             let c = client.clone();
             smol::spawn(async move { c.request("svc.slow", "q").await })
         };
-        async_io::Timer::after(Duration::from_millis(50)).await;
+        smol::Timer::after(Duration::from_millis(50)).await;
         first.send(b"-ERR 'Unknown Protocol Operation'\r\n").await;
         within(Duration::from_secs(5), "the disconnect", async {
             while !matches!(events.recv().await, Ok(Event::Disconnected { .. })) {}
@@ -449,7 +449,7 @@ fn a_request_waiting_for_room_across_a_reconnect_is_not_at_risk() {
         let sid = inbox_sid.expect("the inbox SUB comes first");
         // A slow service: it answers well after the grace. The request was sent once, on
         // this connection, so it is not at risk and gets its reply.
-        async_io::Timer::after(Duration::from_millis(500)).await;
+        smol::Timer::after(Duration::from_millis(500)).await;
         second
             .send(format!("MSG {reply} {sid} 4\r\nslow\r\n").as_bytes())
             .await;

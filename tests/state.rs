@@ -20,9 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{run, within, NatsServer};
-use futures_lite::{FutureExt, StreamExt};
 use panini::{App, AppHandle, Error, State};
 use serde_json::json;
+use smol::future::FutureExt;
+use smol::stream::StreamExt;
 
 /// How long a test waits for something that must happen.
 const BOUND: Duration = Duration::from_secs(5);
@@ -49,7 +50,7 @@ struct Missing;
 /// An app running in the background until `stop` is called, with its handle.
 struct Running {
     handle: AppHandle,
-    stop: async_channel::Sender<()>,
+    stop: smol::channel::Sender<()>,
     done: smol::Task<panini::Result<()>>,
 }
 
@@ -63,7 +64,7 @@ impl Running {
 /// Starts `app` against `server` and returns once its on-start hooks ran and it published
 /// its start event (so its endpoints are subscribed).
 async fn start(mut app: App, server: &NatsServer) -> Running {
-    let (tx, rx) = async_channel::bounded(1);
+    let (tx, rx) = smol::channel::bounded(1);
     app.on_start(move |app: AppHandle| {
         let tx = tx.clone();
         async move {
@@ -73,7 +74,7 @@ async fn start(mut app: App, server: &NatsServer) -> Running {
     let probe = panini::client::connect(server.url()).await.unwrap();
     let mut started = probe.subscribe("panini_events.>").await.unwrap();
     probe.flush().await.unwrap();
-    let (stop, stopped) = async_channel::bounded::<()>(1);
+    let (stop, stopped) = smol::channel::bounded::<()>(1);
     let app = app.servers([server.url()]).banner(false);
     let mut done = smol::spawn(app.run_until(async move {
         let _ = stopped.recv().await;
@@ -228,11 +229,11 @@ fn an_http_route_asking_for_a_state_never_registered_gets_500_and_the_server_goe
 fn tasks_and_hooks_see_the_state() {
     /// How the task tells the test what it saw.
     #[derive(Clone)]
-    struct Seen(async_channel::Sender<Option<u64>>);
+    struct Seen(smol::channel::Sender<Option<u64>>);
 
     let server = NatsServer::start();
     run(async {
-        let (seen, saw) = async_channel::unbounded();
+        let (seen, saw) = smol::channel::unbounded();
         let mut app = App::new("tasks");
         app.state(Counter::default()).state(Seen(seen));
         app.on_start(|app: AppHandle| async move {

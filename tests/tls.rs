@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 use common::tls::{cert, mtls_config, optional_tls_config, verify_and_map_config, ServerTls};
 use common::{run, wait_for_within, with_events, within, NatsServer};
 use fake::{FakeServer, Handshake};
-use futures_lite::future::zip;
-use futures_lite::StreamExt;
 use panini::client::{Client, ConnectOptions, Event};
 use panini::Error;
+use smol::future::zip;
+use smol::stream::StreamExt;
 
 /// Bound on anything a test waits for that should come at once (a message, a log line).
 const BOUND: Duration = Duration::from_secs(5);
@@ -380,7 +380,7 @@ async fn answered(client: &Client, subject: &str) {
             Ok(reply) => return assert_eq!(reply.payload, b"pong"),
             Err(e) if Instant::now() >= deadline => panic!("no answer on {subject}: {e}"),
             Err(_) => {
-                async_io::Timer::after(Duration::from_millis(20)).await;
+                smol::Timer::after(Duration::from_millis(20)).await;
             }
         }
     }

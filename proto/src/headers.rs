@@ -115,10 +115,7 @@ impl<'a> Iterator for Fields<'a> {
 
 /// Splits at the first CRLF; a lone CR or LF before it is an error.
 fn split_crlf(input: &[u8]) -> Result<(&[u8], &[u8]), Error> {
-    let end = input
-        .iter()
-        .position(|&b| b == b'\r' || b == b'\n')
-        .ok_or(Error::InvalidHeader)?;
+    let end = memchr::memchr2(b'\r', b'\n', input).ok_or(Error::InvalidHeader)?;
     match input.get(end..end + 2) {
         Some(b"\r\n") => Ok((&input[..end], &input[end + 2..])),
         _ => Err(Error::InvalidHeader),

@@ -78,7 +78,7 @@ pub(crate) struct Line<'a> {
 pub(crate) fn line(buf: &[u8], max: usize) -> Result<Option<Line<'_>>, Error> {
     let window = max.saturating_add(2);
     let scan = buf.get(..window).unwrap_or(buf);
-    match scan.iter().position(|&b| b == b'\n') {
+    match memchr::memchr(b'\n', scan) {
         Some(lf) => {
             let text = &scan[..lf];
             let text = text.strip_suffix(b"\r").unwrap_or(text);

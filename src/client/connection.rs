@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use futures_lite::FutureExt;
 use panini_proto::{parse_server_op, ClientOp, Limits, ServerOp, Status};
 use serde::Serialize;
+use smol::future::FutureExt;
 
 use super::pool::Server;
 use super::shared::Shared;
@@ -289,6 +289,6 @@ pub(crate) fn eof() -> Error {
 }
 
 pub(crate) async fn timed_out<T>(after: Duration) -> Result<T> {
-    async_io::Timer::after(after).await;
+    smol::Timer::after(after).await;
     Err(Error::Timeout)
 }

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_channel::Receiver;
-use async_io::Timer;
-use futures_lite::FutureExt;
 use panini_proto::ClientOp;
+use smol::channel::Receiver;
+use smol::future::FutureExt;
+use smol::Timer;
 
 use super::connection::Connection;
 use super::events::{Event, Lost, Stats};
@@ -152,7 +152,7 @@ pub(crate) fn close_now(shared: &Shared, batch: &mut Batch, why: &str) {
     shared.space.notify(usize::MAX);
     shared.drain_progress.notify(usize::MAX);
     shared.emit(Event::Closed);
-    shared.closed.notify(usize::MAX);
+    shared.closed.set();
 }
 
 /// Counts and reports publishes that were accepted and will never be sent.
@@ -412,17 +412,28 @@ async fn closed_within(ctl: &Receiver<Ctl>, wait: Duration) -> bool {
         .await
 }
 
+/// A random wait in `[0, max)` (zero for zero), so clients do not reconnect in step.
 pub(crate) fn jitter(max: Duration) -> Duration {
-    let nanos = max.as_nanos() as u64;
-    if nanos == 0 {
-        return Duration::ZERO;
-    }
-    Duration::from_nanos(super::random_u64() % nanos)
+    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(fastrand::u64(..nanos.max(1)))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::request_token;
+    use super::{jitter, request_token};
+    use std::time::Duration;
+
+    #[test]
+    fn jitter_stays_under_its_bound() {
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+        assert_eq!(jitter(Duration::from_nanos(1)), Duration::ZERO);
+        let max = Duration::from_millis(100);
+        assert!((0..1000).map(|_| jitter(max)).all(|j| j < max));
+        assert!(
+            jitter(Duration::MAX) < Duration::MAX,
+            "no overflow on a huge bound"
+        );
+    }
 
     #[test]
     fn reply_subjects_of_our_requests_give_their_token() {

@@ -69,14 +69,14 @@ mod tls;
 mod transport;
 
 use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_channel::Sender;
-use futures_lite::FutureExt;
 use serde::Deserialize;
+use smol::channel::Sender;
+use smol::future::FutureExt;
 
 pub use events::{Event, Statistics};
 pub use options::ConnectOptions;
@@ -163,7 +163,7 @@ impl Client {
         let shared = Arc::new(Shared::new(opts));
         let conn = lifecycle::connect_first(&shared, &mut pool).await?;
         shared.emit(Event::Connected(pool.current().url()));
-        let (ctl_tx, ctl_rx) = async_channel::unbounded();
+        let (ctl_tx, ctl_rx) = smol::channel::unbounded();
         smol::spawn(task::sweep_requests(shared.clone())).detach();
         smol::spawn(lifecycle::run(shared.clone(), pool, conn, ctl_rx)).detach();
         Ok(Client {
@@ -236,7 +236,7 @@ impl Client {
     }
 
     fn subscribe_inner(&self, subject: &str, queue: Option<&str>) -> Result<Subscription> {
-        let (tx, rx) = async_channel::unbounded();
+        let (tx, rx) = smol::channel::unbounded();
         let bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let target = Target::Channel(Queue {
             tx,
@@ -269,7 +269,7 @@ impl Client {
         let shared = self.shared();
         self.ensure_mux()?;
         let token = shared.new_token();
-        let (tx, rx) = async_channel::bounded(1);
+        let (tx, rx) = smol::channel::bounded(1);
         let deadline = std::time::Instant::now() + timeout;
         let reply = inbox_reply(&shared.inbox, token);
         // A lone request writes at once on this thread (latency); with others in flight
@@ -392,12 +392,11 @@ impl Client {
         if self.shared().state() != State::Closed {
             let _ = self.flush_timeout(Duration::from_secs(1)).await;
         }
-        let closed = self.shared().closed.listen();
         if self.is_closed() {
             return;
         }
         let _ = self.inner.ctl.try_send(Ctl::Close);
-        closed.await;
+        self.shared().closed.wait().await;
     }
 
     /// True once the client is closed for good: its subscriptions ended and its connection
@@ -415,11 +414,10 @@ impl Client {
 
     /// Waits until the client is closed (by the user or because reconnecting gave up).
     pub async fn closed(&self) {
-        let listener = self.shared().closed.listen();
         if self.is_closed() {
             return;
         }
-        listener.await;
+        self.shared().closed.wait().await;
     }
 
     /// The latest INFO from the server we are on.
@@ -440,42 +438,29 @@ impl Client {
 
 /// `{inbox}.{token}`, without the formatting machinery (this is on every request).
 fn inbox_reply(inbox: &str, token: u64) -> String {
-    let mut buf = [0u8; 20];
-    let digits = panini_proto::decimal(token, &mut buf);
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(token);
     let mut reply = String::with_capacity(inbox.len() + 1 + digits.len());
     reply.push_str(inbox);
     reply.push('.');
-    reply.extend(digits.iter().map(|&d| char::from(d)));
+    reply.push_str(digits);
     reply
 }
 
-/// A random 64-bit number from the standard library's per-process hash keys, the clock and
-/// a counter; good enough for inbox names and jitter, not for secrets.
+/// A random 64-bit number (fastrand): for jitter and names, not for secrets.
 pub(crate) fn random_u64() -> u64 {
-    use std::sync::atomic::AtomicU64;
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Relaxed));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    h.write_u64(now);
-    h.finish()
+    fastrand::u64(..)
 }
 
-/// 22 characters of base 62, like a NUID.
+/// 22 characters of base 62, like a NUID: an inbox name, which must not be any other
+/// client's on the cluster. So the generator starts from the OS-seeded key std gives each
+/// `RandomState` (fastrand's own seed is only the clock and the thread id), a fresh one
+/// per id. Not a secret: a request's token is (see `Shared::new_token`).
 pub(crate) fn random_id() -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut out = String::with_capacity(22);
-    let mut bits = random_u64();
-    for i in 0..22 {
-        if i == 11 {
-            bits = random_u64();
-        }
-        out.push(ALPHABET[(bits % 62) as usize] as char);
-        bits /= 62;
-    }
-    out
+    let mut rng = fastrand::Rng::with_seed(RandomState::new().hash_one(0u8));
+    std::iter::repeat_with(|| rng.alphanumeric())
+        .take(22)
+        .collect()
 }
 
 #[cfg(test)]
@@ -485,5 +470,15 @@ mod tests {
         assert_eq!(super::inbox_reply("_INBOX.abc", 0), "_INBOX.abc.0");
         assert_eq!(super::inbox_reply("_INBOX.abc", 1234), "_INBOX.abc.1234");
         assert_eq!(super::inbox_reply("i", u64::MAX), format!("i.{}", u64::MAX));
+    }
+
+    #[test]
+    fn random_ids_are_22_base62_characters_and_differ() {
+        let ids: std::collections::HashSet<String> =
+            (0..1000).map(|_| super::random_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(ids
+            .iter()
+            .all(|id| id.len() == 22 && id.bytes().all(|b| b.is_ascii_alphanumeric())));
     }
 }

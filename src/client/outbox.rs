@@ -22,8 +22,8 @@
 use std::collections::VecDeque;
 use std::task::Waker;
 
-use async_channel::Sender;
 use panini_proto::{parse_client_op, ClientOp, Limits, Pub, Status};
+use smol::channel::Sender;
 
 /// Past this many unwritten bytes while connected, publishers wait for the writer.
 pub(crate) const SOFT_WRITE_LIMIT: usize = 4 * 1024 * 1024;

@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use async_channel::Sender;
 use event_listener::Event as Notify;
 use panini_proto::{ClientOp, Pub};
+use smol::channel::Sender;
 
 use super::events::{Event, Stats};
 use super::options::ConnectOptions;
@@ -24,6 +24,7 @@ use super::transport::DirectWriter;
 use crate::error::{Error, Result};
 use crate::log::log_at;
 use crate::message::{Headers, Message};
+use crate::sync::{wait_until, Latch};
 
 /// A map keyed by our own ids (sids, request tokens): ids we hand out (counters, random
 /// tokens), never keys an attacker chooses, so a multiplicative hash is enough and much
@@ -137,11 +138,13 @@ pub(crate) struct Shared {
     pub(crate) server_info: Mutex<super::ServerInfo>,
     pub(crate) stats: Stats,
     pub(crate) drain_progress: Notify,
-    pub(crate) closed: Notify,
+    /// Set once the connection task has shut everything down (subscriptions ended,
+    /// requests failed, `Event::Closed` emitted): what `close` and `closed` wait for.
+    pub(crate) closed: Latch,
     /// Set when draining starts: subscriptions then report progress. An atomic, because
     /// every message a subscription yields checks it (no lock on that path).
     pub(crate) draining: AtomicBool,
-    /// Set once the connection task has shut everything down.
+    /// Set when the connection task starts shutting everything down (`is_closed`).
     pub(crate) finished: std::sync::atomic::AtomicBool,
     /// The TLS configuration, made from the options at the first TLS connection of each
     /// pass over the pool and kept for that pass: a rotated certificate or CA file is read
@@ -209,9 +212,9 @@ impl Shared {
             server_info: Mutex::new(super::ServerInfo::default()),
             stats: Stats::default(),
             drain_progress: Notify::new(),
-            closed: Notify::new(),
-            draining: AtomicBool::new(false),
+            closed: Latch::default(),
             finished: std::sync::atomic::AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             #[cfg(feature = "tls")]
             tls: Mutex::new(None),
         }
@@ -413,8 +416,8 @@ impl Shared {
 
     /// Sends PING and returns the receiver of its PONG (the PING goes out after the
     /// reconnect if we are disconnected).
-    pub(crate) fn ping(&self) -> Result<async_channel::Receiver<()>> {
-        let (tx, rx) = async_channel::bounded(1);
+    pub(crate) fn ping(&self) -> Result<smol::channel::Receiver<()>> {
+        let (tx, rx) = smol::channel::bounded(1);
         let wake = lock(&self.out)
             .outbox
             .ping(Some(tx))
@@ -467,16 +470,12 @@ impl Shared {
 
     /// Drain, step three: wait until every queue is empty or its reader is gone.
     pub(crate) async fn wait_until_handed_over(&self, queues: &[Sender<Queued>]) {
-        loop {
-            let listener = self.drain_progress.listen();
-            if queues
+        wait_until(&self.drain_progress, || {
+            queues
                 .iter()
                 .all(|q| q.is_empty() || q.receiver_count() == 0)
-            {
-                return;
-            }
-            listener.await;
-        }
+        })
+        .await;
     }
 }
 

@@ -4,8 +4,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use async_channel::Receiver;
-use futures_lite::Stream;
+use smol::channel::Receiver;
+use smol::stream::Stream;
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -16,7 +16,7 @@ use crate::message::Message;
 ///
 /// ```no_run
 /// # smol::block_on(async {
-/// use futures_lite::StreamExt;
+/// use smol::stream::StreamExt;
 /// let client = panini::client::connect("nats://127.0.0.1:4222").await?;
 /// let mut sub = client.subscribe("greet.*").await?;
 /// while let Some(msg) = sub.next().await {

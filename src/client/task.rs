@@ -9,10 +9,11 @@ use std::time::Duration;
 use std::future::poll_fn;
 use std::task::{Context, Poll};
 
-use async_channel::Receiver;
-use async_io::Timer;
-use futures_lite::{FutureExt, StreamExt};
 use panini_proto::{parse_server_op, ClientOp, Limits, ServerOp, Status};
+use smol::channel::Receiver;
+use smol::future::FutureExt;
+use smol::stream::StreamExt;
+use smol::Timer;
 
 use super::connection::{server_error, Connection, READ_CHUNK};
 use super::events::{Event, Lost, Stats};
@@ -114,8 +115,8 @@ pub(crate) async fn serve(
         }
         // A close is seen even while the socket is never idle (the I/O below would win).
         match ctl.try_recv() {
-            Ok(Ctl::Close) | Err(async_channel::TryRecvError::Closed) => break Ended::Closed,
-            Err(async_channel::TryRecvError::Empty) => {}
+            Ok(Ctl::Close) | Err(smol::channel::TryRecvError::Closed) => break Ended::Closed,
+            Err(smol::channel::TryRecvError::Empty) => {}
         }
         let io = poll_fn(|cx| poll_io(cx, shared, conn, batch));
         let tick = async { ticker.next().await.map_or(Wake::Ctl(None), |_| Wake::Tick) };

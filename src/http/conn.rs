@@ -6,9 +6,9 @@ use std::io::{self, Read as _, Write as _};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_io::{Async, Timer};
-use async_net::TcpStream;
-use futures_lite::FutureExt;
+use smol::future::FutureExt;
+use smol::net::TcpStream;
+use smol::{Async, Timer};
 
 use super::head::{parse_head, Body, Head};
 use super::request::Request;
@@ -58,7 +58,7 @@ impl Deadline {
 /// A connection: its read buffer, and responses not yet written (pipelined answers are
 /// written together, and always before the connection waits for more input).
 ///
-/// The socket is used readiness-style through `async_io::Async`: a read or write is tried
+/// The socket is used readiness-style through `smol::Async`: a read or write is tried
 /// directly and the connection waits on the reactor only when the kernel says
 /// `WouldBlock`. Right after a response went out the peer cannot have sent its next
 /// request yet, so that read is not tried at once (it would find nothing, and the wait
@@ -165,7 +165,7 @@ impl Conn {
         if std::mem::take(&mut self.answered) {
             // Measured with wrk -t1 -c64 (8 interleaved rounds): about 3 % more requests/s
             // than waiting for readiness first, which always costs epoll_ctl and an event.
-            futures_lite::future::yield_now().await;
+            smol::future::yield_now().await;
         }
         loop {
             // Read straight into the buffer's room (no chunk on the future's stack: an idle
@@ -234,7 +234,9 @@ impl Conn {
         let mut scanned = 0;
         let head = loop {
             let data = self.data();
-            let line_ended = data.get(scanned..).is_some_and(|new| new.contains(&b'\n'));
+            let line_ended = data
+                .get(scanned..)
+                .is_some_and(|new| memchr::memchr(b'\n', new).is_some());
             if line_ended || data.len() > limits.max_head {
                 match parse_head(data, limits) {
                     Ok(Some(head)) => break head,
@@ -335,7 +337,7 @@ impl Conn {
         deadline: &mut Deadline,
     ) -> std::result::Result<(), Read> {
         loop {
-            match self.data().windows(2).position(|w| w == b"\r\n") {
+            match memchr::memmem::find(self.data(), b"\r\n") {
                 Some(0) => {
                     self.consume(2);
                     return Ok(());

@@ -46,14 +46,13 @@ mod stats;
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use async_net::{TcpListener, TcpStream};
-use event_listener::Event as Notify;
-use futures_lite::{AsyncWriteExt, FutureExt};
+use smol::future::FutureExt;
+use smol::io::AsyncWriteExt;
+use smol::net::{TcpListener, TcpStream};
 
 pub use request::{Method, Request};
 pub use response::{IntoResponse, Response};
@@ -63,6 +62,7 @@ pub use stats::HttpStats;
 use crate::error::{Error, Result};
 use crate::handle::AppHandle;
 use crate::log::log_at;
+use crate::sync::{Latch, WaitGroup, WaitGuard};
 use conn::{Conn, Read};
 use response::Persist;
 use router::{BoxedHttp, Router};
@@ -244,10 +244,8 @@ impl Http {
                 slots: Slots::new(self.limits.max_connections),
                 stats: self.stats,
                 limits: self.limits,
-                closing: AtomicBool::new(false),
-                closing_event: Notify::new(),
-                active: AtomicUsize::new(0),
-                idle: Notify::new(),
+                closing: Latch::default(),
+                active: WaitGroup::default(),
             }),
         })
     }
@@ -258,10 +256,10 @@ struct Shared {
     limits: Limits,
     slots: Slots,
     stats: HttpStats,
-    closing: AtomicBool,
-    closing_event: Notify,
-    active: AtomicUsize,
-    idle: Notify,
+    /// Set when the server stops: idle connections close, busy ones after their response.
+    closing: Latch,
+    /// The connection tasks (those answering 503 too), which a stop waits for.
+    active: WaitGroup,
 }
 
 /// A bound HTTP server, not yet serving.
@@ -292,23 +290,16 @@ impl Running {
     pub(crate) async fn stop(self, limit: Duration) -> usize {
         self.accept.cancel().await;
         let shared = self.shared;
-        shared.closing.store(true, Ordering::SeqCst);
-        shared.closing_event.notify(usize::MAX);
-        let wait = async {
-            loop {
-                let listener = shared.idle.listen();
-                if shared.active.load(Ordering::SeqCst) == 0 {
-                    return;
-                }
-                listener.await;
-            }
-        };
-        wait.or(async {
-            async_io::Timer::after(limit).await;
-        })
-        .await;
+        shared.closing.set();
+        shared
+            .active
+            .wait()
+            .or(async {
+                smol::Timer::after(limit).await;
+            })
+            .await;
         shared.stats.log_untold(shared.limits.max_connections);
-        shared.active.load(Ordering::SeqCst)
+        shared.active.count()
     }
 }
 
@@ -319,11 +310,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, app: AppHandle)
             Err(e) => {
                 // Out of file descriptors and the like: wait a little instead of spinning.
                 log_at!(Error, "panini::http", "accept failed: {e}");
-                async_io::Timer::after(Duration::from_millis(50)).await;
+                smol::Timer::after(Duration::from_millis(50)).await;
                 continue;
             }
         };
-        shared.active.fetch_add(1, Ordering::SeqCst);
+        let active = shared.active.enter();
         let slot = match shared.slots.admit() {
             Admit::In(slot) => slot,
             Admit::InAfterClosingIdle(slot) => {
@@ -332,7 +323,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, app: AppHandle)
             }
             Admit::Full => {
                 shared.stats.note_refused(503, || Some(peer));
-                let guard = ConnGuard(shared.clone(), None);
+                let guard = ConnGuard {
+                    shared: shared.clone(),
+                    slot: None,
+                    _active: active,
+                };
                 smol::spawn(async move {
                     let mut stream = stream;
                     let mut out = Vec::new();
@@ -345,7 +340,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, app: AppHandle)
             }
         };
         let _ = stream.set_nodelay(true);
-        let guard = ConnGuard(shared.clone(), Some(slot.clone()));
+        let guard = ConnGuard {
+            shared: shared.clone(),
+            slot: Some(slot.clone()),
+            _active: active,
+        };
         let (shared, app) = (shared.clone(), app.clone());
         smol::spawn(async move {
             serve_conn(stream, &shared, &slot, app).await;
@@ -356,16 +355,18 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, app: AppHandle)
 }
 
 /// A connection task's hold on the server: its slot (none for a 503 answer) and its
-/// place in the count that a stop waits on.
-struct ConnGuard(Arc<Shared>, Option<Arc<Slot>>);
+/// place in the count that a stop waits on (given back after the slot: the fields drop
+/// after `drop`).
+struct ConnGuard {
+    shared: Arc<Shared>,
+    slot: Option<Arc<Slot>>,
+    _active: WaitGuard,
+}
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        if let Some(slot) = &self.1 {
-            self.0.slots.release(slot);
-        }
-        if self.0.active.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify(usize::MAX);
+        if let Some(slot) = &self.slot {
+            self.shared.slots.release(slot);
         }
     }
 }
@@ -376,7 +377,7 @@ async fn serve_conn(stream: TcpStream, shared: &Shared, slot: &Slot, app: AppHan
     // one listener each for the connection's whole life. They are polled once, which
     // stores the task's waker in them; after that a wait only reads the flags when the
     // task wakes (no listener lock per request).
-    let mut closing = shared.closing_event.listen();
+    let mut closing = pin!(shared.closing.wait());
     let mut evicted = slot.on_evicted();
     let mut registered = false;
     loop {
@@ -391,11 +392,11 @@ async fn serve_conn(stream: TcpStream, shared: &Shared, slot: &Slot, app: AppHan
                 if let Poll::Ready(more) = idle.as_mut().poll(cx) {
                     return Poll::Ready(more);
                 }
-                if shared.closing.load(Ordering::SeqCst) || slot.is_evicted() {
+                if shared.closing.is_set() || slot.is_evicted() {
                     return Poll::Ready(false);
                 }
                 if !registered {
-                    if Pin::new(&mut closing).poll(cx).is_ready()
+                    if closing.as_mut().poll(cx).is_ready()
                         || Pin::new(&mut evicted).poll(cx).is_ready()
                     {
                         return Poll::Ready(false);
@@ -423,10 +424,7 @@ async fn serve_conn(stream: TcpStream, shared: &Shared, slot: &Slot, app: AppHan
         let head = req.method == Method::Head;
         let version = req.version;
         let resp = shared.router.dispatch(req).await;
-        let persist = match (
-            keep_alive && !shared.closing.load(Ordering::SeqCst),
-            version,
-        ) {
+        let persist = match (keep_alive && !shared.closing.is_set(), version) {
             (false, _) => Persist::Close,
             (true, 0) => Persist::KeepAlive10,
             (true, _) => Persist::KeepAlive,

@@ -79,22 +79,9 @@ impl Response {
     /// have no body), `Connection` and (unless `head`) the body. Nothing is allocated but
     /// the output's own growth.
     pub(crate) fn write_to(&self, out: &mut Vec<u8>, conn: Persist, head: bool) {
-        if (100..=999).contains(&self.status) {
-            // The usual three digits, in place.
-            let mut line = *b"HTTP/1.1 000 ";
-            for (at, n) in [
-                (9, self.status / 100),
-                (10, self.status / 10),
-                (11, self.status),
-            ] {
-                line[at] = b'0' + (n % 10) as u8;
-            }
-            out.extend_from_slice(&line);
-        } else {
-            out.extend_from_slice(b"HTTP/1.1 ");
-            push_decimal(out, usize::from(self.status));
-            out.push(b' ');
-        }
+        out.extend_from_slice(b"HTTP/1.1 ");
+        push_decimal(out, self.status);
+        out.push(b' ');
         out.extend_from_slice(reason(self.status).as_bytes());
         out.extend_from_slice(b"\r\n");
         for (name, value) in &self.headers {
@@ -138,8 +125,8 @@ fn push_header_text(out: &mut Vec<u8>, text: &str) {
 }
 
 /// Appends `n` in decimal.
-fn push_decimal(out: &mut Vec<u8>, n: usize) {
-    out.extend_from_slice(panini_proto::decimal(n as u64, &mut [0u8; 20]));
+fn push_decimal(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// What the response says about the connection.

@@ -9,8 +9,8 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use futures_lite::future::Boxed;
-use futures_lite::FutureExt;
+use smol::future::Boxed;
+use smol::future::FutureExt;
 
 use super::failure;
 use super::query::decode_path;

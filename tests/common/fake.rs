@@ -13,10 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_channel::{Receiver, Sender};
-use async_net::{TcpListener, TcpStream};
-use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 use panini::proto::{parse_client_op, ClientOp, Limits, Status};
+use smol::channel::{Receiver, Sender};
+use smol::future::FutureExt;
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::net::{TcpListener, TcpStream};
 
 /// Bound on anything a test waits for from the client or the fake.
 pub const BOUND: Duration = Duration::from_secs(5);
@@ -136,7 +137,7 @@ impl FakeServer {
         let url = format!("nats://{}", listener.local_addr().expect("local addr"));
         let accepted = Arc::new(AtomicUsize::new(0));
         let refusing = Arc::new(AtomicBool::new(false));
-        let (tx, conns) = async_channel::unbounded();
+        let (tx, conns) = smol::channel::unbounded();
         let acceptor = smol::spawn(accept_loop(
             listener,
             handshake,
@@ -182,7 +183,7 @@ impl FakeServer {
     pub async fn next_conn(&self) -> FakeConn {
         let next = async { Ok(self.conns.recv().await) };
         let got = next.or(async {
-            async_io::Timer::after(BOUND).await;
+            smol::Timer::after(BOUND).await;
             Err(())
         });
         match got.await {
@@ -317,7 +318,7 @@ impl FakeConn {
             let mut chunk = [0u8; 4096];
             let read = async { Ok(self.stream.read(&mut chunk).await) };
             let read = read.or(async {
-                async_io::Timer::after(BOUND).await;
+                smol::Timer::after(BOUND).await;
                 Err(())
             });
             match read.await {
@@ -404,7 +405,7 @@ impl FakeConn {
         loop {
             let read = async { Ok(self.stream.read(&mut chunk).await) };
             let read = read.or(async {
-                async_io::Timer::after(BOUND).await;
+                smol::Timer::after(BOUND).await;
                 Err(())
             });
             match read.await {
@@ -425,7 +426,7 @@ impl FakeConn {
         while self.buf.len() < n {
             let read = async { Ok(self.stream.read(&mut chunk).await) };
             let read = read.or(async {
-                async_io::Timer::after(BOUND).await;
+                smol::Timer::after(BOUND).await;
                 Err(())
             });
             match read.await {

@@ -7,12 +7,12 @@ use std::net::SocketAddr;
 
 use crate::common::NatsServer;
 use crate::http_client::{bounded, Client};
-use futures_lite::StreamExt;
 use panini::client as nats;
 use panini::http::{Method, Request, Response, View};
 use panini::{App, AppHandle, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use smol::stream::StreamExt;
 
 // ---------------------------------------------------------------------------------------
 // Harness: an app with the test routes, started in-process on port 0.
@@ -22,7 +22,7 @@ use serde_json::json;
 pub struct Served {
     pub addr: SocketAddr,
     pub handle: AppHandle,
-    pub stop: async_channel::Sender<()>,
+    pub stop: smol::channel::Sender<()>,
     pub done: smol::Task<panini::Result<()>>,
 }
 
@@ -37,7 +37,7 @@ impl Served {
 /// Starts `app` against `server` with HTTP on a port the OS picks; returns once the app
 /// published its `started` event, with the address its `on_start` hook saw.
 pub async fn start(mut app: App, server: &NatsServer) -> Served {
-    let (handle_tx, handle_rx) = async_channel::bounded(1);
+    let (handle_tx, handle_rx) = smol::channel::bounded(1);
     app.http().port(0);
     app.on_start(move |handle: AppHandle| {
         let handle_tx = handle_tx.clone();
@@ -48,7 +48,7 @@ pub async fn start(mut app: App, server: &NatsServer) -> Served {
     let probe = nats::connect(server.url()).await.unwrap();
     let mut events = probe.subscribe("panini_events.>").await.unwrap();
     probe.flush().await.unwrap();
-    let (stop, stopped) = async_channel::bounded::<()>(1);
+    let (stop, stopped) = smol::channel::bounded::<()>(1);
     let app = app.servers([server.url()]).banner(false);
     let done = smol::spawn(app.run_until(async move {
         let _ = stopped.recv().await;
@@ -182,9 +182,9 @@ pub async fn rejected(addr: SocketAddr, raw: &[u8], status: u16) {
 }
 
 /// A GET handler that reports it started, then waits for `release` before answering.
-pub fn held(app: &mut App, path: &str) -> (async_channel::Receiver<()>, async_channel::Sender<()>) {
-    let (entered_tx, entered) = async_channel::unbounded();
-    let (release, release_rx) = async_channel::unbounded::<()>();
+pub fn held(app: &mut App, path: &str) -> (smol::channel::Receiver<()>, smol::channel::Sender<()>) {
+    let (entered_tx, entered) = smol::channel::unbounded();
+    let (release, release_rx) = smol::channel::unbounded::<()>();
     app.http().get(path, move || {
         let (entered_tx, release_rx) = (entered_tx.clone(), release_rx.clone());
         async move {

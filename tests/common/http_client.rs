@@ -10,8 +10,9 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use async_net::TcpStream;
-use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use smol::future::FutureExt;
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::net::TcpStream;
 
 /// How long one read, write or connect may take before the test fails.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -62,7 +63,7 @@ impl Resp {
 /// Fails the test if `fut` takes longer than [`IO_TIMEOUT`].
 pub async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
     fut.or(async {
-        async_io::Timer::after(IO_TIMEOUT).await;
+        smol::Timer::after(IO_TIMEOUT).await;
         panic!("{what}: nothing after {IO_TIMEOUT:?}");
     })
     .await

@@ -256,9 +256,9 @@ fn read_ports(dir: &Path, kind: &str) -> Option<String> {
 
 /// Runs an async test body on smol, failing it if it takes longer than `TEST_TIMEOUT`.
 pub fn run<F: std::future::Future>(body: F) -> F::Output {
-    use futures_lite::FutureExt;
+    use smol::future::FutureExt;
     smol::block_on(body.or(async {
-        async_io::Timer::after(TEST_TIMEOUT).await;
+        smol::Timer::after(TEST_TIMEOUT).await;
         panic!("test timed out after {TEST_TIMEOUT:?}");
     }))
 }
@@ -309,9 +309,9 @@ pub fn with_events(
     opts: panini::client::ConnectOptions,
 ) -> (
     panini::client::ConnectOptions,
-    async_channel::Receiver<panini::client::Event>,
+    smol::channel::Receiver<panini::client::Event>,
 ) {
-    let (tx, rx) = async_channel::unbounded();
+    let (tx, rx) = smol::channel::unbounded();
     let opts = opts.event_callback(move |ev| {
         let _ = tx.try_send(ev);
     });
@@ -320,7 +320,7 @@ pub fn with_events(
 
 /// Waits for the first event that `pick` accepts (the test's timeout bounds it).
 pub async fn wait_for<T>(
-    events: &async_channel::Receiver<panini::client::Event>,
+    events: &smol::channel::Receiver<panini::client::Event>,
     mut pick: impl FnMut(&panini::client::Event) -> Option<T>,
 ) -> T {
     loop {
@@ -334,18 +334,18 @@ pub async fn wait_for<T>(
 /// Waits up to `bound` for the first event that `pick` accepts; returns it with the events
 /// that came before it. Panics, naming `what` and listing those events, if none comes.
 pub async fn wait_for_within<T>(
-    events: &async_channel::Receiver<panini::client::Event>,
+    events: &smol::channel::Receiver<panini::client::Event>,
     bound: Duration,
     what: &str,
     mut pick: impl FnMut(&panini::client::Event) -> Option<T>,
 ) -> (T, Vec<panini::client::Event>) {
-    use futures_lite::FutureExt;
+    use smol::future::FutureExt;
     let deadline = Instant::now() + bound;
     let mut before = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let next = async { Some(events.recv().await) }.or(async {
-            async_io::Timer::after(left).await;
+            smol::Timer::after(left).await;
             None
         });
         match next.await {
@@ -365,9 +365,9 @@ pub async fn within<T>(
     what: &str,
     fut: impl std::future::Future<Output = T>,
 ) -> T {
-    use futures_lite::FutureExt;
+    use smol::future::FutureExt;
     let bounded = async { Some(fut.await) }.or(async {
-        async_io::Timer::after(bound).await;
+        smol::Timer::after(bound).await;
         None
     });
     match bounded.await {

@@ -159,7 +159,7 @@ impl NatsServer {
                 "the server did not log {what:?} within {bound:?}; its log:\n{}",
                 self.log()
             );
-            async_io::Timer::after(Duration::from_millis(10)).await;
+            smol::Timer::after(Duration::from_millis(10)).await;
         }
     }
 }

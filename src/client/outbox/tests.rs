@@ -138,7 +138,7 @@ fn the_rebuild_is_subs_then_buffered_publishes_then_one_ping_per_waiting_flush()
     let mut o = connected(1024);
     o.push_pub(&pub_op("a", None, "1")).unwrap();
     o.ping(None).unwrap(); // a keepalive: not rebuilt
-    let (tx, _rx) = async_channel::bounded(1);
+    let (tx, _rx) = smol::channel::bounded(1);
     o.ping(Some(tx)).unwrap(); // a flush: rebuilt
     o.push_control(&ClientOp::Unsub {
         sid: b"9",
@@ -148,7 +148,7 @@ fn the_rebuild_is_subs_then_buffered_publishes_then_one_ping_per_waiting_flush()
     let loss = o.disconnected(&mut batch, 0, |_, _| {});
     assert_eq!(loss, Loss::default());
     o.push_pub(&pub_op("b", None, "2")).unwrap();
-    let (tx, _rx2) = async_channel::bounded(1);
+    let (tx, _rx2) = smol::channel::bounded(1);
     o.ping(Some(tx)).unwrap(); // a flush while disconnected
     o.reconnected(|front| front.extend_from_slice(b"SUB s 1\r\n"));
     let mut want = b"SUB s 1\r\n".to_vec();
@@ -286,8 +286,8 @@ fn the_kept_callback_sees_reply_subjects() {
 #[test]
 fn pongs_answer_flushes_in_order_and_skip_keepalives() {
     let mut o = connected(1024);
-    let (a, ra) = async_channel::bounded(1);
-    let (b, rb) = async_channel::bounded(1);
+    let (a, ra) = smol::channel::bounded(1);
+    let (b, rb) = smol::channel::bounded(1);
     o.ping(Some(a)).unwrap();
     o.ping(None).unwrap();
     o.ping(Some(b)).unwrap();
