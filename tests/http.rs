@@ -222,6 +222,29 @@ fn a_handler_error_answers_a_generic_500_without_its_text() {
     });
 }
 
+/// `request_sync` in a route would block the executor thread the whole app runs on: it is
+/// refused at once (a 500) and the server goes on, instead of freezing.
+#[test]
+fn a_route_calling_request_sync_gets_an_error_not_a_frozen_app() {
+    let server = NatsServer::start();
+    run(async {
+        let mut app = web("sync-in-route");
+        app.http().get("/sync", |app: panini::AppHandle| async move {
+            match app.request_sync("anything", "x") {
+                Err(panini::Error::SyncInAsync { .. }) => "refused".to_string(),
+                other => format!("{other:?}"),
+            }
+        });
+        let s = start(app, &server).await;
+        let mut c = Client::connect(s.addr).await;
+        let r = c.call(bare("GET", "/sync")).await;
+        assert_eq!((r.status, r.text()), (200, "refused"));
+        let r = c.call(bare("GET", "/hello")).await;
+        assert_eq!(r.status, 200, "the app still serves");
+        s.stop().await.unwrap();
+    });
+}
+
 // ---------------------------------------------------------------------------------------
 // Connections: keep-alive, close, pipelining
 // ---------------------------------------------------------------------------------------

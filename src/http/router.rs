@@ -329,7 +329,10 @@ impl Router {
             }
             return Response::error(405).header("Allow", route.allowed());
         };
-        let call = failure::logged(call, method, &path);
+        // A route is async code of the app: its `*_sync` calls refuse instead of freezing
+        // the executor thread (all of an async fn's body; a closure's code before it
+        // returns its future runs in `start`, unmarked).
+        let call = crate::handle::app_async(failure::logged(call, method, &path));
         match AssertUnwindSafe(call).catch_unwind().await {
             // Every 405 names what is allowed (RFC 9110 §15.5.6), also a view's own.
             Ok(resp) if resp.status == 405 && resp.get_header("allow").is_none() => {
