@@ -229,12 +229,13 @@ fn a_route_calling_request_sync_gets_an_error_not_a_frozen_app() {
     let server = NatsServer::start();
     run(async {
         let mut app = web("sync-in-route");
-        app.http().get("/sync", |app: panini::AppHandle| async move {
-            match app.request_sync("anything", "x") {
-                Err(panini::Error::SyncInAsync { .. }) => "refused".to_string(),
-                other => format!("{other:?}"),
-            }
-        });
+        app.http()
+            .get("/sync", |app: panini::AppHandle| async move {
+                match app.request_sync("anything", "x") {
+                    Err(panini::Error::SyncInAsync { .. }) => "refused".to_string(),
+                    other => format!("{other:?}"),
+                }
+            });
         let s = start(app, &server).await;
         let mut c = Client::connect(s.addr).await;
         let r = c.call(bare("GET", "/sync")).await;
