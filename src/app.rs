@@ -114,6 +114,7 @@ pub struct App {
     pub(crate) max_concurrency: usize,
     pub(crate) request_timeout: Duration,
     pub(crate) drain_timeout: Duration,
+    pub(crate) threads: Option<usize>,
     pub(crate) banner: bool,
     pub(crate) endpoints: Vec<EndpointConfig>,
     pub(crate) tasks: Vec<TaskSpec>,
@@ -150,6 +151,7 @@ impl App {
             max_concurrency: 256,
             request_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(10),
+            threads: None,
             banner: true,
             endpoints: Vec::new(),
             tasks: Vec::new(),
@@ -291,6 +293,12 @@ impl App {
     /// How long shutdown waits for in-flight handlers (default 10 s).
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = timeout;
+        self
+    }
+
+    /// How many threads run the app's endpoints, handlers, tasks and HTTP connections.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = Some(n.max(1));
         self
     }
 

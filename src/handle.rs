@@ -45,6 +45,8 @@ pub(crate) struct HandleInner {
     pub(crate) stopping: std::sync::atomic::AtomicBool,
     /// Where the HTTP server listens, if the app has one.
     pub(crate) http_addr: Option<std::net::SocketAddr>,
+    /// Where the app's tasks run.
+    pub(crate) runtime: crate::executor::Runtime,
 }
 
 impl std::fmt::Debug for AppHandle {

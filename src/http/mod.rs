@@ -281,7 +281,7 @@ impl Server {
     /// Starts accepting; each connection gets its own task.
     pub(crate) fn serve(self, app: AppHandle) -> Running {
         let shared = self.shared.clone();
-        let accept = smol::spawn(accept_loop(self.listener, self.shared, app));
+        let accept = app.spawn(accept_loop(self.listener, self.shared, app.clone()));
         Running { accept, shared }
     }
 }
@@ -333,7 +333,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, app: AppHandle)
             Admit::Full => {
                 shared.stats.note_refused(503, || Some(peer));
                 let guard = ConnGuard(shared.clone(), None);
-                smol::spawn(async move {
+                app.spawn(async move {
                     let mut stream = stream;
                     let mut out = Vec::new();
                     Response::error(503).write_to(&mut out, response::Persist::Close, false);
@@ -346,9 +346,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, app: AppHandle)
         };
         let _ = stream.set_nodelay(true);
         let guard = ConnGuard(shared.clone(), Some(slot.clone()));
-        let (shared, app) = (shared.clone(), app.clone());
-        smol::spawn(async move {
-            serve_conn(stream, &shared, &slot, app).await;
+        let (shared, conn_app) = (shared.clone(), app.clone());
+        app.spawn(async move {
+            serve_conn(stream, &shared, &slot, conn_app).await;
             drop(guard);
         })
         .detach();
