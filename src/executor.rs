@@ -16,10 +16,6 @@ use crate::log::log_at;
 /// The environment variable that sets the threads of an app whose code does not.
 pub(crate) const THREADS_VAR: &str = "PANINI_THREADS";
 
-/// The most threads the default picks, however many cores the host has: past that, a
-/// service that needs more says so with `threads`.
-const DEFAULT_CAP: usize = 8;
-
 /// The executor of a running app.
 #[derive(Clone, Debug)]
 pub(crate) enum Runtime {
@@ -65,8 +61,8 @@ pub(crate) struct Threads {
     _stop: async_channel::Sender<()>,
 }
 
-/// The number of threads: `threads` if the code set it, else `$PANINI_THREADS`, else the
-/// cores the host has, at most [`DEFAULT_CAP`].
+/// The number of threads: `threads` if the code set it, else `$PANINI_THREADS`, else one
+/// (see [`App::threads`](crate::App::threads) for why).
 pub(crate) fn thread_count(threads: Option<usize>) -> usize {
     let from_env = || {
         let value = std::env::var(THREADS_VAR).ok()?;
@@ -80,12 +76,7 @@ pub(crate) fn thread_count(threads: Option<usize>) -> usize {
         }
         n
     };
-    let cores = || {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(DEFAULT_CAP)
-    };
-    threads.or_else(from_env).unwrap_or_else(cores).max(1)
+    threads.or_else(from_env).unwrap_or(1).max(1)
 }
 
 /// Starts the executor for `n` threads: smol's global one for one thread, else an
@@ -123,13 +114,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_code_wins_then_the_environment_then_the_cores() {
+    fn the_code_wins_then_the_environment_then_one() {
         assert_eq!(thread_count(Some(3)), 3);
         assert_eq!(thread_count(Some(0)), 1);
         // `PANINI_THREADS` is not set in the test environment.
         if std::env::var_os(THREADS_VAR).is_none() {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            assert_eq!(thread_count(None), cores.clamp(1, DEFAULT_CAP));
+            assert_eq!(thread_count(None), 1);
         }
     }
 
