@@ -6,14 +6,16 @@
 #   bench/http.sh                      # 5 rounds of 10 s per server, then memory (3 rounds)
 #   ROUNDS=3 DURATION=5s bench/http.sh # shorter
 #   SERVERS="ours axum" bench/http.sh  # a subset (ours, axum, panini)
+#   WRK_THREADS=2 CONNS=32 bench/http.sh # wrk -t2 -c32 (wrk then shares both cores)
+#   PANINI_THREADS=1 bench/http.sh     # ours on one thread (App::threads; default: the cores)
 #
 # Servers: ours (bench/src/bin/http_ours.rs: panini::App, one HTTP route, no NATS endpoint),
 # axum (bench/src/bin/http_axum.rs: tokio multi-thread runtime, default features) and
 # Python Panini 0.8.4 (bench/http_panini.py: its aiohttp endpoint). Ours and Panini connect
 # to NATS before they serve, so the script starts its own nats-server on a port the OS picks.
 #
-# wrk runs with one thread (-t1): on this 2-core machine that leaves the other core to the
-# server. Every round starts each server afresh, warms it up with a 2 s wrk, then measures;
+# wrk runs with one thread (-t1) unless WRK_THREADS says otherwise: on this 2-core machine
+# that leaves the other core to the server. Every round starts each server afresh, warms it up with a 2 s wrk, then measures;
 # the order of the servers rotates every round. The table gives medians over the rounds and
 # the ratios of the medians. It also reads the server's CPU time (user + system, all
 # threads) from /proc/PID/stat around the measured wrk run: CPU microseconds per request
@@ -29,7 +31,8 @@ MEM_ROUNDS=${MEM_ROUNDS:-3}
 SERVERS=${SERVERS:-"ours axum panini"}
 NATS_SERVER=${NATS_SERVER:-/usr/sbin/nats-server}
 OUT=${OUT:-/tmp/panini-http-bench}
-WRK=(wrk -t1 -c"$CONNS" -d"$DURATION" --latency)
+WRK_THREADS=${WRK_THREADS:-1}
+WRK=(wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency)
 
 # 1,000 held connections plus wrk's and the servers' own descriptors.
 if [ "$(ulimit -n)" -lt $((HOLD + 1024)) ]; then

@@ -115,6 +115,7 @@ pub struct App {
     pub(crate) max_concurrency: usize,
     pub(crate) request_timeout: Duration,
     pub(crate) drain_timeout: Duration,
+    pub(crate) threads: Option<usize>,
     pub(crate) banner: bool,
     pub(crate) endpoints: Vec<EndpointConfig>,
     pub(crate) tasks: Vec<TaskSpec>,
@@ -152,6 +153,7 @@ impl App {
             max_concurrency: 256,
             request_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(10),
+            threads: None,
             banner: true,
             endpoints: Vec::new(),
             tasks: Vec::new(),
@@ -294,6 +296,36 @@ impl App {
     /// How long shutdown waits for in-flight handlers (default 10 s).
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = timeout;
+        self
+    }
+
+    /// How many threads run the app's endpoints, handlers, tasks and HTTP connections
+    /// (default 1, or `$PANINI_THREADS` when the code does not set it).
+    ///
+    /// - **1** (the default): everything runs on smol's global executor, on the thread that
+    ///   also runs the NATS connection, and an endpoint polls each handler run in its own
+    ///   loop first: no hop between threads per message, the lowest latency for handlers
+    ///   that mostly wait. A handler that computes holds that one core.
+    /// - **n > 1**: the app runs on an executor of its own with `n` threads (`panini-1`,
+    ///   ...) for as long as it runs, and every endpoint run gets a task of its own, so
+    ///   CPU-bound handlers (and HTTP connections) spread over the cores. Each message
+    ///   then crosses threads, which costs cheap handlers throughput and latency: on a
+    ///   2-core host, 2 threads served sequential requests at about 0.7x the rate of 1
+    ///   (BENCHMARKS.md, "Executor threads"). Pick it for handlers that compute.
+    ///
+    /// `0` counts as 1. `SMOL_THREADS` still sizes smol's global executor, which runs the
+    /// NATS connection (and the app, with 1 thread).
+    ///
+    /// ```no_run
+    /// # use panini::{App, Msg};
+    /// let mut app = App::new("resizer").threads(4);
+    /// app.listen("images.resize", |msg: Msg<Vec<u8>>| async move {
+    ///     msg.data.iter().rev().copied().collect::<Vec<u8>>() // CPU-bound work
+    /// });
+    /// app.start();
+    /// ```
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = Some(n.max(1));
         self
     }
 

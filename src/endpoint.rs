@@ -47,7 +47,7 @@ pub(crate) async fn start(app: &AppHandle, ep: Endpoint) -> Result<()> {
     };
     let sid = sub.sid();
     let subject = ep.subject.clone();
-    let task = smol::spawn(app_async(serve(app.clone(), sub, ep)));
+    let task = app.spawn(app_async(serve(app.clone(), sub, ep)));
     let mut running = lock(&app.inner.endpoints);
     running
         .entry(subject)
@@ -62,7 +62,9 @@ async fn serve(app: AppHandle, sub: Subscription, ep: Endpoint) {
         slots: Arc::new(Semaphore::new(ep.max_concurrency.max(1))),
         app,
     };
-    if ctx.app.inner.listen.is_empty() {
+    // With more than one thread every run gets a task of its own (`serve_chained`), so
+    // that CPU-bound handlers of one endpoint spread over the threads.
+    if ctx.app.inner.listen.is_empty() && !ctx.app.inner.runtime.is_parallel() {
         serve_direct(ctx, sub, ep.handler).await
     } else {
         serve_chained(ctx, sub, ep.handler).await
@@ -87,13 +89,14 @@ impl Loop {
         rest: impl Future<Output = ()> + Send + 'static,
     ) {
         let guard = self.app.inner.tracker.enter();
-        smol::spawn(async move {
-            // Released on drop, slot first: even a run that unwinds gives its slot back.
-            let _guard = guard;
-            let _slot = slot;
-            app_async(rest).await;
-        })
-        .detach();
+        self.app
+            .spawn(async move {
+                // Released on drop, slot first: even a run that unwinds gives its slot back.
+                let _guard = guard;
+                let _slot = slot;
+                app_async(rest).await;
+            })
+            .detach();
     }
 }
 
@@ -173,7 +176,7 @@ async fn serve_chained(ctx: Loop, mut sub: Subscription, handler: BoxedHandler) 
                 });
             send_reply(&app, reply_to, reply, false).await;
         });
-        if future::poll_once(&mut work).await.is_some() {
+        if !ctx.app.inner.runtime.is_parallel() && future::poll_once(&mut work).await.is_some() {
             continue;
         }
         ctx.spawn_limited(slot, work);

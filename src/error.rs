@@ -220,6 +220,8 @@ pub enum StartStage {
     Subscribe(String),
     /// Publishing the start event (`panini_events.<service>.<client>.started`).
     Announce,
+    /// Starting the app's own executor threads (`App::threads` above 1).
+    Threads,
 }
 
 impl fmt::Display for StartStage {
@@ -230,6 +232,7 @@ impl fmt::Display for StartStage {
             StartStage::OnStart(n) => write!(f, "on_start hook #{n} failed"),
             StartStage::Subscribe(subject) => write!(f, "cannot subscribe to {subject}"),
             StartStage::Announce => f.write_str("cannot publish the start event"),
+            StartStage::Threads => f.write_str("cannot start the app's threads"),
         }
     }
 }

@@ -48,6 +48,8 @@ pub(crate) struct HandleInner {
     pub(crate) http_addr: Option<std::net::SocketAddr>,
     /// The values registered with `App::state`.
     pub(crate) states: States,
+    /// Where the app's tasks run.
+    pub(crate) runtime: crate::executor::Runtime,
 }
 
 impl std::fmt::Debug for AppHandle {

@@ -39,6 +39,7 @@
 //! - `sync`: the shared waits: a latch, a wait group, and the wait loop under both.
 //! - `buffer`: the receive buffer of the NATS connection and the HTTP server.
 //! - `endpoint`: the dispatch loop of each subscription, and handlers in flight.
+//! - `executor`: the threads the app's tasks run on ([`App::threads`]).
 //! - [`client`]: our NATS client (connection task, reconnect, pool, request mux).
 //! - `nkeys` (feature `nkeys`): NKey key pairs: seeds, public keys, Ed25519 signatures.
 //! - `creds`: the lenient `.creds` file parser (user JWT and seed).
@@ -64,6 +65,7 @@ mod creds;
 mod encoding;
 mod endpoint;
 mod error;
+mod executor;
 mod handle;
 mod handler;
 #[cfg(feature = "http")]

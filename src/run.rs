@@ -121,7 +121,11 @@ impl App {
             return Ok(());
         };
         let client = client.map_err(|e| Error::start(StartStage::Connect, e))?;
-        let app = self.handle(client.clone(), client_name, http_addr);
+        // The app's own threads, if more than one, run until this returns.
+        let (runtime, _threads) =
+            crate::executor::start(crate::executor::thread_count(self.threads))
+                .map_err(|e| Error::start(StartStage::Threads, Error::Io(e)))?;
+        let app = self.handle(client.clone(), client_name, http_addr, runtime);
         let mut started = Started {
             app: app.clone(),
             client: client.clone(),
@@ -148,7 +152,7 @@ impl App {
         started.tasks = self
             .tasks
             .into_iter()
-            .map(|spec| smol::spawn(tasks::run_task(app.clone(), Arc::new(spec))))
+            .map(|spec| app.spawn(tasks::run_task(app.clone(), Arc::new(spec))))
             .collect();
 
         let lost = async {
@@ -177,6 +181,7 @@ impl App {
         client: Client,
         client_name: String,
         http_addr: Option<std::net::SocketAddr>,
+        runtime: crate::executor::Runtime,
     ) -> AppHandle {
         AppHandle {
             inner: Arc::new(HandleInner {
@@ -196,6 +201,7 @@ impl App {
                 stop: event_listener::Event::new(),
                 stopping: std::sync::atomic::AtomicBool::new(false),
                 http_addr,
+                runtime,
             }),
         }
     }

@@ -279,7 +279,7 @@ impl Server {
     /// Starts accepting; each connection gets its own task.
     pub(crate) fn serve(self, app: AppHandle) -> Running {
         let shared = self.shared.clone();
-        let accept = smol::spawn(accept_loop(self.listener, self.shared, app));
+        let accept = app.spawn(accept_loop(self.listener, self.shared, app.clone()));
         Running { accept, shared }
     }
 }
@@ -328,7 +328,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, app: AppHandle)
                     slot: None,
                     _active: active,
                 };
-                smol::spawn(async move {
+                app.spawn(async move {
                     let mut stream = stream;
                     let mut out = Vec::new();
                     Response::error(503).write_to(&mut out, response::Persist::Close, false);
@@ -345,9 +345,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, app: AppHandle)
             slot: Some(slot.clone()),
             _active: active,
         };
-        let (shared, app) = (shared.clone(), app.clone());
-        smol::spawn(async move {
-            serve_conn(stream, &shared, &slot, app).await;
+        let (shared, conn_app) = (shared.clone(), app.clone());
+        app.spawn(async move {
+            serve_conn(stream, &shared, &slot, conn_app).await;
             drop(guard);
         })
         .detach();

@@ -7,8 +7,8 @@
 //! `App::start` connects to NATS before it serves (as every app does), so `bench/http.sh`
 //! starts a `nats-server` and passes `NATS_URL`. The idle keep-alive timeout is raised from
 //! 15 s to 120 s so that the 1,000-idle-connections memory test is not racing it; nothing
-//! else differs from the defaults (max_connections 1024, smol's global executor with its
-//! default of one thread).
+//! else differs from the defaults (max_connections 1024; `App::threads`: one thread per
+//! core unless `PANINI_THREADS` says otherwise, which `bench/http.sh` passes through).
 
 use std::time::Duration;
 

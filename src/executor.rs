@@ -1,0 +1,137 @@
+//! Where the app's tasks run: endpoint loops, handler runs, interval tasks and HTTP
+//! connections. With one thread ([`App::threads`](crate::App::threads)) that is smol's
+//! global executor, shared with the NATS connection's task (no hop between threads per
+//! message); with more, an executor of the app's own, run by that many threads
+//! (`panini-1`, `panini-2`, ...) for as long as the app runs.
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use smol::{Executor, Task};
+
+use crate::handle::AppHandle;
+use crate::log::log_at;
+
+/// The environment variable that sets the threads of an app whose code does not.
+pub(crate) const THREADS_VAR: &str = "PANINI_THREADS";
+
+/// The executor of a running app.
+#[derive(Clone, Debug)]
+pub(crate) enum Runtime {
+    /// smol's global executor: one thread unless `SMOL_THREADS` says otherwise.
+    Global,
+    /// The app's own executor and its threads.
+    Pool(Arc<Executor<'static>>),
+}
+
+impl Runtime {
+    /// Spawns `fut` on this executor.
+    pub(crate) fn spawn<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = T> + Send + 'static,
+    ) -> Task<T> {
+        match self {
+            Runtime::Global => smol::spawn(fut),
+            Runtime::Pool(ex) => ex.spawn(fut),
+        }
+    }
+
+    /// Whether more than one thread runs the app's tasks: an endpoint then gives every
+    /// run a task of its own, so that CPU-bound handlers spread over the threads.
+    pub(crate) fn is_parallel(&self) -> bool {
+        matches!(self, Runtime::Pool(_))
+    }
+}
+
+impl AppHandle {
+    /// Spawns `fut` where the app's tasks run.
+    pub(crate) fn spawn<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = T> + Send + 'static,
+    ) -> Task<T> {
+        self.inner.runtime.spawn(fut)
+    }
+}
+
+/// The threads of an app's own executor; they end when this is dropped (at the end of
+/// the run), once the task each one is polling yields.
+#[derive(Debug)]
+pub(crate) struct Threads {
+    _stop: smol::channel::Sender<()>,
+}
+
+/// The number of threads: `threads` if the code set it, else `$PANINI_THREADS`, else one
+/// (see [`App::threads`](crate::App::threads) for why).
+pub(crate) fn thread_count(threads: Option<usize>) -> usize {
+    let from_env = || {
+        let value = std::env::var(THREADS_VAR).ok()?;
+        let n = value.trim().parse::<usize>().ok();
+        if n.is_none() {
+            log_at!(
+                Warn,
+                "panini",
+                "{THREADS_VAR}={value:?} is not a number of threads: ignored"
+            );
+        }
+        n
+    };
+    threads.or_else(from_env).unwrap_or(1).max(1)
+}
+
+/// Starts the executor for `n` threads: smol's global one for one thread, else an
+/// executor of the app's own with `n` threads, which run until `Threads` is dropped.
+pub(crate) fn start(n: usize) -> std::io::Result<(Runtime, Option<Threads>)> {
+    if n <= 1 {
+        return Ok((Runtime::Global, None));
+    }
+    let ex = Arc::new(Executor::new());
+    let (stop, stopped) = smol::channel::bounded::<()>(1);
+    for i in 1..=n {
+        let (ex, stopped) = (ex.clone(), stopped.clone());
+        std::thread::Builder::new()
+            .name(format!("panini-{i}"))
+            .spawn(move || run_thread(&ex, &stopped))?;
+    }
+    Ok((Runtime::Pool(ex), Some(Threads { _stop: stop })))
+}
+
+/// One thread of the app's executor: runs tasks until the stop channel closes. A task's
+/// panic is kept in its task (async-executor propagates it to whoever awaits it); should
+/// one still reach here, the thread goes on running the others.
+fn run_thread(ex: &Executor<'static>, stopped: &smol::channel::Receiver<()>) {
+    while !stopped.is_closed() {
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            smol::block_on(ex.run(async {
+                let _ = stopped.recv().await;
+            }))
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_code_wins_then_the_environment_then_one() {
+        assert_eq!(thread_count(Some(3)), 3);
+        assert_eq!(thread_count(Some(0)), 1);
+        // `PANINI_THREADS` is not set in the test environment.
+        if std::env::var_os(THREADS_VAR).is_none() {
+            assert_eq!(thread_count(None), 1);
+        }
+    }
+
+    #[test]
+    fn a_pool_runs_tasks_on_its_own_threads_until_dropped() {
+        let (rt, threads) = start(2).unwrap();
+        assert!(rt.is_parallel());
+        let name =
+            smol::block_on(rt.spawn(async { std::thread::current().name().map(str::to_string) }));
+        assert!(name.is_some_and(|n| n.starts_with("panini-")));
+        drop(threads);
+        let (rt, threads) = start(1).unwrap();
+        assert!(!rt.is_parallel() && threads.is_none());
+    }
+}
