@@ -293,7 +293,8 @@ impl App {
         self
     }
 
-    /// How long shutdown waits for in-flight handlers (default 10 s).
+    /// The bound on the whole graceful stop (default 10 s): handlers and HTTP requests in
+    /// flight, the `on_stop` hooks, the final flush. What is still running then is left.
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = timeout;
         self
@@ -493,7 +494,9 @@ impl App {
         self
     }
 
-    /// Runs at shutdown, after in-flight handlers finished, before the final flush.
+    /// Runs at shutdown, after in-flight handlers and HTTP requests finished (NATS is still
+    /// open), before the final flush; within `drain_timeout`. A failure is logged and the
+    /// other hooks still run.
     pub fn on_stop<F, Fut>(&mut self, f: F) -> &mut Self
     where
         F: Fn(AppHandle) -> Fut + Send + Sync + 'static,
