@@ -346,7 +346,7 @@ async fn unless<T>(work: impl Future<Output = T>, stop: impl Future<Output = ()>
 
 /// Panini's connection name: `{service}__{HOSTNAME or non_docker_env_<n>}__{n}`.
 fn default_client_name(service: &str) -> String {
-    let n = || 1 + crate::client::random_u64() % 1_000_000;
+    let n = || fastrand::u64(1..=1_000_000);
     let host = std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())

@@ -297,7 +297,6 @@ async fn try_servers(
     order: Vec<usize>,
     stop_on_refusal: bool,
 ) -> Result<Connection, Vec<(String, Error)>> {
-    shared.forget_tls_config();
     let mut failures = Vec::new();
     for idx in order {
         let server = pool.servers[idx].clone();
@@ -349,6 +348,9 @@ pub(crate) async fn reconnect(
         if skip_current && passes == 0 && order.len() > 1 {
             order.pop(); // lame duck: the server we were on comes last, skip it once
         }
+        // Each pass reads the TLS files again (a rotated certificate); the first connect
+        // keeps what it read to check the settings.
+        shared.forget_tls_config();
         // A close ends the pass at once, not after every server's connect timeout.
         let pass = async { Some(try_servers(shared, pool, order, false).await) };
         let closed = async {

@@ -447,11 +447,6 @@ fn inbox_reply(inbox: &str, token: u64) -> String {
     reply
 }
 
-/// A random 64-bit number (fastrand): for jitter and names, not for secrets.
-pub(crate) fn random_u64() -> u64 {
-    fastrand::u64(..)
-}
-
 /// 22 characters of base 62, like a NUID: an inbox name, which must not be any other
 /// client's on the cluster. So the generator starts from the OS-seeded key std gives each
 /// `RandomState` (fastrand's own seed is only the clock and the thread id), a fresh one
