@@ -27,31 +27,28 @@
 //! Everything under the API is ours: a sans-IO NATS parser ([`proto`]), a NATS client on
 //! smol ([`client`]), and a small HTTP/1.1 server ([`http`], feature `http`, on by default).
 //!
-//! # Layout
-//! - `app`: [`App`], the builder: endpoints, tasks, hooks, middlewares, settings.
-//! - `run`: the start sequence (connect, on-start hooks, subscribe, banner) and exit codes.
-//! - `handle`: [`AppHandle`], what handlers and tasks use to publish, request, subscribe.
-//! - `handler`: [`Handler`], [`Msg`], [`IntoReply`]: a plain async fn becomes an endpoint.
-//! - `payload`: [`Json`], [`FromPayload`], [`IntoPayload`]: JSON, text and bytes.
-//! - [`middleware`]: the four send/listen hooks and the catch-alls.
-//! - `tasks`: one-time and interval tasks, on-start and on-stop hooks.
-//! - `state`: [`State`], the app state that handlers, routes and tasks share.
-//! - `sync`: the shared waits: a latch, a wait group, and the wait loop under both.
-//! - `buffer`: the receive buffer of the NATS connection and the HTTP server.
-//! - `endpoint`: the dispatch loop of each subscription, and handlers in flight.
-//! - `executor`: the threads the app's tasks run on ([`App::threads`]).
-//! - [`client`]: our NATS client (connection task, reconnect, pool, request mux).
-//! - `nkeys` (feature `nkeys`): NKey key pairs: seeds, public keys, Ed25519 signatures.
-//! - `creds`: the lenient `.creds` file parser (user JWT and seed).
-//! - `encoding`: base32, CRC-16, base64url: the text forms of NKeys and JWTs.
-//! - [`http`]: the HTTP server: `router` (routes, views, arguments), `conn` (one
-//!   connection's I/O and limits), `head` and `query` (parsing), `slots` (the connection
-//!   limit, idle connections making room), `stats` (refusals counted and logged).
-//! - [`shutdown`]: the SIGINT and SIGTERM watcher, and the graceful stop under one
-//!   deadline (HTTP and handlers in flight, on-stop hooks, flush, close).
-//! - [`log`]: leveled logging to stderr (`PANINI_LOG`), or the `log` facade (feature `log`).
+//! # Layout, and the dependency rule
+//!
+//! The crate is in layers; a module uses only the layers before it, never one after:
+//!
+//! **proto ← foundation ← client ← app ← (later: service, jetstream)**, with **http**
+//! between the app's context and its runtime (it uses [`AppHandle`] and [`State`]; the
+//! app starts and stops it).
+//!
+//! - [`proto`]: `panini-proto`, the wire protocol as values (sans-IO, its own crate).
+//! - foundation: `error` ([`Error`]), `message` ([`Message`], [`Headers`]), `payload`
+//!   ([`Json`], [`FromPayload`], [`IntoPayload`]), `buffer` (the receive buffer), `sync`
+//!   (a latch, a wait group), [`log`], `encoding`, `creds` and [`nkeys`] (feature `nkeys`).
+//! - [`client`]: our NATS client (connection task, reconnect, pool, TLS, request mux).
+//! - `app/`: the framework, in layers of its own (see its module doc): `reply`,
+//!   [`middleware`], `executor`, `runtime` (endpoints, runs in flight, the stop), `context`
+//!   ([`AppHandle`]), `extract` ([`Msg`], [`FromMessage`]), `state` ([`State`]), `runner`
+//!   ([`Handler`]), `endpoint` (the one loop every subscription runs), `tasks`, `builder`
+//!   ([`App`]), `run` (the start), [`shutdown`] (signals, the graceful stop).
+//! - [`http`] (feature `http`, on by default): `router` (routes, views, arguments), `conn`
+//!   (one connection's I/O and limits), `head` and `query` (parsing), `slots` (the
+//!   connection limit), `stats` (refusals counted and logged).
 //! - [`rt`]: the smol and futures-lite pieces re-exported for programs using the client.
-//! - [`proto`]: `panini-proto`, the wire protocol as values.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
@@ -63,24 +60,17 @@ mod buffer;
 pub mod client;
 mod creds;
 mod encoding;
-mod endpoint;
 mod error;
-mod executor;
-mod handle;
-mod handler;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod log;
 mod message;
-pub mod middleware;
 #[cfg(feature = "nkeys")]
 pub mod nkeys;
 mod payload;
-mod run;
-pub mod shutdown;
-mod state;
 mod sync;
-mod tasks;
+
+pub use app::{middleware, shutdown};
 
 /// The async runtime pieces a program needs to use panini's [`client`] on its own (or to
 /// run an [`App`] inside its own code), so it does not have to add `smol` and
@@ -106,11 +96,10 @@ pub mod rt {
     pub use smol::{block_on, spawn, Task, Timer};
 }
 
-pub use app::{App, EndpointConfig, IntoSubjects, EXIT_NATS_LOST};
+pub use app::{
+    App, AppHandle, EndpointConfig, FromMessage, Handler, IntoReply, IntoSubjects, MissingState,
+    Msg, Outcome, Rejection, Reply, SendOptions, State, SyncHandler, TaskResult, EXIT_NATS_LOST,
+};
 pub use error::{BoxError, Error, Result, StartStage};
-pub use handle::{AppHandle, SendOptions};
-pub use handler::{FromMessage, Handler, IntoReply, Msg, Outcome, Rejection, Reply, SyncHandler};
 pub use message::{Headers, Message};
 pub use payload::{FromPayload, IntoPayload, Json};
-pub use state::{MissingState, State};
-pub use tasks::TaskResult;

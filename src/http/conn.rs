@@ -13,8 +13,8 @@ use smol::{Async, Timer};
 use super::head::{parse_head, Body, Head};
 use super::request::Request;
 use super::Limits;
+use crate::app::AppHandle;
 use crate::buffer::InBuf;
-use crate::handle::AppHandle;
 
 /// What reading a request came to.
 pub(crate) enum Read {

@@ -59,8 +59,8 @@ pub use response::{IntoResponse, Response};
 pub use router::{FromRequest, HttpHandler, View};
 pub use stats::HttpStats;
 
+use crate::app::AppHandle;
 use crate::error::{Error, Result};
-use crate::handle::AppHandle;
 use crate::log::log_at;
 use crate::sync::{Latch, WaitGroup, WaitGuard};
 use conn::{Conn, Read};

@@ -3,8 +3,8 @@
 
 use serde::de::DeserializeOwned;
 
+use crate::app::AppHandle;
 use crate::error::{Error, Result};
-use crate::handle::AppHandle;
 
 /// An HTTP method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

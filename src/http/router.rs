@@ -16,7 +16,7 @@ use super::failure;
 use super::query::decode_path;
 use super::request::{Method, Request};
 use super::response::{IntoResponse, Response};
-use crate::handle::AppHandle;
+use crate::app::AppHandle;
 use crate::log::log_at;
 
 pub(crate) type BoxedHttp = Arc<dyn Fn(Request) -> Boxed<Response> + Send + Sync>;
@@ -332,7 +332,7 @@ impl Router {
         // A route is async code of the app: its `*_sync` calls refuse instead of freezing
         // the executor thread (all of an async fn's body; a closure's code before it
         // returns its future runs in `start`, unmarked).
-        let call = crate::handle::app_async(failure::logged(call, method, &path));
+        let call = crate::app::app_async(failure::logged(call, method, &path));
         match AssertUnwindSafe(call).catch_unwind().await {
             // Every 405 names what is allowed (RFC 9110 §15.5.6), also a view's own.
             Ok(resp) if resp.status == 405 && resp.get_header("allow").is_none() => {

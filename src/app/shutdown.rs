@@ -23,11 +23,11 @@ use async_signal::{Signal, Signals};
 use smol::future::FutureExt;
 use smol::stream::StreamExt;
 
+use super::context::AppHandle;
+use super::tasks::TaskFn;
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::handle::AppHandle;
 use crate::log::log_at;
-use crate::tasks::TaskFn;
 
 /// Watches SIGINT and SIGTERM from the moment it is called (not from the first poll, so
 /// a signal that comes during start-up is not lost to the default action), and returns a
@@ -182,12 +182,11 @@ async fn drain_nats(app: &AppHandle, client: &Client, at: Instant) {
         None => log_at!(Warn, "panini", "draining subscriptions: timed out"),
     }
     // The endpoint loops end once their queues are empty; what they spawned may still run.
-    for ep in app.take_endpoints() {
+    for ep in app.runtime().take_endpoints() {
         until(at, ep.task).await;
     }
     let left = app
-        .inner
-        .tracker
+        .runtime()
         .wait_idle(at.saturating_duration_since(Instant::now()))
         .await;
     if left > 0 {

@@ -1,18 +1,19 @@
 //! [`App`]: the service, as a builder. Register endpoints, tasks, hooks and middlewares
-//! and set its connection; `run.rs` starts and stops it.
+//! and set its connection; [`run`](super::run) starts it and [`shutdown`](super::shutdown)
+//! stops it.
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::context::AppHandle;
+use super::middleware::{Applies, Chain, ListenResult, Next, Outgoing, SendResult};
+use super::runner::{BoxedHandler, Handler, SyncHandler};
+use super::state::States;
+use super::tasks::{self, Schedule, TaskFn, TaskResult, TaskSpec};
 use crate::client::ConnectOptions;
-use crate::handle::AppHandle;
-use crate::handler::{BoxedHandler, Handler, SyncHandler};
 use crate::message::Message;
-use crate::middleware::{self, Chain, ListenResult, Next, Outgoing, SendResult};
-use crate::state::States;
-use crate::tasks::{self, Schedule, TaskFn, TaskResult, TaskSpec};
 
 /// Exit code when the connection is lost for good (reconnect attempts exhausted), as Panini.
 pub const EXIT_NATS_LOST: i32 = 99;
@@ -56,7 +57,7 @@ impl IntoSubjects for Vec<String> {
 /// Settings of one `listen` registration, adjustable after registering it.
 pub struct EndpointConfig {
     pub(crate) subjects: Vec<String>,
-    pub(crate) queue: Option<Option<String>>,
+    pub(crate) queue: QueueChoice,
     pub(crate) max_concurrency: Option<usize>,
     pub(crate) handler: BoxedHandler,
 }
@@ -70,17 +71,39 @@ impl std::fmt::Debug for EndpointConfig {
     }
 }
 
+/// The queue group of one endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum QueueChoice {
+    /// The app's `allocation_queue_group`, if it has one.
+    AppDefault,
+    /// This group.
+    Group(String),
+    /// No group, even if the app has one.
+    NoGroup,
+}
+
+impl QueueChoice {
+    /// The group to subscribe with, given the app's.
+    pub(crate) fn resolve(&self, app_group: Option<&str>) -> Option<String> {
+        match self {
+            QueueChoice::AppDefault => app_group.map(str::to_string),
+            QueueChoice::Group(group) => Some(group.clone()),
+            QueueChoice::NoGroup => None,
+        }
+    }
+}
+
 impl EndpointConfig {
     /// Uses this queue group for this endpoint (instead of the app's
     /// `allocation_queue_group`); Panini ignored a per-endpoint `queue=`, we honour it.
     pub fn queue(&mut self, group: &str) -> &mut Self {
-        self.queue = Some(Some(group.to_string()));
+        self.queue = QueueChoice::Group(group.to_string());
         self
     }
 
     /// No queue group for this endpoint, even if the app has one.
     pub fn no_queue(&mut self) -> &mut Self {
-        self.queue = Some(None);
+        self.queue = QueueChoice::NoGroup;
         self
     }
 
@@ -121,8 +144,8 @@ pub struct App {
     pub(crate) tasks: Vec<TaskSpec>,
     pub(crate) on_start: Vec<TaskFn>,
     pub(crate) on_stop: Vec<TaskFn>,
-    pub(crate) send: Chain<Outgoing, SendResult>,
-    pub(crate) listen: Chain<Message, ListenResult>,
+    pub(crate) send_hooks: Chain<Outgoing, SendResult>,
+    pub(crate) listen_hooks: Chain<Message, ListenResult>,
     pub(crate) states: States,
     #[cfg(feature = "http")]
     pub(crate) http: Option<crate::http::Http>,
@@ -159,8 +182,8 @@ impl App {
             tasks: Vec::new(),
             on_start: Vec::new(),
             on_stop: Vec::new(),
-            send: Chain::default(),
-            listen: Chain::default(),
+            send_hooks: Chain::default(),
+            listen_hooks: Chain::default(),
             states: States::default(),
             #[cfg(feature = "http")]
             http: None,
@@ -385,24 +408,22 @@ impl App {
     /// message, with at most [`max_concurrency`](EndpointConfig::max_concurrency) of them
     /// at once. So keep blocking or CPU-heavy work out of async handlers (it would hold
     /// up the loop): use [`listen_sync`](App::listen_sync) for that.
-    pub fn listen<T, H: Handler<T>>(
+    pub fn listen<T: 'static, H: Handler<T>>(
         &mut self,
         subjects: impl IntoSubjects,
         handler: H,
     ) -> &mut EndpointConfig {
-        let boxed = BoxedHandler::new(move || handler.runner());
-        self.push_endpoint(subjects, boxed)
+        self.push_endpoint(subjects, BoxedHandler::of_async(handler))
     }
 
     /// Registers a plain (blocking) handler; it runs on a thread pool, so it can use
     /// [`AppHandle::publish_sync`] and [`AppHandle::request_sync`].
-    pub fn listen_sync<T, H: SyncHandler<T>>(
+    pub fn listen_sync<T: 'static, H: SyncHandler<T>>(
         &mut self,
         subjects: impl IntoSubjects,
         handler: H,
     ) -> &mut EndpointConfig {
-        let boxed = BoxedHandler::new(move || handler.runner());
-        self.push_endpoint(subjects, boxed)
+        self.push_endpoint(subjects, BoxedHandler::of_sync(handler))
     }
 
     fn push_endpoint(
@@ -412,7 +433,7 @@ impl App {
     ) -> &mut EndpointConfig {
         self.endpoints.push(EndpointConfig {
             subjects: subjects.into_subjects(),
-            queue: None,
+            queue: QueueChoice::AppDefault,
             max_concurrency: None,
             handler,
         });
@@ -528,41 +549,40 @@ macro_rules! middleware_methods {
 
 middleware_methods! {
     /// A middleware around every `publish` (see [`middleware`](crate::middleware) for the order).
-    send_publish: send, Outgoing, SendResult, middleware::is_publish;
+    send_publish: send_hooks, Outgoing, SendResult, Applies::Publish;
     /// A middleware around every `request`.
-    send_request: send, Outgoing, SendResult, middleware::is_request;
+    send_request: send_hooks, Outgoing, SendResult, Applies::Request;
     /// A middleware around every `publish` and `request` (Panini's `send_any`).
-    send_any: send, Outgoing, SendResult, middleware::any;
+    send_any: send_hooks, Outgoing, SendResult, Applies::Any;
     /// A middleware around handlers of messages without a reply subject.
-    listen_publish: listen, Message, ListenResult, middleware::has_no_reply;
+    listen_publish: listen_hooks, Message, ListenResult, Applies::Publish;
     /// A middleware around handlers of requests (messages with a reply subject).
-    listen_request: listen, Message, ListenResult, middleware::has_reply;
+    listen_request: listen_hooks, Message, ListenResult, Applies::Request;
     /// A middleware around every handler (Panini's `listen_any`).
-    listen_any: listen, Message, ListenResult, middleware::any;
+    listen_any: listen_hooks, Message, ListenResult, Applies::Any;
 }
 
 impl App {
     /// Registers a Panini-style middleware class (see [`Middleware`](crate::middleware::Middleware)):
     /// its four hooks, as one unit.
-    pub fn add_middleware<M: crate::middleware::Middleware>(&mut self, m: M) -> &mut Self {
+    pub fn add_middleware<M: super::middleware::Middleware>(&mut self, m: M) -> &mut Self {
         let m = Arc::new(m);
         let mw = m.clone();
-        self.send.push(middleware::is_publish, move |out, next| {
+        self.send_hooks.push(Applies::Publish, move |out, next| {
             let mw = mw.clone();
             async move { mw.send_publish(out, next).await }
         });
         let mw = m.clone();
-        self.send.push(middleware::is_request, move |out, next| {
+        self.send_hooks.push(Applies::Request, move |out, next| {
             let mw = mw.clone();
             async move { mw.send_request(out, next).await }
         });
         let mw = m.clone();
-        self.listen
-            .push(middleware::has_no_reply, move |msg, next| {
-                let mw = mw.clone();
-                async move { mw.listen_publish(msg, next).await }
-            });
-        self.listen.push(middleware::has_reply, move |msg, next| {
+        self.listen_hooks.push(Applies::Publish, move |msg, next| {
+            let mw = mw.clone();
+            async move { mw.listen_publish(msg, next).await }
+        });
+        self.listen_hooks.push(Applies::Request, move |msg, next| {
             let mw = m.clone();
             async move { mw.listen_request(msg, next).await }
         });

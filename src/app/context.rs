@@ -1,23 +1,25 @@
-//! [`AppHandle`]: what handlers, tasks and hooks use to talk to NATS while the app runs:
-//! `publish` / `request` (through the send middlewares) and their blocking `_sync` twins,
-//! and runtime `subscribe_new_subject` / `unsubscribe_subject`.
+//! [`AppHandle`]: what handlers, tasks and hooks get while the app runs: the client, the
+//! app's names and state, `publish` / `request` through the send middlewares (compiled
+//! once per kind) and their blocking `_sync` twins, and the stop. Starting and stopping
+//! endpoints at run time (`subscribe_new_subject`) is the endpoint module's; the running
+//! machinery itself is [`Runtime`](super::runtime::Runtime)'s. Also the mark that makes
+//! the `_sync` methods refuse to block an executor thread ([`app_async`]).
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use smol::Task;
 
-use crate::client::{lock, Client};
-use crate::endpoint::{self, Endpoint, Tracker};
+use super::middleware::{Chain, Next, Outgoing, SendKind, SendResult, Terminal};
+use super::runtime::Runtime;
+use super::state::States;
+use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::handler::{BoxedHandler, Handler};
 use crate::message::{Headers, Message};
-use crate::middleware::{Chain, ListenResult, Next, Outgoing, SendKind, SendResult, Terminal};
 use crate::payload::{FromPayload, IntoPayload};
-use crate::state::States;
 
 /// A cheap, cloneable handle to the running app.
 ///
@@ -33,23 +35,61 @@ pub(crate) struct HandleInner {
     pub(crate) service_name: String,
     pub(crate) client_name: String,
     pub(crate) request_timeout: Duration,
-    /// The send middlewares, ending in the client's publish or request.
-    pub(crate) send: Next<Outgoing, SendResult>,
-    pub(crate) listen: Chain<Message, ListenResult>,
-    pub(crate) queue_group: Option<String>,
-    pub(crate) max_concurrency: usize,
-    pub(crate) tracker: Tracker,
-    /// Every running endpoint by subject (`listen` and runtime ones).
-    pub(crate) endpoints: Mutex<HashMap<String, Vec<endpoint::Running>>>,
-    /// Set by `shutdown`; the app then stops as on SIGTERM.
-    pub(crate) stop: event_listener::Event,
-    pub(crate) stopping: std::sync::atomic::AtomicBool,
+    /// The send middlewares for publishes, if any applies (else straight to the client).
+    send_publish: Option<Next<Outgoing, SendResult>>,
+    /// The send middlewares for requests, if any applies.
+    send_request: Option<Next<Outgoing, SendResult>>,
     /// Where the HTTP server listens, if the app has one.
     pub(crate) http_addr: Option<std::net::SocketAddr>,
     /// The values registered with `App::state`.
     pub(crate) states: States,
-    /// Where the app's tasks run.
-    pub(crate) runtime: crate::executor::Runtime,
+    /// The running machinery: endpoints, runs in flight, listen middlewares, executor.
+    pub(crate) runtime: Runtime,
+}
+
+/// What makes a handle: the parts of the app a handler sees, and the runtime.
+pub(crate) struct HandleParts {
+    pub(crate) client: Client,
+    pub(crate) service_name: String,
+    pub(crate) client_name: String,
+    pub(crate) request_timeout: Duration,
+    pub(crate) send: Chain<Outgoing, SendResult>,
+    pub(crate) http_addr: Option<std::net::SocketAddr>,
+    pub(crate) states: States,
+    pub(crate) runtime: Runtime,
+}
+
+impl AppHandle {
+    /// The handle of one run of an app; the send chain is compiled here, once per kind.
+    pub(crate) fn new(parts: HandleParts) -> AppHandle {
+        let terminal = send_terminal(parts.client.clone());
+        AppHandle {
+            inner: Arc::new(HandleInner {
+                send_publish: parts.send.compile(SendKind::Publish, terminal.clone()),
+                send_request: parts.send.compile(SendKind::Request, terminal),
+                client: parts.client,
+                service_name: parts.service_name,
+                client_name: parts.client_name,
+                request_timeout: parts.request_timeout,
+                http_addr: parts.http_addr,
+                states: parts.states,
+                runtime: parts.runtime,
+            }),
+        }
+    }
+
+    /// The running machinery.
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    /// Spawns `fut` where the app's tasks run.
+    pub(crate) fn spawn<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = T> + Send + 'static,
+    ) -> Task<T> {
+        self.inner.runtime.spawn(fut)
+    }
 }
 
 impl std::fmt::Debug for AppHandle {
@@ -118,25 +158,12 @@ impl AppHandle {
 
     /// Asks the app to stop gracefully, as SIGTERM does.
     pub fn shutdown(&self) {
-        self.inner
-            .stopping
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        self.inner.stop.notify(usize::MAX);
+        self.inner.runtime.ask_stop();
     }
 
     /// Completes once [`shutdown`](AppHandle::shutdown) was called.
     pub(crate) async fn stopped(&self) {
-        loop {
-            let listener = self.inner.stop.listen();
-            if self
-                .inner
-                .stopping
-                .load(std::sync::atomic::Ordering::SeqCst)
-            {
-                return;
-            }
-            listener.await;
-        }
+        self.inner.runtime.stop_asked().await
     }
 
     /// The underlying NATS client, for anything the app API does not cover.
@@ -229,71 +256,19 @@ impl AppHandle {
     }
 
     async fn send(&self, out: Outgoing) -> SendResult {
-        if self.inner.send.is_last() {
-            return send_now(self.inner.client.clone(), out).await;
-        }
-        self.inner.send.clone().run(out).await
-    }
-
-    /// Subscribes `handler` to `subject` while the app runs, with the app's queue group
-    /// (or none); messages go through the listen middlewares as for `listen`.
-    pub async fn subscribe_new_subject<T, H: Handler<T>>(
-        &self,
-        subject: &str,
-        handler: H,
-    ) -> Result<()> {
-        let queue = self.inner.queue_group.clone();
-        self.subscribe_new_subject_queue(subject, queue.as_deref(), handler)
-            .await
-    }
-
-    /// [`subscribe_new_subject`](AppHandle::subscribe_new_subject) with an explicit queue
-    /// group (`None`: a plain subscription).
-    pub async fn subscribe_new_subject_queue<T, H: Handler<T>>(
-        &self,
-        subject: &str,
-        queue: Option<&str>,
-        handler: H,
-    ) -> Result<()> {
-        let boxed = BoxedHandler::new(move || handler.runner());
-        let ep = Endpoint {
-            subject: subject.to_string(),
-            queue: queue.map(str::to_string),
-            handler: boxed,
-            max_concurrency: self.inner.max_concurrency,
+        let chain = match out.kind {
+            SendKind::Publish => &self.inner.send_publish,
+            SendKind::Request => &self.inner.send_request,
         };
-        endpoint::start(self, ep).await?;
-        // Returns once the server has the SUB, so a request sent next finds the endpoint.
-        self.inner.client.flush().await
-    }
-
-    /// Unsubscribes every endpoint on exactly `subject` (from `listen` or
-    /// `subscribe_new_subject`); messages already received are still handled. An unknown
-    /// subject is [`Error::NotSubscribed`] (as in Panini).
-    pub async fn unsubscribe_subject(&self, subject: &str) -> Result<()> {
-        let running = {
-            let mut endpoints = lock(&self.inner.endpoints);
-            endpoints.remove(subject)
-        };
-        let running = running.ok_or_else(|| Error::NotSubscribed(subject.to_string()))?;
-        for ep in &running {
-            self.inner.client.unsubscribe_sid(ep.sid);
+        match chain {
+            Some(chain) => chain.clone().run(out).await,
+            None => send_now(self.inner.client.clone(), out).await,
         }
-        for ep in running {
-            ep.task.await;
-        }
-        self.inner.client.flush().await
-    }
-
-    /// Takes every running endpoint (for shutdown).
-    pub(crate) fn take_endpoints(&self) -> Vec<endpoint::Running> {
-        let mut endpoints = lock(&self.inner.endpoints);
-        endpoints.drain().flat_map(|(_, eps)| eps).collect()
     }
 }
 
 /// The end of the send chain: the client's publish or request.
-pub(crate) fn send_terminal(client: Client) -> Terminal<Outgoing, SendResult> {
+fn send_terminal(client: Client) -> Terminal<Outgoing, SendResult> {
     Arc::new(move |out| Box::pin(send_now(client.clone(), out)))
 }
 

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use smol::future::Boxed;
 
+use super::reply::Reply;
 use crate::error::Result;
-use crate::handler::Reply;
 use crate::message::{Headers, Message};
 
 /// A Panini-style middleware class: one type with up to four hooks, registered with
@@ -135,6 +135,7 @@ impl<I, O> std::fmt::Debug for Next<I, O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Next")
             .field("index", &self.index)
+            .field("hooks", &self.hooks.len())
             .finish_non_exhaustive()
     }
 }
@@ -150,39 +151,63 @@ impl<I, O> Clone for Next<I, O> {
 }
 
 impl<I: Send + 'static, O: Send + 'static> Next<I, O> {
-    /// True when no middleware is left before the end of the chain.
-    pub(crate) fn is_last(&self) -> bool {
-        self.index >= self.hooks.len()
-    }
-
     /// Runs the inner middlewares and, at the end, the publish, request or handler.
     pub async fn run(self, input: I) -> O {
-        match self.hooks.get(self.index).cloned() {
+        self.start(input).await
+    }
+
+    /// Calls the next hook (or the end of the chain) and returns its future, unpolled:
+    /// one allocation per hook that applies, none for the chain itself.
+    pub(crate) fn start(self, input: I) -> Boxed<O> {
+        match self.hooks.get(self.index) {
             Some(hook) => {
+                let hook = hook.clone();
                 let next = Next {
                     hooks: self.hooks,
                     index: self.index + 1,
                     terminal: self.terminal,
                 };
-                hook(input, next).await
+                hook(input, next)
             }
-            None => (self.terminal)(input).await,
+            None => (self.terminal)(input),
         }
     }
 }
 
-/// An ordered list of hooks for one direction, shared as it is by every run of the chain
-/// (hooks are added only while the app is built).
+/// Which values a hook applies to: the kind of a send (publish or request), or of a
+/// received message (without or with a reply subject). Known when the hook is added, so a
+/// chain is compiled once per kind with only the hooks that apply: a hook never costs
+/// anything for a value it does not apply to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Applies {
+    /// Every value.
+    Any,
+    /// Publishes, or messages without a reply subject.
+    Publish,
+    /// Requests, or messages with a reply subject.
+    Request,
+}
+
+impl Applies {
+    fn to(self, kind: SendKind) -> bool {
+        match self {
+            Applies::Any => true,
+            Applies::Publish => kind == SendKind::Publish,
+            Applies::Request => kind == SendKind::Request,
+        }
+    }
+}
+
+/// The hooks of one direction as the app registers them (hooks are added only while the
+/// app is built); [`compile`](Chain::compile) makes the runnable chain of one kind.
 pub(crate) struct Chain<I, O> {
     /// Outermost first.
-    hooks: Arc<[Hook<I, O>]>,
+    hooks: Vec<(Applies, Hook<I, O>)>,
 }
 
 impl<I, O> Default for Chain<I, O> {
     fn default() -> Self {
-        Chain {
-            hooks: Arc::new([]),
-        }
+        Chain { hooks: Vec::new() }
     }
 }
 
@@ -194,55 +219,39 @@ impl<I, O> Clone for Chain<I, O> {
     }
 }
 
+impl<I, O> std::fmt::Debug for Chain<I, O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("hooks", &self.hooks.len())
+            .finish()
+    }
+}
+
 impl<I: Send + 'static, O: Send + 'static> Chain<I, O> {
-    /// Adds `f` as the new outermost hook, applied only when `applies(&input)`.
-    pub(crate) fn push<F, Fut>(&mut self, applies: fn(&I) -> bool, f: F)
+    /// Adds `f` as the new outermost hook, for the values `applies` says.
+    pub(crate) fn push<F, Fut>(&mut self, applies: Applies, f: F)
     where
         F: Fn(I, Next<I, O>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = O> + Send + 'static,
     {
-        let hook: Hook<I, O> = Arc::new(move |input, next| {
-            if applies(&input) {
-                Box::pin(f(input, next))
-            } else {
-                Box::pin(next.run(input))
-            }
-        });
-        self.hooks = std::iter::once(hook)
-            .chain(self.hooks.iter().cloned())
+        let hook: Hook<I, O> = Arc::new(move |input, next| Box::pin(f(input, next)));
+        self.hooks.insert(0, (applies, hook));
+    }
+
+    /// The runnable chain for values of `kind`, ending in `terminal`: only the hooks that
+    /// apply to that kind, outermost first. `None` when no hook applies (the caller then
+    /// goes straight to its end, with no chain at all).
+    pub(crate) fn compile(&self, kind: SendKind, terminal: Terminal<I, O>) -> Option<Next<I, O>> {
+        let hooks: Arc<[Hook<I, O>]> = self
+            .hooks
+            .iter()
+            .filter(|(applies, _)| applies.to(kind))
+            .map(|(_, hook)| hook.clone())
             .collect();
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.hooks.is_empty()
-    }
-
-    /// A runnable chain ending in `terminal` (made once, then cloned per run).
-    pub(crate) fn with_terminal(&self, terminal: Terminal<I, O>) -> Next<I, O> {
-        Next {
-            hooks: self.hooks.clone(),
+        (!hooks.is_empty()).then_some(Next {
+            hooks,
             index: 0,
             terminal,
-        }
+        })
     }
-}
-
-pub(crate) fn is_publish(o: &Outgoing) -> bool {
-    o.kind == SendKind::Publish
-}
-
-pub(crate) fn is_request(o: &Outgoing) -> bool {
-    o.kind == SendKind::Request
-}
-
-pub(crate) fn any<T>(_: &T) -> bool {
-    true
-}
-
-pub(crate) fn has_no_reply(m: &Message) -> bool {
-    m.reply.is_none()
-}
-
-pub(crate) fn has_reply(m: &Message) -> bool {
-    m.reply.is_some()
 }

@@ -10,8 +10,8 @@ use smol::future::Boxed;
 use smol::future::FutureExt;
 use smol::Timer;
 
+use super::context::{app_async, AppHandle};
 use crate::error::{BoxError, Error, StartStage};
-use crate::handle::{app_async, AppHandle};
 use crate::log::log_at;
 
 /// What a task, hook or interval run may return: `()`, or a `Result` whose error is kept

@@ -9,8 +9,8 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use crate::handle::AppHandle;
-use crate::handler::{FromMessage, Rejection};
+use super::context::AppHandle;
+use super::extract::{FromMessage, Rejection};
 use crate::message::Message;
 
 /// The registered values, by type.

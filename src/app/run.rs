@@ -2,21 +2,22 @@
 //! start event, tasks, each watched by the stop; then, on a signal or `shutdown()`, the
 //! graceful stop of [`shutdown`](crate::shutdown). Also the exit codes of [`App::start`].
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use smol::future::FutureExt;
 
-use crate::app::{App, EXIT_NATS_LOST};
+use super::builder::{App, EXIT_NATS_LOST};
+use super::context::{AppHandle, HandleParts};
+use super::endpoint::{self, Endpoint};
+use super::executor::{self, AppExecutor};
+use super::runtime::Runtime;
+use super::shutdown::{self, Started};
+use super::tasks;
 use crate::client::{Client, ConnectOptions};
-use crate::endpoint::{self, Endpoint, Tracker};
 use crate::error::{Error, Result, StartStage};
-use crate::handle::{AppHandle, HandleInner};
 use crate::log::log_at;
-use crate::shutdown::{self, Started};
-use crate::tasks;
 
 /// The HTTP server bound at the start, before connecting (so a bad address fails at once).
 #[cfg(feature = "http")]
@@ -122,10 +123,9 @@ impl App {
         };
         let client = client.map_err(|e| Error::start(StartStage::Connect, e))?;
         // The app's own threads, if more than one, run until this returns.
-        let (runtime, _threads) =
-            crate::executor::start(crate::executor::thread_count(self.threads))
-                .map_err(|e| Error::start(StartStage::Threads, Error::Io(e)))?;
-        let app = self.handle(client.clone(), client_name, http_addr, runtime);
+        let (executor, _threads) = executor::start(executor::thread_count(self.threads))
+            .map_err(|e| Error::start(StartStage::Threads, Error::Io(e)))?;
+        let app = self.handle(client.clone(), client_name, http_addr, executor);
         let mut started = Started {
             app: app.clone(),
             client: client.clone(),
@@ -181,29 +181,24 @@ impl App {
         client: Client,
         client_name: String,
         http_addr: Option<std::net::SocketAddr>,
-        runtime: crate::executor::Runtime,
+        executor: AppExecutor,
     ) -> AppHandle {
-        AppHandle {
-            inner: Arc::new(HandleInner {
-                client: client.clone(),
-                service_name: self.service_name.clone(),
-                client_name,
-                states: self.states.clone(),
-                request_timeout: self.request_timeout,
-                send: self
-                    .send
-                    .with_terminal(crate::handle::send_terminal(client)),
-                listen: self.listen.clone(),
-                queue_group: self.queue_group.clone(),
-                max_concurrency: self.max_concurrency,
-                tracker: Tracker::default(),
-                endpoints: Mutex::new(HashMap::new()),
-                stop: event_listener::Event::new(),
-                stopping: std::sync::atomic::AtomicBool::new(false),
-                http_addr,
-                runtime,
-            }),
-        }
+        let runtime = Runtime::new(
+            executor,
+            self.listen_hooks.clone(),
+            self.queue_group.clone(),
+            self.max_concurrency,
+        );
+        AppHandle::new(HandleParts {
+            client,
+            service_name: self.service_name.clone(),
+            client_name,
+            request_timeout: self.request_timeout,
+            send: self.send_hooks.clone(),
+            http_addr,
+            states: self.states.clone(),
+            runtime,
+        })
     }
 
     /// The start once connected: on-start hooks, then subscriptions (each recorded in the
@@ -212,7 +207,7 @@ impl App {
         tasks::run_on_start(app, &self.on_start).await?;
         for ep in &self.endpoints {
             for subject in &ep.subjects {
-                let queue = ep.queue.clone().unwrap_or_else(|| self.queue_group.clone());
+                let queue = ep.queue.resolve(self.queue_group.as_deref());
                 let spec = Endpoint {
                     subject: subject.clone(),
                     queue,

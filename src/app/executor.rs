@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use smol::{Executor, Task};
 
-use crate::handle::AppHandle;
 use crate::log::log_at;
 
 /// The environment variable that sets the threads of an app whose code does not.
@@ -18,39 +17,29 @@ pub(crate) const THREADS_VAR: &str = "PANINI_THREADS";
 
 /// The executor of a running app.
 #[derive(Clone, Debug)]
-pub(crate) enum Runtime {
+pub(crate) enum AppExecutor {
     /// smol's global executor: one thread unless `SMOL_THREADS` says otherwise.
     Global,
     /// The app's own executor and its threads.
     Pool(Arc<Executor<'static>>),
 }
 
-impl Runtime {
+impl AppExecutor {
     /// Spawns `fut` on this executor.
     pub(crate) fn spawn<T: Send + 'static>(
         &self,
         fut: impl Future<Output = T> + Send + 'static,
     ) -> Task<T> {
         match self {
-            Runtime::Global => smol::spawn(fut),
-            Runtime::Pool(ex) => ex.spawn(fut),
+            AppExecutor::Global => smol::spawn(fut),
+            AppExecutor::Pool(ex) => ex.spawn(fut),
         }
     }
 
     /// Whether more than one thread runs the app's tasks: an endpoint then gives every
     /// run a task of its own, so that CPU-bound handlers spread over the threads.
     pub(crate) fn is_parallel(&self) -> bool {
-        matches!(self, Runtime::Pool(_))
-    }
-}
-
-impl AppHandle {
-    /// Spawns `fut` where the app's tasks run.
-    pub(crate) fn spawn<T: Send + 'static>(
-        &self,
-        fut: impl Future<Output = T> + Send + 'static,
-    ) -> Task<T> {
-        self.inner.runtime.spawn(fut)
+        matches!(self, AppExecutor::Pool(_))
     }
 }
 
@@ -81,9 +70,9 @@ pub(crate) fn thread_count(threads: Option<usize>) -> usize {
 
 /// Starts the executor for `n` threads: smol's global one for one thread, else an
 /// executor of the app's own with `n` threads, which run until `Threads` is dropped.
-pub(crate) fn start(n: usize) -> std::io::Result<(Runtime, Option<Threads>)> {
+pub(crate) fn start(n: usize) -> std::io::Result<(AppExecutor, Option<Threads>)> {
     if n <= 1 {
-        return Ok((Runtime::Global, None));
+        return Ok((AppExecutor::Global, None));
     }
     let ex = Arc::new(Executor::new());
     let (stop, stopped) = smol::channel::bounded::<()>(1);
@@ -93,7 +82,7 @@ pub(crate) fn start(n: usize) -> std::io::Result<(Runtime, Option<Threads>)> {
             .name(format!("panini-{i}"))
             .spawn(move || run_thread(&ex, &stopped))?;
     }
-    Ok((Runtime::Pool(ex), Some(Threads { _stop: stop })))
+    Ok((AppExecutor::Pool(ex), Some(Threads { _stop: stop })))
 }
 
 /// One thread of the app's executor: runs tasks until the stop channel closes. A task's

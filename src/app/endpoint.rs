@@ -1,0 +1,298 @@
+//! Endpoints at run time: one loop per subscription, the same for every endpoint. Each
+//! message starts its run in the loop (through the listen middlewares compiled for its
+//! kind, or straight into the handler's reusing runner when none applies), polled once
+//! there; a run that is still pending goes on in a task of its own, holding one of the
+//! endpoint's `max_concurrency` slots. Also `subscribe_new_subject` and
+//! `unsubscribe_subject`, which start and stop endpoints while the app runs.
+
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use smol::future::{self, Boxed, FutureExt};
+use smol::lock::{Semaphore, SemaphoreGuardArc};
+use smol::stream::Stream;
+
+use super::context::{app_async, AppHandle};
+use super::middleware::{ListenResult, Next, SendKind, Terminal};
+use super::reply::{error_reply, settle, Outcome};
+use super::runner::{BoxedHandler, Handler, Runner, Step};
+use super::runtime::RunningEndpoint;
+use crate::client::Subscription;
+use crate::error::{Error, Result};
+use crate::log::log_at;
+use crate::message::Message;
+
+/// One subscription and what handles it.
+pub(crate) struct Endpoint {
+    pub(crate) subject: String,
+    pub(crate) queue: Option<String>,
+    pub(crate) handler: BoxedHandler,
+    pub(crate) max_concurrency: usize,
+}
+
+/// Subscribes, spawns the endpoint's loop and records it under its subject (for
+/// `unsubscribe_subject` and the stop).
+pub(crate) async fn start(app: &AppHandle, ep: Endpoint) -> Result<()> {
+    let client = &app.inner.client;
+    let sub = match &ep.queue {
+        Some(q) => client.queue_subscribe(&ep.subject, q).await?,
+        None => client.subscribe(&ep.subject).await?,
+    };
+    let sid = sub.sid();
+    let subject = ep.subject.clone();
+    let task = app.spawn(app_async(run_endpoint(app.clone(), sub, ep)));
+    app.runtime()
+        .add_endpoint(subject, RunningEndpoint { sid, task });
+    Ok(())
+}
+
+impl AppHandle {
+    /// Subscribes `handler` to `subject` while the app runs, with the app's queue group
+    /// (or none); messages go through the listen middlewares as for `listen`.
+    ///
+    /// ```no_run
+    /// use panini::{App, AppHandle, Msg};
+    /// use serde_json::Value;
+    ///
+    /// let mut app = App::new("late_binder");
+    /// app.task(|app: AppHandle| async move {
+    ///     app.subscribe_new_subject("orders.created", |msg: Msg<Value>| async move {
+    ///         println!("new order: {}", msg.data);
+    ///     })
+    ///     .await?;
+    ///     Ok::<(), panini::Error>(())
+    /// });
+    /// app.start();
+    /// ```
+    pub async fn subscribe_new_subject<T: 'static, H: Handler<T>>(
+        &self,
+        subject: &str,
+        handler: H,
+    ) -> Result<()> {
+        let queue = self.runtime().queue_group.clone();
+        self.subscribe_new_subject_queue(subject, queue.as_deref(), handler)
+            .await
+    }
+
+    /// [`subscribe_new_subject`](AppHandle::subscribe_new_subject) with an explicit queue
+    /// group (`None`: a plain subscription).
+    pub async fn subscribe_new_subject_queue<T: 'static, H: Handler<T>>(
+        &self,
+        subject: &str,
+        queue: Option<&str>,
+        handler: H,
+    ) -> Result<()> {
+        let ep = Endpoint {
+            subject: subject.to_string(),
+            queue: queue.map(str::to_string),
+            handler: BoxedHandler::of_async(handler),
+            max_concurrency: self.runtime().max_concurrency,
+        };
+        start(self, ep).await?;
+        // Returns once the server has the SUB, so a request sent next finds the endpoint.
+        self.inner.client.flush().await
+    }
+
+    /// Unsubscribes every endpoint on exactly `subject` (from `listen` or
+    /// `subscribe_new_subject`); messages already received are still handled. An unknown
+    /// subject is [`Error::NotSubscribed`] (as in Panini).
+    ///
+    /// ```no_run
+    /// # use panini::AppHandle;
+    /// # async fn f(app: AppHandle) -> panini::Result<()> {
+    /// app.unsubscribe_subject("orders.created").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn unsubscribe_subject(&self, subject: &str) -> Result<()> {
+        let running = self
+            .runtime()
+            .remove_endpoints(subject)
+            .ok_or_else(|| Error::NotSubscribed(subject.to_string()))?;
+        for ep in &running {
+            self.inner.client.unsubscribe_sid(ep.sid);
+        }
+        for ep in running {
+            ep.task.await;
+        }
+        self.inner.client.flush().await
+    }
+}
+
+/// How one message's run stands after the loop started it.
+enum Run {
+    /// Finished: the reply to send, if any (a failure was logged already).
+    Done(ListenResult),
+    /// A handler run with no middleware, still pending: its outcome is settled at the end.
+    Handler(Boxed<Outcome>),
+    /// A run that ends in the reply to send (through the middlewares, or a whole run
+    /// given to a task of its own with more than one thread): still pending.
+    Settled(Boxed<ListenResult>),
+}
+
+/// What an endpoint's loop keeps: the app, its subject (for log lines, with no copy per
+/// message), its slots (`max_concurrency` permits, one held by each run in a task of its
+/// own), the handler's runner, and the listen middlewares compiled for each kind.
+struct EndpointLoop {
+    app: AppHandle,
+    subject: Arc<str>,
+    slots: Arc<Semaphore>,
+    handler: BoxedHandler,
+    runner: Box<dyn Runner>,
+    /// For messages without a reply subject; `None` when no middleware applies.
+    publishes: Option<Next<Message, ListenResult>>,
+    /// For requests; `None` when no middleware applies.
+    requests: Option<Next<Message, ListenResult>>,
+    /// One thread: start each run in the loop. More: give each run a task of its own at
+    /// once, so that CPU-bound handlers spread over the threads.
+    inline: bool,
+}
+
+impl EndpointLoop {
+    fn new(app: AppHandle, ep: &Endpoint) -> EndpointLoop {
+        let subject: Arc<str> = ep.subject.as_str().into();
+        let terminal: Terminal<Message, ListenResult> = {
+            let (app, handler, subject) = (app.clone(), ep.handler.clone(), subject.clone());
+            Arc::new(move |msg| handler.settled(msg, &app, &subject))
+        };
+        let listen = &app.runtime().listen;
+        EndpointLoop {
+            publishes: listen.compile(SendKind::Publish, terminal.clone()),
+            requests: listen.compile(SendKind::Request, terminal),
+            inline: !app.runtime().executor.is_parallel(),
+            slots: Arc::new(Semaphore::new(ep.max_concurrency.max(1))),
+            runner: ep.handler.runner(),
+            handler: ep.handler.clone(),
+            subject,
+            app,
+        }
+    }
+
+    /// Starts the run of `msg`, in this task's context.
+    fn start(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
+        let is_request = msg.reply.is_some();
+        let chain = if is_request {
+            &self.requests
+        } else {
+            &self.publishes
+        };
+        match chain {
+            None if self.inline => match self.runner.start(msg, &self.app, cx) {
+                Step::Done(outcome) => Run::Done(settle(outcome, &self.subject, is_request)),
+                Step::Pending(rest) => Run::Handler(rest),
+            },
+            None => Run::Settled(self.handler.settled(msg, &self.app, &self.subject)),
+            Some(chain) => {
+                // The handler's own panics are caught at the end of the chain; one caught
+                // here came from a listen middleware, and gets the reply a panicking
+                // handler gets (the log says which it was).
+                let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    let mut run = chain.clone().start(msg);
+                    if !self.inline {
+                        return Run::Settled(run);
+                    }
+                    match run.as_mut().poll(cx) {
+                        Poll::Ready(reply) => Run::Done(reply),
+                        Poll::Pending => Run::Settled(run),
+                    }
+                }));
+                started.unwrap_or_else(|panic| {
+                    let outcome = Outcome::middleware_panicked(panic);
+                    Run::Done(settle(outcome, &self.subject, is_request))
+                })
+            }
+        }
+    }
+
+    /// Runs the rest of a run in a task of its own, holding the slot the loop took for it;
+    /// the stop waits for it through the runtime's count of runs in flight.
+    fn finish_apart(&self, slot: SemaphoreGuardArc, run: Run, reply_to: Option<String>) {
+        let guard = self.app.runtime().enter();
+        let (app, subject) = (self.app.clone(), self.subject.clone());
+        let is_request = reply_to.is_some();
+        let rest = async move {
+            // Released on drop, slot first: even a run that unwinds gives its slot back.
+            let _guard = guard;
+            let _slot = slot;
+            let reply =
+                match run {
+                    Run::Done(reply) => reply,
+                    Run::Handler(rest) => settle(rest.await, &subject, is_request),
+                    Run::Settled(rest) => AssertUnwindSafe(rest)
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|panic| {
+                            let outcome = Outcome::middleware_panicked(panic);
+                            settle(outcome, &subject, is_request)
+                        }),
+                };
+            send_reply(&app, reply_to, reply, false).await;
+        };
+        self.app.spawn(app_async(rest)).detach();
+    }
+}
+
+/// The loop of one endpoint, until its subscription ends and its queue is handled.
+async fn run_endpoint(app: AppHandle, mut sub: Subscription, ep: Endpoint) {
+    let mut ep = EndpointLoop::new(app, &ep);
+    loop {
+        // No run starts, not even to its first await, until a slot is free: at most
+        // `max_concurrency` bodies run at once. A run that finishes in its first poll
+        // gives the slot back at once; one still pending keeps it in its own task.
+        let slot = ep.slots.acquire_arc().await;
+        // Runs that leave nothing to do (no reply to send) are handled inside one poll,
+        // message after message, as the queue yields them.
+        let next = future::poll_fn(|cx| loop {
+            let msg = match Pin::new(&mut sub).poll_next(cx) {
+                Poll::Ready(Some(msg)) => msg,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            };
+            let reply_to = msg.reply.clone();
+            match ep.start(msg, cx) {
+                Run::Done(reply) if reply_to.is_none() || reply.is_none() => {}
+                run => return Poll::Ready(Some((reply_to, run))),
+            }
+        });
+        let Some((reply_to, run)) = next.await else {
+            return;
+        };
+        match run {
+            Run::Done(reply) => {
+                drop(slot);
+                send_reply(&ep.app, reply_to, reply, sub.pending() == 0).await;
+            }
+            pending => ep.finish_apart(slot, pending, reply_to),
+        }
+    }
+}
+
+/// Publishes the reply of a request, if there is one to send (nothing for a stream message
+/// or an empty reply); `now` writes it at once if the writer is idle. A reply that cannot
+/// be sent as it is (larger than the server's `max_payload`, headers that cannot be
+/// encoded) is logged and answered with a small 500 error reply instead, so the requester
+/// learns of it at once rather than by its timeout.
+async fn send_reply(app: &AppHandle, reply_to: Option<String>, reply: ListenResult, now: bool) {
+    let (Some(to), Some(reply)) = (reply_to, reply) else {
+        return;
+    };
+    let client = &app.inner.client;
+    let sent = client
+        .publish_reply(&to, reply.headers.as_ref(), &reply.payload, now)
+        .await;
+    match sent {
+        Ok(()) => {}
+        Err(e @ (Error::MaxPayload { .. } | Error::InvalidHeader)) => {
+            log_at!(Error, "panini", "cannot send the reply to {to}: {e}");
+            let instead = error_reply(500, &format!("cannot send the reply: {e}"));
+            let sent = client
+                .publish_reply(&to, instead.headers.as_ref(), &instead.payload, now)
+                .await;
+            if let Err(e) = sent {
+                log_at!(Error, "panini", "cannot send the error reply to {to}: {e}");
+            }
+        }
+        Err(e) => log_at!(Error, "panini", "cannot send the reply to {to}: {e}"),
+    }
+}

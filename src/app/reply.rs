@@ -1,0 +1,263 @@
+//! A handler's return value as the reply to send: [`IntoReply`] turns it into an
+//! [`Outcome`] (a [`Reply`], nothing, or a failure), and a failure becomes an error reply
+//! that can always be encoded (the `Nats-Service-Error` headers, Panini's JSON body).
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::extract::Rejection;
+use crate::error::BoxError;
+use crate::log::log_at;
+use crate::message::Headers;
+use crate::payload::{IntoPayload, Json};
+
+/// A reply to send: payload and optional headers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reply {
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// Headers, if any.
+    pub headers: Option<Headers>,
+}
+
+/// What a handler run came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Send this reply (or nothing).
+    Reply(Option<Reply>),
+    /// The handler failed: answer a request with an error reply, and log.
+    Failed {
+        /// `Nats-Service-Error-Code`: 400 for a payload that did not decode, 500 otherwise.
+        code: u16,
+        /// `Nats-Service-Error`.
+        description: String,
+        /// The detail for the log.
+        detail: String,
+    },
+}
+
+impl Outcome {
+    /// The reply this outcome sends: a failure becomes the error headers plus
+    /// `{"success":false,"error":"<description>"}`.
+    pub(crate) fn into_wire(self) -> Option<Reply> {
+        match self {
+            Outcome::Reply(reply) => reply,
+            Outcome::Failed {
+                code, description, ..
+            } => Some(error_reply(code, &description)),
+        }
+    }
+
+    /// The handler's arguments could not be made: a payload that does not decode gets
+    /// Panini's `MessageSchemaError`; a failure of the service (5xx) a generic description,
+    /// its detail going to the log only.
+    pub(crate) fn rejected(r: Rejection) -> Outcome {
+        if r.code >= 500 {
+            return Outcome::Failed {
+                code: r.code,
+                description: "internal error".into(),
+                detail: r.detail,
+            };
+        }
+        Outcome::Failed {
+            code: r.code,
+            description: "MessageSchemaError".into(),
+            detail: format!("the payload does not decode: {}", r.detail),
+        }
+    }
+
+    pub(crate) fn panicked(payload: Box<dyn std::any::Any + Send>) -> Outcome {
+        Outcome::panicked_in("handler", payload)
+    }
+
+    /// A listen middleware panicked: the requester gets the reply a panicking handler gets
+    /// (it cannot tell the two apart), the log says which it was.
+    pub(crate) fn middleware_panicked(payload: Box<dyn std::any::Any + Send>) -> Outcome {
+        Outcome::panicked_in("listen middleware", payload)
+    }
+
+    fn panicked_in(what: &str, payload: Box<dyn std::any::Any + Send>) -> Outcome {
+        let text = crate::error::panic_message(payload.as_ref());
+        Outcome::Failed {
+            code: 500,
+            description: "handler panicked".into(),
+            detail: format!("{what} panicked: {text}"),
+        }
+    }
+}
+
+/// The longest error text an error reply carries, in bytes (longer ones are cut, with
+/// `…` at the end): a header line, not a document.
+pub(crate) const MAX_ERROR_TEXT: usize = 1024;
+
+/// An error reply: the headers `Nats-Service-Error` (the description made
+/// [header-safe](header_safe)) and `Nats-Service-Error-Code`, plus
+/// `{"success":false,"error":"<description>"}` with the same text. It can always be
+/// encoded, whatever the description holds.
+pub(crate) fn error_reply(code: u16, description: &str) -> Reply {
+    let description = header_safe(description);
+    let body = serde_json::json!({"success": false, "error": description});
+    let mut headers = Headers::new();
+    headers.insert("Nats-Service-Error", description);
+    headers.insert("Nats-Service-Error-Code", code.to_string());
+    Reply {
+        payload: body.to_string().into_bytes(),
+        headers: Some(headers),
+    }
+}
+
+/// `text` as a header value that can always be sent: each control character (CR and LF
+/// above all, which would end the header line) becomes a space, and the text is cut to
+/// [`MAX_ERROR_TEXT`] bytes on a character boundary.
+pub(crate) fn header_safe(text: &str) -> String {
+    let mut end = text.len().min(MAX_ERROR_TEXT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut safe: String = text[..end]
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if end < text.len() {
+        safe.push('…');
+    }
+    safe
+}
+
+/// A handler's return value, as a reply.
+///
+/// `()` sends nothing; `serde_json::Value` and `Json<T>` send compact JSON; `String`,
+/// `&str` and `Vec<u8>` are sent raw; `Option<T>` sends nothing for `None`; `Result<T, E>`
+/// sends an error reply for `Err` (and logs it); [`Reply`] sets headers too.
+pub trait IntoReply {
+    /// The outcome to act on.
+    fn into_reply(self) -> Outcome;
+}
+
+/// A reply with the payload's wire form (as [`IntoPayload`] encodes it for publishing).
+fn payload_reply(payload: impl IntoPayload) -> Outcome {
+    match payload.into_payload() {
+        Ok(payload) => Outcome::Reply(Some(Reply {
+            payload,
+            headers: None,
+        })),
+        Err(e) => Outcome::Failed {
+            code: 500,
+            description: "cannot encode reply".into(),
+            detail: format!("cannot encode reply: {e}"),
+        },
+    }
+}
+
+impl IntoReply for () {
+    fn into_reply(self) -> Outcome {
+        Outcome::Reply(None)
+    }
+}
+
+impl IntoReply for Outcome {
+    fn into_reply(self) -> Outcome {
+        self
+    }
+}
+
+impl IntoReply for Reply {
+    fn into_reply(self) -> Outcome {
+        Outcome::Reply(Some(self))
+    }
+}
+
+/// The payload types reply as they publish: JSON compact, text and bytes raw.
+macro_rules! payload_replies {
+    ($($t:ty),*) => {$(
+        impl IntoReply for $t {
+            fn into_reply(self) -> Outcome {
+                payload_reply(self)
+            }
+        }
+    )*};
+}
+
+payload_replies!(Value, String, &'static str, Vec<u8>);
+
+impl<T: Serialize> IntoReply for Json<T> {
+    fn into_reply(self) -> Outcome {
+        payload_reply(self)
+    }
+}
+
+impl<T: IntoReply> IntoReply for Option<T> {
+    fn into_reply(self) -> Outcome {
+        self.map_or(Outcome::Reply(None), IntoReply::into_reply)
+    }
+}
+
+impl<T: IntoReply, E: Into<BoxError>> IntoReply for Result<T, E> {
+    fn into_reply(self) -> Outcome {
+        match self {
+            Ok(t) => t.into_reply(),
+            Err(e) => {
+                let e: BoxError = e.into();
+                Outcome::Failed {
+                    code: 500,
+                    description: e.to_string(),
+                    detail: e.to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// Logs a failed run (naming the endpoint's subject) and turns the outcome into the reply
+/// to send. A refusal below 500 (a payload that does not decode) is the sender's fault: a
+/// warning, not an error of this service.
+pub(crate) fn settle(outcome: Outcome, subject: &str, is_request: bool) -> Option<Reply> {
+    if let Outcome::Failed { code, detail, .. } = &outcome {
+        let kind = if is_request { "request" } else { "message" };
+        if *code < 500 {
+            log_at!(
+                Warn,
+                "panini",
+                "{kind} on {subject} refused ({code}): {detail}"
+            );
+        } else {
+            log_at!(
+                Error,
+                "panini",
+                "{kind} on {subject} failed ({code}): {detail}"
+            );
+        }
+    }
+    outcome.into_wire()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_safe_turns_control_characters_into_spaces() {
+        assert_eq!(header_safe("a\nb\r\nc\td\u{7}"), "a b  c d ");
+        assert_eq!(header_safe("plain text"), "plain text");
+    }
+
+    #[test]
+    fn header_safe_cuts_long_text_on_a_character_boundary() {
+        let long = "é".repeat(MAX_ERROR_TEXT); // two bytes each
+        let safe = header_safe(&long);
+        assert!(safe.len() <= MAX_ERROR_TEXT + '…'.len_utf8());
+        assert!(safe.ends_with('…'));
+        assert!(safe.trim_end_matches('…').chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn an_error_reply_always_encodes() {
+        for text in ["line one\nline two", "\r\n", "", &"x".repeat(100_000)] {
+            let reply = error_reply(500, text);
+            let mut out = Vec::new();
+            reply.headers.unwrap().encode(&mut out).unwrap();
+            let body: Value = serde_json::from_slice(&reply.payload).unwrap();
+            assert_eq!(body["success"], false);
+        }
+    }
+}
