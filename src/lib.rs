@@ -29,25 +29,28 @@
 //!
 //! # Layout, and the dependency rule
 //!
-//! The crate is in layers; a module uses only the layers before it, never one after:
+//! The crate is in layers; a module uses only the layers before it, never one after
+//! (`tests/layers.rs` checks every `crate::` and `super::` path):
 //!
-//! **proto ← foundation ← client ← app ← (later: service, jetstream)**, with **http**
-//! between the app's context and its runtime (it uses [`AppHandle`] and [`State`]; the
-//! app starts and stops it).
+//! **proto ← foundation ← client ← (jetstream) ← app**, with **http** inside the app's
+//! layers: after its context and extractors (routes take [`AppHandle`] and [`State`]),
+//! before the builder and the run that start and stop it. The service layer to come sits
+//! after the app.
 //!
 //! - [`proto`]: `panini-proto`, the wire protocol as values (sans-IO, its own crate).
-//! - foundation: `error` ([`Error`]), `message` ([`Message`], [`Headers`]), `payload`
-//!   ([`Json`], [`FromPayload`], [`IntoPayload`]), `buffer` (the receive buffer), `sync`
-//!   (a latch, a wait group), [`log`], `encoding`, `creds` and [`nkeys`] (feature `nkeys`).
+//! - foundation: `error` ([`Error`]), `encoding`, `buffer` (the receive buffer), `sync` (a
+//!   latch, a wait group), [`log`]; then `message` ([`Message`], [`Headers`]), `payload`
+//!   ([`Json`], [`FromPayload`], [`IntoPayload`]), `creds` and [`nkeys`] (feature `nkeys`).
 //! - [`client`]: our NATS client (connection task, reconnect, pool, TLS, request mux).
-//! - `app/`: the framework, in layers of its own (see its module doc): `reply`,
-//!   [`middleware`], `executor`, `runtime` (endpoints, runs in flight, the stop), `context`
-//!   ([`AppHandle`]), `extract` ([`Msg`], [`FromMessage`]), `state` ([`State`]), `runner`
-//!   ([`Handler`]), `endpoint` (the one loop every subscription runs), `tasks`, `builder`
-//!   ([`App`]), `run` (the start), [`shutdown`] (signals, the graceful stop).
+//! - `app/`: the framework, in layers of its own (each file one job): `state`, `reply`
+//!   ([`IntoReply`]), `executor`, [`middleware`], `runtime` (endpoints, runs in flight,
+//!   the stop), `context` ([`AppHandle`]), `extract` ([`Msg`], [`FromMessage`], [`State`]),
+//!   `runner` ([`Handler`]), `endpoint` (the one loop every subscription runs), `tasks`,
+//!   `builder` ([`App`]), [`shutdown`] (signals, the graceful stop), `run` (the start).
 //! - [`http`] (feature `http`, on by default): `router` (routes, views, arguments), `conn`
 //!   (one connection's I/O and limits), `head` and `query` (parsing), `slots` (the
-//!   connection limit), `stats` (refusals counted and logged).
+//!   connection limit), `stats` (refusals counted and logged), `state` (the app state as a
+//!   route argument).
 //! - [`rt`]: the smol and futures-lite pieces re-exported for programs using the client.
 
 #![forbid(unsafe_code)]

@@ -2,9 +2,12 @@
 //! ([`Msg<T>`] with its payload decoded, the raw [`Message`], [`AppHandle`],
 //! [`State<S>`](crate::State)), or rejects the message with a [`Rejection`].
 
+use std::ops::{Deref, DerefMut};
+
 use serde_json::Value;
 
 use super::context::AppHandle;
+use super::reply::Rejection;
 use crate::message::{Headers, Message};
 use crate::payload::FromPayload;
 
@@ -23,28 +26,6 @@ pub struct Msg<T = Value> {
     pub headers: Option<Headers>,
     /// The decoded payload.
     pub data: T,
-}
-
-/// Why a handler's arguments could not be made from a message: the payload did not
-/// decode as the handler asked (the sender's fault, code 400), or the service lacks what
-/// the handler needs, such as a [`State`](crate::State) never registered (code 500).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rejection {
-    /// What went wrong, for the log.
-    pub detail: String,
-    /// The `Nats-Service-Error-Code` of the error reply: 400 (and below 500) for a message
-    /// that does not fit, logged as a warning; 500 and up for a failure of the service,
-    /// logged as an error.
-    pub code: u16,
-}
-
-impl From<super::state::MissingState> for Rejection {
-    fn from(missing: super::state::MissingState) -> Self {
-        Rejection {
-            detail: missing.to_string(),
-            code: 500,
-        }
-    }
 }
 
 /// A value a handler can take as an argument, made from the incoming message.
@@ -114,5 +95,68 @@ impl FromMessage for Message {
 impl FromMessage for AppHandle {
     fn from_message(_: &Message, app: &AppHandle) -> Result<Self, Rejection> {
         Ok(app.clone())
+    }
+}
+
+/// A handler argument: a clone of the app state of type `S`, registered with
+/// [`App::state`](crate::App::state). NATS handlers ([`App::listen`](crate::App::listen))
+/// and HTTP routes (`app.http().get(..)` and the other verbs) take it alike, so they
+/// share one value: put what they share behind an `Arc` (an `Arc<Mutex<..>>`, atomics, a
+/// pool) and each clone sees the others' changes.
+///
+/// Take it by pattern, `State(counter): State<Counter>`, or keep the wrapper: it derefs
+/// to `S`. A handler asking for a type that was never registered does not run: a request
+/// gets an error reply with code 500 and the description `internal error` (an HTTP
+/// client a generic 500), and the log says "no state of type … was registered with
+/// App::state". The endpoint goes on serving.
+///
+/// ```no_run
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+///
+/// use panini::{App, State};
+/// use serde_json::json;
+///
+/// #[derive(Clone, Default)]
+/// struct Hits(Arc<AtomicU64>);
+///
+/// impl Hits {
+///     fn add(&self) -> u64 {
+///         self.0.fetch_add(1, Ordering::SeqCst) + 1
+///     }
+///     fn get(&self) -> u64 {
+///         self.0.load(Ordering::SeqCst)
+///     }
+/// }
+///
+/// let mut app = App::new("counter");
+/// app.state(Hits::default());
+/// // a NATS handler...
+/// app.listen("hits.add", |State(hits): State<Hits>| async move { json!(hits.add()) });
+/// // ...and an HTTP route count on the same number (`State` derefs to `Hits`)
+/// # #[cfg(feature = "http")]
+/// app.http().get("/hits", |hits: State<Hits>| async move { hits.get().to_string() });
+/// app.start();
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct State<S>(pub S);
+
+impl<S> Deref for State<S> {
+    type Target = S;
+
+    fn deref(&self) -> &S {
+        &self.0
+    }
+}
+
+impl<S> DerefMut for State<S> {
+    fn deref_mut(&mut self) -> &mut S {
+        &mut self.0
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> FromMessage for State<S> {
+    fn from_message(_: &Message, app: &AppHandle) -> Result<Self, Rejection> {
+        Ok(State(app.inner.states.require()?))
     }
 }

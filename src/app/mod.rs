@@ -1,19 +1,18 @@
 //! The app layer: what turns a NATS client into a Panini service.
 //!
-//! # Layers inside `app` (each file uses only those above it)
-//! 1. [`reply`] (a handler's return value as the reply) and [`middleware`] (the hooks and
-//!    their chains, compiled once per kind);
-//! 2. [`executor`] (the threads the app runs on) and [`runtime`] (the running machinery:
-//!    endpoints by subject, runs in flight, listen hooks, the stop latch);
-//! 3. [`context`]: [`AppHandle`], what handlers, tasks and hooks get;
-//! 4. [`extract`] (a handler's arguments), [`state`] (the app state argument), then
-//!    [`runner`] ([`Handler`]: a plain async fn as an endpoint);
-//! 5. [`endpoint`]: the one loop every subscription runs, and `subscribe_new_subject`;
-//! 6. [`tasks`] (tasks and hooks), [`builder`] ([`App`]);
-//! 7. [`run`] (the start and the run) and [`shutdown`] (signals, the graceful stop).
-//!
-//! The HTTP server ([`crate::http`]) sits between 5 and 7: it uses the context (its routes
-//! take [`AppHandle`] and [`State`]) and is started and stopped by `run` and `shutdown`.
+//! # Layers inside `app` (each file uses only those above it; `tests/layers.rs` checks)
+//! 1. [`state`] (the registered values), then [`reply`] (a handler's return value as the
+//!    reply) and [`executor`] (the threads the app runs on);
+//! 2. [`middleware`]: the hooks and their chains, compiled once per kind;
+//! 3. [`runtime`]: the running machinery (endpoints by subject, runs in flight, listen
+//!    hooks, the stop latch, the executor);
+//! 4. [`context`]: [`AppHandle`], what handlers, tasks and hooks get;
+//! 5. [`extract`] (a handler's arguments: [`Msg`], [`State`]), then [`runner`]
+//!    ([`Handler`]: a plain async fn as an endpoint);
+//! 6. [`endpoint`]: the one loop every subscription runs, and `subscribe_new_subject`;
+//! 7. the HTTP server ([`crate::http`]), which uses the context and the extractors;
+//! 8. [`tasks`], [`builder`] ([`App`]), [`shutdown`] (signals, the graceful stop), and
+//!    [`run`] (the start and the run).
 
 pub(crate) mod builder;
 pub(crate) mod context;
@@ -32,8 +31,8 @@ pub(crate) mod tasks;
 pub use builder::{App, EndpointConfig, IntoSubjects, EXIT_NATS_LOST};
 pub(crate) use context::app_async;
 pub use context::{AppHandle, SendOptions};
-pub use extract::{FromMessage, Msg, Rejection};
-pub use reply::{IntoReply, Outcome, Reply};
+pub use extract::{FromMessage, Msg, State};
+pub use reply::{IntoReply, Outcome, Rejection, Reply};
 pub use runner::{Handler, SyncHandler};
-pub use state::{MissingState, State};
+pub use state::MissingState;
 pub use tasks::TaskResult;

@@ -5,11 +5,33 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::extract::Rejection;
+use super::state::MissingState;
 use crate::error::BoxError;
 use crate::log::log_at;
 use crate::message::Headers;
 use crate::payload::{IntoPayload, Json};
+
+/// Why a handler's arguments could not be made from a message: the payload did not
+/// decode as the handler asked (the sender's fault, code 400), or the service lacks what
+/// the handler needs, such as a [`State`](crate::State) never registered (code 500).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// What went wrong, for the log.
+    pub detail: String,
+    /// The `Nats-Service-Error-Code` of the error reply: 400 (and below 500) for a message
+    /// that does not fit, logged as a warning; 500 and up for a failure of the service,
+    /// logged as an error.
+    pub code: u16,
+}
+
+impl From<MissingState> for Rejection {
+    fn from(missing: MissingState) -> Self {
+        Rejection {
+            detail: missing.to_string(),
+            code: 500,
+        }
+    }
+}
 
 /// A reply to send: payload and optional headers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

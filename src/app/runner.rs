@@ -15,9 +15,9 @@ use smol::future::Boxed;
 use smol::future::FutureExt;
 
 use super::context::AppHandle;
-use super::extract::{FromMessage, Rejection};
+use super::extract::FromMessage;
 use super::middleware::ListenResult;
-use super::reply::{settle, IntoReply, Outcome};
+use super::reply::{settle, IntoReply, Outcome, Rejection};
 use crate::message::Message;
 
 /// The erased form every handler is stored as. An endpoint loop keeps one

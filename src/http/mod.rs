@@ -41,6 +41,7 @@ mod request;
 mod response;
 mod router;
 mod slots;
+mod state;
 mod stats;
 
 use std::future::{poll_fn, Future};
