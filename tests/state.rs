@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{run, within, NatsServer};
-use panini::{App, AppHandle, Error, State};
-use serde_json::json;
+use panini::{App, AppHandle, Error, Msg, State};
+use serde_json::{json, Value};
 use smol::future::FutureExt;
 use smol::stream::StreamExt;
 
@@ -163,35 +163,75 @@ fn a_counter_is_shared_by_nats_handlers_and_http_routes() {
     });
 }
 
-/// A handler asking for a type nobody registered: each request gets a 500 error reply (not
-/// a timeout), the endpoint keeps serving, and a sync handler fares the same.
+/// A `listen` handler asking for a type nobody registered fails the start at once, before
+/// connecting (the server named here does not exist): the error names the subject and the
+/// type. Before the check, the app started and answered each request with a 500.
 #[test]
-fn a_state_never_registered_gives_an_error_reply_and_the_endpoint_goes_on() {
+fn a_state_never_registered_fails_the_start_naming_subject_and_type() {
+    run(async {
+        for sync in [false, true] {
+            let mut app = App::new("missing").servers(["nats://127.0.0.1:1"]);
+            app.state(Counter::default());
+            app.listen("count.bump", |State(c): State<Counter>| async move {
+                json!(c.bump(1))
+            });
+            if sync {
+                app.listen_sync(
+                    ["needs.a", "needs.b"],
+                    |_: Msg<Value>, _: State<Missing>| "x",
+                );
+            } else {
+                app.listen(["needs.a", "needs.b"], |State(_): State<Missing>| async {
+                    "x"
+                });
+            }
+            let ended = within(
+                BOUND,
+                "the start to fail",
+                app.run_until(std::future::pending()),
+            )
+            .await;
+            let Err(e @ Error::Start { .. }) = ended else {
+                panic!("expected a failed start, got {ended:?}");
+            };
+            let text = e.to_string();
+            assert!(text.contains("needs.a, needs.b"), "{text}");
+            assert!(
+                text.contains("no state of type state::Missing was registered"),
+                "{text}"
+            );
+            let source = std::error::Error::source(&e).expect("a source");
+            assert!(source.is::<panini::MissingState>(), "{source:?}");
+        }
+    });
+}
+
+/// A handler added at run time asking for a type nobody registered: each request gets a
+/// 500 error reply (not a timeout), and the endpoint keeps serving.
+#[test]
+fn a_runtime_handler_without_its_state_gives_an_error_reply_and_goes_on() {
     let server = NatsServer::start();
     run(async {
         let mut app = App::new("missing");
         app.state(Counter::default());
-        app.listen("needs.missing", |State(_): State<Missing>| async {
-            "never"
-        });
-        app.listen_sync("needs.missing.sync", |_: State<Missing>| "never");
         app.listen("count.bump", |State(c): State<Counter>| async move {
             json!(c.bump(1))
         });
         let app = start(app, &server).await;
         let nats = &app.handle;
-        for subject in ["needs.missing", "needs.missing.sync", "needs.missing"] {
-            match within(BOUND, subject, nats.request(subject, json!({}))).await {
+        nats.subscribe_new_subject("needs.missing", |State(_): State<Missing>| async {
+            "never"
+        })
+        .await
+        .unwrap();
+        for _ in 0..2 {
+            match within(BOUND, "a reply", nats.request("needs.missing", json!({}))).await {
                 Err(Error::Service { code, description }) => {
                     // The service's fault, not the sender's (not "MessageSchemaError"),
                     // and no internals in the reply: the type's name goes to the log.
-                    assert_eq!(
-                        (code, description.as_str()),
-                        (500, "internal error"),
-                        "{subject}"
-                    );
+                    assert_eq!((code, description.as_str()), (500, "internal error"));
                 }
-                other => panic!("{subject}: expected an error reply, got {other:?}"),
+                other => panic!("expected an error reply, got {other:?}"),
             }
         }
         assert_eq!(nats.request("count.bump", json!({})).await.unwrap(), 1);
@@ -309,13 +349,17 @@ fn a_missing_state_is_logged_naming_the_type() {
 
     let server = NatsServer::start();
     run(async {
+        #[cfg_attr(not(feature = "http"), allow(unused_mut))]
         let mut app = App::new("logged");
-        app.listen("needs.missing", |_: State<Missing>| async { "never" });
         #[cfg(feature = "http")]
         app.http()
             .port(0)
             .get("/missing", |_: State<Missing>| async { "never" });
         let app = start(app, &server).await;
+        let added = app
+            .handle
+            .subscribe_new_subject("needs.missing", |_: State<Missing>| async { "never" });
+        added.await.unwrap();
         let reply = app.handle.request("needs.missing", json!({})).await;
         assert!(
             matches!(reply, Err(Error::Service { code: 500, .. })),

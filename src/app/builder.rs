@@ -366,8 +366,10 @@ impl App {
     ///
     /// One value per type: register several types for several values (a newtype each,
     /// `struct Db(Pool)`, rather than two `String`s); registering a type again replaces
-    /// its value (the last one wins). A handler asking for a type never registered gets a
-    /// 500 error reply, and the log names the type.
+    /// its value (the last one wins). A `listen` handler asking for a type never registered
+    /// fails the start (before connecting), naming the subject and the type; a handler
+    /// added at run time, or an HTTP route, gets a 500 error per message instead, and the
+    /// log names the type.
     ///
     /// ```no_run
     /// use std::sync::{Arc, Mutex};

@@ -2,6 +2,7 @@
 //! ([`Msg<T>`] with its payload decoded, the raw [`Message`], [`AppHandle`],
 //! [`State<S>`](crate::State)), or rejects the message with a [`Rejection`].
 
+use std::any::TypeId;
 use std::ops::{Deref, DerefMut};
 
 use serde_json::Value;
@@ -42,6 +43,13 @@ pub trait FromMessage: Sized {
     /// and payload without copying them.
     fn from_message_owned(msg: Message, app: &AppHandle) -> Result<Self, Rejection> {
         Self::from_message(&msg, app)
+    }
+
+    /// The app state this argument needs, if any (the type of `S` for a `State<S>`): the
+    /// app checks at start that every endpoint's states were registered.
+    #[doc(hidden)]
+    fn required_state() -> Option<(TypeId, &'static str)> {
+        None
     }
 }
 
@@ -105,10 +113,12 @@ impl FromMessage for AppHandle {
 /// pool) and each clone sees the others' changes.
 ///
 /// Take it by pattern, `State(counter): State<Counter>`, or keep the wrapper: it derefs
-/// to `S`. A handler asking for a type that was never registered does not run: a request
-/// gets an error reply with code 500 and the description `internal error` (an HTTP
-/// client a generic 500), and the log says "no state of type … was registered with
-/// App::state". The endpoint goes on serving.
+/// to `S`. A `listen` handler asking for a type that was never registered fails the
+/// app's start, before it connects: the error names the subject and says "no state of
+/// type … was registered with App::state". A handler added at run time
+/// (`subscribe_new_subject`) or an HTTP route asking for one does not run: a request gets
+/// an error reply with code 500 and the description `internal error` (an HTTP client a
+/// generic 500), the log says the same, and the endpoint goes on serving.
 ///
 /// ```no_run
 /// use std::sync::atomic::{AtomicU64, Ordering};
@@ -158,5 +168,9 @@ impl<S> DerefMut for State<S> {
 impl<S: Clone + Send + Sync + 'static> FromMessage for State<S> {
     fn from_message(_: &Message, app: &AppHandle) -> Result<Self, Rejection> {
         Ok(State(app.inner.states.require()?))
+    }
+
+    fn required_state() -> Option<(TypeId, &'static str)> {
+        Some((TypeId::of::<S>(), std::any::type_name::<S>()))
     }
 }

@@ -29,6 +29,7 @@ pub(crate) mod state;
 pub(crate) mod tasks;
 
 pub use builder::{App, EndpointConfig, IntoSubjects, EXIT_NATS_LOST};
+#[cfg(feature = "http")]
 pub(crate) use context::app_async;
 pub use context::{AppHandle, SendOptions};
 pub use extract::{FromMessage, Msg, State};

@@ -104,6 +104,7 @@ impl App {
     #[cfg_attr(not(feature = "http"), allow(unused_mut))]
     pub async fn run_until(mut self, stop: impl Future<Output = ()>) -> Result<()> {
         let mut stop = pin!(stop);
+        self.check_states()?;
         let client_name = self
             .client_name
             .clone()
@@ -173,6 +174,20 @@ impl App {
             "stopping: no new messages, waiting for handlers in flight"
         );
         started.stop(Some(&self.on_stop), self.drain_timeout).await
+    }
+
+    /// Every `listen` endpoint's handler finds the app states it takes: a type never
+    /// registered with [`App::state`] fails the start at once, before connecting, rather
+    /// than each message later. (Endpoints added at run time with
+    /// `subscribe_new_subject` are checked per message: a 500 error reply, logged.)
+    fn check_states(&self) -> Result<()> {
+        for ep in &self.endpoints {
+            if let Some(missing) = ep.handler.missing_state(&self.states) {
+                let subject = ep.subjects.join(", ");
+                return Err(Error::start(StartStage::Subscribe(subject), missing));
+            }
+        }
+        Ok(())
     }
 
     /// The handle that handlers, tasks and hooks get.

@@ -4,6 +4,7 @@
 //! axum does; a [`Runner`] runs one endpoint's messages through it, reusing the
 //! allocation of the handler's future from run to run.
 
+use std::any::TypeId;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
@@ -18,6 +19,7 @@ use super::context::AppHandle;
 use super::extract::FromMessage;
 use super::middleware::ListenResult;
 use super::reply::{settle, IntoReply, Outcome, Rejection};
+use super::state::{MissingState, States};
 use crate::message::Message;
 
 /// The erased form every handler is stored as. An endpoint loop keeps one
@@ -30,6 +32,7 @@ pub(crate) struct BoxedHandler(Arc<dyn Erased>);
 /// What an endpoint needs of a handler, whatever its type.
 trait Erased: Send + Sync {
     fn runner(&self) -> Box<dyn Runner>;
+    fn required_states(&self) -> Vec<(TypeId, &'static str)>;
     fn settled(&self, msg: Message, app: &AppHandle, subject: &Arc<str>) -> Boxed<ListenResult>;
 }
 
@@ -44,6 +47,10 @@ impl<T: 'static, H: Handler<T>> Erased for AsyncFn<H, T> {
         self.0.runner()
     }
 
+    fn required_states(&self) -> Vec<(TypeId, &'static str)> {
+        self.0.required_states()
+    }
+
     fn settled(&self, msg: Message, app: &AppHandle, subject: &Arc<str>) -> Boxed<ListenResult> {
         self.0.settled(msg, app, subject)
     }
@@ -52,6 +59,10 @@ impl<T: 'static, H: Handler<T>> Erased for AsyncFn<H, T> {
 impl<T: 'static, H: SyncHandler<T>> Erased for SyncFn<H, T> {
     fn runner(&self) -> Box<dyn Runner> {
         self.0.runner()
+    }
+
+    fn required_states(&self) -> Vec<(TypeId, &'static str)> {
+        self.0.required_states()
     }
 
     fn settled(&self, msg: Message, app: &AppHandle, subject: &Arc<str>) -> Boxed<ListenResult> {
@@ -73,6 +84,11 @@ impl BoxedHandler {
     /// A runner for one endpoint loop.
     pub(crate) fn runner(&self) -> Box<dyn Runner> {
         self.0.runner()
+    }
+
+    /// The first app state the handler takes that `states` lacks.
+    pub(crate) fn missing_state(&self, states: &States) -> Option<MissingState> {
+        states.missing(&self.0.required_states())
     }
 
     /// One run as a single boxed future that ends in the reply to send, its failure
@@ -240,6 +256,10 @@ pub trait Handler<T>: Clone + Send + Sync + 'static {
     /// One run settled into its reply, as one boxed future (crate-internal).
     #[doc(hidden)]
     fn settled(&self, msg: Message, app: &AppHandle, subject: &Arc<str>) -> Boxed<ListenResult>;
+
+    /// The app states its arguments need (crate-internal).
+    #[doc(hidden)]
+    fn required_states(&self) -> Vec<(TypeId, &'static str)>;
 }
 
 /// A plain (blocking) fn or closure usable with [`App::listen_sync`](crate::App::listen_sync).
@@ -261,6 +281,10 @@ pub trait SyncHandler<T>: Clone + Send + Sync + 'static {
     /// One run settled into its reply, as one boxed future (crate-internal).
     #[doc(hidden)]
     fn settled(&self, msg: Message, app: &AppHandle, subject: &Arc<str>) -> Boxed<ListenResult>;
+
+    /// The app states its arguments need (crate-internal).
+    #[doc(hidden)]
+    fn required_states(&self) -> Vec<(TypeId, &'static str)>;
 }
 
 async fn guarded<F: Future<Output = Outcome>>(fut: F) -> Outcome {
@@ -298,6 +322,12 @@ macro_rules! handler_impls {
                 })
             }
 
+            fn required_states(&self) -> Vec<(TypeId, &'static str)> {
+                let all: Vec<Option<(TypeId, &'static str)>> =
+                    vec![$($first::required_state(),)? $($rest::required_state(),)*];
+                all.into_iter().flatten().collect()
+            }
+
             fn settled(&self, msg: Message, app: &AppHandle, subject: &Arc<str>) -> Boxed<ListenResult> {
                 #[allow(non_snake_case, unused_variables)]
                 settled_run(|msg: Message, app: &AppHandle| {
@@ -322,6 +352,12 @@ macro_rules! handler_impls {
                     let f = f.clone();
                     Ok(blocking(move || f($($first,)? $($rest),*)))
                 })
+            }
+
+            fn required_states(&self) -> Vec<(TypeId, &'static str)> {
+                let all: Vec<Option<(TypeId, &'static str)>> =
+                    vec![$($first::required_state(),)? $($rest::required_state(),)*];
+                all.into_iter().flatten().collect()
             }
 
             fn settled(&self, msg: Message, app: &AppHandle, subject: &Arc<str>) -> Boxed<ListenResult> {

@@ -26,6 +26,14 @@ impl States {
         self.values.get(&TypeId::of::<S>())?.downcast_ref().cloned()
     }
 
+    /// The first of the `required` states (type id and name) that was never registered.
+    pub(crate) fn missing(&self, required: &[(TypeId, &'static str)]) -> Option<MissingState> {
+        required
+            .iter()
+            .find(|(id, _)| !self.values.contains_key(id))
+            .map(|&(_, type_name)| MissingState { type_name })
+    }
+
     /// The state of type `S`, or why there is none.
     pub(crate) fn require<S: Clone + 'static>(&self) -> Result<S, MissingState> {
         self.get().ok_or(MissingState {
