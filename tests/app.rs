@@ -7,47 +7,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::app::{ask, RunningApp};
 use common::{run, NatsServer};
-use panini::client::{self, Client};
+use panini::client;
 use panini::{App, AppHandle, Json, Message, Msg, Reply};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use smol::stream::StreamExt;
 
-/// An app running in the background until `stop` is called.
-struct Running {
-    stop: smol::channel::Sender<()>,
-    done: smol::Task<panini::Result<()>>,
-}
-
-impl Running {
-    async fn stop(self) -> panini::Result<()> {
-        let _ = self.stop.send(()).await;
-        self.done.await
-    }
-}
-
-/// Starts `app` against `server` and waits for its start event.
-async fn start(app: App, server: &NatsServer) -> Running {
-    let probe = client::connect(server.url()).await.unwrap();
-    let mut started = probe.subscribe("panini_events.>").await.unwrap();
-    probe.flush().await.unwrap();
-    let (stop, stopped) = smol::channel::bounded::<()>(1);
-    let app = app.servers([server.url()]).banner(false);
-    let done = smol::spawn(app.run_until(async move {
-        let _ = stopped.recv().await;
-    }));
-    let event = started.next().await.unwrap();
-    assert!(event.subject.ends_with(".started"), "{}", event.subject);
-    assert_eq!(event.payload, b"{}");
-    Running { stop, done }
-}
-
-async fn ask(client: &Client, subject: &str, payload: &[u8]) -> Message {
-    client
-        .request_with(subject, None, payload, Duration::from_secs(5))
-        .await
-        .unwrap()
+/// Starts `app` against `server`; its start event carries an empty JSON object.
+async fn start(app: App, server: &NatsServer) -> RunningApp {
+    let running = RunningApp::start(app, server).await;
+    assert_eq!(running.start_event().payload, b"{}");
+    running
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
@@ -471,16 +443,8 @@ fn a_queue_group_handles_each_message_once_across_three_instances() {
 fn subjects_can_be_subscribed_and_unsubscribed_at_run_time() {
     let server = NatsServer::start();
     run(async {
-        let (tx, rx) = smol::channel::bounded(1);
-        let mut app = App::new("runtime");
-        app.on_start(move |app: AppHandle| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(app).await;
-            }
-        });
-        let running = start(app, &server).await;
-        let handle = rx.recv().await.unwrap();
+        let running = start(App::new("runtime"), &server).await;
+        let handle = running.handle();
         let c = client::connect(server.url()).await.unwrap();
         let no = c
             .request_with("late.joiner", None, "x", Duration::from_secs(2))

@@ -376,6 +376,7 @@ pub async fn within<T>(
     }
 }
 
+pub mod app;
 pub mod child;
 pub mod jwt;
 pub mod tls;
