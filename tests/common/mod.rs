@@ -379,4 +379,5 @@ pub async fn within<T>(
 pub mod app;
 pub mod child;
 pub mod jwt;
+pub mod monitor;
 pub mod tls;
