@@ -1,5 +1,6 @@
 //! The framework against a real nats-server: data types, replies, failures, tasks,
-//! the sync API, middlewares, queue groups, runtime subscriptions, start and stop.
+//! the sync API, queue groups, runtime subscriptions, start and stop. Middlewares are in
+//! `app_middleware.rs`.
 
 mod common;
 
@@ -7,47 +8,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::app::{ask, RunningApp};
 use common::{run, NatsServer};
-use panini::client::{self, Client};
-use panini::{App, AppHandle, Json, Message, Msg, Reply};
+use panini::client;
+use panini::{App, AppHandle, Json, Msg};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use smol::stream::StreamExt;
 
-/// An app running in the background until `stop` is called.
-struct Running {
-    stop: smol::channel::Sender<()>,
-    done: smol::Task<panini::Result<()>>,
-}
-
-impl Running {
-    async fn stop(self) -> panini::Result<()> {
-        let _ = self.stop.send(()).await;
-        self.done.await
-    }
-}
-
-/// Starts `app` against `server` and waits for its start event.
-async fn start(app: App, server: &NatsServer) -> Running {
-    let probe = client::connect(server.url()).await.unwrap();
-    let mut started = probe.subscribe("panini_events.>").await.unwrap();
-    probe.flush().await.unwrap();
-    let (stop, stopped) = smol::channel::bounded::<()>(1);
-    let app = app.servers([server.url()]).banner(false);
-    let done = smol::spawn(app.run_until(async move {
-        let _ = stopped.recv().await;
-    }));
-    let event = started.next().await.unwrap();
-    assert!(event.subject.ends_with(".started"), "{}", event.subject);
-    assert_eq!(event.payload, b"{}");
-    Running { stop, done }
-}
-
-async fn ask(client: &Client, subject: &str, payload: &[u8]) -> Message {
-    client
-        .request_with(subject, None, payload, Duration::from_secs(5))
-        .await
-        .unwrap()
+/// Starts `app` against `server`; its start event carries an empty JSON object.
+async fn start(app: App, server: &NatsServer) -> RunningApp {
+    let running = RunningApp::start(app, server).await;
+    assert_eq!(running.start_event().payload, b"{}");
+    running
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
@@ -329,105 +302,6 @@ fn sync_handlers_use_publish_sync_and_request_sync() {
 }
 
 #[test]
-fn middlewares_run_last_added_first_and_can_change_or_stop_things() {
-    let server = NatsServer::start();
-    run(async {
-        let log = Arc::new(Mutex::new(Vec::<String>::new()));
-        let mut app = App::new("mw");
-        let l = log.clone();
-        app.listen("m.echo", move |msg: Msg<String>| {
-            l.lock().unwrap().push(format!("handler {}", msg.data));
-            let data = msg.data;
-            async move { data }
-        });
-        for name in ["m1", "m2"] {
-            let l = log.clone();
-            app.listen_any(move |msg, next| {
-                let l = l.clone();
-                async move {
-                    l.lock().unwrap().push(format!("{name} before"));
-                    let out = next.run(msg).await;
-                    l.lock().unwrap().push(format!("{name} after"));
-                    out
-                }
-            });
-        }
-        // Changes the incoming message and the response.
-        app.listen_request(|mut msg: Message, next| async move {
-            msg.payload.extend_from_slice(b"+in");
-            let mut out = next.run(msg).await;
-            if let Some(reply) = out.as_mut() {
-                reply.payload.extend_from_slice(b"+out");
-            }
-            out
-        });
-        // Short-circuits one subject: the handler never runs.
-        app.listen_request(|msg: Message, next| async move {
-            if msg.subject == "m.blocked" {
-                return Some(Reply {
-                    payload: b"refused".to_vec(),
-                    headers: None,
-                });
-            }
-            next.run(msg).await
-        });
-        let blocked_log = log.clone();
-        app.listen("m.blocked", move |_: Msg| {
-            blocked_log
-                .lock()
-                .unwrap()
-                .push("never: the blocked handler ran".into());
-            async { "never" }
-        });
-        // Send side: rewrites the subject of publishes, decorates request responses.
-        app.send_publish(|mut out, next| async move {
-            out.subject = format!("rewritten.{}", out.subject);
-            next.run(out).await
-        });
-        app.send_request(|out, next| async move {
-            let mut response = next.run(out).await?;
-            if let Some(msg) = response.as_mut() {
-                msg.payload.extend_from_slice(b"!");
-            }
-            Ok(response)
-        });
-        let (tx, rx) = smol::channel::bounded(1);
-        app.task(move |app: AppHandle| {
-            let tx = tx.clone();
-            async move {
-                app.publish("note", "x").await.unwrap();
-                let r: String = app
-                    .request_as("m.echo", "hi", Default::default())
-                    .await
-                    .unwrap();
-                let _ = tx.send(r).await;
-            }
-        });
-        let c = client::connect(server.url()).await.unwrap();
-        let mut rewritten = c.subscribe("rewritten.note").await.unwrap();
-        c.flush().await.unwrap();
-        let running = start(app, &server).await;
-
-        assert_eq!(rewritten.next().await.unwrap().payload, b"x");
-        assert_eq!(rx.recv().await.unwrap(), "hi+in+out!");
-        assert_eq!(ask(&c, "m.blocked", b"{}").await.payload, b"refused");
-        let seen = log.lock().unwrap().clone();
-        assert_eq!(
-            &seen[..5],
-            [
-                "m2 before",
-                "m1 before",
-                "handler hi+in",
-                "m1 after",
-                "m2 after"
-            ]
-        );
-        assert!(!seen.iter().any(|l| l.contains("never")));
-        running.stop().await.unwrap();
-    });
-}
-
-#[test]
 fn a_queue_group_handles_each_message_once_across_three_instances() {
     let server = NatsServer::start();
     run(async {
@@ -471,16 +345,8 @@ fn a_queue_group_handles_each_message_once_across_three_instances() {
 fn subjects_can_be_subscribed_and_unsubscribed_at_run_time() {
     let server = NatsServer::start();
     run(async {
-        let (tx, rx) = smol::channel::bounded(1);
-        let mut app = App::new("runtime");
-        app.on_start(move |app: AppHandle| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(app).await;
-            }
-        });
-        let running = start(app, &server).await;
-        let handle = rx.recv().await.unwrap();
+        let running = start(App::new("runtime"), &server).await;
+        let handle = running.handle();
         let c = client::connect(server.url()).await.unwrap();
         let no = c
             .request_with("late.joiner", None, "x", Duration::from_secs(2))
@@ -550,107 +416,6 @@ fn stopping_lets_a_request_in_flight_finish_and_runs_on_stop_hooks() {
         assert!(
             matches!(after, Err(panini::Error::NoResponders)),
             "no new messages taken"
-        );
-    });
-}
-
-/// A Panini-style middleware class recording what its four hooks see.
-struct Recorder(Arc<Mutex<Vec<String>>>);
-
-impl panini::middleware::Middleware for Recorder {
-    async fn send_publish(
-        &self,
-        out: panini::middleware::Outgoing,
-        next: panini::middleware::Next<
-            panini::middleware::Outgoing,
-            panini::middleware::SendResult,
-        >,
-    ) -> panini::middleware::SendResult {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("send_publish {}", out.subject));
-        next.run(out).await
-    }
-
-    async fn send_request(
-        &self,
-        out: panini::middleware::Outgoing,
-        next: panini::middleware::Next<
-            panini::middleware::Outgoing,
-            panini::middleware::SendResult,
-        >,
-    ) -> panini::middleware::SendResult {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("send_request {}", out.subject));
-        next.run(out).await
-    }
-
-    async fn listen_publish(
-        &self,
-        msg: Message,
-        next: panini::middleware::Next<Message, panini::middleware::ListenResult>,
-    ) -> panini::middleware::ListenResult {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("listen_publish {}", msg.subject));
-        next.run(msg).await
-    }
-
-    async fn listen_request(
-        &self,
-        msg: Message,
-        next: panini::middleware::Next<Message, panini::middleware::ListenResult>,
-    ) -> panini::middleware::ListenResult {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("listen_request {}", msg.subject));
-        let mut out = next.run(msg).await;
-        if let Some(reply) = out.as_mut() {
-            reply.payload.extend_from_slice(b" (seen)");
-        }
-        out
-    }
-}
-
-#[test]
-fn a_middleware_class_with_four_hooks_works_with_sync_handlers() {
-    let server = NatsServer::start();
-    run(async {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let mut app = App::new("mwclass");
-        app.add_middleware(Recorder(log.clone()));
-        app.listen_sync("c.sync", |msg: Msg<String>| format!("sync {}", msg.data));
-        app.listen_sync("c.event", |_: Msg<String>| {});
-        let (tx, rx) = smol::channel::bounded(1);
-        app.task(move |app: AppHandle| {
-            let tx = tx.clone();
-            async move {
-                app.publish("c.event", "e").await.unwrap();
-                let r: String = app
-                    .request_as("c.sync", "x", Default::default())
-                    .await
-                    .unwrap();
-                let _ = tx.send(r).await;
-            }
-        });
-        let running = start(app, &server).await;
-        assert_eq!(rx.recv().await.unwrap(), "sync x (seen)");
-        running.stop().await.unwrap();
-        let mut seen = log.lock().unwrap().clone();
-        seen.sort();
-        assert_eq!(
-            seen,
-            [
-                "listen_publish c.event",
-                "listen_request c.sync",
-                "send_publish c.event",
-                "send_request c.sync"
-            ]
         );
     });
 }

@@ -9,58 +9,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::app::RunningApp;
 use common::{run, within, NatsServer};
 use panini::client::{self, Client};
 use panini::{App, AppHandle, Headers, Message, Msg, Reply};
 use serde_json::{json, Value};
-use smol::stream::StreamExt;
 
 /// How long a reply may take before we call it a timeout: far above a reply's
 /// milliseconds, far below the 10 s request timeout a lost reply would wait for.
 const PROMPT: Duration = Duration::from_secs(3);
-
-/// An app running in the background until `stop` is called, with its handle (a requester
-/// that sees error replies as [`panini::Error::Service`]).
-struct Running {
-    stop: smol::channel::Sender<()>,
-    done: smol::Task<panini::Result<()>>,
-    handle: AppHandle,
-}
-
-impl Running {
-    async fn stop(self) -> panini::Result<()> {
-        let _ = self.stop.send(()).await;
-        self.done.await
-    }
-}
-
-/// Starts `app` against `server`; returns once its start event is out and a task has
-/// handed over its [`AppHandle`].
-async fn start(mut app: App, server: &NatsServer) -> Running {
-    let (give, take) = smol::channel::bounded(1);
-    app.task(move |h: AppHandle| {
-        let give = give.clone();
-        async move {
-            let _ = give.send(h).await;
-        }
-    });
-    let probe = client::connect(server.url()).await.unwrap();
-    let mut started = probe.subscribe("panini_events.>").await.unwrap();
-    probe.flush().await.unwrap();
-    let (stop, stopped) = smol::channel::bounded::<()>(1);
-    let app = app.servers([server.url()]).banner(false);
-    let done = smol::spawn(app.run_until(async move {
-        let _ = stopped.recv().await;
-    }));
-    let event = within(PROMPT, "the start event", started.next()).await;
-    assert!(event.unwrap().subject.ends_with(".started"));
-    let handle = within(PROMPT, "the app's handle", take.recv()).await;
-    Running {
-        stop,
-        done,
-        handle: handle.unwrap(),
-    }
-}
 
 /// A request through the app's own handle, bounded by [`PROMPT`].
 async fn ask_app(app: &AppHandle, subject: &str) -> panini::Result<Value> {
@@ -85,9 +42,9 @@ fn a_handler_error_with_line_breaks_still_gets_an_error_reply() {
             Err::<Value, _>("line one\nline two\r\nline three\u{7}".to_string())
         });
         app.listen("e.long", || async { Err::<Value, _>("x".repeat(100_000)) });
-        let running = start(app, &server).await;
+        let running = RunningApp::start(app, &server).await;
 
-        let err = ask_app(&running.handle, "e.lines").await.unwrap_err();
+        let err = ask_app(running.handle(), "e.lines").await.unwrap_err();
         match &err {
             panini::Error::Service { code, description } => {
                 assert_eq!(*code, 500);
@@ -98,7 +55,7 @@ fn a_handler_error_with_line_breaks_still_gets_an_error_reply() {
             other => panic!("want a service error, got {other:?}"),
         }
         // An error text of any length is cut to a header's size, not refused.
-        let err = ask_app(&running.handle, "e.long").await.unwrap_err();
+        let err = ask_app(running.handle(), "e.long").await.unwrap_err();
         match &err {
             panini::Error::Service {
                 code: 500,
@@ -130,7 +87,7 @@ fn a_panicking_listen_middleware_gets_an_error_reply_and_frees_its_slot() {
         });
         app.listen("p.echo", |msg: Msg<String>| async move { msg.data })
             .max_concurrency(2);
-        let running = start(app, &server).await;
+        let running = RunningApp::start(app, &server).await;
         let c = client::connect(server.url()).await.unwrap();
 
         // More panics of each kind than the endpoint has slots.
@@ -163,10 +120,10 @@ fn a_reply_the_server_would_refuse_becomes_an_error_reply() {
             }
         });
         app.listen("b.small", || async { "small" });
-        let running = start(app, &server).await;
+        let running = RunningApp::start(app, &server).await;
 
         for subject in ["b.big", "b.header"] {
-            let err = ask_app(&running.handle, subject).await.unwrap_err();
+            let err = ask_app(running.handle(), subject).await.unwrap_err();
             match &err {
                 panini::Error::Service {
                     code: 500,
@@ -198,7 +155,7 @@ fn a_zero_interval_task_is_clamped_and_does_not_starve_the_app() {
             async {}
         });
         app.listen("z.echo", |msg: Msg<String>| async move { msg.data });
-        let running = start(app, &server).await;
+        let running = RunningApp::start(app, &server).await;
         let c = client::connect(server.url()).await.unwrap();
         let r = within(PROMPT, "a reply beside the task", ask(&c, "z.echo", b"hi")).await;
         assert_eq!(r.unwrap().payload, b"hi");
@@ -237,7 +194,7 @@ fn request_sync_in_an_async_handler_is_an_error_not_a_freeze() {
                 let _ = tx.send(app.publish_sync("s.echo", json!({}))).await;
             }
         });
-        let running = start(app, &server).await;
+        let running = RunningApp::start(app, &server).await;
         let in_task = within(PROMPT, "publish_sync in a task", from_task.recv()).await;
         assert!(
             matches!(
@@ -251,7 +208,7 @@ fn request_sync_in_an_async_handler_is_an_error_not_a_freeze() {
 
         for (subject, method) in [("s.request", "request_sync"), ("s.publish", "publish_sync")] {
             let started = Instant::now();
-            let err = ask_app(&running.handle, subject).await.unwrap_err();
+            let err = ask_app(running.handle(), subject).await.unwrap_err();
             match &err {
                 panini::Error::Service {
                     code: 500,
@@ -265,7 +222,7 @@ fn request_sync_in_an_async_handler_is_an_error_not_a_freeze() {
                 started.elapsed() < Duration::from_secs(2),
                 "{subject}: not prompt"
             );
-            let echoed = ask_app(&running.handle, "s.echo").await.unwrap();
+            let echoed = ask_app(running.handle(), "s.echo").await.unwrap();
             assert_eq!(echoed, json!({}), "the app keeps serving");
         }
         running.stop().await.unwrap();

@@ -29,7 +29,7 @@ fn each_verb_reaches_its_handler_on_one_connection() {
     let server = NatsServer::start();
     run(async {
         let s = start(web("verbs"), &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         let r = c.call(bare("GET", "/hello")).await;
         assert_eq!((r.status, r.text()), (200, "hello"));
         assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
@@ -50,7 +50,7 @@ fn head_is_answered_by_the_get_handler_with_a_length_but_no_body() {
     let server = NatsServer::start();
     run(async {
         let s = start(web("head"), &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         c.send(bare("HEAD", "/items/42")).await;
         let r = c.head_response().await;
         assert_eq!(r.status, 200);
@@ -67,12 +67,12 @@ fn path_parameters_are_percent_decoded_and_queries_parsed() {
     let server = NatsServer::start();
     run(async {
         let s = start(web("params"), &server).await;
-        let r = get(s.addr, "/items/a%20b%2Fc").await;
+        let r = get(s.http_addr(), "/items/a%20b%2Fc").await;
         assert_eq!(r.text(), "item a b/c", "%2F decodes after the split");
-        let r = get(s.addr, "/items/caf%C3%A9").await;
+        let r = get(s.http_addr(), "/items/caf%C3%A9").await;
         assert_eq!(r.text(), "item café");
 
-        let r = get(s.addr, "/query?a=1&b=two%20words&c=x+y&flag&a=2").await;
+        let r = get(s.http_addr(), "/query?a=1&b=two%20words&c=x+y&flag&a=2").await;
         assert_eq!(r.status, 200);
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(
@@ -98,10 +98,10 @@ fn an_unknown_path_is_404_and_a_wrong_verb_405_with_allow() {
             "/items/1/2",
             "/nope?a=1",
         ] {
-            let r = get(s.addr, path).await;
+            let r = get(s.http_addr(), path).await;
             assert_eq!(r.status, 404, "{path}");
         }
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         let r = c.call(with_body("PUT", "/hello", "x")).await;
         assert_eq!(r.status, 405);
         assert_eq!(r.allow(), ["GET", "HEAD", "OPTIONS"]);
@@ -120,7 +120,7 @@ fn a_view_answers_its_verbs_and_405_lists_exactly_them() {
     let server = NatsServer::start();
     run(async {
         let s = start(web("views"), &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         let r = c.call(bare("GET", "/view/a%20b")).await;
         assert_eq!((r.status, r.text()), (200, "view get a b"));
         let r = c.call(with_body("PUT", "/view/9", "new")).await;
@@ -169,7 +169,7 @@ fn json_text_bytes_tuples_and_errors_become_responses() {
     let server = NatsServer::start();
     run(async {
         let s = start(web("types"), &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         let r = c
             .call(with_body("POST", "/order", r#"{"id":1,"item":"tea"}"#))
             .await;
@@ -208,7 +208,7 @@ fn a_handler_error_answers_a_generic_500_without_its_text() {
             Json(std::collections::BTreeMap::from([((1u8, 2u8), 3u8)]))
         });
         let s = start(app, &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         let generic = "500 Internal Server Error\n";
         let r = c.call(bare("GET", "/fail")).await;
         assert_eq!((r.status, r.text()), (500, generic));
@@ -237,7 +237,7 @@ fn a_route_calling_request_sync_gets_an_error_not_a_frozen_app() {
                 }
             });
         let s = start(app, &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         let r = c.call(bare("GET", "/sync")).await;
         assert_eq!((r.status, r.text()), (200, "refused"));
         let r = c.call(bare("GET", "/hello")).await;
@@ -255,7 +255,7 @@ fn http_1_1_keeps_the_connection_and_connection_close_ends_it() {
     let server = NatsServer::start();
     run(async {
         let s = start(web("keepalive"), &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         for n in 1..=2 {
             let r = c.call(bare("GET", &format!("/n/{n}"))).await;
             assert_eq!(r.text(), format!("response {n}"));
@@ -276,13 +276,13 @@ fn http_1_0_closes_unless_asked_to_keep_alive() {
     let server = NatsServer::start();
     run(async {
         let s = start(web("http10"), &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         let r = c.call("GET /hello HTTP/1.0\r\n\r\n").await;
         assert_eq!((r.status, r.text()), (200, "hello"));
         assert_eq!(r.header("connection"), Some("close"));
         c.assert_closed().await;
 
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         for n in 1..=2 {
             let r = c
                 .call(format!(
@@ -304,7 +304,7 @@ fn pipelined_requests_in_one_write_are_answered_in_order() {
     let server = NatsServer::start();
     run(async {
         let s = start(web("pipeline"), &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         let three = [
             bare("GET", "/n/1"),
             with_body("POST", "/echo", "second"),
@@ -330,7 +330,7 @@ fn content_length_and_chunked_bodies_are_read_exactly() {
     let server = NatsServer::start();
     run(async {
         let s = start(web("bodies"), &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         let r = c.call(with_body("POST", "/echo", "hello, body")).await;
         assert_eq!(r.body, b"hello, body");
         let chunked = "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
@@ -357,7 +357,7 @@ fn ambiguous_body_framing_is_400() {
             "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5, 5\r\n\r\nhello",
             "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
         ] {
-            rejected(s.addr, raw.as_bytes(), 400).await;
+            rejected(s.http_addr(), raw.as_bytes(), 400).await;
         }
         s.stop().await.unwrap();
     });
@@ -370,7 +370,7 @@ fn expect_100_continue_gets_an_interim_response_before_the_body() {
         let mut app = web("continue");
         app.http().max_body(1024);
         let s = start(app, &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         c.send(
             "POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
         )
@@ -412,16 +412,16 @@ fn http_and_nats_endpoints_serve_side_by_side() {
         let (entered, release) = held(&mut app, "/held");
         let s = start(app, &server).await;
 
-        let r = get(s.addr, "/forward/joe").await;
+        let r = get(s.http_addr(), "/forward/joe").await;
         assert_eq!(r.status, 200);
         assert_eq!(r.header("content-type"), Some("application/json"));
         assert_eq!(r.body, br#"{"greeting":"hello, joe"}"#);
 
         // An HTTP request held in flight, HTTP traffic going on: NATS still answers.
-        let mut held_conn = Client::connect(s.addr).await;
+        let mut held_conn = Client::connect(s.http_addr()).await;
         held_conn.send(bare("GET", "/held")).await;
         entered.recv().await.unwrap();
-        let addr = s.addr;
+        let addr = s.http_addr();
         let traffic = smol::spawn(async move {
             let mut c = Client::connect(addr).await;
             for n in 0..50 {

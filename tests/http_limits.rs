@@ -33,23 +33,23 @@ fn a_head_over_8_kib_or_100_headers_is_431() {
             )
         };
         assert_eq!(
-            get_raw(s.addr, &head(8000)).await.status,
+            get_raw(s.http_addr(), &head(8000)).await.status,
             200,
             "under 8 KiB"
         );
-        rejected(s.addr, head(9000).as_bytes(), 431).await;
-        rejected(s.addr, head(64 * 1024).as_bytes(), 431).await;
+        rejected(s.http_addr(), head(9000).as_bytes(), 431).await;
+        rejected(s.http_addr(), head(64 * 1024).as_bytes(), 431).await;
 
         let headers = |n: usize| {
             let lines: String = (1..n).map(|i| format!("X-H{i}: {i}\r\n")).collect();
             format!("GET /hello HTTP/1.1\r\nHost: t\r\n{lines}\r\n")
         };
         assert_eq!(
-            get_raw(s.addr, &headers(100)).await.status,
+            get_raw(s.http_addr(), &headers(100)).await.status,
             200,
             "100 is fine"
         );
-        rejected(s.addr, headers(101).as_bytes(), 431).await;
+        rejected(s.http_addr(), headers(101).as_bytes(), 431).await;
         s.stop().await.unwrap();
     });
 }
@@ -62,12 +62,12 @@ fn a_body_over_max_body_is_413_without_reading_it() {
         app.http().max_body(1024);
         let s = start(app, &server).await;
         let full = "b".repeat(1024);
-        let r = get_raw(s.addr, &with_body("POST", "/echo", &full)).await;
+        let r = get_raw(s.http_addr(), &with_body("POST", "/echo", &full)).await;
         assert_eq!((r.status, r.body.len()), (200, 1024), "exactly the limit");
 
         // Only the head is sent: the answer must not wait for the body.
         rejected(
-            s.addr,
+            s.http_addr(),
             b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1025\r\n\r\n",
             413,
         )
@@ -76,10 +76,10 @@ fn a_body_over_max_body_is_413_without_reading_it() {
             "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
              400\r\n{full}\r\n1\r\n"
         );
-        rejected(s.addr, chunked.as_bytes(), 413).await;
+        rejected(s.http_addr(), chunked.as_bytes(), 413).await;
         let one_big_chunk =
             "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n401\r\n";
-        rejected(s.addr, one_big_chunk.as_bytes(), 413).await;
+        rejected(s.http_addr(), one_big_chunk.as_bytes(), 413).await;
         s.stop().await.unwrap();
     });
 }
@@ -98,13 +98,13 @@ fn malformed_requests_are_400_and_unknown_methods_501() {
             b"GET hello HTTP/1.1\r\n\r\n",
             b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
         ] {
-            rejected(s.addr, raw, 400).await;
+            rejected(s.http_addr(), raw, 400).await;
         }
         for raw in [
             "BREW /hello HTTP/1.1\r\n\r\n",
             "get /hello HTTP/1.1\r\n\r\n",
         ] {
-            rejected(s.addr, raw.as_bytes(), 501).await;
+            rejected(s.http_addr(), raw.as_bytes(), 501).await;
         }
         s.stop().await.unwrap();
     });
@@ -118,7 +118,7 @@ fn a_head_that_stalls_gets_408_and_the_close() {
         let limit = Duration::from_millis(300);
         app.http().head_timeout(limit);
         let s = start(app, &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         let sent = Instant::now();
         c.send("GET /hello HTTP/1.1\r\nHost: t\r\n").await;
         let r = c.response().await;
@@ -137,7 +137,7 @@ fn a_head_that_trickles_in_gets_408_too() {
         let mut app = web("trickle");
         app.http().head_timeout(Duration::from_millis(300));
         let s = start(app, &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         let mut writer = c.stream();
         // One byte every 50 ms: each read is quick, the head never ends.
         let trickle = smol::spawn(async move {
@@ -162,7 +162,7 @@ fn an_idle_keep_alive_connection_is_closed_after_its_timeout() {
         let limit = Duration::from_millis(300);
         app.http().keep_alive_timeout(limit);
         let s = start(app, &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         let sent = Instant::now();
         let r = c.call(bare("GET", "/hello")).await;
         assert_eq!(r.header("connection"), None, "kept open at first");
@@ -182,14 +182,14 @@ fn a_connection_over_max_connections_gets_503_when_all_are_busy() {
         let (entered, release) = held(&mut app, "/held");
         let stats = app.http().max_connections(2).stats();
         let s = start(app, &server).await;
-        let mut a = Client::connect(s.addr).await;
-        let mut b = Client::connect(s.addr).await;
+        let mut a = Client::connect(s.http_addr()).await;
+        let mut b = Client::connect(s.http_addr()).await;
         a.send(bare("GET", "/held")).await;
         b.send(bare("GET", "/held")).await;
         entered.recv().await.unwrap();
         entered.recv().await.unwrap();
 
-        let mut third = Client::connect(s.addr).await;
+        let mut third = Client::connect(s.http_addr()).await;
         let r = third.response().await;
         assert_eq!(r.status, 503);
         assert_eq!(r.header("connection"), Some("close"));
@@ -204,7 +204,7 @@ fn a_connection_over_max_connections_gets_503_when_all_are_busy() {
             let r = held.response().await;
             assert_eq!((r.status, r.text()), (200, "held, then done"));
         }
-        assert_eq!(get(s.addr, "/hello").await.status, 200);
+        assert_eq!(get(s.http_addr(), "/hello").await.status, 200);
         assert_eq!((stats.refused(503), stats.idle_closed()), (1, 1));
         s.stop().await.unwrap();
     });
@@ -222,10 +222,10 @@ fn refusals_are_counted_by_status() {
             .head_timeout(Duration::from_millis(200));
         let stats = app.http().stats();
         let s = start(app, &server).await;
-        rejected(s.addr, b"GARBAGE\r\n\r\n", 400).await;
-        rejected(s.addr, b"GET /hello HTTP/1.1\r\n\r\n", 400).await;
+        rejected(s.http_addr(), b"GARBAGE\r\n\r\n", 400).await;
+        rejected(s.http_addr(), b"GET /hello HTTP/1.1\r\n\r\n", 400).await;
         rejected(
-            s.addr,
+            s.http_addr(),
             with_body("POST", "/echo", &"b".repeat(17)).as_bytes(),
             413,
         )
@@ -234,9 +234,9 @@ fn refusals_are_counted_by_status() {
             "GET /hello HTTP/1.1\r\nHost: t\r\nX: {}\r\n\r\n",
             "a".repeat(9000)
         );
-        rejected(s.addr, big.as_bytes(), 431).await;
-        rejected(s.addr, b"GET /hello HTTP/1.1\r\nHost: t\r\n", 408).await;
-        rejected(s.addr, b"BREW /hello HTTP/1.1\r\n\r\n", 501).await;
+        rejected(s.http_addr(), big.as_bytes(), 431).await;
+        rejected(s.http_addr(), b"GET /hello HTTP/1.1\r\nHost: t\r\n", 408).await;
+        rejected(s.http_addr(), b"BREW /hello HTTP/1.1\r\n\r\n", 501).await;
         let counts: Vec<u64> = [400, 408, 413, 431, 501, 503, 200]
             .iter()
             .map(|status| stats.refused(*status))
@@ -255,9 +255,9 @@ fn at_the_connection_limit_the_oldest_idle_connection_makes_room() {
         let mut app = web("idlefull");
         let stats = app.http().max_connections(3).stats();
         let s = start(app, &server).await;
-        let mut a = Client::connect(s.addr).await;
-        let mut b = Client::connect(s.addr).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut a = Client::connect(s.http_addr()).await;
+        let mut b = Client::connect(s.http_addr()).await;
+        let mut c = Client::connect(s.http_addr()).await;
         for (n, client) in [&mut a, &mut b, &mut c].into_iter().enumerate() {
             assert_eq!(
                 client.call(bare("GET", &format!("/n/{n}"))).await.status,
@@ -267,7 +267,7 @@ fn at_the_connection_limit_the_oldest_idle_connection_makes_room() {
         // `a` asks again: `b` is now the one idle the longest.
         assert_eq!(a.call(bare("GET", "/n/0")).await.status, 200);
 
-        let mut d = Client::connect(s.addr).await;
+        let mut d = Client::connect(s.http_addr()).await;
         let r = d.call(bare("GET", "/hello")).await;
         assert_eq!((r.status, r.text()), (200, "hello"), "served, not 503");
         b.assert_closed().await;
@@ -291,12 +291,12 @@ fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
         app.http()
             .get("/big", || async { vec![b'x'; 32 * 1024 * 1024] });
         let s = start(app, &server).await;
-        let mut stuck = Client::connect(s.addr).await;
+        let mut stuck = Client::connect(s.http_addr()).await;
         stuck.send(bare("GET", "/big")).await;
         // The one slot is freed once the write times out: a new connection is served.
         let deadline = Instant::now() + IO_TIMEOUT;
         loop {
-            let r = get(s.addr, "/hello").await;
+            let r = get(s.http_addr(), "/hello").await;
             if r.status == 200 {
                 break;
             }
@@ -329,18 +329,18 @@ fn a_client_gone_mid_body_does_not_reach_the_handler_nor_stop_the_server() {
             "POST /count HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc",
         ] {
             // Half-close: the server sees the end of the body early and closes quietly.
-            let mut c = Client::connect(s.addr).await;
+            let mut c = Client::connect(s.http_addr()).await;
             c.send(partial).await;
             c.stream().shutdown(std::net::Shutdown::Write).unwrap();
             c.assert_closed().await;
         }
         // And an abrupt close.
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         c.send("POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
             .await;
         drop(c);
 
-        let r = get_raw(s.addr, &with_body("POST", "/count", "whole")).await;
+        let r = get_raw(s.http_addr(), &with_body("POST", "/count", "whole")).await;
         assert_eq!((r.status, r.text()), (200, "whole"));
         assert_eq!(calls.load(Ordering::SeqCst), 1, "only the whole request");
         s.stop().await.unwrap();
@@ -352,14 +352,14 @@ fn a_handler_that_panics_gives_500_and_the_server_goes_on() {
     let server = NatsServer::start();
     run(async {
         let s = start(web("panics"), &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         let r = c.call(bare("GET", "/panic")).await;
         assert_eq!(r.status, 500);
         let r = c.call(bare("GET", "/hello")).await;
         assert_eq!((r.status, r.text()), (200, "hello"), "same connection");
-        let r = get(s.addr, "/panic").await;
+        let r = get(s.http_addr(), "/panic").await;
         assert_eq!(r.status, 500);
-        let r = get(s.addr, "/hello").await;
+        let r = get(s.http_addr(), "/hello").await;
         assert_eq!((r.status, r.text()), (200, "hello"), "new connection");
         s.stop().await.unwrap();
     });
@@ -375,19 +375,15 @@ fn shutdown_finishes_the_request_in_flight_and_refuses_new_connections() {
     run(async {
         let mut app = web("shutdown");
         let (entered, release) = held(&mut app, "/held");
-        let Served {
-            addr,
-            handle,
-            stop: _keep_running, // dropping it would stop the app
-            done,
-        } = start(app, &server).await;
+        let s = start(app, &server).await;
+        let addr = s.http_addr();
         let mut idle = Client::connect(addr).await;
         assert_eq!(idle.call(bare("GET", "/hello")).await.status, 200);
         let mut busy = Client::connect(addr).await;
         busy.send(bare("GET", "/held")).await;
         entered.recv().await.unwrap();
 
-        handle.shutdown();
+        s.handle().shutdown();
         // The idle keep-alive connection is closed at once (its timeout is 15 s); by then
         // the server stopped accepting.
         idle.assert_closed().await;
@@ -397,7 +393,7 @@ fn shutdown_finishes_the_request_in_flight_and_refuses_new_connections() {
             "a new connection after shutdown: {refused:?}"
         );
         assert!(
-            !done.is_finished(),
+            !s.is_finished(),
             "run_until waits for the request in flight"
         );
 
@@ -406,7 +402,7 @@ fn shutdown_finishes_the_request_in_flight_and_refuses_new_connections() {
         assert_eq!((r.status, r.text()), (200, "held, then done"));
         assert_eq!(r.header("connection"), Some("close"));
         busy.assert_closed().await;
-        bounded("run_until", done).await.unwrap();
+        bounded("run_until", s.join()).await.unwrap();
     });
 }
 
@@ -419,7 +415,7 @@ fn regression_pipelined_rejection_keeps_response_order() {
     let server = NatsServer::start();
     run(async {
         let s = start(web("bug1"), &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         c.send(format!(
             "{}BREW / HTTP/1.1\r\nHost: t\r\n\r\n",
             bare("GET", "/n/1")
@@ -443,7 +439,7 @@ fn regression_pipelined_expect_continue_keeps_response_order() {
     let server = NatsServer::start();
     run(async {
         let s = start(web("bug2"), &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         c.send(format!(
             "{}POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
             bare("GET", "/n/1")
@@ -464,7 +460,7 @@ fn regression_http_1_0_expect_is_ignored() {
     let server = NatsServer::start();
     run(async {
         let s = start(web("bug3"), &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         let r = c
             .call("POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi")
             .await;
@@ -478,7 +474,7 @@ fn regression_plus_in_a_path_parameter_is_literal() {
     let server = NatsServer::start();
     run(async {
         let s = start(web("bug4"), &server).await;
-        let r = get(s.addr, "/items/a+b").await;
+        let r = get(s.http_addr(), "/items/a+b").await;
         assert_eq!(r.text(), "item a+b");
         s.stop().await.unwrap();
     });
@@ -489,7 +485,7 @@ fn regression_no_content_length_in_204() {
     let server = NatsServer::start();
     run(async {
         let s = start(web("bug5"), &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         let r = c.call(bare("DELETE", "/items/1")).await;
         assert_eq!(r.status, 204);
         assert_eq!(r.header("content-length"), None, "{r:?}");
@@ -512,7 +508,7 @@ fn regression_every_405_has_allow() {
         let mut app = web("bug6");
         app.http().view("/partial", Partial);
         let s = start(app, &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         // The view lists DELETE but does not implement it: its default answers 405, and
         // the server adds the Allow header (each method once).
         let r = c.call(bare("DELETE", "/partial")).await;
@@ -530,12 +526,8 @@ fn regression_shutdown_keeps_a_request_whose_body_is_coming() {
     let server = NatsServer::start();
     run(async {
         let app = web("bug7");
-        let Served {
-            addr,
-            handle,
-            stop: _k,
-            done,
-        } = start(app, &server).await;
+        let s = start(app, &server).await;
+        let addr = s.http_addr();
         let mut c = Client::connect(addr).await;
         c.send(
             "POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
@@ -544,12 +536,12 @@ fn regression_shutdown_keeps_a_request_whose_body_is_coming() {
         assert_eq!(c.response().await.status, 100);
         let mut idle = Client::connect(addr).await;
         assert_eq!(idle.call(bare("GET", "/hello")).await.status, 200);
-        handle.shutdown();
+        s.handle().shutdown();
         idle.assert_closed().await;
         c.send("hello").await;
         let r = c.response().await;
         assert_eq!((r.status, r.text()), (200, "hello"));
-        bounded("run_until", done).await.unwrap();
+        bounded("run_until", s.join()).await.unwrap();
     });
 }
 
@@ -558,7 +550,7 @@ fn regression_missing_host_is_400() {
     let server = NatsServer::start();
     run(async {
         let s = start(web("bug8"), &server).await;
-        rejected(s.addr, b"GET /hello HTTP/1.1\r\n\r\n", 400).await;
+        rejected(s.http_addr(), b"GET /hello HTTP/1.1\r\n\r\n", 400).await;
         s.stop().await.unwrap();
     });
 }
@@ -568,7 +560,11 @@ fn regression_absolute_form_is_accepted() {
     let server = NatsServer::start();
     run(async {
         let s = start(web("bug9"), &server).await;
-        let r = get_raw(s.addr, "GET http://t/hello HTTP/1.1\r\nHost: t\r\n\r\n").await;
+        let r = get_raw(
+            s.http_addr(),
+            "GET http://t/hello HTTP/1.1\r\nHost: t\r\n\r\n",
+        )
+        .await;
         assert_eq!(r.status, 200, "{r:?}");
         s.stop().await.unwrap();
     });
@@ -588,7 +584,7 @@ fn regression_a_handler_that_panics_before_its_future_gives_500() {
             async { "unreachable" }
         });
         let s = start(app, &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         assert_eq!(c.call(bare("GET", "/early")).await.status, 500);
         let r = c.call(bare("GET", "/hello")).await;
         assert_eq!((r.status, r.text()), (200, "hello"), "same connection");
@@ -610,7 +606,7 @@ fn regression_explicit_head_and_options_routes() {
             })
             .route(Method::Options, "/gh", || async { Response::new(204) });
         let s = start(app, &server).await;
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         c.send(bare("HEAD", "/gh")).await;
         let r = c.head_response().await;
         assert_eq!((r.status, r.header("x-from")), (200, Some("head")), "{r:?}");
@@ -630,9 +626,9 @@ fn regression_repeated_framing_and_connection_headers() {
         let s = start(web("repeated"), &server).await;
         let two_encodings = "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\
                              Transfer-Encoding: gzip\r\n\r\n0\r\n\r\n";
-        rejected(s.addr, two_encodings.as_bytes(), 400).await;
+        rejected(s.http_addr(), two_encodings.as_bytes(), 400).await;
 
-        let mut c = Client::connect(s.addr).await;
+        let mut c = Client::connect(s.http_addr()).await;
         let r = c
             .call("GET /hello HTTP/1.1\r\nHost: t\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n")
             .await;

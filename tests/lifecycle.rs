@@ -11,30 +11,11 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::app::RunningApp;
 use common::{run, within, NatsServer};
 use panini::client::{self, Client};
 use panini::{App, AppHandle, Msg, StartStage};
 use smol::stream::StreamExt;
-
-/// An app running in the background until `stop` is sent.
-struct Running {
-    stop: smol::channel::Sender<()>,
-    done: smol::Task<panini::Result<()>>,
-}
-
-/// Starts `app` against `server` and waits for its start event.
-async fn start(app: App, server: &NatsServer) -> Running {
-    let probe = client::connect(server.url()).await.unwrap();
-    let mut started = probe.subscribe("panini_events.*.*.started").await.unwrap();
-    probe.flush().await.unwrap();
-    let (stop, stopped) = smol::channel::bounded::<()>(1);
-    let app = app.servers([server.url()]).banner(false);
-    let done = smol::spawn(app.run_until(async move {
-        let _ = stopped.recv().await;
-    }));
-    within(Duration::from_secs(5), "the started event", started.next()).await;
-    Running { stop, done }
-}
 
 /// An `on_start` hook that hands the app's handle to the test.
 fn handle_of(app: &mut App) -> smol::channel::Receiver<AppHandle> {
@@ -83,7 +64,7 @@ fn a_stop_with_a_stuck_handler_and_a_stuck_on_stop_hook_takes_the_drain_timeout(
         let mut app = App::new("bounded_stop").drain_timeout(DRAIN);
         let entered = stuck_handler(&mut app, "lifecycle.stuck");
         app.on_stop(|_| std::future::pending::<()>());
-        let running = start(app, &server).await;
+        let running = RunningApp::start(app, &server).await;
         let c = client::connect(server.url()).await.unwrap();
         send_request(&c, "lifecycle.stuck").await;
         within(Duration::from_secs(5), "the handler", entered.recv())
@@ -91,8 +72,7 @@ fn a_stop_with_a_stuck_handler_and_a_stuck_on_stop_hook_takes_the_drain_timeout(
             .unwrap();
 
         let asked = Instant::now();
-        running.stop.send(()).await.unwrap();
-        let result = within(DRAIN + Duration::from_secs(10), "run_until", running.done).await;
+        let result = within(DRAIN + Duration::from_secs(10), "run_until", running.stop()).await;
         let took = asked.elapsed();
         assert!(result.is_ok(), "{result:?}");
         assert!(
@@ -124,9 +104,8 @@ fn a_failing_on_stop_hook_does_not_fail_the_stop_nor_skip_the_other_hooks() {
             r.lock().unwrap().push("second");
             async {}
         });
-        let running = start(app, &server).await;
-        running.stop.send(()).await.unwrap();
-        let result = within(Duration::from_secs(5), "run_until", running.done).await;
+        let running = RunningApp::start(app, &server).await;
+        let result = within(Duration::from_secs(5), "run_until", running.stop()).await;
         assert!(
             result.is_ok(),
             "a failed on_stop hook failed the stop: {result:?}"
@@ -388,7 +367,7 @@ mod http_client;
 #[cfg(feature = "http")]
 mod with_http {
     use super::*;
-    use crate::http_app::{bare, held, start, Served};
+    use crate::http_app::{bare, held, start};
     use crate::http_client::Client as HttpClient;
     use panini::client::Event;
     use panini::http::Request;
@@ -447,16 +426,14 @@ mod with_http {
                     }
                 }
             });
-            let Served {
-                addr, stop, done, ..
-            } = start(app, &server).await;
-            let mut c = HttpClient::connect(addr).await;
+            let s = start(app, &server).await;
+            let mut c = HttpClient::connect(s.http_addr()).await;
             c.send(bare("GET", "/ask")).await;
             within(Duration::from_secs(5), "the route", entered.recv())
                 .await
                 .unwrap();
 
-            stop.send(()).await.unwrap();
+            s.request_stop();
             within(Duration::from_secs(5), "the drain", draining.recv())
                 .await
                 .unwrap();
@@ -475,7 +452,7 @@ mod with_http {
                 "the route could not use NATS during the stop"
             );
             assert!(!early, "on_stop ran while an HTTP request was in flight");
-            let result = within(Duration::from_secs(5), "run_until", done).await;
+            let result = within(Duration::from_secs(5), "run_until", s.join()).await;
             assert!(result.is_ok(), "{result:?}");
             assert_eq!(*order.lock().unwrap(), ["http answered", "on_stop"]);
             answering.cancel().await;
@@ -493,7 +470,7 @@ mod with_http {
             let handler_entered = stuck_handler(&mut app, "lifecycle.stuck");
             app.on_stop(|_| std::future::pending::<()>());
             let s = start(app, &server).await;
-            let mut c = HttpClient::connect(s.addr).await;
+            let mut c = HttpClient::connect(s.http_addr()).await;
             c.send(bare("GET", "/held")).await;
             within(Duration::from_secs(5), "the route", entered.recv())
                 .await

@@ -19,11 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::app::RunningApp;
 use common::{run, within, NatsServer};
 use panini::{App, AppHandle, Error, Msg, State};
 use serde_json::{json, Value};
-use smol::future::FutureExt;
-use smol::stream::StreamExt;
 
 /// How long a test waits for something that must happen.
 const BOUND: Duration = Duration::from_secs(5);
@@ -46,47 +45,6 @@ impl Counter {
 /// A state type that no test registers.
 #[derive(Clone)]
 struct Missing;
-
-/// An app running in the background until `stop` is called, with its handle.
-struct Running {
-    handle: AppHandle,
-    stop: smol::channel::Sender<()>,
-    done: smol::Task<panini::Result<()>>,
-}
-
-impl Running {
-    async fn stop(self) -> panini::Result<()> {
-        let _ = self.stop.send(()).await;
-        within(BOUND * 2, "the app to stop", self.done).await
-    }
-}
-
-/// Starts `app` against `server` and returns once its on-start hooks ran and it published
-/// its start event (so its endpoints are subscribed).
-async fn start(mut app: App, server: &NatsServer) -> Running {
-    let (tx, rx) = smol::channel::bounded(1);
-    app.on_start(move |app: AppHandle| {
-        let tx = tx.clone();
-        async move {
-            let _ = tx.send(app).await;
-        }
-    });
-    let probe = panini::client::connect(server.url()).await.unwrap();
-    let mut started = probe.subscribe("panini_events.>").await.unwrap();
-    probe.flush().await.unwrap();
-    let (stop, stopped) = smol::channel::bounded::<()>(1);
-    let app = app.servers([server.url()]).banner(false);
-    let mut done = smol::spawn(app.run_until(async move {
-        let _ = stopped.recv().await;
-    }));
-    let event = async { started.next().await.unwrap() }.or(async {
-        let ended = (&mut done).await;
-        panic!("the app ended before its start event: {ended:?}")
-    });
-    within(BOUND, "the app's start event", event).await;
-    let handle = within(BOUND, "the app's handle", rx.recv()).await.unwrap();
-    Running { handle, stop, done }
-}
 
 /// The app of the counter tests: NATS endpoints and HTTP routes over one `Counter`, with
 /// one and two arguments each.
@@ -140,8 +98,8 @@ fn a_counter_is_shared_by_nats_handlers_and_http_routes() {
     run(async {
         let counter = Counter::default();
         let s = start_web(counter_app(counter.clone()), &server).await;
-        let nats = &s.handle;
-        let mut web = Client::connect(s.addr).await;
+        let nats = s.handle();
+        let mut web = Client::connect(s.http_addr()).await;
 
         assert_eq!(nats.request("count.bump", json!({})).await.unwrap(), 1);
         let r = web.call(bare("POST", "/bump")).await;
@@ -217,8 +175,8 @@ fn a_runtime_handler_without_its_state_gives_an_error_reply_and_goes_on() {
         app.listen("count.bump", |State(c): State<Counter>| async move {
             json!(c.bump(1))
         });
-        let app = start(app, &server).await;
-        let nats = &app.handle;
+        let app = RunningApp::start(app, &server).await;
+        let nats = app.handle();
         nats.subscribe_new_subject("needs.missing", |State(_): State<Missing>| async {
             "never"
         })
@@ -253,7 +211,7 @@ fn an_http_route_asking_for_a_state_never_registered_gets_500_and_the_server_goe
         app.http()
             .get("/missing", |_: State<Missing>| async { "never" });
         let s = start_web(app, &server).await;
-        let mut web = Client::connect(s.addr).await;
+        let mut web = Client::connect(s.http_addr()).await;
         let r = web.call(bare("GET", "/missing")).await;
         assert_eq!(r.status, 500);
         assert!(!r.text().contains("Missing"), "no internals: {}", r.text());
@@ -290,12 +248,12 @@ fn tasks_and_hooks_see_the_state() {
             "count.get",
             |c: State<Counter>| async move { json!(c.get()) },
         );
-        let app = start(app, &server).await;
+        let app = RunningApp::start(app, &server).await;
         let counted = within(BOUND, "the task's report", saw.recv())
             .await
             .unwrap();
         assert_eq!(counted, Some(101), "the task saw on_start's count");
-        let now = app.handle.request("count.get", json!({})).await.unwrap();
+        let now = app.handle().request("count.get", json!({})).await.unwrap();
         assert_eq!(now, 101, "the handler sees the task's count");
         app.stop().await.unwrap();
     });
@@ -312,9 +270,9 @@ fn registering_a_type_again_replaces_its_value() {
         let mut app = App::new("again");
         app.state(Greeting("first")).state(Greeting("second"));
         app.listen("greet", |g: State<Greeting>| async move { g.0 .0 });
-        let app = start(app, &server).await;
+        let app = RunningApp::start(app, &server).await;
         let reply: String = app
-            .handle
+            .handle()
             .request_as("greet", "", Default::default())
             .await
             .unwrap();
@@ -355,19 +313,19 @@ fn a_missing_state_is_logged_naming_the_type() {
         app.http()
             .port(0)
             .get("/missing", |_: State<Missing>| async { "never" });
-        let app = start(app, &server).await;
+        let app = RunningApp::start(app, &server).await;
         let added = app
-            .handle
+            .handle()
             .subscribe_new_subject("needs.missing", |_: State<Missing>| async { "never" });
         added.await.unwrap();
-        let reply = app.handle.request("needs.missing", json!({})).await;
+        let reply = app.handle().request("needs.missing", json!({})).await;
         assert!(
             matches!(reply, Err(Error::Service { code: 500, .. })),
             "{reply:?}"
         );
         #[cfg(feature = "http")]
         {
-            let addr = app.handle.http_addr().unwrap();
+            let addr = app.handle().http_addr().unwrap();
             let r = http_client::get(addr, "/missing").await;
             assert_eq!(r.status, 500);
         }

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::app::RunningApp;
 use common::{run, NatsServer};
 use panini::client::{self, Client};
 use panini::{App, Msg};
-use smol::stream::StreamExt;
 
 /// Starts `app` (with one endpoint whose handlers spin until two of them run at once, or
 /// `alone_after` passed) and sends it two requests at once; returns the two replies as
@@ -20,10 +20,7 @@ fn two_spinning_requests(threads: usize, alone_after: Duration) -> Vec<(bool, St
     let server = NatsServer::start();
     run(async {
         let arrived = Arc::new(AtomicUsize::new(0));
-        let mut app = App::new("threads")
-            .servers([server.url()])
-            .banner(false)
-            .threads(threads);
+        let mut app = App::new("threads").threads(threads);
         app.listen("spin", move |_: Msg<Vec<u8>>| {
             let arrived = arrived.clone();
             async move {
@@ -41,17 +38,10 @@ fn two_spinning_requests(threads: usize, alone_after: Duration) -> Vec<(bool, St
                 format!("{met} {:?}", std::thread::current().id())
             }
         });
+        let running = RunningApp::start(app, &server).await;
         let probe = client::connect(server.url()).await.unwrap();
-        let mut started = probe.subscribe("panini_events.>").await.unwrap();
-        probe.flush().await.unwrap();
-        let (stop, stopped) = smol::channel::bounded::<()>(1);
-        let done = smol::spawn(app.run_until(async move {
-            let _ = stopped.recv().await;
-        }));
-        started.next().await.expect("the start event");
         let replies = smol::future::zip(ask(&probe, "spin"), ask(&probe, "spin")).await;
-        let _ = stop.send(()).await;
-        done.await.unwrap();
+        running.stop().await.unwrap();
         [replies.0, replies.1]
             .into_iter()
             .map(|text| {

@@ -5,64 +5,23 @@
 
 use std::net::SocketAddr;
 
+use crate::common::app::RunningApp;
 use crate::common::NatsServer;
-use crate::http_client::{bounded, Client};
-use panini::client as nats;
+use crate::http_client::Client;
 use panini::http::{Method, Request, Response, View};
-use panini::{App, AppHandle, Json};
+use panini::{App, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use smol::stream::StreamExt;
 
 // ---------------------------------------------------------------------------------------
 // Harness: an app with the test routes, started in-process on port 0.
 // ---------------------------------------------------------------------------------------
 
-/// An app running in the background, its HTTP address and its handle.
-pub struct Served {
-    pub addr: SocketAddr,
-    pub handle: AppHandle,
-    pub stop: smol::channel::Sender<()>,
-    pub done: smol::Task<panini::Result<()>>,
-}
-
-impl Served {
-    /// Stops the app as SIGTERM would and returns what `run_until` returned.
-    pub async fn stop(self) -> panini::Result<()> {
-        let _ = self.stop.send(()).await;
-        self.done.await
-    }
-}
-
-/// Starts `app` against `server` with HTTP on a port the OS picks; returns once the app
-/// published its `started` event, with the address its `on_start` hook saw.
-pub async fn start(mut app: App, server: &NatsServer) -> Served {
-    let (handle_tx, handle_rx) = smol::channel::bounded(1);
+/// Starts `app` against `server` with HTTP on a port the OS picks (see
+/// [`RunningApp::http_addr`]); returns once the app is ready.
+pub async fn start(mut app: App, server: &NatsServer) -> RunningApp {
     app.http().port(0);
-    app.on_start(move |handle: AppHandle| {
-        let handle_tx = handle_tx.clone();
-        async move {
-            let _ = handle_tx.send(handle).await;
-        }
-    });
-    let probe = nats::connect(server.url()).await.unwrap();
-    let mut events = probe.subscribe("panini_events.>").await.unwrap();
-    probe.flush().await.unwrap();
-    let (stop, stopped) = smol::channel::bounded::<()>(1);
-    let app = app.servers([server.url()]).banner(false);
-    let done = smol::spawn(app.run_until(async move {
-        let _ = stopped.recv().await;
-    }));
-    let event = bounded("the started event", events.next()).await.unwrap();
-    assert!(event.subject.ends_with(".started"), "{}", event.subject);
-    let handle = handle_rx.recv().await.unwrap();
-    let addr = handle.http_addr().expect("the app has an HTTP server");
-    Served {
-        addr,
-        handle,
-        stop,
-        done,
-    }
+    RunningApp::start(app, server).await
 }
 
 #[derive(Serialize, Deserialize)]

@@ -376,6 +376,8 @@ pub async fn within<T>(
     }
 }
 
+pub mod app;
 pub mod child;
 pub mod jwt;
+pub mod monitor;
 pub mod tls;
