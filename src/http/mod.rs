@@ -68,9 +68,10 @@ use response::Persist;
 use router::{BoxedHttp, Router};
 use slots::{Admit, Slot, Slots};
 
-/// Input limits and timeouts of the HTTP server.
+/// Input limits and timeouts of the HTTP server (not the NATS protocol's
+/// `panini_proto::Limits`).
 #[derive(Clone, Debug)]
-pub(crate) struct Limits {
+pub(crate) struct HttpLimits {
     pub(crate) max_head: usize,
     pub(crate) max_body: usize,
     pub(crate) head_timeout: Duration,
@@ -80,9 +81,9 @@ pub(crate) struct Limits {
     pub(crate) max_connections: usize,
 }
 
-impl Default for Limits {
+impl Default for HttpLimits {
     fn default() -> Self {
-        Limits {
+        HttpLimits {
             max_head: 8 * 1024,
             max_body: 1024 * 1024,
             head_timeout: Duration::from_secs(10),
@@ -99,7 +100,7 @@ impl Default for Limits {
 pub struct Http {
     host: String,
     port: u16,
-    limits: Limits,
+    limits: HttpLimits,
     router: Router,
     stats: HttpStats,
 }
@@ -119,7 +120,7 @@ impl Default for Http {
         Http {
             host: "127.0.0.1".into(),
             port: 8080,
-            limits: Limits::default(),
+            limits: HttpLimits::default(),
             router: Router::default(),
             stats: HttpStats::default(),
         }
@@ -239,7 +240,7 @@ impl Http {
         Ok(Server {
             listener,
             addr,
-            shared: Arc::new(Shared {
+            shared: Arc::new(ServerState {
                 router: self.router,
                 slots: Slots::new(self.limits.max_connections),
                 stats: self.stats,
@@ -251,9 +252,10 @@ impl Http {
     }
 }
 
-struct Shared {
+/// What the accept loop and every connection task of one server share.
+struct ServerState {
     router: Router,
-    limits: Limits,
+    limits: HttpLimits,
     slots: Slots,
     stats: HttpStats,
     /// Set when the server stops: idle connections close, busy ones after their response.
@@ -266,25 +268,25 @@ struct Shared {
 pub(crate) struct Server {
     listener: TcpListener,
     pub(crate) addr: SocketAddr,
-    shared: Arc<Shared>,
+    shared: Arc<ServerState>,
 }
 
-/// Stops a running server.
-pub(crate) struct Running {
+/// A server accepting connections; [`stop`](RunningServer::stop) stops it.
+pub(crate) struct RunningServer {
     accept: smol::Task<()>,
-    shared: Arc<Shared>,
+    shared: Arc<ServerState>,
 }
 
 impl Server {
-    /// Starts accepting; each connection gets its own task.
-    pub(crate) fn serve(self, app: AppHandle) -> Running {
+    /// Spawns the accept loop; each connection gets its own task.
+    pub(crate) fn start_accepting(self, app: AppHandle) -> RunningServer {
         let shared = self.shared.clone();
         let accept = app.spawn(accept_loop(self.listener, self.shared, app.clone()));
-        Running { accept, shared }
+        RunningServer { accept, shared }
     }
 }
 
-impl Running {
+impl RunningServer {
     /// Stops accepting, lets requests in flight finish (idle connections close), waits up
     /// to `limit`; returns how many connections were still open.
     pub(crate) async fn stop(self, limit: Duration) -> usize {
@@ -303,7 +305,7 @@ impl Running {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, app: AppHandle) {
+async fn accept_loop(listener: TcpListener, shared: Arc<ServerState>, app: AppHandle) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -358,7 +360,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, app: AppHandle)
 /// place in the count that a stop waits on (given back after the slot: the fields drop
 /// after `drop`).
 struct ConnGuard {
-    shared: Arc<Shared>,
+    shared: Arc<ServerState>,
     slot: Option<Arc<Slot>>,
     _active: WaitGuard,
 }
@@ -371,7 +373,7 @@ impl Drop for ConnGuard {
     }
 }
 
-async fn serve_conn(stream: TcpStream, shared: &Shared, slot: &Slot, app: AppHandle) {
+async fn serve_conn(stream: TcpStream, shared: &ServerState, slot: &Slot, app: AppHandle) {
     let mut conn = Conn::new(stream, shared.limits.write_timeout);
     // The server's closing, or this connection's closing for room, wakes this task through
     // one listener each for the connection's whole life. They are polled once, which

@@ -208,7 +208,8 @@ enum Seg {
     Param(String),
 }
 
-enum Target {
+/// What answers a route: a handler per method, or a view.
+enum RouteTarget {
     Fns(Vec<(Method, BoxedHttp)>),
     View(Arc<dyn DynView>),
 }
@@ -216,7 +217,7 @@ enum Target {
 struct Route {
     pattern: String,
     segs: Vec<Seg>,
-    target: Target,
+    target: RouteTarget,
 }
 
 /// The route table.
@@ -243,17 +244,17 @@ impl Router {
         let existing = self.routes.iter_mut().find(|r| r.pattern == pattern);
         match existing {
             Some(Route {
-                target: Target::Fns(fns),
+                target: RouteTarget::Fns(fns),
                 ..
             }) => {
                 fns.retain(|(m, _)| *m != method);
                 fns.push((method, handler));
             }
-            Some(route) => route.target = Target::Fns(vec![(method, handler)]),
+            Some(route) => route.target = RouteTarget::Fns(vec![(method, handler)]),
             None => self.routes.push(Route {
                 pattern: pattern.to_string(),
                 segs: segments(pattern),
-                target: Target::Fns(vec![(method, handler)]),
+                target: RouteTarget::Fns(vec![(method, handler)]),
             }),
         }
     }
@@ -263,7 +264,7 @@ impl Router {
         self.routes.push(Route {
             pattern: pattern.to_string(),
             segs: segments(pattern),
-            target: Target::View(Arc::new(view)),
+            target: RouteTarget::View(Arc::new(view)),
         });
     }
 
@@ -305,14 +306,14 @@ impl Router {
         req.params = params;
         let method = req.method;
         let start = || match &route.target {
-            Target::Fns(fns) => {
+            RouteTarget::Fns(fns) => {
                 let exact = fns.iter().find(|(m, _)| *m == method);
                 // HEAD falls back to GET (answered without the body).
                 let get = || fns.iter().find(|(m, _)| *m == Method::Get);
                 let found = exact.or_else(|| (method == Method::Head).then(get).flatten());
                 found.map(|(_, h)| h(req))
             }
-            Target::View(view) => {
+            RouteTarget::View(view) => {
                 let ok = method != Method::Options
                     && (view.methods().contains(&method)
                         || (method == Method::Head && view.methods().contains(&Method::Get)));
@@ -360,8 +361,8 @@ impl Route {
     /// The `Allow` header value.
     fn allowed(&self) -> String {
         let mut methods: Vec<Method> = match &self.target {
-            Target::Fns(fns) => fns.iter().map(|(m, _)| *m).collect(),
-            Target::View(v) => v.methods().to_vec(),
+            RouteTarget::Fns(fns) => fns.iter().map(|(m, _)| *m).collect(),
+            RouteTarget::View(v) => v.methods().to_vec(),
         };
         if methods.contains(&Method::Get) && !methods.contains(&Method::Head) {
             methods.push(Method::Head);
