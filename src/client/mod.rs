@@ -86,7 +86,7 @@ use connection::timed_out;
 use lifecycle::Ctl;
 use outbox::State;
 pub(crate) use shared::lock;
-use shared::{PubMode, Queue, Shared, Target};
+use shared::{ClientState, Delivery, PubMode, Queue};
 
 use crate::error::{Error, Result};
 use crate::message::{Headers, Message};
@@ -146,7 +146,7 @@ pub struct Client {
 
 #[derive(Debug)]
 struct Inner {
-    shared: Arc<Shared>,
+    shared: Arc<ClientState>,
     ctl: Sender<Ctl>,
 }
 
@@ -160,7 +160,7 @@ impl Client {
     async fn connect_with(opts: ConnectOptions) -> Result<Client> {
         opts.check_features()?;
         let mut pool = pool::Pool::new(&opts.servers)?;
-        let shared = Arc::new(Shared::new(opts));
+        let shared = Arc::new(ClientState::new(opts));
         let conn = lifecycle::connect_first(&shared, &mut pool).await?;
         shared.emit(Event::Connected(pool.current().url()));
         let (ctl_tx, ctl_rx) = smol::channel::unbounded();
@@ -174,7 +174,7 @@ impl Client {
         })
     }
 
-    fn shared(&self) -> &Shared {
+    fn shared(&self) -> &ClientState {
         &self.inner.shared
     }
 
@@ -238,11 +238,11 @@ impl Client {
     fn subscribe_inner(&self, subject: &str, queue: Option<&str>) -> Result<Subscription> {
         let (tx, rx) = smol::channel::unbounded();
         let bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let target = Target::Channel(Queue {
+        let delivery = Delivery::Channel(Queue {
             tx,
             bytes: bytes.clone(),
         });
-        let sid = self.shared().subscribe(subject, queue, target)?;
+        let sid = self.shared().subscribe(subject, queue, delivery)?;
         Ok(Subscription {
             sid,
             rx: Box::pin(rx),
@@ -321,7 +321,7 @@ impl Client {
             return Ok(());
         }
         let subject = format!("{}.*", shared.inbox);
-        shared.subscribe(&subject, None, Target::Mux).map(drop)
+        shared.subscribe(&subject, None, Delivery::Mux).map(drop)
     }
 
     /// Unsubscribes subscription `sid`: what is already queued can still be read from
@@ -450,7 +450,7 @@ fn inbox_reply(inbox: &str, token: u64) -> String {
 /// 22 characters of base 62, like a NUID: an inbox name, which must not be any other
 /// client's on the cluster. So the generator starts from the OS-seeded key std gives each
 /// `RandomState` (fastrand's own seed is only the clock and the thread id), a fresh one
-/// per id. Not a secret: a request's token is (see `Shared::new_token`).
+/// per id. Not a secret: a request's token is (see `ClientState::new_token`).
 pub(crate) fn random_id() -> String {
     let mut rng = fastrand::Rng::with_seed(RandomState::new().hash_one(0u8));
     std::iter::repeat_with(|| rng.alphanumeric())
