@@ -186,6 +186,21 @@ impl Client {
     }
 
     /// Publishes with an optional reply subject and optional headers.
+    ///
+    /// ```no_run
+    /// # panini::rt::block_on(async {
+    /// use panini::Headers;
+    ///
+    /// let client = panini::client::connect("nats://127.0.0.1:4222").await?;
+    /// let mut headers = Headers::new();
+    /// headers.insert("Trace-Id", "4bf92f35");
+    /// // Whoever handles `orders.new` answers on `orders.done`.
+    /// client
+    ///     .publish_with("orders.new", Some("orders.done"), Some(&headers), r#"{"id":7}"#)
+    ///     .await?;
+    /// client.flush().await?;
+    /// # Ok::<(), panini::Error>(()) });
+    /// ```
     pub async fn publish_with(
         &self,
         subject: &str,
@@ -225,7 +240,20 @@ impl Client {
             .await
     }
 
-    /// Subscribes to `subject` (wildcards allowed).
+    /// Subscribes to `subject` (wildcards allowed). The subscription is a `Stream` of
+    /// [`Message`]s; dropping it unsubscribes.
+    ///
+    /// ```no_run
+    /// # panini::rt::block_on(async {
+    /// use panini::rt::StreamExt;
+    ///
+    /// let client = panini::client::connect("nats://127.0.0.1:4222").await?;
+    /// let mut sub = client.subscribe("sensors.*.temperature").await?;
+    /// while let Some(msg) = sub.next().await {
+    ///     println!("{}: {}", msg.subject, msg.text().unwrap_or("(not text)"));
+    /// }
+    /// # Ok::<(), panini::Error>(()) });
+    /// ```
     pub async fn subscribe(&self, subject: &str) -> Result<Subscription> {
         self.subscribe_inner(subject, None)
     }
@@ -251,7 +279,23 @@ impl Client {
         })
     }
 
-    /// Sends a request and waits for the first reply, up to the default request timeout.
+    /// Sends a request and waits for the first reply, up to the default request timeout
+    /// ([`ConnectOptions::request_timeout`]). No subscriber on `subject` gives
+    /// [`Error::NoResponders`] at once.
+    ///
+    /// ```no_run
+    /// # panini::rt::block_on(async {
+    /// use panini::Error;
+    ///
+    /// let client = panini::client::connect("nats://127.0.0.1:4222").await?;
+    /// match client.request("math.double", "21").await {
+    ///     Ok(reply) => println!("got {:?}", reply.text()),
+    ///     Err(Error::NoResponders) => println!("nobody serves math.double"),
+    ///     Err(Error::Timeout) => println!("no answer in time"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok::<(), panini::Error>(()) });
+    /// ```
     pub async fn request(&self, subject: &str, payload: impl AsRef<[u8]>) -> Result<Message> {
         let timeout = self.shared().opts.request_timeout;
         self.request_with(subject, None, payload, timeout).await

@@ -97,6 +97,18 @@ impl Default for HttpLimits {
 
 /// The HTTP side of an app: address, limits and routes. Get it with
 /// [`App::http`](crate::App::http).
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let mut app = panini::App::new("web");
+/// app.http()
+///     .host("0.0.0.0")
+///     .port(8081)
+///     .max_body(64 * 1024)
+///     .head_timeout(Duration::from_secs(5))
+///     .get("/health", || async { "ok" });
+/// ```
 pub struct Http {
     host: String,
     port: u16,
@@ -197,7 +209,18 @@ impl Http {
         self.stats.clone()
     }
 
-    /// Routes `method` on `path` (`/items/{id}` binds `id`) to `handler`.
+    /// Routes `method` on `path` (`/items/{id}` binds `id`) to `handler`; a second
+    /// handler for the same method and path replaces the first. The verbs below
+    /// ([`get`](Http::get), [`post`](Http::post), ...) are short for it.
+    ///
+    /// ```
+    /// use panini::http::{Method, Request};
+    ///
+    /// let mut app = panini::App::new("web");
+    /// app.http().route(Method::Put, "/items/{id}", |req: Request| async move {
+    ///     format!("stored item {}", req.param("id").unwrap_or_default())
+    /// });
+    /// ```
     pub fn route<T, H: HttpHandler<T>>(
         &mut self,
         method: Method,
@@ -210,9 +233,32 @@ impl Http {
     }
 
     verbs! {
-        /// Routes `GET` (and `HEAD`).
+        /// Routes `GET` (and `HEAD`, answered without the body).
+        ///
+        /// ```
+        /// use panini::http::Request;
+        ///
+        /// let mut app = panini::App::new("web");
+        /// app.http()
+        ///     .get("/health", || async { "ok" })
+        ///     .get("/items/{id}", |req: Request| async move {
+        ///         format!("item {}", req.param("id").unwrap_or_default())
+        ///     });
+        /// ```
         get => Get;
         /// Routes `POST`.
+        ///
+        /// ```
+        /// use panini::http::Request;
+        /// use panini::Json;
+        /// use serde_json::Value;
+        ///
+        /// let mut app = panini::App::new("web");
+        /// app.http().post("/echo", |req: Request| async move {
+        ///     // Not JSON: a generic 500, the error in the log.
+        ///     req.json::<Value>().map(|body| (201, Json(body)))
+        /// });
+        /// ```
         post => Post;
         /// Routes `PUT`.
         put => Put;
@@ -224,7 +270,8 @@ impl Http {
         head => Head;
     }
 
-    /// Serves a class-style [`View`] on `path`.
+    /// Serves a class-style [`View`] on `path` (see [`View`] for an example); it replaces
+    /// any route on the same path.
     pub fn view<V: View>(&mut self, path: &str, view: V) -> &mut Self {
         self.router.add_view(path, view);
         self
