@@ -14,7 +14,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use panini::proto::{
-    encode_headers, parse_server_op, ClientOp, Limits, Msg, Pub, ServerOp, Status,
+    encode_headers, parse_server_op, ClientOp, Limits, MsgFrame, Pub, ServerOp, Status,
 };
 
 const CONNECT: &[u8] =
@@ -114,7 +114,7 @@ fn print_op(op: &ServerOp<'_>) {
     }
 }
 
-fn print_msg(msg: &Msg<'_>) -> Result<(), Box<dyn Error>> {
+fn print_msg(msg: &MsgFrame<'_>) -> Result<(), Box<dyn Error>> {
     let name = if msg.headers.is_some() { "HMSG" } else { "MSG" };
     let subject = String::from_utf8_lossy(msg.subject);
     let payload = String::from_utf8_lossy(msg.payload);

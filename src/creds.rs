@@ -82,7 +82,7 @@ pub(crate) fn parse_creds(text: &str) -> Result<Creds, Error> {
 }
 
 fn bad(why: &str) -> Error {
-    Error::Credentials(why.to_string())
+    Error::Credentials(why.into())
 }
 
 /// The armoured JWT if it looks like one, else the first line that starts like one.

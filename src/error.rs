@@ -86,8 +86,10 @@ pub enum Error {
         /// `publish_sync` or `request_sync`.
         method: &'static str,
     },
-    /// A credential (NKey seed, JWT, creds file) could not be read or used; the text never holds the secret.
-    Credentials(String),
+    /// A credential (NKey seed, JWT, creds file) could not be read or used. The source
+    /// says why: for a file, an error naming the file, whose own source is the
+    /// [`io::Error`] when the file could not be read. The text never holds the secret.
+    Credentials(BoxError),
     /// TLS failed for a reason that retrying will not fix: the server's certificate did not
     /// verify, the server refused ours, the server offers no TLS where we require it, or a
     /// certificate or key file could not be used. The source says exactly what.
@@ -142,7 +144,7 @@ impl fmt::Display for Error {
                 write!(f, "service error {code}: {description}")
             }
             Error::Start { stage, source } => write!(f, "cannot start: {stage}: {source}"),
-            Error::Credentials(why) => write!(f, "credentials: {why}"),
+            Error::Credentials(e) => write!(f, "credentials: {e}"),
             Error::NotSubscribed(subject) => {
                 write!(f, "subject {subject:?} hasn't been subscribed")
             }
@@ -171,7 +173,7 @@ impl std::error::Error for Error {
             Error::Protocol(e) => Some(e),
             Error::Json(e) => Some(e),
             Error::NoServers(failures) => failures.last().map(|(_, e)| e as _),
-            Error::Tls(e) => Some(e.as_ref()),
+            Error::Tls(e) | Error::Credentials(e) => Some(e.as_ref()),
             Error::Start { source, .. } => Some(source.as_ref()),
             Error::Server(_)
             | Error::Auth(_)
@@ -189,7 +191,6 @@ impl std::error::Error for Error {
             | Error::Service { .. }
             | Error::NotSubscribed(_)
             | Error::SyncInAsync { .. }
-            | Error::Credentials(_)
             | Error::FeatureDisabled { .. } => None,
         }
     }
@@ -276,6 +277,56 @@ impl From<panini_proto::Error> for Error {
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
         Error::Json(e)
+    }
+}
+
+/// A file the client could not read or use (a credentials or NKey seed file, a TLS
+/// certificate, key or CA file): which one, and why as its source (the [`io::Error`]
+/// when it could not be read). Inside [`Error::Credentials`] and [`Error::Tls`].
+#[derive(Debug)]
+#[cfg_attr(not(any(feature = "tls", feature = "nkeys")), allow(dead_code))]
+pub(crate) struct FileError {
+    /// What failed: "cannot read", "cannot use".
+    doing: &'static str,
+    /// Which file: "credentials file", "CA file".
+    what: &'static str,
+    /// The path as errors may show it (a secret given where a path belongs is not).
+    path: String,
+    source: BoxError,
+}
+
+#[cfg_attr(not(any(feature = "tls", feature = "nkeys")), allow(dead_code))]
+impl FileError {
+    pub(crate) fn new(
+        doing: &'static str,
+        what: &'static str,
+        path: String,
+        source: impl Into<BoxError>,
+    ) -> FileError {
+        FileError {
+            doing,
+            what,
+            path,
+            source: source.into(),
+        }
+    }
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let FileError {
+            doing,
+            what,
+            path,
+            source,
+        } = self;
+        write!(f, "{doing} the {what} {path}: {source}")
+    }
+}
+
+impl std::error::Error for FileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.source.as_ref())
     }
 }
 
@@ -373,12 +424,7 @@ mod tests {
 
     #[test]
     fn errors_that_wrap_nothing_have_no_source() {
-        for err in [
-            Error::Timeout,
-            Error::Closed,
-            Error::Server("bad".into()),
-            Error::Credentials("no seed".into()),
-        ] {
+        for err in [Error::Timeout, Error::Closed, Error::Server("bad".into())] {
             assert!(err.source().is_none(), "{err:?}");
         }
     }

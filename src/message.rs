@@ -117,7 +117,7 @@ pub struct Message {
 impl Message {
     /// Builds an owned message from a parsed `MSG`/`HMSG`; a malformed headers block is an
     /// error for this message only.
-    pub(crate) fn from_wire(msg: &panini_proto::Msg<'_>) -> Result<Self, panini_proto::Error> {
+    pub(crate) fn from_wire(msg: &panini_proto::MsgFrame<'_>) -> Result<Self, panini_proto::Error> {
         let block = msg.header_block().transpose()?;
         Ok(Message {
             subject: lossy(msg.subject),

@@ -63,7 +63,7 @@ impl KeyPair {
     pub fn from_seed(seed: &str) -> Result<KeyPair, Error> {
         match encoding::decode_seed(seed.trim()) {
             Ok((kind, bytes)) => Ok(KeyPair::from_raw_seed(kind, bytes)),
-            Err(why) => Err(Error::Credentials(format!("the NKey seed {why}"))),
+            Err(why) => Err(Error::Credentials(format!("the NKey seed {why}").into())),
         }
     }
 
@@ -188,7 +188,7 @@ mod tests {
             let window = String::from_utf8_lossy(window);
             assert!(!shown.contains(&*window), "{shown:?} quotes the input");
         }
-        why.clone()
+        why.to_string()
     }
 
     #[test]

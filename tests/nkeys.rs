@@ -153,7 +153,7 @@ fn a_garbled_seed_is_a_credentials_error_that_does_not_quote_it() {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, Error::Credentials(t) if t.contains("public key")),
+            matches!(&err, Error::Credentials(t) if t.to_string().contains("public key")),
             "{err:?}"
         );
     });

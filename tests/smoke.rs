@@ -10,7 +10,9 @@ use std::net::TcpStream;
 use std::ops::Range;
 
 use common::NatsServer;
-use panini_proto::{encode_headers, parse_server_op, ClientOp, Limits, Msg, Pub, ServerOp, Status};
+use panini_proto::{
+    encode_headers, parse_server_op, ClientOp, Limits, MsgFrame, Pub, ServerOp, Status,
+};
 
 const CONNECT: &[u8] = br#"{"verbose":false,"pedantic":false,"protocol":1,"headers":true,"no_responders":true,"lang":"rust","version":"0.1.0","name":"panini-smoke"}"#;
 
@@ -110,7 +112,7 @@ fn complete<'a>(frame: &'a [u8], limits: &Limits) -> ServerOp<'a> {
     }
 }
 
-fn msg<'a>(op: ServerOp<'a>) -> Msg<'a> {
+fn msg<'a>(op: ServerOp<'a>) -> MsgFrame<'a> {
     match op {
         ServerOp::Msg(m) => m,
         other => panic!("expected MSG or HMSG, got {other:?}"),

@@ -12,7 +12,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use panini_proto::{parse_server_op, Limits, Msg, ServerOp, Status};
+use panini_proto::{parse_server_op, Limits, MsgFrame, ServerOp, Status};
 
 const SAMPLES: usize = 15;
 const SAMPLE_TIME: Duration = Duration::from_millis(100);
@@ -57,7 +57,7 @@ fn main() {
 /// `frames` copies of `MSG bench.subject.here 1 <payload>\r\n<payload bytes>\r\n`.
 fn stream(case: &Case) -> Vec<u8> {
     let payload: Vec<u8> = (0..case.payload).map(|i| b'a' + (i % 26) as u8).collect();
-    let msg = Msg {
+    let msg = MsgFrame {
         subject: SUBJECT,
         sid: 1,
         reply: None,

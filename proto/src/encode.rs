@@ -5,7 +5,7 @@
 //! build header blocks with [`encode_headers`](crate::encode_headers) first: the client does.
 
 use crate::client_op::{ClientOp, Pub};
-use crate::server_op::{Msg, ServerOp};
+use crate::server_op::{MsgFrame, ServerOp};
 
 /// The decimal digits of `n` (ASCII), written at the end of `buf` (20 bytes hold
 /// `u64::MAX`). For encoders that must not allocate or go through `fmt`.
@@ -63,9 +63,9 @@ impl ServerOp<'_> {
     /// Appends this op's wire bytes to `out`.
     ///
     /// ```
-    /// use panini_proto::{Msg, ServerOp};
+    /// use panini_proto::{MsgFrame, ServerOp};
     /// let mut out = Vec::new();
-    /// ServerOp::Msg(Msg { subject: b"a", sid: 1, reply: Some(b"r"), headers: None, payload: b"hi" }).encode(&mut out);
+    /// ServerOp::Msg(MsgFrame { subject: b"a", sid: 1, reply: Some(b"r"), headers: None, payload: b"hi" }).encode(&mut out);
     /// ServerOp::Err(b"Stale Connection").encode(&mut out);
     /// assert_eq!(out, b"MSG a 1 r 2\r\nhi\r\n-ERR 'Stale Connection'\r\n");
     /// ```
@@ -85,7 +85,7 @@ impl ServerOp<'_> {
     }
 }
 
-impl Msg<'_> {
+impl MsgFrame<'_> {
     fn encode(&self, out: &mut Vec<u8>) {
         let name: &[u8] = if self.headers.is_some() {
             b"HMSG"

@@ -30,7 +30,8 @@
 //! ```
 //!
 //! # Layout
-//! - [`server_op`](ServerOp): what a server sends, and [`parse_server_op`].
+//! - [`server_op`](ServerOp): what a server sends ([`MsgFrame`], formerly `Msg`, for
+//!   `MSG`/`HMSG`), and [`parse_server_op`].
 //! - [`client_op`](ClientOp): what a client sends, and [`parse_client_op`].
 //! - `parse`: the grammar, one nom parser per rule (private).
 //! - `encode`: `encode` for both op enums.
@@ -57,7 +58,12 @@ pub use client_op::{parse_client_op, ClientOp, Pub};
 pub use encode::decimal;
 pub use error::Error;
 pub use headers::{encode_headers, Fields, HeaderBlock};
-pub use server_op::{parse_server_op, Msg, ServerOp};
+pub use server_op::{parse_server_op, MsgFrame, ServerOp};
+
+/// TEMPORARY, until the merge moves the app layer: `panini`'s `src/message.rs` still
+/// names the old type. Delete with the import fixed there.
+#[doc(hidden)]
+pub type Msg<'a> = MsgFrame<'a>;
 
 /// The result of a parse that may need more bytes (httparse's shape).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,7 +12,7 @@ pub enum ServerOp<'a> {
     /// `INFO <json>`: the JSON body, trimmed of surrounding white space.
     Info(&'a [u8]),
     /// `MSG` (when `headers` is `None`) or `HMSG` (when `headers` is `Some`).
-    Msg(Msg<'a>),
+    Msg(MsgFrame<'a>),
     /// `PING`.
     Ping,
     /// `PONG`.
@@ -27,8 +27,11 @@ pub enum ServerOp<'a> {
 ///
 /// `MSG <subject> <sid> [reply-to] <#bytes>` and
 /// `HMSG <subject> <sid> [reply-to] <#header bytes> <#total bytes>`.
+///
+/// Formerly `Msg`: renamed so that it is not taken for panini's handler argument
+/// `panini::Msg<T>`. The [`ServerOp::Msg`] variant keeps its name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Msg<'a> {
+pub struct MsgFrame<'a> {
     /// The subject the message was published to.
     pub subject: &'a [u8],
     /// The subscription id the client chose in `SUB`.
@@ -38,13 +41,13 @@ pub struct Msg<'a> {
     /// The raw headers block of an `HMSG`, from `NATS/1.0` through the blank line.
     ///
     /// It is framed but not validated: decode it with [`HeaderBlock::parse`](crate::HeaderBlock::parse)
-    /// (or [`Msg::header_block`]). A malformed block is an error for this one message.
+    /// (or [`MsgFrame::header_block`]). A malformed block is an error for this one message.
     pub headers: Option<&'a [u8]>,
     /// The payload, without the headers.
     pub payload: &'a [u8],
 }
 
-impl<'a> Msg<'a> {
+impl<'a> MsgFrame<'a> {
     /// Decodes the headers block, if this is an `HMSG`.
     ///
     /// ```
@@ -74,12 +77,12 @@ impl<'a> Msg<'a> {
 /// It never panics, allocates nothing, and borrows payloads from `buf`.
 ///
 /// ```
-/// use panini_proto::{parse_server_op, Limits, Msg, ServerOp, Status};
+/// use panini_proto::{parse_server_op, Limits, MsgFrame, ServerOp, Status};
 /// let limits = Limits::default();
 /// let wire = b"MSG greet.joe 7 5\r\nhello\r\nPING\r\n";
 /// let Status::Complete((op, used)) = parse_server_op(wire, &limits)? else { unreachable!() };
 /// assert_eq!(used, 26);
-/// assert_eq!(op, ServerOp::Msg(Msg { subject: b"greet.joe", sid: 7, reply: None, headers: None, payload: b"hello" }));
+/// assert_eq!(op, ServerOp::Msg(MsgFrame { subject: b"greet.joe", sid: 7, reply: None, headers: None, payload: b"hello" }));
 /// assert_eq!(parse_server_op(&wire[used..], &limits)?, Status::Complete((ServerOp::Ping, 6)));
 /// assert_eq!(parse_server_op(b"MSG greet.joe 7 5\r\nhel", &limits)?, Status::Partial);
 /// # Ok::<(), panini_proto::Error>(())
@@ -103,7 +106,7 @@ pub fn parse_server_op<'a>(
     let Some((body, used)) = parse::payload(buf, next, op.sizes, limits.max_payload)? else {
         return Ok(Status::Partial);
     };
-    let msg = Msg {
+    let msg = MsgFrame {
         subject: op.subject,
         sid: op.sid,
         reply: op.reply,

@@ -7,7 +7,7 @@
 //! Test names start with the row number: `c12_…` is row 12.
 
 use panini_proto::{
-    parse_client_op, parse_server_op, subject, ClientOp, Error, HeaderBlock, Limits, Msg, Pub,
+    parse_client_op, parse_server_op, subject, ClientOp, Error, HeaderBlock, Limits, MsgFrame, Pub,
     ServerOp, Status,
 };
 
@@ -52,7 +52,7 @@ fn msg<'a>(
     reply: Option<&'a [u8]>,
     payload: &'a [u8],
 ) -> ServerOp<'a> {
-    ServerOp::Msg(Msg {
+    ServerOp::Msg(MsgFrame {
         subject,
         sid,
         reply,
@@ -673,7 +673,7 @@ fn c47_info_over_max_info_line_is_too_long() {
 #[test]
 fn c50_lower_case_hmsg_is_accepted() {
     let wire = b"hmsg foo 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n";
-    let want = ServerOp::Msg(Msg {
+    let want = ServerOp::Msg(MsgFrame {
         subject: b"foo",
         sid: 1,
         reply: None,
@@ -686,7 +686,7 @@ fn c50_lower_case_hmsg_is_accepted() {
 #[test]
 fn c51_tabs_and_double_spaces_in_hmsg_args_are_accepted() {
     let wire = b"HMSG\tfoo  1\t r \t12  14 \r\nNATS/1.0\r\n\r\nhi\r\n";
-    let want = ServerOp::Msg(Msg {
+    let want = ServerOp::Msg(MsgFrame {
         subject: b"foo",
         sid: 1,
         reply: Some(b"r"),
@@ -701,7 +701,7 @@ fn c52_hmsg_arg_count_decides_the_reply() {
     let without = server(b"HMSG s 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n");
     let with = server(b"HMSG s 1 r 12 14\r\nNATS/1.0\r\n\r\nhi\r\n");
     let hmsg = |reply| {
-        ServerOp::Msg(Msg {
+        ServerOp::Msg(MsgFrame {
             subject: b"s",
             sid: 1,
             reply,
@@ -717,7 +717,7 @@ fn c52_hmsg_arg_count_decides_the_reply() {
 fn c53_hmsg_sizes_with_leading_zeros_are_accepted() {
     // The server echoes the publisher's size bytes verbatim (#8).
     let wire = b"HMSG foo 1 0012 0014\r\nNATS/1.0\r\n\r\nhi\r\n";
-    let want = ServerOp::Msg(Msg {
+    let want = ServerOp::Msg(MsgFrame {
         subject: b"foo",
         sid: 1,
         reply: None,
@@ -969,7 +969,7 @@ fn c76_unsolicited_ok_parses_and_its_tail_is_ignored() {
 }
 
 /// The one message in `wire`.
-fn only_msg(wire: &[u8]) -> Msg<'_> {
+fn only_msg(wire: &[u8]) -> MsgFrame<'_> {
     match server(wire) {
         Ok(Status::Complete((ServerOp::Msg(m), used))) if used == wire.len() => m,
         other => panic!("not one message: {other:?}"),

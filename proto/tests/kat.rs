@@ -9,8 +9,8 @@
 use std::fmt::Debug;
 
 use panini_proto::{
-    encode_headers, parse_client_op, parse_server_op, ClientOp, Error, HeaderBlock, Limits, Msg,
-    Pub, ServerOp, Status,
+    encode_headers, parse_client_op, parse_server_op, ClientOp, Error, HeaderBlock, Limits,
+    MsgFrame, Pub, ServerOp, Status,
 };
 
 /// One direction of the protocol: its op type, parser and encoder.
@@ -157,7 +157,7 @@ mod server {
         headers: Option<&'static [u8]>,
         payload: &'static [u8],
     ) -> ServerOp<'static> {
-        ServerOp::Msg(Msg {
+        ServerOp::Msg(MsgFrame {
             subject,
             sid: 1,
             reply,
@@ -172,9 +172,9 @@ mod server {
             => ServerOp::Info(b"{\"server_id\":\"S\",\"max_payload\":1048576,\"headers\":true}");
         info_after_a_tab: b"INFO\t{\"proto\":1}\r\n", 18 => ServerOp::Info(b"{\"proto\":1}");
         msg_without_reply: b"MSG greet.joe 7 5\r\nhello\r\n", 26
-            => ServerOp::Msg(Msg { subject: b"greet.joe", sid: 7, reply: None, headers: None, payload: b"hello" });
+            => ServerOp::Msg(MsgFrame { subject: b"greet.joe", sid: 7, reply: None, headers: None, payload: b"hello" });
         msg_with_reply: b"MSG greet.joe 7 _INBOX.1 5\r\nhello\r\n", 35
-            => ServerOp::Msg(Msg {
+            => ServerOp::Msg(MsgFrame {
                 subject: b"greet.joe", sid: 7, reply: Some(b"_INBOX.1"), headers: None, payload: b"hello",
             });
         msg_with_empty_payload: b"MSG a 1 0\r\n\r\n", 13 => msg(b"a", None, None, b"");
@@ -183,7 +183,7 @@ mod server {
         msg_args_with_tabs_and_runs: b"MSG\tfoo \t 1\t\t5 \r\nhello\r\n", 24 => msg(b"foo", None, None, b"hello");
         msg_lower_case_with_bare_lf: b"msg foo 1 2\nhi\r\n", 16 => msg(b"foo", None, None, b"hi");
         msg_largest_sid: b"MSG a 18446744073709551615 0\r\n\r\n", 32
-            => ServerOp::Msg(Msg { subject: b"a", sid: u64::MAX, reply: None, headers: None, payload: b"" });
+            => ServerOp::Msg(MsgFrame { subject: b"a", sid: u64::MAX, reply: None, headers: None, payload: b"" });
         hmsg_without_reply: b"HMSG foo 1 18 20\r\nNATS/1.0\r\nA: 1\r\n\r\nhi\r\n", 40
             => msg(b"foo", None, Some(HDR), b"hi");
         hmsg_with_reply: b"HMSG foo 1 _INBOX.1 18 20\r\nNATS/1.0\r\nA: 1\r\n\r\nhi\r\n", 49
@@ -297,13 +297,13 @@ encodes! {
     encode_client_pong: ClientOp::Pong => b"PONG\r\n";
     encode_info: ServerOp::Info(b"{}") => b"INFO {}\r\n";
     encode_msg_with_reply:
-        ServerOp::Msg(Msg { subject: b"a", sid: 42, reply: Some(b"r"), headers: None, payload: b"hi" })
+        ServerOp::Msg(MsgFrame { subject: b"a", sid: 42, reply: Some(b"r"), headers: None, payload: b"hi" })
         => b"MSG a 42 r 2\r\nhi\r\n";
     encode_hmsg:
-        ServerOp::Msg(Msg { subject: b"a", sid: 1, reply: None, headers: Some(HDR), payload: b"hi" })
+        ServerOp::Msg(MsgFrame { subject: b"a", sid: 1, reply: None, headers: Some(HDR), payload: b"hi" })
         => b"HMSG a 1 18 20\r\nNATS/1.0\r\nA: 1\r\n\r\nhi\r\n";
     encode_msg_largest_sid:
-        ServerOp::Msg(Msg { subject: b"a", sid: u64::MAX, reply: None, headers: None, payload: b"" })
+        ServerOp::Msg(MsgFrame { subject: b"a", sid: u64::MAX, reply: None, headers: None, payload: b"" })
         => b"MSG a 18446744073709551615 0\r\n\r\n";
     encode_server_ping: ServerOp::Ping => b"PING\r\n";
     encode_server_pong: ServerOp::Pong => b"PONG\r\n";

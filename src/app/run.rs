@@ -249,7 +249,7 @@ impl App {
             if self.banner {
                 println!("======== Running on http://{} ========", server.addr);
             }
-            started.http = Some(server.serve(app.clone()));
+            started.http = Some(server.start_accepting(app.clone()));
         }
         let event = format!(
             "panini_events.{}.{}.started",

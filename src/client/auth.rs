@@ -7,6 +7,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+#[cfg(feature = "nkeys")]
+use crate::error::FileError;
 use crate::error::{BoxError, Error, Result};
 
 /// A secret string: its `Debug` shows `***`.
@@ -100,7 +102,7 @@ impl Credential {
                 let sig = match nonce {
                     Some(nonce) => {
                         let sig = sign(nonce.as_bytes()).map_err(|e| {
-                            Error::Credentials(format!("the JWT signer failed: {e}"))
+                            Error::Credentials(format!("the JWT signer failed: {e}").into())
                         })?;
                         Some(crate::encoding::base64url(&sig))
                     }
@@ -125,17 +127,15 @@ impl Credential {
 
     #[cfg(feature = "nkeys")]
     fn sign_with_seed(&self, nonce: Option<&str>) -> Result<Signed> {
-        let read = |path: &PathBuf, what: &str| {
-            std::fs::read_to_string(path).map_err(|e| {
-                Error::Credentials(format!("cannot read the {what} {}: {e}", shown(path)))
-            })
+        let read = |path: &PathBuf, what: &'static str| {
+            std::fs::read_to_string(path).map_err(|e| file_error("cannot read", what, path, e))
         };
         let (jwt, seed) = match self {
             Credential::Seed(seed) => (None, seed.0.clone()),
-            Credential::SeedFile(path) => (None, read(path, "NKey seed file")?),
+            Credential::SeedFile(path) => (None, read(path, SEED_FILE)?),
             Credential::CredsFile(path) => {
-                let creds = crate::creds::parse_creds(&read(path, "credentials file")?)
-                    .map_err(|e| in_file(e, path))?;
+                let creds = crate::creds::parse_creds(&read(path, CREDS_FILE)?)
+                    .map_err(|e| in_file(e, CREDS_FILE, path))?;
                 (Some(creds.jwt), creds.seed)
             }
             Credential::Creds(text) => {
@@ -145,7 +145,8 @@ impl Credential {
             Credential::Jwt(..) => return Err(Error::Credentials("a JWT signs itself".into())),
         };
         let key = crate::nkeys::KeyPair::from_seed(&seed).map_err(|e| match self {
-            Credential::SeedFile(path) | Credential::CredsFile(path) => in_file(e, path),
+            Credential::SeedFile(path) => in_file(e, SEED_FILE, path),
+            Credential::CredsFile(path) => in_file(e, CREDS_FILE, path),
             _ => e,
         })?;
         let nonce = match (nonce, &jwt) {
@@ -167,11 +168,28 @@ impl Credential {
     }
 }
 
-/// Says which file a credentials error is about.
 #[cfg(feature = "nkeys")]
-fn in_file(e: Error, path: &Path) -> Error {
+const SEED_FILE: &str = "NKey seed file";
+#[cfg(feature = "nkeys")]
+const CREDS_FILE: &str = "credentials file";
+
+/// A credentials error about the file at `path` (shown only if it looks like a path),
+/// caused by `source`.
+#[cfg(feature = "nkeys")]
+fn file_error(
+    doing: &'static str,
+    what: &'static str,
+    path: &Path,
+    source: impl Into<BoxError>,
+) -> Error {
+    Error::Credentials(Box::new(FileError::new(doing, what, shown(path), source)))
+}
+
+/// Says which file a credentials error is about: its cause becomes the source.
+#[cfg(feature = "nkeys")]
+fn in_file(e: Error, what: &'static str, path: &Path) -> Error {
     match e {
-        Error::Credentials(why) => Error::Credentials(format!("{}: {why}", shown(path))),
+        Error::Credentials(why) => file_error("cannot use", what, path, why),
         other => other,
     }
 }
@@ -216,6 +234,61 @@ mod tests {
         }
         let path = Credential::SeedFile("/etc/nats/user.nk".into());
         assert_eq!(format!("{path:?}"), r#"NKeySeedFile("/etc/nats/user.nk")"#);
+    }
+
+    /// A path no test creates.
+    #[cfg(feature = "nkeys")]
+    fn missing(name: &str) -> PathBuf {
+        let dir = format!("panini-missing-{}", std::process::id());
+        std::env::temp_dir().join(dir).join(name)
+    }
+
+    #[cfg(feature = "nkeys")]
+    #[test]
+    fn a_missing_creds_or_seed_file_keeps_the_io_error_as_the_source() {
+        use std::error::Error as _;
+        let path = missing("user.creds");
+        for (cred, what) in [
+            (Credential::CredsFile(path.clone()), "credentials file"),
+            (Credential::SeedFile(path.clone()), "NKey seed file"),
+        ] {
+            let err = cred.sign_in(Some("nonce")).unwrap_err();
+            assert!(matches!(err, Error::Credentials(_)), "{err:?}");
+            let file = err.source().expect("the file error");
+            let io = file
+                .source()
+                .and_then(|e| e.downcast_ref::<std::io::Error>());
+            assert_eq!(
+                io.map(std::io::Error::kind),
+                Some(std::io::ErrorKind::NotFound),
+                "{err:?}"
+            );
+            let text = err.to_string();
+            let start = format!("credentials: cannot read the {what} {path:?}: ");
+            assert!(text.starts_with(&start), "{text}");
+        }
+    }
+
+    #[cfg(feature = "nkeys")]
+    #[test]
+    fn a_bad_creds_file_names_the_file_and_keeps_the_cause() {
+        use std::error::Error as _;
+        let dir = missing("");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("empty.creds");
+        std::fs::write(&path, "").unwrap();
+        let err = Credential::CredsFile(path.clone())
+            .sign_in(Some("nonce"))
+            .unwrap_err();
+        let _ = std::fs::remove_dir_all(&dir);
+        let text = err.to_string();
+        let start = format!("credentials: cannot use the credentials file {path:?}: ");
+        assert!(text.starts_with(&start), "{text}");
+        let cause = err.source().and_then(|file| file.source());
+        assert!(
+            cause.is_some_and(|c| text.ends_with(&c.to_string())),
+            "{err:?}"
+        );
     }
 
     #[test]

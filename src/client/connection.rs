@@ -9,7 +9,7 @@ use serde::Serialize;
 use smol::future::FutureExt;
 
 use super::pool::Server;
-use super::shared::Shared;
+use super::shared::ClientState;
 use super::transport::Transport;
 use super::ServerInfo;
 use crate::buffer::InBuf;
@@ -79,7 +79,7 @@ pub(crate) fn server_error(text: &[u8]) -> Error {
 
 impl Connection {
     /// TCP connect, read INFO, send CONNECT + PING, wait for PONG; bounded by the connect timeout.
-    pub(crate) async fn open(server: &Server, shared: &Shared) -> Result<Connection> {
+    pub(crate) async fn open(server: &Server, shared: &ClientState) -> Result<Connection> {
         let timeout = shared.opts.connect_timeout;
         let attempt = Self::handshake(server, shared);
         attempt.or(timed_out(timeout)).await.map_err(|e| match e {
@@ -91,7 +91,7 @@ impl Connection {
         })
     }
 
-    async fn handshake(server: &Server, shared: &Shared) -> Result<Connection> {
+    async fn handshake(server: &Server, shared: &ClientState) -> Result<Connection> {
         let mut stream = Transport::tcp(&server.host, server.port).await?;
         let mut rbuf = InBuf::new(READ_CHUNK);
         let limits = Limits::default();
@@ -150,7 +150,7 @@ impl Connection {
 async fn secure(
     stream: Transport,
     server: &Server,
-    shared: &Shared,
+    shared: &ClientState,
     info: &ServerInfo,
     after_info: &[u8],
 ) -> Result<Transport> {
@@ -232,7 +232,7 @@ impl std::error::Error for AtServer {
 /// server's own TLS rules already allowed.
 fn connect_ops(
     server: &Server,
-    shared: &Shared,
+    shared: &ClientState,
     info: &ServerInfo,
     in_clear: bool,
 ) -> Result<Vec<u8>> {

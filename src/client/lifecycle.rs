@@ -14,8 +14,8 @@ use super::connection::Connection;
 use super::events::{Event, Lost, Stats};
 use super::outbox::{Loss, State};
 use super::pool::Pool;
-use super::shared::{lock, Shared, Target};
-use super::task::{flush_out, serve, Batch};
+use super::shared::{lock, ClientState, Delivery};
+use super::task::{flush_out, run_connection, Batch};
 use super::ServerInfo;
 use crate::error::Error;
 use crate::log::log_at;
@@ -44,7 +44,10 @@ pub(crate) enum Ended {
 /// server whose certificate does not verify is passed over for the next, and when every
 /// server refused, the first refusal is returned (retrying cannot help). Otherwise every
 /// failure, with its server, is in [`Error::NoServers`].
-pub(crate) async fn connect_first(shared: &Shared, pool: &mut Pool) -> Result<Connection, Error> {
+pub(crate) async fn connect_first(
+    shared: &ClientState,
+    pool: &mut Pool,
+) -> Result<Connection, Error> {
     // Settings that cannot work fail here, before any server is tried.
     #[cfg(feature = "tls")]
     if shared.opts.tls_asked() || pool.servers.iter().any(|s| s.tls) {
@@ -68,7 +71,7 @@ pub(crate) async fn connect_first(shared: &Shared, pool: &mut Pool) -> Result<Co
 
 /// Runs until the client is closed or reconnecting gives up.
 pub(crate) async fn run(
-    shared: Arc<Shared>,
+    shared: Arc<ClientState>,
     mut pool: Pool,
     mut conn: Connection,
     ctl: Receiver<Ctl>,
@@ -78,7 +81,7 @@ pub(crate) async fn run(
     let mut why = "the connection was lost for good";
     loop {
         let server = pool.current().url();
-        let ended = serve(&shared, &mut pool, &mut conn, &ctl, &mut batch).await;
+        let ended = run_connection(&shared, &mut pool, &mut conn, &ctl, &mut batch).await;
         if matches!(ended, Ended::Closed) {
             // Send what handles buffered before the close, briefly; nothing new is taken.
             lock(&shared.out).outbox.set_state(State::Closed);
@@ -128,7 +131,7 @@ pub(crate) async fn run(
 
 /// Marks the client closed and wakes everyone who waits on it. Publishes still unsent
 /// are reported lost, for the reason `why`.
-pub(crate) fn close_now(shared: &Shared, batch: &mut Batch, why: &str) {
+pub(crate) fn close_now(shared: &ClientState, batch: &mut Batch, why: &str) {
     if shared
         .finished
         .swap(true, std::sync::atomic::Ordering::AcqRel)
@@ -143,7 +146,7 @@ pub(crate) fn close_now(shared: &Shared, batch: &mut Batch, why: &str) {
     };
     report_loss(shared, loss, why);
     for (_, entry) in lock(&shared.subs).map.drain() {
-        if let Target::Channel(q) = entry.target {
+        if let Delivery::Channel(q) = entry.delivery {
             q.tx.close();
         }
     }
@@ -156,7 +159,7 @@ pub(crate) fn close_now(shared: &Shared, batch: &mut Batch, why: &str) {
 }
 
 /// Counts and reports publishes that were accepted and will never be sent.
-fn report_loss(shared: &Shared, loss: Loss, why: &str) {
+fn report_loss(shared: &ClientState, loss: Loss, why: &str) {
     if loss.msgs == 0 {
         return;
     }
@@ -171,7 +174,7 @@ fn report_loss(shared: &Shared, loss: Loss, why: &str) {
 /// reconnect buffer's cap; the rest is reported lost, and a request among those fails at
 /// once: it was never sent). Every other request waiting may have died with the
 /// connection, so it is marked at risk (settled in `go_live`).
-pub(crate) fn disconnected(shared: &Shared, batch: &mut Batch) {
+pub(crate) fn disconnected(shared: &ClientState, batch: &mut Batch) {
     let (mut kept, mut dropped) = (Vec::new(), Vec::new());
     let mut out = lock(&shared.out);
     out.direct = None;
@@ -218,7 +221,7 @@ pub(crate) fn request_token(inbox: &str, reply: &[u8]) -> Option<u64> {
 /// Makes a new connection live: the outbox gets SUB for every subscription first, then
 /// what was buffered while disconnected, then a PING for each flush still waiting; INFO is
 /// applied; requests at risk get a short grace to hear back before `ConnectionLost`.
-pub(crate) fn go_live(shared: &Shared, pool: &mut Pool, conn: &Connection) {
+pub(crate) fn go_live(shared: &ClientState, pool: &mut Pool, conn: &Connection) {
     let wake = {
         let subs = lock(&shared.subs);
         let mut out = lock(&shared.out);
@@ -254,7 +257,7 @@ pub(crate) fn go_live(shared: &Shared, pool: &mut Pool, conn: &Connection) {
 /// that comes within the grace, or fails with `ConnectionLost` when it ends (or at its own
 /// deadline, if sooner). Resending them is not ours to decide: the request may have been
 /// acted on.
-fn settle_requests_at_risk(shared: &Shared) {
+fn settle_requests_at_risk(shared: &ClientState) {
     let until = Instant::now() + shared.opts.reconnect_grace;
     let mut any = false;
     for pending in lock(&shared.requests).values_mut() {
@@ -272,7 +275,7 @@ fn settle_requests_at_risk(shared: &Shared) {
 /// Applies a server's INFO (at connect or later): the pool learns the servers it
 /// advertises, `max_payload` and the stored INFO are updated. Returns whether the server
 /// is in lame-duck mode.
-pub(crate) fn apply_info(shared: &Shared, pool: &mut Pool, info: &ServerInfo) -> bool {
+pub(crate) fn apply_info(shared: &ClientState, pool: &mut Pool, info: &ServerInfo) -> bool {
     if !shared.opts.ignore_discovered_servers && !info.connect_urls.is_empty() {
         let added = pool.add_discovered(&info.connect_urls);
         if !added.is_empty() {
@@ -292,7 +295,7 @@ pub(crate) fn apply_info(shared: &Shared, pool: &mut Pool, info: &ServerInfo) ->
 /// give, if `stop_on_refusal`: not at a certificate, which is one server's): the first
 /// connection made, or why each failed.
 async fn try_servers(
-    shared: &Shared,
+    shared: &ClientState,
     pool: &mut Pool,
     order: Vec<usize>,
     stop_on_refusal: bool,
@@ -328,7 +331,7 @@ async fn try_servers(
 /// of attempts, or after two passes in a row that met a refusal (credentials or
 /// certificates: see [`Error::is_refusal`]).
 pub(crate) async fn reconnect(
-    shared: &Shared,
+    shared: &ClientState,
     pool: &mut Pool,
     ctl: &Receiver<Ctl>,
     skip_current: bool,

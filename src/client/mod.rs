@@ -86,7 +86,7 @@ use connection::timed_out;
 use lifecycle::Ctl;
 use outbox::State;
 pub(crate) use shared::lock;
-use shared::{PubMode, Queue, Shared, Target};
+use shared::{ClientState, Delivery, PubMode, Queue};
 
 use crate::error::{Error, Result};
 use crate::message::{Headers, Message};
@@ -146,7 +146,7 @@ pub struct Client {
 
 #[derive(Debug)]
 struct Inner {
-    shared: Arc<Shared>,
+    shared: Arc<ClientState>,
     ctl: Sender<Ctl>,
 }
 
@@ -160,7 +160,7 @@ impl Client {
     async fn connect_with(opts: ConnectOptions) -> Result<Client> {
         opts.check_features()?;
         let mut pool = pool::Pool::new(&opts.servers)?;
-        let shared = Arc::new(Shared::new(opts));
+        let shared = Arc::new(ClientState::new(opts));
         let conn = lifecycle::connect_first(&shared, &mut pool).await?;
         shared.emit(Event::Connected(pool.current().url()));
         let (ctl_tx, ctl_rx) = smol::channel::unbounded();
@@ -174,7 +174,7 @@ impl Client {
         })
     }
 
-    fn shared(&self) -> &Shared {
+    fn shared(&self) -> &ClientState {
         &self.inner.shared
     }
 
@@ -186,6 +186,21 @@ impl Client {
     }
 
     /// Publishes with an optional reply subject and optional headers.
+    ///
+    /// ```no_run
+    /// # panini::rt::block_on(async {
+    /// use panini::Headers;
+    ///
+    /// let client = panini::client::connect("nats://127.0.0.1:4222").await?;
+    /// let mut headers = Headers::new();
+    /// headers.insert("Trace-Id", "4bf92f35");
+    /// // Whoever handles `orders.new` answers on `orders.done`.
+    /// client
+    ///     .publish_with("orders.new", Some("orders.done"), Some(&headers), r#"{"id":7}"#)
+    ///     .await?;
+    /// client.flush().await?;
+    /// # Ok::<(), panini::Error>(()) });
+    /// ```
     pub async fn publish_with(
         &self,
         subject: &str,
@@ -225,7 +240,20 @@ impl Client {
             .await
     }
 
-    /// Subscribes to `subject` (wildcards allowed).
+    /// Subscribes to `subject` (wildcards allowed). The subscription is a `Stream` of
+    /// [`Message`]s; dropping it unsubscribes.
+    ///
+    /// ```no_run
+    /// # panini::rt::block_on(async {
+    /// use panini::rt::StreamExt;
+    ///
+    /// let client = panini::client::connect("nats://127.0.0.1:4222").await?;
+    /// let mut sub = client.subscribe("sensors.*.temperature").await?;
+    /// while let Some(msg) = sub.next().await {
+    ///     println!("{}: {}", msg.subject, msg.text().unwrap_or("(not text)"));
+    /// }
+    /// # Ok::<(), panini::Error>(()) });
+    /// ```
     pub async fn subscribe(&self, subject: &str) -> Result<Subscription> {
         self.subscribe_inner(subject, None)
     }
@@ -238,11 +266,11 @@ impl Client {
     fn subscribe_inner(&self, subject: &str, queue: Option<&str>) -> Result<Subscription> {
         let (tx, rx) = smol::channel::unbounded();
         let bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let target = Target::Channel(Queue {
+        let delivery = Delivery::Channel(Queue {
             tx,
             bytes: bytes.clone(),
         });
-        let sid = self.shared().subscribe(subject, queue, target)?;
+        let sid = self.shared().subscribe(subject, queue, delivery)?;
         Ok(Subscription {
             sid,
             rx: Box::pin(rx),
@@ -251,7 +279,23 @@ impl Client {
         })
     }
 
-    /// Sends a request and waits for the first reply, up to the default request timeout.
+    /// Sends a request and waits for the first reply, up to the default request timeout
+    /// ([`ConnectOptions::request_timeout`]). No subscriber on `subject` gives
+    /// [`Error::NoResponders`] at once.
+    ///
+    /// ```no_run
+    /// # panini::rt::block_on(async {
+    /// use panini::Error;
+    ///
+    /// let client = panini::client::connect("nats://127.0.0.1:4222").await?;
+    /// match client.request("math.double", "21").await {
+    ///     Ok(reply) => println!("got {:?}", reply.text()),
+    ///     Err(Error::NoResponders) => println!("nobody serves math.double"),
+    ///     Err(Error::Timeout) => println!("no answer in time"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok::<(), panini::Error>(()) });
+    /// ```
     pub async fn request(&self, subject: &str, payload: impl AsRef<[u8]>) -> Result<Message> {
         let timeout = self.shared().opts.request_timeout;
         self.request_with(subject, None, payload, timeout).await
@@ -321,7 +365,7 @@ impl Client {
             return Ok(());
         }
         let subject = format!("{}.*", shared.inbox);
-        shared.subscribe(&subject, None, Target::Mux).map(drop)
+        shared.subscribe(&subject, None, Delivery::Mux).map(drop)
     }
 
     /// Unsubscribes subscription `sid`: what is already queued can still be read from
@@ -450,7 +494,7 @@ fn inbox_reply(inbox: &str, token: u64) -> String {
 /// 22 characters of base 62, like a NUID: an inbox name, which must not be any other
 /// client's on the cluster. So the generator starts from the OS-seeded key std gives each
 /// `RandomState` (fastrand's own seed is only the clock and the thread id), a fresh one
-/// per id. Not a secret: a request's token is (see `Shared::new_token`).
+/// per id. Not a secret: a request's token is (see `ClientState::new_token`).
 pub(crate) fn random_id() -> String {
     let mut rng = fastrand::Rng::with_seed(RandomState::new().hash_one(0u8));
     std::iter::repeat_with(|| rng.alphanumeric())

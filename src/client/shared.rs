@@ -94,11 +94,12 @@ pub(crate) struct Queue {
     pub(crate) bytes: Arc<AtomicUsize>,
 }
 
-/// Who receives a subscription's messages.
+/// Where a subscription's messages go.
 #[derive(Debug)]
-pub(crate) enum Target {
+pub(crate) enum Delivery {
+    /// The subscription's own queue.
     Channel(Queue),
-    /// The request multiplexer: routed by the last token to `Shared::requests`.
+    /// The request multiplexer: routed by the last token to `ClientState::requests`.
     Mux,
 }
 
@@ -106,7 +107,7 @@ pub(crate) enum Target {
 pub(crate) struct SubEntry {
     pub(crate) subject: String,
     pub(crate) queue: Option<String>,
-    pub(crate) target: Target,
+    pub(crate) delivery: Delivery,
     pub(crate) max: Option<u64>,
     pub(crate) delivered: u64,
     pub(crate) dropped: u64,
@@ -120,7 +121,8 @@ pub(crate) struct Subs {
     pub(crate) mux_sid: Option<u64>,
 }
 
-pub(crate) struct Shared {
+/// One client's state, shared by its handles and its connection task.
+pub(crate) struct ClientState {
     pub(crate) opts: ConnectOptions,
     pub(crate) out: Mutex<Out>,
     pub(crate) space: Notify,
@@ -153,9 +155,9 @@ pub(crate) struct Shared {
     pub(crate) tls: Mutex<Option<std::sync::Arc<futures_rustls::rustls::ClientConfig>>>,
 }
 
-impl std::fmt::Debug for Shared {
+impl std::fmt::Debug for ClientState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
+        f.debug_struct("ClientState")
             .field("inbox", &self.inbox)
             .finish_non_exhaustive()
     }
@@ -167,7 +169,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl Shared {
+impl ClientState {
     /// The TLS configuration, made from the options the first time a pass needs it.
     #[cfg(feature = "tls")]
     pub(crate) fn tls_config(
@@ -191,7 +193,7 @@ impl Shared {
     pub(crate) fn new(opts: ConnectOptions) -> Self {
         let inbox = format!("{}.{}", opts.inbox_prefix, super::random_id());
         let reconnect_cap = opts.reconnect_buffer_size;
-        Shared {
+        ClientState {
             opts,
             out: Mutex::new(Out {
                 outbox: Outbox::new(reconnect_cap),
@@ -252,7 +254,7 @@ impl Shared {
             .await
     }
 
-    /// [`publish`](Shared::publish), calling `accepted` under the outbox lock as soon as the
+    /// [`publish`](ClientState::publish), calling `accepted` under the outbox lock as soon as the
     /// op is in the outbox (before anything of it can be written).
     pub(crate) async fn publish_then(
         &self,
@@ -334,18 +336,18 @@ impl Shared {
     }
 
     /// Registers a subscription and sends SUB; refused while draining, except the request
-    /// inbox (`Target::Mux`), which is made once (a second call returns its sid).
+    /// inbox (`Delivery::Mux`), which is made once (a second call returns its sid).
     pub(crate) fn subscribe(
         &self,
         subject: &str,
         queue: Option<&str>,
-        target: Target,
+        delivery: Delivery,
     ) -> Result<u64> {
         check_subject(subject, panini_proto::subject::validate_subscribe)?;
         if let Some(q) = queue {
             check_subject(q, panini_proto::subject::validate_queue)?;
         }
-        let mux = matches!(target, Target::Mux);
+        let mux = matches!(delivery, Delivery::Mux);
         // Both locks, as the drain takes them: it sees this subscription whole (and knows
         // the request inbox for what it is) or not at all.
         let mut subs = lock(&self.subs);
@@ -378,7 +380,7 @@ impl Shared {
             SubEntry {
                 subject: subject.to_string(),
                 queue: queue.map(str::to_string),
-                target,
+                delivery,
                 max: None,
                 delivered: 0,
                 dropped: 0,
@@ -429,7 +431,7 @@ impl Shared {
     }
 }
 
-impl Shared {
+impl ClientState {
     /// Drain, step one: UNSUB every subscription except the request inbox, keeping the
     /// entries so that messages already on the way are still delivered.
     pub(crate) fn send_unsub_all_but_mux(&self) -> Vec<u64> {
@@ -460,7 +462,7 @@ impl Shared {
         let mut subs = lock(&self.subs);
         let mut queues = Vec::new();
         for sid in sids {
-            if let Some(Target::Channel(q)) = subs.map.remove(sid).map(|e| e.target) {
+            if let Some(Delivery::Channel(q)) = subs.map.remove(sid).map(|e| e.delivery) {
                 q.tx.close();
                 queues.push(q.tx);
             }
@@ -496,7 +498,7 @@ pub(crate) fn unsub_max(max: u64) -> u32 {
     u32::try_from(max).unwrap_or(u32::MAX)
 }
 
-impl Shared {
+impl ClientState {
     /// A new request's token, the last part of its reply subject: unguessable (SipHash-1-3
     /// of a counter under a random key of this client), so one who sees a reply subject
     /// (any responder does) cannot tell the next and answer it first. As nats.go and

@@ -9,7 +9,7 @@ use smol::stream::Stream;
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use super::shared::{Queued, Shared};
+use super::shared::{ClientState, Queued};
 use crate::message::Message;
 
 /// The messages of one subscription, as a `Stream`. Dropping it unsubscribes.
@@ -30,7 +30,7 @@ pub struct Subscription {
     pub(crate) rx: Pin<Box<Receiver<Queued>>>,
     /// Bytes queued, counted against `subscription_capacity_bytes` (see `task::deliver`).
     pub(crate) bytes: Arc<AtomicUsize>,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Arc<ClientState>,
 }
 
 impl Subscription {

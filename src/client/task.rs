@@ -20,7 +20,7 @@ use super::events::{Event, Lost, Stats};
 use super::lifecycle::{apply_info, Ctl, Ended};
 use super::options::ConnectOptions;
 use super::pool::Pool;
-use super::shared::{lock, Queue, Shared, SubEntry, Target};
+use super::shared::{lock, ClientState, Delivery, Queue, SubEntry};
 use super::ServerInfo;
 use crate::error::Error;
 use crate::log::log_at;
@@ -32,7 +32,7 @@ const SWEEP_EVERY: Duration = Duration::from_millis(10);
 
 /// Times out requests: every `SWEEP_EVERY` while any request waits, asleep otherwise.
 /// One timer for all requests costs far less than a timer per request.
-pub(crate) async fn sweep_requests(shared: Arc<Shared>) {
+pub(crate) async fn sweep_requests(shared: Arc<ClientState>) {
     loop {
         let listener = shared.sweep_wake.listen();
         if shared.finished.load(std::sync::atomic::Ordering::Acquire) {
@@ -81,7 +81,7 @@ pub(crate) struct Batch {
 /// Batches written per wake-up before the socket's reads get their turn.
 const WRITES_PER_TURN: usize = 4;
 
-/// One wake-up of the serve loop.
+/// One wake-up of the connection loop.
 enum Wake {
     Read(std::io::Result<usize>),
     WriteFailed(std::io::Error),
@@ -92,8 +92,8 @@ enum Wake {
 /// Serves one connection until it ends: reads and dispatches, writes the outbox, pings.
 /// The transport is driven from here alone (both directions in one poll, so a write
 /// blocked on a slow server never stops reading).
-pub(crate) async fn serve(
-    shared: &Arc<Shared>,
+pub(crate) async fn run_connection(
+    shared: &Arc<ClientState>,
     pool: &mut Pool,
     conn: &mut Connection,
     ctl: &Receiver<Ctl>,
@@ -149,7 +149,7 @@ pub(crate) async fn serve(
 /// Writes what the outbox holds as far as the socket takes it, then polls a read.
 fn poll_io(
     cx: &mut Context<'_>,
-    shared: &Shared,
+    shared: &ClientState,
     conn: &mut Connection,
     batch: &mut Batch,
 ) -> Poll<Wake> {
@@ -182,7 +182,7 @@ fn poll_io(
 /// outbox will wake us); `Pending`: the socket is full.
 fn poll_write_batch(
     cx: &mut Context<'_>,
-    shared: &Shared,
+    shared: &ClientState,
     conn: &mut Connection,
     batch: &mut Batch,
 ) -> Poll<std::io::Result<bool>> {
@@ -214,7 +214,7 @@ fn poll_write_batch(
 
 /// On a close: writes what the outbox still holds, for at most `limit`.
 pub(crate) async fn flush_out(
-    shared: &Shared,
+    shared: &ClientState,
     conn: &mut Connection,
     batch: &mut Batch,
     limit: Duration,
@@ -235,7 +235,7 @@ pub(crate) async fn flush_out(
 
 /// Handles every whole op in the read buffer. `Ok(Some(_))` ends the connection.
 fn dispatch_buffered(
-    shared: &Shared,
+    shared: &ClientState,
     pool: &mut Pool,
     conn: &mut Connection,
     limits: &mut Limits,
@@ -252,7 +252,7 @@ fn dispatch_buffered(
                 None
             }
             ServerOp::Ping => {
-                Shared::control(&mut lock(&shared.out), &ClientOp::Pong);
+                ClientState::control(&mut lock(&shared.out), &ClientOp::Pong);
                 None
             }
             ServerOp::Pong => {
@@ -273,7 +273,7 @@ fn dispatch_buffered(
     }
 }
 
-fn on_server_error(shared: &Shared, text: &[u8]) -> Option<Ended> {
+fn on_server_error(shared: &ClientState, text: &[u8]) -> Option<Ended> {
     let err = server_error(text);
     let shown = String::from_utf8_lossy(text).into_owned();
     shared.emit(Event::ServerError(shown.clone()));
@@ -293,7 +293,12 @@ fn on_server_error(shared: &Shared, text: &[u8]) -> Option<Ended> {
     }
 }
 
-fn on_info(shared: &Shared, pool: &mut Pool, limits: &mut Limits, json: &[u8]) -> Option<Ended> {
+fn on_info(
+    shared: &ClientState,
+    pool: &mut Pool,
+    limits: &mut Limits,
+    json: &[u8],
+) -> Option<Ended> {
     let info: ServerInfo = match serde_json::from_slice(json) {
         Ok(info) => info,
         Err(e) => {
@@ -313,7 +318,7 @@ fn on_info(shared: &Shared, pool: &mut Pool, limits: &mut Limits, json: &[u8]) -
 /// The owned [`Message`] is built only once it has somewhere to go: a message for a
 /// subscription just removed, or one dropped because its queue is full, costs no
 /// allocation (the latter matters most when the app is already behind).
-fn deliver(shared: &Shared, msg: &panini_proto::Msg<'_>) {
+fn deliver(shared: &ClientState, msg: &panini_proto::MsgFrame<'_>) {
     let size = msg.payload.len() + msg.headers.map_or(0, <[u8]>::len);
     let queued = size + msg.subject.len() + msg.reply.map_or(0, <[u8]>::len);
     Stats::add(&shared.stats.in_msgs, 1);
@@ -338,8 +343,8 @@ fn deliver(shared: &Shared, msg: &panini_proto::Msg<'_>) {
             None
         }
     };
-    match &entry.target {
-        Target::Mux => {
+    match &entry.delivery {
+        Delivery::Mux => {
             if let Some(message) = build(&mut event) {
                 route_reply(shared, message);
             }
@@ -347,11 +352,11 @@ fn deliver(shared: &Shared, msg: &panini_proto::Msg<'_>) {
         // The queue is unbounded in type and bounded here, by count and by bytes: an
         // unbounded channel grows in small blocks as messages come, where a bounded one
         // would allocate all of its capacity up front (megabytes for an idle subscription).
-        Target::Channel(q) if q.tx.is_closed() => gone = true,
-        Target::Channel(q) if !has_room(q, queued, &shared.opts) => {
+        Delivery::Channel(q) if q.tx.is_closed() => gone = true,
+        Delivery::Channel(q) if !has_room(q, queued, &shared.opts) => {
             event = overflowed(shared, msg.sid, entry);
         }
-        Target::Channel(q) => {
+        Delivery::Channel(q) => {
             if let Some(message) = build(&mut event) {
                 q.bytes.fetch_add(queued, Relaxed);
                 match q.tx.try_send((message, queued)) {
@@ -362,7 +367,7 @@ fn deliver(shared: &Shared, msg: &panini_proto::Msg<'_>) {
         }
     }
     if done || gone {
-        if let Some(Target::Channel(q)) = subs.map.remove(&msg.sid).map(|e| e.target) {
+        if let Some(Delivery::Channel(q)) = subs.map.remove(&msg.sid).map(|e| e.delivery) {
             q.tx.close();
         }
     }
@@ -383,7 +388,7 @@ fn has_room(q: &Queue, size: usize, opts: &ConnectOptions) -> bool {
 
 /// A message dropped because its subscription's queue is full: counted, and reported when
 /// the subscription starts dropping (again).
-fn overflowed(shared: &Shared, sid: u64, entry: &mut SubEntry) -> Option<Event> {
+fn overflowed(shared: &ClientState, sid: u64, entry: &mut SubEntry) -> Option<Event> {
     entry.dropped += 1;
     Stats::add(&shared.stats.dropped_msgs, 1);
     if entry.slow {
@@ -397,7 +402,7 @@ fn overflowed(shared: &Shared, sid: u64, entry: &mut SubEntry) -> Option<Event> 
     })
 }
 
-fn route_reply(shared: &Shared, message: Message) {
+fn route_reply(shared: &ClientState, message: Message) {
     let token = message
         .subject
         .strip_prefix(shared.inbox.as_str())

@@ -11,12 +11,12 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use futures_rustls::pki_types::pem::PemObject;
+use futures_rustls::pki_types::pem::{self, PemObject};
 use futures_rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use futures_rustls::rustls::{self, ClientConfig, RootCertStore};
 
 use super::options::ConnectOptions;
-use crate::error::{Error, Result};
+use crate::error::{BoxError, Error, FileError, Result};
 
 /// Where Linux distributions and BSDs keep the system's bundle of trusted CAs, in the
 /// order OpenSSL's own probing tries them (`SSL_CERT_FILE` comes first).
@@ -45,12 +45,12 @@ pub(crate) fn client_config(opts: &ConnectOptions) -> Result<Arc<ClientConfig>> 
             .with_root_certificates(roots);
     let config = match &opts.tls_client_cert {
         Some((cert, key)) => {
-            let chain = certificates(cert)?;
+            let chain = certificates(cert, "client certificate")?;
             let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| tls_error(format!("cannot read the private key {key:?}: {e}")))?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| {
-                tls_error(format!("cannot use the client certificate {cert:?}: {e}"))
-            })?
+                .map_err(|e| file_error("cannot read", "private key", key, pem_cause(e)))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| file_error("cannot use", "client certificate", cert, e))?
         }
         None => builder.with_no_client_auth(),
     };
@@ -82,24 +82,54 @@ fn tls_error(why: String) -> Error {
     Error::Tls(why.into())
 }
 
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
-    let bad = |e: &dyn std::fmt::Display| tls_error(format!("cannot read {path:?}: {e}"));
+/// A TLS error about the file at `path` (`what` it is), caused by `source`.
+fn file_error(
+    doing: &'static str,
+    what: &'static str,
+    path: &Path,
+    source: impl Into<BoxError>,
+) -> Error {
+    Error::Tls(Box::new(FileError::new(
+        doing,
+        what,
+        format!("{path:?}"),
+        source,
+    )))
+}
+
+/// The cause of a PEM failure: the I/O error itself when the file could not be read (so
+/// the chain reaches it), else the PEM error.
+fn pem_cause(e: pem::Error) -> BoxError {
+    match e {
+        pem::Error::Io(e) => Box::new(e),
+        other => Box::new(other),
+    }
+}
+
+/// The certificates of the PEM file at `path` (the `what` of the errors).
+fn certificates(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>> {
+    let bad = |e| file_error("cannot read", what, path, pem_cause(e));
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| bad(&e))?
+        .map_err(bad)?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(&e))?;
+        .map_err(bad)?;
     if certs.is_empty() {
-        return Err(bad(&"no PEM certificate in it"));
+        return Err(file_error(
+            "cannot use",
+            what,
+            path,
+            "no PEM certificate in it",
+        ));
     }
     Ok(certs)
 }
 
 fn roots_from(path: &Path) -> Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
-    for cert in certificates(path)? {
+    for cert in certificates(path, "CA file")? {
         roots
             .add(cert)
-            .map_err(|e| tls_error(format!("cannot trust a certificate of {path:?}: {e}")))?;
+            .map_err(|e| file_error("cannot trust a certificate of", "CA file", path, e))?;
     }
     Ok(roots)
 }
@@ -116,18 +146,14 @@ fn system_roots() -> Result<RootCertStore> {
             .find(|p| p.is_file())
     });
     let mut roots = RootCertStore::empty();
-    let mut why = String::new();
     if let Some(bundle) = &bundle {
-        match CertificateDer::pem_file_iter(bundle) {
-            Ok(certs) => {
-                roots.add_parsable_certificates(certs.filter_map(|c| c.ok()));
-            }
-            Err(e) => why = format!(": {e}"),
-        }
+        let certs = CertificateDer::pem_file_iter(bundle)
+            .map_err(|e| file_error("cannot read", "CA bundle", bundle, pem_cause(e)))?;
+        roots.add_parsable_certificates(certs.filter_map(|c| c.ok()));
     }
     if roots.is_empty() {
         return Err(tls_error(format!(
-            "no trusted root certificates: none found in {}{why} (set SSL_CERT_FILE, or \
+            "no trusted root certificates: none found in {} (set SSL_CERT_FILE, or \
              give a CA file with `tls_ca_file` or NATS_CA)",
             match &bundle {
                 Some(b) => format!("{b:?}"),
@@ -136,4 +162,45 @@ fn system_roots() -> Result<RootCertStore> {
         )));
     }
     Ok(roots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_missing_ca_file_keeps_the_io_error_as_the_source() {
+        let dir = format!("panini-missing-{}", std::process::id());
+        let path = std::env::temp_dir().join(dir).join("ca.pem");
+        let Err(err) = roots_from(&path) else {
+            panic!("a missing CA file gave roots");
+        };
+        assert!(matches!(err, Error::Tls(_)), "{err:?}");
+        let file = err.source().expect("the file error");
+        let io = file.source().and_then(|e| e.downcast_ref::<io::Error>());
+        assert_eq!(
+            io.map(io::Error::kind),
+            Some(io::ErrorKind::NotFound),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        let start = format!("tls: cannot read the CA file {path:?}: ");
+        assert!(text.starts_with(&start), "{text}");
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_says_so() {
+        let path = std::env::temp_dir().join(format!("panini-empty-ca-{}.pem", std::process::id()));
+        std::fs::write(&path, "not a certificate\n").unwrap();
+        let result = roots_from(&path);
+        let _ = std::fs::remove_file(&path);
+        let Err(err) = result else {
+            panic!("an empty CA file gave roots");
+        };
+        assert_eq!(
+            err.to_string(),
+            format!("tls: cannot use the CA file {path:?}: no PEM certificate in it")
+        );
+    }
 }

@@ -12,7 +12,7 @@ use smol::{Async, Timer};
 
 use super::head::{parse_head, Body, Head};
 use super::request::Request;
-use super::Limits;
+use super::HttpLimits;
 use crate::app::AppHandle;
 use crate::buffer::InBuf;
 
@@ -224,7 +224,7 @@ impl Conn {
     /// Reads one request, once its first bytes are buffered (after
     /// [`wait_for_request`](Conn::wait_for_request)): the rest of the head within the head
     /// timeout (slowloris: 408), then the body within the body timeout.
-    pub(crate) async fn read(&mut self, limits: &Limits, app: &AppHandle) -> Read {
+    pub(crate) async fn read(&mut self, limits: &HttpLimits, app: &AppHandle) -> Read {
         // Deadlines read the clock only when a read has to wait: a request that is already
         // buffered (the usual case) reads no clock.
         let mut deadline = Deadline::In(limits.head_timeout);
@@ -295,7 +295,7 @@ impl Conn {
     /// `chunked-body = *chunk last-chunk trailer-section CRLF`
     async fn read_chunked(
         &mut self,
-        limits: &Limits,
+        limits: &HttpLimits,
         deadline: &mut Deadline,
     ) -> std::result::Result<Vec<u8>, Read> {
         let max = limits.max_body;

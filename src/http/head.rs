@@ -6,7 +6,7 @@ use std::mem::MaybeUninit;
 
 use super::query::parse_query;
 use super::request::{Method, Parts};
-use super::Limits;
+use super::HttpLimits;
 
 /// How the body is framed.
 pub(crate) enum Body {
@@ -82,7 +82,10 @@ impl<'a> Known<'a> {
 }
 
 /// Parses a complete head, `Ok(None)` while it is incomplete, or the status to refuse it.
-pub(crate) fn parse_head(buf: &[u8], limits: &Limits) -> std::result::Result<Option<Head>, u16> {
+pub(crate) fn parse_head(
+    buf: &[u8],
+    limits: &HttpLimits,
+) -> std::result::Result<Option<Head>, u16> {
     // Uninitialised slots: httparse writes only those it fills (no 3 KiB of zeroes to
     // write per request).
     let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); 100];
@@ -170,7 +173,7 @@ fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
 
 /// How the body is framed: RFC 9112 §6.3. Both headers, a bad or repeated length, or a
 /// transfer coding other than chunked are refused.
-fn body_kind(known: &Known<'_>, limits: &Limits) -> std::result::Result<Body, u16> {
+fn body_kind(known: &Known<'_>, limits: &HttpLimits) -> std::result::Result<Body, u16> {
     // Two framings a proxy may read differently: refused, as two lengths are.
     if known.encodings > 1 {
         return Err(400);
@@ -207,7 +210,7 @@ mod tests {
     /// The head's keep-alive, framing and `Expect` decisions, from one pass over the headers.
     #[test]
     fn heads_are_read_in_one_pass() {
-        let limits = Limits::default();
+        let limits = HttpLimits::default();
         let parse = |text: &str| match parse_head(text.as_bytes(), &limits) {
             Ok(Some(head)) => Ok((head.keep_alive, head.expects_continue, head.body)),
             Ok(None) => Err(0),

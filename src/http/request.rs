@@ -55,6 +55,20 @@ impl Method {
 }
 
 /// An HTTP request, fully read.
+///
+/// ```
+/// use panini::http::Request;
+/// use serde_json::Value;
+///
+/// let mut app = panini::App::new("web");
+/// app.http().post("/items/{id}", |req: Request| async move {
+///     let id = req.param("id").unwrap_or_default().to_owned();
+///     let dry_run = req.query_param("dry_run") == Some("1");
+///     let agent = req.header("user-agent").unwrap_or("someone").to_owned();
+///     let body: Value = req.json()?; // not JSON: a generic 500, the error in the log
+///     Ok::<_, panini::Error>(format!("{agent} sent item {id}: {body} (dry run: {dry_run})"))
+/// });
+/// ```
 #[derive(Clone, Debug)]
 pub struct Request {
     /// The method.

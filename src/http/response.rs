@@ -8,6 +8,21 @@ use crate::payload::Json;
 
 /// An HTTP response: status, headers and body. `Content-Length` and `Connection` are
 /// written by the server.
+///
+/// ```
+/// use panini::http::Response;
+/// use serde_json::json;
+///
+/// let created = Response::json(201, &json!({"id": 7})).header("Location", "/items/7");
+/// assert_eq!(created.status, 201);
+/// assert_eq!(created.get_header("content-type"), Some("application/json"));
+/// assert_eq!(created.body, br#"{"id":7}"#);
+///
+/// // A handler returns one, or anything else that is `IntoResponse`.
+/// let mut app = panini::App::new("web");
+/// app.http()
+///     .get("/teapot", || async { Response::text(418, "short and stout") });
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Response {
     /// The status code.
@@ -178,8 +193,31 @@ pub(crate) fn reason(status: u16) -> &'static str {
 ///
 /// `&'static str` and `String` are `text/plain`; `Vec<u8>` is
 /// `application/octet-stream`; `serde_json::Value` and `Json<T>` are `application/json`;
-/// `(u16, T)` sets the status; `Result<T, E>` answers a generic 500 for `Err` and logs
-/// the error with the request's method and path.
+/// `(u16, T)` sets the status; `()` is 204; `Result<T, E>` answers a generic 500 for
+/// `Err` and logs the error with the request's method and path.
+///
+/// ```
+/// use panini::http::{IntoResponse, Request};
+/// use panini::Json;
+///
+/// #[derive(serde::Serialize)]
+/// struct Item {
+///     id: u32,
+/// }
+///
+/// let mut app = panini::App::new("web");
+/// app.http()
+///     .get("/hello", || async { "hello" }) // 200, text/plain
+///     .get("/item", || async { Json(Item { id: 7 }) }) // 200, application/json
+///     .post("/items", || async { (201, Json(Item { id: 8 })) }) // 201
+///     .get("/double", |req: Request| async move {
+///         // A bad `n` is a generic 500 for the client, and the parse error in the log.
+///         let n: u32 = req.query_param("n").unwrap_or_default().parse()?;
+///         Ok::<_, std::num::ParseIntError>((n * 2).to_string())
+///     });
+/// assert_eq!((404, "no such item").into_response().status, 404);
+/// assert_eq!(().into_response().status, 204);
+/// ```
 pub trait IntoResponse {
     /// The response.
     fn into_response(self) -> Response;

@@ -28,6 +28,27 @@ pub(crate) type BoxedHttp = Arc<dyn Fn(Request) -> Boxed<Response> + Send + Sync
 /// With two arguments, put the `Request` last (`|State(s): State<S>, req: Request|`): the
 /// last argument is made from the request itself, the first from a borrow of it, so a
 /// `Request` first is a copy of the request.
+///
+/// ```
+/// use panini::http::Request;
+/// use panini::{AppHandle, State};
+///
+/// #[derive(Clone)]
+/// struct Greeting(&'static str);
+///
+/// let mut app = panini::App::new("web");
+/// app.state(Greeting("hello"));
+/// app.http()
+///     .get("/a", || async { "no argument" })
+///     .get("/b", |req: Request| async move { format!("path {}", req.path) })
+///     .get("/c", |State(g): State<Greeting>, req: Request| async move {
+///         format!("{} {}", g.0, req.query_param("name").unwrap_or("you"))
+///     })
+///     .post("/d", |app: AppHandle, req: Request| async move {
+///         // Over NATS from an HTTP route; a failure is a generic 500, logged.
+///         app.publish("uploads", req.body).await.map(|()| (202, "queued"))
+///     });
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an HTTP handler",
     note = "an HTTP handler is an async fn or closure taking 0 to 2 FromRequest arguments (Request, State<S>, AppHandle) and returning an IntoResponse value (&str, String, Vec<u8>, Value, Json<T>, (u16, T), Response, Result<..>)"
@@ -38,7 +59,31 @@ pub trait HttpHandler<T>: Clone + Send + Sync + 'static {
 }
 
 /// A value an HTTP handler can take as an argument, made from the request: the
-/// [`Request`] itself, a [`State<S>`](crate::State) of the app, the [`AppHandle`].
+/// [`Request`] itself, a [`State<S>`](crate::State) of the app, the [`AppHandle`], or a
+/// type of your own.
+///
+/// ```
+/// use panini::http::{FromRequest, Request, Response};
+///
+/// /// The token of an `Authorization: Bearer ...` header; without one, 401.
+/// struct Bearer(String);
+///
+/// impl FromRequest for Bearer {
+///     type Rejection = Response;
+///
+///     fn from_request(req: &Request) -> Result<Self, Response> {
+///         req.header("authorization")
+///             .and_then(|value| value.strip_prefix("Bearer "))
+///             .map(|token| Bearer(token.to_owned()))
+///             .ok_or_else(|| Response::text(401, "a bearer token, please"))
+///     }
+/// }
+///
+/// let mut app = panini::App::new("web");
+/// app.http().get("/me", |Bearer(token): Bearer| async move {
+///     format!("a token of {} characters", token.len())
+/// });
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be an HTTP handler argument",
     note = "HTTP handler arguments are Request, State<S> and AppHandle"
@@ -148,6 +193,10 @@ http_handler_impls!(A; B);
 ///         Response::new(204)
 ///     }
 /// }
+///
+/// let mut app = panini::App::new("web");
+/// // GET, HEAD and DELETE answered; POST, PUT and PATCH get 405 with `Allow`.
+/// app.http().view("/items/{id}", Item);
 /// ```
 pub trait View: Send + Sync + 'static {
     /// The verbs this view answers.
@@ -208,7 +257,8 @@ enum Seg {
     Param(String),
 }
 
-enum Target {
+/// What answers a route: a handler per method, or a view.
+enum RouteTarget {
     Fns(Vec<(Method, BoxedHttp)>),
     View(Arc<dyn DynView>),
 }
@@ -216,7 +266,7 @@ enum Target {
 struct Route {
     pattern: String,
     segs: Vec<Seg>,
-    target: Target,
+    target: RouteTarget,
 }
 
 /// The route table.
@@ -243,17 +293,17 @@ impl Router {
         let existing = self.routes.iter_mut().find(|r| r.pattern == pattern);
         match existing {
             Some(Route {
-                target: Target::Fns(fns),
+                target: RouteTarget::Fns(fns),
                 ..
             }) => {
                 fns.retain(|(m, _)| *m != method);
                 fns.push((method, handler));
             }
-            Some(route) => route.target = Target::Fns(vec![(method, handler)]),
+            Some(route) => route.target = RouteTarget::Fns(vec![(method, handler)]),
             None => self.routes.push(Route {
                 pattern: pattern.to_string(),
                 segs: segments(pattern),
-                target: Target::Fns(vec![(method, handler)]),
+                target: RouteTarget::Fns(vec![(method, handler)]),
             }),
         }
     }
@@ -263,7 +313,7 @@ impl Router {
         self.routes.push(Route {
             pattern: pattern.to_string(),
             segs: segments(pattern),
-            target: Target::View(Arc::new(view)),
+            target: RouteTarget::View(Arc::new(view)),
         });
     }
 
@@ -305,14 +355,14 @@ impl Router {
         req.params = params;
         let method = req.method;
         let start = || match &route.target {
-            Target::Fns(fns) => {
+            RouteTarget::Fns(fns) => {
                 let exact = fns.iter().find(|(m, _)| *m == method);
                 // HEAD falls back to GET (answered without the body).
                 let get = || fns.iter().find(|(m, _)| *m == Method::Get);
                 let found = exact.or_else(|| (method == Method::Head).then(get).flatten());
                 found.map(|(_, h)| h(req))
             }
-            Target::View(view) => {
+            RouteTarget::View(view) => {
                 let ok = method != Method::Options
                     && (view.methods().contains(&method)
                         || (method == Method::Head && view.methods().contains(&Method::Get)));
@@ -360,8 +410,8 @@ impl Route {
     /// The `Allow` header value.
     fn allowed(&self) -> String {
         let mut methods: Vec<Method> = match &self.target {
-            Target::Fns(fns) => fns.iter().map(|(m, _)| *m).collect(),
-            Target::View(v) => v.methods().to_vec(),
+            RouteTarget::Fns(fns) => fns.iter().map(|(m, _)| *m).collect(),
+            RouteTarget::View(v) => v.methods().to_vec(),
         };
         if methods.contains(&Method::Get) && !methods.contains(&Method::Head) {
             methods.push(Method::Head);
