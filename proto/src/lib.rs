@@ -60,11 +60,6 @@ pub use error::Error;
 pub use headers::{encode_headers, Fields, HeaderBlock};
 pub use server_op::{parse_server_op, MsgFrame, ServerOp};
 
-/// TEMPORARY, until the merge moves the app layer: `panini`'s `src/message.rs` still
-/// names the old type. Delete with the import fixed there.
-#[doc(hidden)]
-pub type Msg<'a> = MsgFrame<'a>;
-
 /// The result of a parse that may need more bytes (httparse's shape).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status<T> {

@@ -334,18 +334,6 @@ impl Server {
     }
 }
 
-/// TEMPORARY, until the merge moves the app layer: `src/shutdown.rs` still names the
-/// old type. Delete with the import fixed there.
-pub(crate) type Running = RunningServer;
-
-impl Server {
-    /// TEMPORARY, until the merge moves the app layer: `src/run.rs` still calls the old
-    /// name. Delete with the call fixed there.
-    pub(crate) fn serve(self, app: AppHandle) -> RunningServer {
-        self.start_accepting(app)
-    }
-}
-
 impl RunningServer {
     /// Stops accepting, lets requests in flight finish (idle connections close), waits up
     /// to `limit`; returns how many connections were still open.
