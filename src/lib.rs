@@ -41,6 +41,7 @@
 //! - `endpoint`: the dispatch loop of each subscription, and handlers in flight.
 //! - `executor`: the threads the app's tasks run on ([`App::threads`]).
 //! - [`client`]: our NATS client (connection task, reconnect, pool, request mux).
+//! - [`jetstream`]: JetStream on the client: streams, pull consumers, acked publishes.
 //! - `nkeys` (feature `nkeys`): NKey key pairs: seeds, public keys, Ed25519 signatures.
 //! - `creds`: the lenient `.creds` file parser (user JWT and seed).
 //! - `encoding`: base32, CRC-16, base64url: the text forms of NKeys and JWTs.
@@ -70,6 +71,7 @@ mod handle;
 mod handler;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod jetstream;
 pub mod log;
 mod message;
 pub mod middleware;
