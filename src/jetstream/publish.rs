@@ -8,7 +8,7 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use serde::Deserialize;
-use smol::lock::SemaphoreGuardArc;
+use smol::Task;
 
 use super::error::{ApiError, JetStreamError};
 use super::Context;
@@ -117,7 +117,10 @@ impl PublishOptions {
         let text = [
             ("Nats-Msg-Id", self.msg_id.clone()),
             ("Nats-Expected-Stream", self.expected_stream.clone()),
-            ("Nats-Expected-Last-Msg-Id", self.expected_last_msg_id.clone()),
+            (
+                "Nats-Expected-Last-Msg-Id",
+                self.expected_last_msg_id.clone(),
+            ),
         ];
         let numbers = [
             ("Nats-Expected-Last-Sequence", self.expected_last_sequence),
@@ -165,11 +168,12 @@ impl Context {
     /// client, with a future that resolves to the ack. At most
     /// [`with_max_pending_acks`](Context::with_max_pending_acks) acks (default
     /// [`DEFAULT_MAX_PENDING_ACKS`](super::DEFAULT_MAX_PENDING_ACKS)) are in flight at a
-    /// time, across the clones of this context: past that, this waits until one
-    /// resolves (or its future is dropped), so a fast publisher cannot outrun the stream.
+    /// time, across the clones of this context: past that, this waits until an ack
+    /// arrives (or times out), so a fast publisher cannot outrun the stream. The futures
+    /// need not be awaited for their acks to count as arrived.
     ///
     /// Dropping a [`PubAckFuture`] forgets its ack (the message may still be stored). An
-    /// ack lost with a connection fails its future with a timeout or
+    /// ack lost with a connection fails its future with [`Error::Timeout`] or
     /// [`Error::ConnectionLost`]: republish with the same `Nats-Msg-Id` and the stream keeps
     /// one copy.
     ///
@@ -203,10 +207,17 @@ impl Context {
     ) -> Result<PubAckFuture> {
         let permit = self.window.acquire_arc().await;
         let wait = self.send_publish(subject, payload.as_ref(), opts).await?;
+        // The place in the window is given back when the ack arrives (or its wait times
+        // out), whether or not the future is being awaited: a caller may publish a
+        // thousand messages before it awaits the first ack.
+        let task = smol::spawn(async move {
+            let reply = wait.await;
+            drop(permit);
+            reply
+        });
         Ok(PubAckFuture {
             subject: subject.to_string(),
-            wait: Box::pin(wait),
-            _permit: permit,
+            task: Some(task),
         })
     }
 
@@ -254,13 +265,22 @@ fn parse_ack(subject: &str, reply: Result<Message>) -> Result<PubAck> {
     }
 }
 
-/// The ack of a [`Context::publish_async`]: await it. It holds one place in the context's
-/// window of pending acks until it resolves or is dropped.
+/// The ack of a [`Context::publish_async`]: await it. Its message holds one place in the
+/// context's window of pending acks until the ack arrives or times out, awaited or not;
+/// dropping the future forgets the ack (the place is still held until then).
 #[must_use = "dropping it forgets the ack"]
 pub struct PubAckFuture {
     subject: String,
-    wait: Pin<Box<dyn Future<Output = Result<Message>> + Send>>,
-    _permit: SemaphoreGuardArc,
+    /// `None` once it has resolved.
+    task: Option<Task<Result<Message>>>,
+}
+
+impl Drop for PubAckFuture {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
 }
 
 impl std::fmt::Debug for PubAckFuture {
@@ -275,7 +295,11 @@ impl Future for PubAckFuture {
     type Output = Result<PubAck>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<PubAck>> {
-        let reply = std::task::ready!(self.wait.as_mut().poll(cx));
+        let Some(task) = self.task.as_mut() else {
+            return Poll::Ready(Err(Error::Closed));
+        };
+        let reply = std::task::ready!(Pin::new(task).poll(cx));
+        self.task = None;
         Poll::Ready(parse_ack(&self.subject, reply))
     }
 }
@@ -299,8 +323,14 @@ mod tests {
     #[test]
     fn acks_as_the_server_writes_them() {
         let ack = parse_ack("o", reply(r#"{"stream":"ORDERS", "seq":1}"#)).unwrap();
-        assert_eq!((ack.stream.as_str(), ack.seq, ack.duplicate), ("ORDERS", 1, false));
-        let dup = parse_ack("o", reply(r#"{"stream":"ORDERS", "seq":2,"duplicate": true}"#));
+        assert_eq!(
+            (ack.stream.as_str(), ack.seq, ack.duplicate),
+            ("ORDERS", 1, false)
+        );
+        let dup = parse_ack(
+            "o",
+            reply(r#"{"stream":"ORDERS", "seq":2,"duplicate": true}"#),
+        );
         assert!(dup.unwrap().duplicate);
         let hub = parse_ack("o", reply(r#"{"stream":"D", "domain":"hub", "seq":1}"#)).unwrap();
         assert_eq!(hub.domain.as_deref(), Some("hub"));
