@@ -193,7 +193,11 @@ mod tests {
             ("Zm9vYmE", "fooba"),
         ];
         for (text, bytes) in cases {
-            assert_eq!(base64_decode(text).as_deref(), Some(bytes.as_bytes()), "{text}");
+            assert_eq!(
+                base64_decode(text).as_deref(),
+                Some(bytes.as_bytes()),
+                "{text}"
+            );
         }
         assert_eq!(base64_decode("+/8="), Some(vec![0xfb, 0xff]));
         for bad in ["Z", "Zm9vY", "Zm-v", "Zm9v!A=="] {

@@ -243,7 +243,12 @@ impl Run {
                             status,
                             description,
                         } => {
-                            log_at!(Warn, TARGET, "pull on {}: {status} {description}", s.subject);
+                            log_at!(
+                                Warn,
+                                TARGET,
+                                "pull on {}: {status} {description}",
+                                s.subject
+                            );
                             owed = 0;
                             hold = true;
                         }

@@ -200,7 +200,10 @@ mod tests {
     #[test]
     fn a_v2_ack_subject_has_a_domain_and_an_account_hash() {
         let info = MessageInfo::parse("$JS.ACK.hub.ACCHASH.S.C.1.10.11.1000.4.r4nd0m").unwrap();
-        assert_eq!((info.domain, info.account_hash), (Some("hub"), Some("ACCHASH")));
+        assert_eq!(
+            (info.domain, info.account_hash),
+            (Some("hub"), Some("ACCHASH"))
+        );
         assert_eq!((info.stream, info.consumer, info.pending), ("S", "C", 4));
         let no_domain = MessageInfo::parse("$JS.ACK._.ACCHASH.S.C.1.10.11.1000.4").unwrap();
         assert_eq!(no_domain.domain, None);

@@ -61,7 +61,10 @@ pub(crate) enum Incoming {
 /// Sorts one message of a pull inbox. A status message is one with a status code and no
 /// ack subject (a stream message always has one).
 pub(crate) fn classify(msg: crate::Message) -> Incoming {
-    let is_data = msg.reply.as_deref().is_some_and(|r| r.starts_with("$JS.ACK."));
+    let is_data = msg
+        .reply
+        .as_deref()
+        .is_some_and(|r| r.starts_with("$JS.ACK."));
     let Some(status) = msg.status.filter(|_| !is_data) else {
         return Incoming::Message(msg);
     };
@@ -186,7 +189,10 @@ mod tests {
         }
         for warning in ["Exceeded MaxWaiting", "Leadership Change"] {
             let got = classify(status(409, warning, None));
-            assert!(matches!(got, Incoming::Warning { status: 409, .. }), "{got:?}");
+            assert!(
+                matches!(got, Incoming::Warning { status: 409, .. }),
+                "{got:?}"
+            );
         }
     }
 

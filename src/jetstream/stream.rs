@@ -408,7 +408,9 @@ impl Stream {
 
     /// Its configuration and state now.
     pub async fn info(&self) -> Result<StreamInfo> {
-        self.ctx.api::<_, ()>(&self.verb("STREAM.INFO")?, None).await
+        self.ctx
+            .api::<_, ()>(&self.verb("STREAM.INFO")?, None)
+            .await
     }
 
     /// Deletes it, its messages and its consumers.

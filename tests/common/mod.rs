@@ -377,5 +377,6 @@ pub async fn within<T>(
 }
 
 pub mod child;
+pub mod jetstream;
 pub mod jwt;
 pub mod tls;
