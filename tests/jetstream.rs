@@ -688,3 +688,36 @@ fn messages_ends_with_an_error_when_a_restart_lost_the_consumer() {
         assert!(messages.missed_heartbeats() >= 1);
     });
 }
+
+#[test]
+fn a_domain_changes_the_api_prefix_and_shows_in_acks() {
+    let server = JsServer::with_domain("hub");
+    run(async {
+        let (client, js) = connect(&server.url(), API_TIMEOUT).await;
+        let err = js
+            .clone()
+            .with_domain("nope")
+            .account_info()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::JetStream(JetStreamError::NotEnabled { .. })),
+            "{err:?}"
+        );
+        let hub = Context::new(client).with_domain("hub");
+        assert_eq!(hub.prefix(), "$JS.hub.API");
+        assert_eq!(
+            hub.account_info().await.unwrap().domain.as_deref(),
+            Some("hub")
+        );
+        hub.create_stream(&memory_stream("D", &["d.>"]))
+            .await
+            .unwrap();
+        let ack = hub.publish("d.1", "x").await.unwrap();
+        assert_eq!((ack.domain.as_deref(), ack.seq), (Some("hub"), 1));
+        let config = ConsumerConfig::durable("c");
+        let consumer = hub.create_consumer("D", &config).await.unwrap();
+        let got = consumer.fetch(1).no_wait().await.unwrap();
+        assert_eq!(payloads(&got), ["x"]);
+    });
+}

@@ -46,7 +46,8 @@ pub(crate) enum Incoming {
         unfilled: usize,
     },
     /// A request was dropped for a reason worth telling (`409 Exceeded MaxWaiting`,
-    /// `409 Leadership Change`…); pulling again later may work.
+    /// `409 Leadership Change`, `503` no responders while JetStream starts…); pulling
+    /// again later may work.
     Warning {
         /// The status code.
         status: u16,
@@ -91,7 +92,7 @@ pub(crate) fn classify(msg: crate::Message) -> Incoming {
         },
         409 if said("Consumer Deleted") => Incoming::Refused(JetStreamError::ConsumerDeleted),
         409 if said("Consumer is push based") || starts("Exceeded MaxRequest") => refused(),
-        400 | 503 => refused(),
+        400 => refused(),
         _ => Incoming::Warning {
             status,
             description,

@@ -11,30 +11,51 @@ pub struct JsServer {
     // Dropped first: the server stops before its store goes.
     server: NatsServer,
     store: TempDir,
+    args: Vec<String>,
 }
 
 impl JsServer {
     /// Starts a server with JetStream and a fresh store.
     pub fn start() -> JsServer {
         let store = TempDir::new();
-        let server = NatsServer::start_with_args(&Self::args(&store));
-        JsServer { server, store }
+        let dir = store.path().to_str().expect("a UTF-8 temp dir").to_string();
+        Self::launch(store, vec!["-js".into(), "-sd".into(), dir])
+    }
+
+    /// Starts a server whose JetStream has the domain `domain` (API `$JS.<domain>.API`).
+    pub fn with_domain(domain: &str) -> JsServer {
+        let store = TempDir::new();
+        let conf = store.path().join("js.conf");
+        let text = format!(
+            "jetstream {{ store_dir: {:?}, domain: {domain} }}\n",
+            store.path()
+        );
+        std::fs::write(&conf, text).unwrap_or_else(|e| panic!("writing {conf:?}: {e}"));
+        let conf = conf.to_str().expect("a UTF-8 temp dir").to_string();
+        Self::launch(store, vec!["-c".into(), conf])
+    }
+
+    fn launch(store: TempDir, args: Vec<String>) -> JsServer {
+        let server = NatsServer::start_with_args(&Self::refs(&args));
+        JsServer {
+            server,
+            store,
+            args,
+        }
+    }
+
+    fn refs(args: &[String]) -> Vec<&str> {
+        args.iter().map(String::as_str).collect()
     }
 
     /// Stops the server and starts it again on the same port with the same store.
     pub fn restart(&mut self) {
-        let args = Self::args(&self.store);
-        self.server.restart(&args);
+        self.server.restart(&Self::refs(&self.args));
     }
 
     /// Stops the server (the store stays until `Drop`).
     pub fn stop(&mut self) {
         self.server.stop();
-    }
-
-    fn args(store: &TempDir) -> Vec<&str> {
-        let dir = store.path().to_str().expect("a UTF-8 temp dir");
-        vec!["-js", "-sd", dir]
     }
 
     /// `nats://127.0.0.1:PORT`.
