@@ -180,6 +180,18 @@ struct Run {
     missed: Arc<AtomicU64>,
 }
 
+/// Where the pulls of a [`Run`] stand.
+struct Pulls {
+    /// Messages the open requests still owe.
+    owed: usize,
+    /// When the server was last heard from on the inbox.
+    last_seen: Instant,
+    /// After a warning: no pull before the next tick.
+    hold: bool,
+    /// The client's reconnects when last checked.
+    reconnects: u64,
+}
+
 /// What the task waits for.
 enum Event {
     Inbox(Option<crate::Message>),
@@ -210,17 +222,16 @@ impl Run {
     async fn pull_loop(&self, mut sub: crate::client::Subscription) -> Result<(), Stop> {
         let s = &self.settings;
         let client = &self.consumer.context().client;
-        let tick = (s.heartbeat / 2).min(Duration::from_secs(1));
-        let mut ticker = Timer::interval(tick);
-        let mut reconnects = client.statistics().reconnects;
-        // Messages the open requests still owe us.
-        let mut owed = 0usize;
-        let mut last_seen = Instant::now();
-        // After a warning, wait for the next tick before pulling again.
-        let mut hold = false;
+        let mut ticker = Timer::interval((s.heartbeat / 2).min(Duration::from_secs(1)));
+        let mut state = Pulls {
+            owed: 0,
+            last_seen: Instant::now(),
+            hold: false,
+            reconnects: client.statistics().reconnects,
+        };
         loop {
-            if !hold && owed <= s.batch / 2 {
-                owed += self.pull(s.batch - owed).await?;
+            if !state.hold && state.owed <= s.batch / 2 {
+                state.owed += self.pull(s.batch - state.owed).await?;
             }
             let inbox = async { Event::Inbox(sub.next().await) };
             let tick = async {
@@ -229,48 +240,53 @@ impl Run {
             };
             match inbox.or(tick).await {
                 Event::Inbox(None) => return Err(Error::Closed.into()),
-                Event::Inbox(Some(msg)) => {
-                    last_seen = Instant::now();
-                    match classify(msg) {
-                        Incoming::Message(msg) => {
-                            owed = owed.saturating_sub(1);
-                            self.deliver(msg).await?;
-                            last_seen = Instant::now();
-                        }
-                        Incoming::Heartbeat => {}
-                        Incoming::Ended { unfilled } => owed = owed.saturating_sub(unfilled),
-                        Incoming::Warning {
-                            status,
-                            description,
-                        } => {
-                            log_at!(
-                                Warn,
-                                TARGET,
-                                "pull on {}: {status} {description}",
-                                s.subject
-                            );
-                            owed = 0;
-                            hold = true;
-                        }
-                        Incoming::Refused(e) => return Err(Error::from(e).into()),
-                    }
-                }
-                Event::Tick => {
-                    hold = false;
-                    let now = client.statistics().reconnects;
-                    if now != reconnects {
-                        // Pull requests do not survive the connection: ask again.
-                        reconnects = now;
-                        owed = 0;
-                        last_seen = Instant::now();
-                    } else if last_seen.elapsed() >= 2 * s.heartbeat {
-                        self.missed_heartbeats().await?;
-                        owed = 0;
-                        last_seen = Instant::now();
-                    }
-                }
+                Event::Inbox(Some(msg)) => self.on_inbox(&mut state, msg).await?,
+                Event::Tick => self.on_tick(&mut state).await?,
             }
         }
+    }
+
+    /// A message or a status on the inbox.
+    async fn on_inbox(&self, state: &mut Pulls, msg: crate::Message) -> Result<(), Stop> {
+        state.last_seen = Instant::now();
+        match classify(msg) {
+            Incoming::Message(msg) => {
+                state.owed = state.owed.saturating_sub(1);
+                self.deliver(msg).await?;
+                // The reader may have been slow: that was not the server's silence.
+                state.last_seen = Instant::now();
+            }
+            Incoming::Heartbeat => {}
+            Incoming::Ended { unfilled } => state.owed = state.owed.saturating_sub(unfilled),
+            Incoming::Warning {
+                status,
+                description,
+            } => {
+                let subject = &self.settings.subject;
+                log_at!(Warn, TARGET, "pull on {subject}: {status} {description}");
+                state.owed = 0;
+                state.hold = true;
+            }
+            Incoming::Refused(e) => return Err(Error::from(e).into()),
+        }
+        Ok(())
+    }
+
+    /// The periodic check: a reconnect or two missed heartbeats mean the open requests
+    /// are gone; pull afresh.
+    async fn on_tick(&self, state: &mut Pulls) -> Result<(), Stop> {
+        state.hold = false;
+        let reconnects = self.consumer.context().client.statistics().reconnects;
+        if reconnects != state.reconnects {
+            state.reconnects = reconnects;
+        } else if state.last_seen.elapsed() >= 2 * self.settings.heartbeat {
+            self.missed_heartbeats().await?;
+        } else {
+            return Ok(());
+        }
+        state.owed = 0;
+        state.last_seen = Instant::now();
+        Ok(())
     }
 
     /// Sends a pull for `n` messages; returns how many it asked for (none if it could not

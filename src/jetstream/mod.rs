@@ -56,6 +56,8 @@
 //! - `api`: the request helper (error replies, paging) and the API's wire encodings.
 //! - `error`: [`ApiError`], [`ErrorCode`], [`JetStreamError`].
 //! - `stream`: [`StreamConfig`], [`StreamInfo`], the [`Stream`] handle.
+//! - `stored`: a stream's messages: [`StoredMessage`] by sequence or subject, deletes,
+//!   [`Purge`].
 //! - `consumer`: [`ConsumerConfig`], [`ConsumerInfo`], the [`Consumer`] handle.
 //! - `publish`: [`PubAck`], [`PublishOptions`], the windowed [`PubAckFuture`].
 //! - `message`: [`Message`]: metadata from the ack subject, acknowledgements.
@@ -71,6 +73,7 @@ mod fetch;
 mod message;
 mod publish;
 mod pull;
+mod stored;
 mod stream;
 
 use std::sync::Arc;
@@ -89,9 +92,10 @@ pub use error::{ApiError, ErrorCode, JetStreamError};
 pub use fetch::{Fetch, DEFAULT_FETCH_EXPIRES};
 pub use message::{Message, MessageInfo};
 pub use publish::{PubAck, PubAckFuture, PublishOptions};
+pub use stored::{Purge, StoredMessage};
 pub use stream::{
-    ClusterInfo, DiscardPolicy, PeerInfo, Purge, RetentionPolicy, StorageType, StoredMessage,
-    Stream, StreamConfig, StreamInfo, StreamState,
+    ClusterInfo, DiscardPolicy, PeerInfo, RetentionPolicy, StorageType, Stream, StreamConfig,
+    StreamInfo, StreamState,
 };
 
 use crate::client::Client;
