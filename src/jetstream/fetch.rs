@@ -89,10 +89,8 @@ impl Fetch<'_> {
         self
     }
 
-    async fn run(mut self) -> Result<Vec<Message>> {
-        let consumer = self.consumer;
-        let ctx = consumer.context();
-        let subject = consumer.next_subject()?;
+    /// Fills in `expires` and the heartbeat; returns how long the client waits in all.
+    fn settle(&mut self, api_timeout: Duration) -> Duration {
         let expires = match (self.expires, self.request.no_wait) {
             (Some(expires), _) => expires,
             (None, true) => Duration::ZERO,
@@ -102,22 +100,28 @@ impl Fetch<'_> {
         if expires >= HEARTBEAT_FROM {
             self.request.idle_heartbeat = HEARTBEAT;
         }
-        let wait = if expires.is_zero() {
-            ctx.timeout
+        if expires.is_zero() {
+            api_timeout
         } else {
             expires + CLIENT_PAD
-        };
+        }
+    }
+
+    async fn run(mut self) -> Result<Vec<Message>> {
+        let consumer = self.consumer;
+        let ctx = consumer.context();
+        let subject = consumer.next_subject()?;
+        let deadline = Instant::now() + self.settle(ctx.timeout);
         let inbox = ctx.client.new_inbox();
         let mut sub = ctx.client.subscribe(&inbox).await?;
         consumer.pull(&subject, &inbox, &self.request).await?;
-        let deadline = Instant::now() + wait;
-        let batch = self.request.batch;
+        let (batch, heartbeat) = (self.request.batch, self.request.idle_heartbeat);
         let mut got = Vec::with_capacity(batch.min(256));
         let mut last_seen = Instant::now();
         while got.len() < batch {
             let mut until = deadline;
-            if !self.request.idle_heartbeat.is_zero() {
-                until = until.min(last_seen + 2 * self.request.idle_heartbeat);
+            if !heartbeat.is_zero() {
+                until = until.min(last_seen + 2 * heartbeat);
             }
             let next = async { Some(sub.next().await) };
             let timer = async {
@@ -136,7 +140,6 @@ impl Fetch<'_> {
                     got.push(Message::new(msg, ctx.client.clone(), ctx.timeout));
                 }
                 Incoming::Heartbeat => {}
-                Incoming::Ended { .. } => break,
                 Incoming::Warning {
                     status,
                     description,
@@ -147,7 +150,7 @@ impl Fetch<'_> {
                     };
                     return Err(refused.into());
                 }
-                Incoming::Warning { .. } => break,
+                Incoming::Ended { .. } | Incoming::Warning { .. } => break,
                 Incoming::Refused(e) => return Err(e.into()),
             }
         }
