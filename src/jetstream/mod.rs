@@ -12,9 +12,9 @@
 //! window of acks in flight). Each delivered [`Message`] carries its metadata and its
 //! acknowledgements (`ack`, `double_ack`, `nak`, `in_progress`, `term`).
 //!
-//! Errors are panini's [`Error`]; what the server refused is
-//! [`Error::JetStream`] with a typed [`ApiError`]: branch on its [`ErrorCode`], never on text.
-//! The pull status messages (`404`, `408`, `409`, `100` heartbeats) are handled here and
+//! Errors are panini's [`Error`](crate::Error); what the server refused is
+//! [`Error::JetStream`](crate::Error::JetStream) with a typed [`ApiError`]: branch on its
+//! [`ErrorCode`], never on text. The pull status messages (`404`, `408`, `409`, `100` heartbeats) are handled here and
 //! never reach the caller as messages.
 //!
 //! ```no_run

@@ -90,12 +90,12 @@ impl Stream {
         }
     }
 
-    /// The message stored at `sequence` ([`ErrorCode::NO_MESSAGE_FOUND`] if none).
+    /// The message stored at `sequence` ([`ErrorCode::NO_MESSAGE_FOUND`](super::ErrorCode::NO_MESSAGE_FOUND) if none).
     pub async fn get_message(&self, sequence: u64) -> Result<StoredMessage> {
         self.get(serde_json::json!({ "seq": sequence })).await
     }
 
-    /// The last message stored on `subject` ([`ErrorCode::NO_MESSAGE_FOUND`] if none).
+    /// The last message stored on `subject` ([`ErrorCode::NO_MESSAGE_FOUND`](super::ErrorCode::NO_MESSAGE_FOUND) if none).
     pub async fn get_last_message(&self, subject: &str) -> Result<StoredMessage> {
         self.get(serde_json::json!({ "last_by_subj": subject }))
             .await
