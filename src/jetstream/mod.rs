@@ -14,8 +14,8 @@
 //!
 //! Errors are panini's [`Error`](crate::Error); what the server refused is
 //! [`Error::JetStream`](crate::Error::JetStream) with a typed [`ApiError`]: branch on its
-//! [`ErrorCode`], never on text. The pull status messages (`404`, `408`, `409`, `100` heartbeats) are handled here and
-//! never reach the caller as messages.
+//! [`ErrorCode`], never on text. The pull status messages (`404`, `408`, `409`, `100`
+//! heartbeats) are handled here and never reach the caller as messages.
 //!
 //! ```no_run
 //! # panini::rt::block_on(async {
