@@ -102,6 +102,9 @@ pub enum Error {
         /// What needed it, e.g. "the tls:// URL tls://demo.nats.io:4222".
         needed_for: String,
     },
+    /// JetStream refused or failed an operation: the server's [`ErrorCode`](crate::jetstream::ErrorCode)
+    /// (see [`Error::api_error`]), no stream for a publish, a deleted consumer...
+    JetStream(crate::jetstream::JetStreamError),
 }
 
 impl fmt::Display for Error {
@@ -162,6 +165,7 @@ impl fmt::Display for Error {
                 "{needed_for} needs panini's `{feature}` cargo feature, which this build \
                  leaves out (features = [\"{feature}\"] in Cargo.toml)"
             ),
+            Error::JetStream(e) => write!(f, "jetstream: {e}"),
         }
     }
 }
@@ -175,6 +179,7 @@ impl std::error::Error for Error {
             Error::NoServers(failures) => failures.last().map(|(_, e)| e as _),
             Error::Tls(e) | Error::Credentials(e) => Some(e.as_ref()),
             Error::Start { source, .. } => Some(source.as_ref()),
+            Error::JetStream(e) => Some(e),
             Error::Server(_)
             | Error::Auth(_)
             | Error::Timeout

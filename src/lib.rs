@@ -42,6 +42,8 @@
 //!   latch, a wait group), [`log`]; then `message` ([`Message`], [`Headers`]), `payload`
 //!   ([`Json`], [`FromPayload`], [`IntoPayload`]), `creds` and [`nkeys`] (feature `nkeys`).
 //! - [`client`]: our NATS client (connection task, reconnect, pool, TLS, request mux).
+//! - [`jetstream`]: JetStream on the client alone: streams, pull consumers, acked
+//!   publishes, typed API errors.
 //! - `app/`: the framework, in layers of its own (each file one job): `state`, `reply`
 //!   ([`IntoReply`]), `executor`, [`middleware`], `runtime` (endpoints, runs in flight,
 //!   the stop), `context` ([`AppHandle`]), `extract` ([`Msg`], [`FromMessage`], [`State`]),
@@ -66,6 +68,7 @@ mod encoding;
 mod error;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod jetstream;
 pub mod log;
 mod message;
 #[cfg(feature = "nkeys")]

@@ -310,6 +310,23 @@ impl Client {
         payload: impl AsRef<[u8]>,
         timeout: Duration,
     ) -> Result<Message> {
+        let reply = self
+            .send_request(subject, headers, payload.as_ref(), timeout)
+            .await?;
+        reply.await
+    }
+
+    /// The two halves of [`request_with`](Client::request_with): this sends the request
+    /// (in order with the caller's other publishes) and returns the wait for its reply, so a
+    /// caller can have many in flight (JetStream's windowed publish). Dropping the wait
+    /// forgets the reply; the sweeper removes it at its deadline.
+    pub(crate) async fn send_request(
+        &self,
+        subject: &str,
+        headers: Option<&Headers>,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<impl std::future::Future<Output = Result<Message>> + Send + 'static> {
         let shared = self.shared();
         self.ensure_mux()?;
         let token = shared.new_token();
@@ -335,25 +352,20 @@ impl Client {
             lock(&shared.requests).insert(token, pending);
         };
         shared
-            .publish_then(
-                subject,
-                Some(&reply),
-                headers,
-                payload.as_ref(),
-                mode,
-                register,
-            )
+            .publish_then(subject, Some(&reply), headers, payload, mode, register)
             .await?;
         // The timeout is enforced by the client's sweeper task, not by a timer per request.
         shared.arm_sweeper();
-        let msg = match rx.recv().await {
-            Ok(reply) => reply?,
-            Err(_) => return Err(Error::Closed),
-        };
-        if msg.is_no_responders() {
-            return Err(Error::NoResponders);
-        }
-        Ok(msg)
+        Ok(async move {
+            let msg = match rx.recv().await {
+                Ok(reply) => reply?,
+                Err(_) => return Err(Error::Closed),
+            };
+            if msg.is_no_responders() {
+                return Err(Error::NoResponders);
+            }
+            Ok(msg)
+        })
     }
 
     /// Subscribes the request inbox at the first request (a client that never requests

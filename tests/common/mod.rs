@@ -378,6 +378,7 @@ pub async fn within<T>(
 
 pub mod app;
 pub mod child;
+pub mod jetstream;
 pub mod jwt;
 pub mod monitor;
 pub mod tls;
