@@ -18,7 +18,23 @@ use crate::message::Message;
 /// Exit code when the connection is lost for good (reconnect attempts exhausted), as Panini.
 pub const EXIT_NATS_LOST: i32 = 99;
 
-/// One or more subjects for [`App::listen`].
+/// One or more subjects for [`App::listen`]: a `&str` or `String`, an array of `&str`,
+/// or a `Vec` of either (subjects known only at run time).
+///
+/// ```
+/// use panini::{App, Msg};
+/// use serde_json::Value;
+///
+/// async fn log_event(msg: Msg<Value>) {
+///     println!("{}: {}", msg.subject, msg.data);
+/// }
+///
+/// let mut app = App::new("audit");
+/// app.listen("orders.created", log_event);
+/// app.listen(["orders.paid", "orders.shipped"], log_event);
+/// let regions = ["eu", "us"].map(|r| format!("stock.{r}.low"));
+/// app.listen(regions.to_vec(), log_event);
+/// ```
 pub trait IntoSubjects {
     /// The subjects.
     fn into_subjects(self) -> Vec<String>;
@@ -54,7 +70,19 @@ impl IntoSubjects for Vec<String> {
     }
 }
 
-/// Settings of one `listen` registration, adjustable after registering it.
+/// Settings of one `listen` registration, adjustable after registering it:
+/// [`App::listen`] and [`App::listen_sync`] return it.
+///
+/// ```
+/// # use panini::{App, Msg};
+/// # use serde_json::Value;
+/// let mut app = App::new("mailer");
+/// app.listen("emails.send", |msg: Msg<Value>| async move {
+///     println!("sending {}", msg.data["to"]);
+/// })
+/// .queue("mailers") // one instance of the service per email
+/// .max_concurrency(8); // at most 8 emails in flight per instance
+/// ```
 pub struct EndpointConfig {
     pub(crate) subjects: Vec<String>,
     pub(crate) queue: QueueChoice,
@@ -96,18 +124,51 @@ impl QueueChoice {
 impl EndpointConfig {
     /// Uses this queue group for this endpoint (instead of the app's
     /// `allocation_queue_group`); Panini ignored a per-endpoint `queue=`, we honour it.
+    ///
+    /// ```
+    /// # use panini::{App, Msg};
+    /// # use serde_json::Value;
+    /// let mut app = App::new("billing");
+    /// // run several instances: each invoice is made by one of them
+    /// app.listen("invoices.make", |msg: Msg<Value>| async move {
+    ///     println!("invoice for {}", msg.data["customer"]);
+    /// })
+    /// .queue("invoicers");
+    /// ```
     pub fn queue(&mut self, group: &str) -> &mut Self {
         self.queue = QueueChoice::Group(group.to_string());
         self
     }
 
     /// No queue group for this endpoint, even if the app has one.
+    ///
+    /// ```
+    /// # use panini::{App, Msg};
+    /// # use serde_json::Value;
+    /// let mut app = App::new("catalogue").allocation_queue_group("catalogue");
+    /// // every instance must drop its cache, not just one of them
+    /// app.listen("catalogue.cache.clear", |_: Msg<Value>| async move {
+    ///     println!("cache cleared");
+    /// })
+    /// .no_queue();
+    /// ```
     pub fn no_queue(&mut self) -> &mut Self {
         self.queue = QueueChoice::NoGroup;
         self
     }
 
     /// At most `n` handlers of this endpoint run at once (default: the app's).
+    ///
+    /// ```
+    /// # use panini::{App, Msg};
+    /// # use serde_json::Value;
+    /// let mut app = App::new("ledger");
+    /// // one at a time: each entry is written before the next one starts
+    /// app.listen("ledger.append", |msg: Msg<Value>| async move {
+    ///     println!("entry {}", msg.data);
+    /// })
+    /// .max_concurrency(1);
+    /// ```
     pub fn max_concurrency(&mut self, n: usize) -> &mut Self {
         self.max_concurrency = Some(n.max(1));
         self
@@ -164,6 +225,15 @@ impl std::fmt::Debug for App {
 impl App {
     /// A service named `service_name`, for a NATS server at 127.0.0.1:4222, with Panini's
     /// reconnect defaults (60 attempts, 2 s apart) and a 10 s request timeout.
+    ///
+    /// ```no_run
+    /// use panini::App;
+    ///
+    /// // NATS at 127.0.0.1:4222 (or `$NATS_URL`), connection named "greeter__<host>__<n>"
+    /// let mut app = App::new("greeter");
+    /// app.listen("greet", |name: String| async move { format!("hello, {name}") });
+    /// app.start();
+    /// ```
     pub fn new(service_name: impl Into<String>) -> Self {
         App {
             service_name: service_name.into(),
@@ -199,6 +269,11 @@ impl App {
 
     /// The NATS host (default 127.0.0.1); ignored when [`servers`](App::servers) or the
     /// `NATS_URL` environment variable is set (explicit `servers` win over `NATS_URL`).
+    ///
+    /// ```
+    /// # use panini::App;
+    /// let app = App::new("orders").host("nats.internal").port(4222);
+    /// ```
     pub fn host(mut self, host: impl Into<String>) -> Self {
         self.host = host.into();
         self
@@ -206,18 +281,46 @@ impl App {
 
     /// The NATS port (default 4222); ignored when [`servers`](App::servers) or the
     /// `NATS_URL` environment variable is set.
+    ///
+    /// ```
+    /// # use panini::App;
+    /// let port = std::env::var("NATS_PORT").ok().and_then(|p| p.parse().ok());
+    /// let app = App::new("orders").port(port.unwrap_or(4222));
+    /// ```
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
         self
     }
 
-    /// Server URLs (`nats://[user:pass@]host:port`), replacing host and port.
+    /// Server URLs (`nats://[user:pass@]host:port`), replacing host and port. The app
+    /// connects to one of them and, when it is lost, reconnects to the others.
+    ///
+    /// ```
+    /// # use panini::App;
+    /// let app = App::new("orders").servers([
+    ///     "nats://nats-1.internal:4222",
+    ///     "nats://nats-2.internal:4222",
+    ///     "nats://nats-3.internal:4222",
+    /// ]);
+    /// ```
     pub fn servers<S: Into<String>>(mut self, urls: impl IntoIterator<Item = S>) -> Self {
         self.servers = urls.into_iter().map(Into::into).collect();
         self
     }
 
     /// Panini's `allocation_queue_group`: the queue group of every endpoint (default none).
+    /// Then the instances of a service share its messages, each handled by one of them.
+    ///
+    /// ```no_run
+    /// # use panini::{App, Msg};
+    /// # use serde_json::{json, Value};
+    /// // start this program three times: each request reaches one of the three
+    /// let mut app = App::new("resizer").allocation_queue_group("resizer");
+    /// app.listen("images.resize", |msg: Msg<Value>| async move {
+    ///     json!({"resized": msg.data["image"], "by": std::process::id()})
+    /// });
+    /// app.start();
+    /// ```
     pub fn allocation_queue_group(mut self, group: impl Into<String>) -> Self {
         let group = group.into();
         self.queue_group = (!group.is_empty()).then_some(group);
@@ -305,12 +408,26 @@ impl App {
     /// Default limit of handlers running at once per endpoint (default 256). When all are
     /// busy the endpoint stops taking messages; its queue then fills and, past its
     /// capacity, drops and counts (slow consumer), never silently.
+    ///
+    /// ```
+    /// # use panini::App;
+    /// // the handlers share a pool of 16 database connections: no more than 16 at once
+    /// let app = App::new("orders").max_concurrency(16);
+    /// ```
     pub fn max_concurrency(mut self, n: usize) -> Self {
         self.max_concurrency = n.max(1);
         self
     }
 
-    /// Default request timeout (10 s, as Panini).
+    /// Default request timeout (10 s, as Panini), for [`AppHandle::request`] and its
+    /// kin; one request can set its own in [`SendOptions`](crate::SendOptions).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use panini::App;
+    /// // the services this one asks answer fast, or not at all
+    /// let app = App::new("gateway").request_timeout(Duration::from_millis(500));
+    /// ```
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
@@ -318,6 +435,13 @@ impl App {
 
     /// The bound on the whole graceful stop (default 10 s): handlers and HTTP requests in
     /// flight, the `on_stop` hooks, the final flush. What is still running then is left.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use panini::App;
+    /// // reports take up to a minute: let the ones in flight finish at SIGTERM
+    /// let app = App::new("reports").drain_timeout(Duration::from_secs(75));
+    /// ```
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = timeout;
         self
@@ -410,6 +534,27 @@ impl App {
     /// message, with at most [`max_concurrency`](EndpointConfig::max_concurrency) of them
     /// at once. So keep blocking or CPU-heavy work out of async handlers (it would hold
     /// up the loop): use [`listen_sync`](App::listen_sync) for that.
+    ///
+    /// ```no_run
+    /// use panini::{App, Json, Msg};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Deserialize)]
+    /// struct Order { item: String, qty: u32 }
+    /// #[derive(Serialize)]
+    /// struct Receipt { total: u32 }
+    ///
+    /// let mut app = App::new("shop");
+    /// // request endpoint: the return value is the reply
+    /// app.listen("orders.place", |msg: Msg<Json<Order>>| async move {
+    ///     Json(Receipt { total: msg.data.qty * 3 })
+    /// });
+    /// // stream endpoint: nothing to reply
+    /// app.listen("orders.shipped", |msg: Msg<Json<Order>>| async move {
+    ///     println!("shipped: {} x {}", msg.data.qty, msg.data.item);
+    /// });
+    /// app.start();
+    /// ```
     pub fn listen<T: 'static, H: Handler<T>>(
         &mut self,
         subjects: impl IntoSubjects,
@@ -420,6 +565,14 @@ impl App {
 
     /// Registers a plain (blocking) handler; it runs on a thread pool, so it can use
     /// [`AppHandle::publish_sync`] and [`AppHandle::request_sync`].
+    ///
+    /// ```no_run
+    /// # use panini::App;
+    /// let mut app = App::new("docs");
+    /// // blocking file I/O is fine here: it runs on the thread pool, not on the app's loop
+    /// app.listen_sync("docs.motd", || std::fs::read_to_string("/etc/motd"));
+    /// app.start();
+    /// ```
     pub fn listen_sync<T: 'static, H: SyncHandler<T>>(
         &mut self,
         subjects: impl IntoSubjects,
@@ -453,7 +606,23 @@ impl App {
         self
     }
 
-    /// A task run once after start (Panini's `@app.task()`).
+    /// A task run once after start (Panini's `@app.task()`). It may run for as long as
+    /// the app does: the graceful stop cancels it.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use panini::{App, AppHandle};
+    /// # use serde_json::json;
+    /// let mut app = App::new("ticker");
+    /// app.task(|app: AppHandle| async move {
+    ///     for n in 1u64.. {
+    ///         app.publish("ticker.tick", json!({"n": n})).await?;
+    ///         panini::rt::Timer::after(Duration::from_millis(500)).await;
+    ///     }
+    ///     Ok::<(), panini::Error>(())
+    /// });
+    /// app.start();
+    /// ```
     pub fn task<F, Fut>(&mut self, f: F) -> &mut Self
     where
         F: Fn(AppHandle) -> Fut + Send + Sync + 'static,
@@ -468,6 +637,20 @@ impl App {
     /// that fails is logged and the schedule goes on. An interval under 1 ms (such as
     /// `Duration::ZERO`) is taken as 1 ms: a task always due would keep the executor
     /// thread from the endpoints.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use panini::{App, AppHandle};
+    /// # use serde_json::json;
+    /// let mut app = App::new("sender_app");
+    /// app.task_every(Duration::from_secs(1), |app: AppHandle| async move {
+    ///     let message = json!({"data": "request1234567890"});
+    ///     let response = app.request("some.subject.for.request", message).await?;
+    ///     println!("{response}");
+    ///     Ok::<(), panini::Error>(())
+    /// });
+    /// app.start();
+    /// ```
     pub fn task_every<F, Fut>(&mut self, interval: Duration, f: F) -> &mut Self
     where
         F: Fn(AppHandle) -> Fut + Send + Sync + 'static,
@@ -478,6 +661,16 @@ impl App {
     }
 
     /// Panini's name for [`task_every`](App::task_every) (an interval under 1 ms is 1 ms).
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use panini::{App, AppHandle};
+    /// let mut app = App::new("beacon");
+    /// app.timer_task(Duration::from_secs(2), |app: AppHandle| async move {
+    ///     app.publish("some.publish.subject", b"messageinbytestosend").await
+    /// });
+    /// app.start();
+    /// ```
     pub fn timer_task<F, Fut>(&mut self, interval: Duration, f: F) -> &mut Self
     where
         F: Fn(AppHandle) -> Fut + Send + Sync + 'static,
@@ -487,7 +680,21 @@ impl App {
         self.task_every(interval, f)
     }
 
-    /// A plain (blocking) task run once, on the thread pool.
+    /// A plain (blocking) task run once, on the thread pool, where it may block and use
+    /// [`AppHandle::publish_sync`] and [`AppHandle::request_sync`].
+    ///
+    /// ```no_run
+    /// # use panini::{App, AppHandle};
+    /// let mut app = App::new("console");
+    /// // each line typed on the console is published
+    /// app.task_sync(|app: AppHandle| {
+    ///     for line in std::io::stdin().lines() {
+    ///         app.publish_sync("console.lines", line?)?;
+    ///     }
+    ///     Ok::<(), panini::BoxError>(())
+    /// });
+    /// app.start();
+    /// ```
     pub fn task_sync<F, R>(&mut self, f: F) -> &mut Self
     where
         F: Fn(AppHandle) -> R + Send + Sync + 'static,
@@ -498,6 +705,20 @@ impl App {
 
     /// A plain (blocking) task run every `interval`, on the thread pool (at least 1 ms
     /// apart, as for [`task_every`](App::task_every)).
+    ///
+    /// ```no_run
+    /// # use std::net::{SocketAddr, TcpStream};
+    /// # use std::time::Duration;
+    /// # use panini::{App, AppHandle};
+    /// # use serde_json::json;
+    /// let mut app = App::new("watchdog");
+    /// app.task_every_sync(Duration::from_secs(10), |app: AppHandle| {
+    ///     let db = SocketAddr::from(([127, 0, 0, 1], 5432));
+    ///     let up = TcpStream::connect_timeout(&db, Duration::from_secs(1)).is_ok();
+    ///     app.publish_sync("health.db", json!({"up": up}))
+    /// });
+    /// app.start();
+    /// ```
     pub fn task_every_sync<F, R>(&mut self, interval: Duration, f: F) -> &mut Self
     where
         F: Fn(AppHandle) -> R + Send + Sync + 'static,
@@ -506,7 +727,20 @@ impl App {
         self.push_task(Schedule::Every(interval), tasks::boxed_sync(f))
     }
 
-    /// Runs after connecting and before subscribing, in order; an error stops the start.
+    /// Runs after connecting and before subscribing, in order; an error stops the start
+    /// ([`App::start`](App::start) then exits 1).
+    ///
+    /// ```no_run
+    /// # use panini::{App, AppHandle};
+    /// # use serde_json::json;
+    /// let mut app = App::new("orders");
+    /// app.on_start(|app: AppHandle| async move {
+    ///     // serve nothing while the stock service does not answer
+    ///     app.request("stock.ping", json!({})).await?;
+    ///     Ok::<(), panini::Error>(())
+    /// });
+    /// app.start();
+    /// ```
     pub fn on_start<F, Fut>(&mut self, f: F) -> &mut Self
     where
         F: Fn(AppHandle) -> Fut + Send + Sync + 'static,
@@ -520,6 +754,17 @@ impl App {
     /// Runs at shutdown, after in-flight handlers and HTTP requests finished (NATS is still
     /// open), before the final flush; within `drain_timeout`. A failure is logged and the
     /// other hooks still run.
+    ///
+    /// ```no_run
+    /// # use panini::{App, AppHandle};
+    /// # use serde_json::json;
+    /// let mut app = App::new("orders");
+    /// app.on_stop(|app: AppHandle| async move {
+    ///     // the handlers are done, and NATS is still open: say goodbye
+    ///     app.publish("services.down", json!({"service": app.service_name()})).await
+    /// });
+    /// app.start();
+    /// ```
     pub fn on_stop<F, Fut>(&mut self, f: F) -> &mut Self
     where
         F: Fn(AppHandle) -> Fut + Send + Sync + 'static,
@@ -551,22 +796,123 @@ macro_rules! middleware_methods {
 
 middleware_methods! {
     /// A middleware around every `publish` (see [`middleware`](crate::middleware) for the order).
+    ///
+    /// ```
+    /// # use panini::{App, Headers};
+    /// let mut app = App::new("orders");
+    /// // every event this service publishes says who sent it
+    /// app.send_publish(|mut out, next| async move {
+    ///     out.headers.get_or_insert_with(Headers::new).insert("X-Sender", "orders");
+    ///     next.run(out).await
+    /// });
+    /// ```
     send_publish: send_hooks, Outgoing, SendResult, Applies::Publish;
     /// A middleware around every `request`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use panini::App;
+    /// let mut app = App::new("dashboard");
+    /// // the reports service is slow: its requests get a minute
+    /// app.send_request(|mut out, next| async move {
+    ///     if out.subject.starts_with("reports.") {
+    ///         out.timeout = Duration::from_secs(60);
+    ///     }
+    ///     next.run(out).await
+    /// });
+    /// ```
     send_request: send_hooks, Outgoing, SendResult, Applies::Request;
     /// A middleware around every `publish` and `request` (Panini's `send_any`).
+    ///
+    /// ```
+    /// # use panini::{App, Error};
+    /// let mut app = App::new("orders");
+    /// // this service sends under `orders.` only: anything else is refused, not sent
+    /// app.send_any(|out, next| async move {
+    ///     if !out.subject.starts_with("orders.") {
+    ///         return Err(Error::InvalidSubject(out.subject));
+    ///     }
+    ///     next.run(out).await
+    /// });
+    /// ```
     send_any: send_hooks, Outgoing, SendResult, Applies::Any;
     /// A middleware around handlers of messages without a reply subject.
+    ///
+    /// ```
+    /// # use panini::App;
+    /// let mut app = App::new("projector");
+    /// // replayed events were handled already: skip their handlers
+    /// app.listen_publish(|msg, next| async move {
+    ///     let replayed = msg.headers.as_ref().and_then(|h| h.get("X-Replay")) == Some("true");
+    ///     if replayed {
+    ///         return None;
+    ///     }
+    ///     next.run(msg).await
+    /// });
+    /// ```
     listen_publish: listen_hooks, Message, ListenResult, Applies::Publish;
     /// A middleware around handlers of requests (messages with a reply subject).
+    ///
+    /// ```
+    /// # use panini::{App, Headers};
+    /// let mut app = App::new("orders");
+    /// // every reply says which instance served it
+    /// app.listen_request(|msg, next| async move {
+    ///     let mut reply = next.run(msg).await;
+    ///     if let Some(reply) = &mut reply {
+    ///         let headers = reply.headers.get_or_insert_with(Headers::new);
+    ///         headers.insert("X-Served-By", std::process::id().to_string());
+    ///     }
+    ///     reply
+    /// });
+    /// ```
     listen_request: listen_hooks, Message, ListenResult, Applies::Request;
     /// A middleware around every handler (Panini's `listen_any`).
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use panini::App;
+    /// let mut app = App::new("orders");
+    /// app.listen_any(|msg, next| async move {
+    ///     let (subject, started) = (msg.subject.clone(), Instant::now());
+    ///     let reply = next.run(msg).await;
+    ///     println!("{subject} handled in {:?}", started.elapsed());
+    ///     reply
+    /// });
+    /// ```
     listen_any: listen_hooks, Message, ListenResult, Applies::Any;
 }
 
 impl App {
     /// Registers a Panini-style middleware class (see [`Middleware`](crate::middleware::Middleware)):
     /// its four hooks, as one unit.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// use panini::middleware::{ListenResult, Middleware, Next};
+    /// use panini::{App, Message};
+    ///
+    /// /// Counts the requests served; a task or an HTTP route can read it.
+    /// #[derive(Clone, Default)]
+    /// struct Requests(Arc<AtomicU64>);
+    ///
+    /// impl Middleware for Requests {
+    ///     async fn listen_request(
+    ///         &self,
+    ///         msg: Message,
+    ///         next: Next<Message, ListenResult>,
+    ///     ) -> ListenResult {
+    ///         self.0.fetch_add(1, Ordering::Relaxed);
+    ///         next.run(msg).await
+    ///     }
+    /// }
+    ///
+    /// let requests = Requests::default();
+    /// let mut app = App::new("orders");
+    /// app.add_middleware(requests.clone());
+    /// ```
     pub fn add_middleware<M: super::middleware::Middleware>(&mut self, m: M) -> &mut Self {
         let m = Arc::new(m);
         let mw = m.clone();

@@ -25,6 +25,25 @@ use crate::payload::{FromPayload, IntoPayload};
 ///
 /// Handlers receive it by taking an `AppHandle` argument; tasks and hooks receive it as
 /// their argument.
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// use panini::{App, AppHandle, Msg};
+/// use serde_json::{json, Value};
+///
+/// let mut app = App::new("orders");
+/// // a handler asks for it as one of its arguments...
+/// app.listen("orders.place", |msg: Msg<Value>, app: AppHandle| async move {
+///     app.publish("orders.placed", msg.data).await?;
+///     Ok::<_, panini::Error>(json!({"success": true}))
+/// });
+/// // ...a task (or an on_start / on_stop hook) gets it as its one argument
+/// app.task_every(Duration::from_secs(30), |app: AppHandle| async move {
+///     app.publish("orders.alive", json!({})).await
+/// });
+/// app.start();
+/// ```
 #[derive(Clone)]
 pub struct AppHandle {
     pub(crate) inner: Arc<HandleInner>,
@@ -101,7 +120,25 @@ impl std::fmt::Debug for AppHandle {
     }
 }
 
-/// Options of one publish or request beyond subject and message.
+/// Options of one publish or request beyond subject and message; start from
+/// `SendOptions::default()` and set what you need.
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// use panini::{AppHandle, Headers, SendOptions};
+/// use serde_json::{json, Value};
+///
+/// # async fn report(app: AppHandle) -> panini::Result<()> {
+/// // a slow request: a longer timeout than the app's, and the tenant in a header
+/// let opts = SendOptions {
+///     headers: Some(Headers::from_iter([("X-Tenant", "acme")])),
+///     timeout: Some(Duration::from_secs(60)),
+///     ..SendOptions::default()
+/// };
+/// let report: Value = app.request_as("reports.build", json!({"month": 5}), opts).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SendOptions {
     /// Headers to send.
@@ -114,16 +151,49 @@ pub struct SendOptions {
 
 impl AppHandle {
     /// The service name given to [`App::new`](crate::App::new).
+    ///
+    /// ```no_run
+    /// # use panini::{App, AppHandle};
+    /// # use serde_json::json;
+    /// let mut app = App::new("billing");
+    /// app.listen("services.who", |app: AppHandle| async move {
+    ///     json!({"service": app.service_name()}) // "billing"
+    /// });
+    /// app.start();
+    /// ```
     pub fn service_name(&self) -> &str {
         &self.inner.service_name
     }
 
-    /// The NATS connection name: `{service}__{HOSTNAME or non_docker_env_<n>}__{n}`.
+    /// The NATS connection name: `{service}__{HOSTNAME or non_docker_env_<n>}__{n}`, or
+    /// the one given to [`App::client_nats_name`](crate::App::client_nats_name).
+    ///
+    /// ```no_run
+    /// # use panini::{App, AppHandle};
+    /// let mut app = App::new("billing").client_nats_name("billing-eu-1");
+    /// app.on_start(|app: AppHandle| async move {
+    ///     println!("connected to NATS as {}", app.client_name()); // billing-eu-1
+    /// });
+    /// app.start();
+    /// ```
     pub fn client_name(&self) -> &str {
         &self.inner.client_name
     }
 
     /// Where the app's HTTP server listens (useful with port 0), if it has one.
+    ///
+    /// ```no_run
+    /// # use panini::{App, AppHandle};
+    /// let mut app = App::new("web");
+    /// # #[cfg(feature = "http")]
+    /// app.http().port(0).get("/health", || async { "ok" }); // any free port
+    /// app.on_start(|app: AppHandle| async move {
+    ///     if let Some(addr) = app.http_addr() {
+    ///         println!("health check on http://{addr}/health");
+    ///     }
+    /// });
+    /// app.start();
+    /// ```
     pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
         self.inner.http_addr
     }
@@ -156,7 +226,19 @@ impl AppHandle {
         self.inner.states.get()
     }
 
-    /// Asks the app to stop gracefully, as SIGTERM does.
+    /// Asks the app to stop gracefully, as SIGTERM does: [`App::start`](crate::App::start)
+    /// then exits 0 once handlers in flight and the `on_stop` hooks are done.
+    ///
+    /// ```no_run
+    /// # use panini::{App, AppHandle, Msg};
+    /// # use serde_json::Value;
+    /// let mut app = App::new("migrator");
+    /// app.listen("migrations.done", |msg: Msg<Value>, app: AppHandle| async move {
+    ///     println!("last migration: {}", msg.data);
+    ///     app.shutdown(); // this handler still finishes, then the graceful stop
+    /// });
+    /// app.start();
+    /// ```
     pub fn shutdown(&self) {
         self.inner.runtime.ask_stop();
     }
@@ -166,19 +248,63 @@ impl AppHandle {
         self.inner.runtime.stop_asked().await
     }
 
-    /// The underlying NATS client, for anything the app API does not cover.
+    /// The underlying NATS client, for anything the app API does not cover. What goes
+    /// through it bypasses the send and listen middlewares.
+    ///
+    /// ```no_run
+    /// # use panini::{App, AppHandle};
+    /// use panini::rt::StreamExt;
+    ///
+    /// let mut app = App::new("auditor");
+    /// app.task(|app: AppHandle| async move {
+    ///     // a raw subscription of its own, beside the app's endpoints
+    ///     let mut sub = app.client().subscribe("audit.>").await?;
+    ///     while let Some(msg) = sub.next().await {
+    ///         println!("{}: {} bytes", msg.subject, msg.payload.len());
+    ///     }
+    ///     Ok::<(), panini::Error>(())
+    /// });
+    /// app.start();
+    /// ```
     pub fn client(&self) -> &Client {
         &self.inner.client
     }
 
     /// Publishes `message` (JSON for `serde_json::Value` and `Json<T>`, raw for strings and
     /// bytes) through the send middlewares.
+    ///
+    /// ```no_run
+    /// # use panini::{App, AppHandle, Msg};
+    /// # use serde_json::{json, Value};
+    /// let mut app = App::new("orders");
+    /// app.listen("orders.ship", |msg: Msg<Value>, app: AppHandle| async move {
+    ///     // fire and forget: an event for whoever listens
+    ///     app.publish("orders.shipped", json!({"order": msg.data["id"]})).await?;
+    ///     app.publish("logs.orders", "an order shipped").await // a string goes raw
+    /// });
+    /// app.start();
+    /// ```
     pub async fn publish(&self, subject: &str, message: impl IntoPayload) -> Result<()> {
         self.publish_with(subject, message, SendOptions::default())
             .await
     }
 
     /// [`publish`](AppHandle::publish) with headers and a reply subject.
+    ///
+    /// ```no_run
+    /// # use panini::{App, AppHandle, Headers, SendOptions};
+    /// # use serde_json::json;
+    /// let mut app = App::new("thumbnails");
+    /// app.task(|app: AppHandle| async move {
+    ///     let opts = SendOptions {
+    ///         headers: Some(Headers::from_iter([("X-Trace-Id", "trace-42")])),
+    ///         reply_to: Some("thumbnails.done".into()), // where the worker answers
+    ///         ..SendOptions::default()
+    ///     };
+    ///     app.publish_with("images.resize", json!({"image": 7}), opts).await
+    /// });
+    /// app.start();
+    /// ```
     pub async fn publish_with(
         &self,
         subject: &str,
@@ -193,12 +319,48 @@ impl AppHandle {
     ///
     /// A response carrying `Nats-Service-Error` headers (a handler failed) is returned as
     /// [`Error::Service`]; no subscriber gives [`Error::NoResponders`] at once.
+    ///
+    /// ```no_run
+    /// # use panini::{App, AppHandle, Error, Msg};
+    /// # use serde_json::{json, Value};
+    /// let mut app = App::new("orders");
+    /// app.listen("orders.place", |msg: Msg<Value>, app: AppHandle| async move {
+    ///     let error = match app.request("stock.reserve", json!({"sku": msg.data["sku"]})).await {
+    ///         Ok(stock) => return json!({"success": true, "left": stock["left"]}),
+    ///         Err(Error::Service { description, .. }) => description, // its handler failed
+    ///         Err(Error::NoResponders) => "the stock service is down".to_string(),
+    ///         Err(e) => e.to_string(),
+    ///     };
+    ///     json!({"success": false, "error": error})
+    /// });
+    /// app.start();
+    /// ```
     pub async fn request(&self, subject: &str, message: impl IntoPayload) -> Result<Value> {
         self.request_as(subject, message, SendOptions::default())
             .await
     }
 
     /// A request whose response is decoded as `T` (`Value`, `String`, `Vec<u8>`, `Json<T>`).
+    ///
+    /// ```no_run
+    /// use panini::{App, AppHandle, Json, SendOptions};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize)]
+    /// struct Order { sku: String, qty: u32 }
+    /// #[derive(Deserialize)]
+    /// struct Receipt { total: u32 }
+    ///
+    /// let mut app = App::new("shop");
+    /// app.task(|app: AppHandle| async move {
+    ///     let order = Json(Order { sku: "pen".into(), qty: 2 });
+    ///     let opts = SendOptions::default();
+    ///     let Json(receipt) = app.request_as::<Json<Receipt>>("orders.place", order, opts).await?;
+    ///     println!("total: {}", receipt.total);
+    ///     Ok::<(), panini::Error>(())
+    /// });
+    /// app.start();
+    /// ```
     pub async fn request_as<T: FromPayload>(
         &self,
         subject: &str,
@@ -212,6 +374,23 @@ impl AppHandle {
 
     /// A request returning the whole response message, headers included, as it came (an
     /// error reply is returned as a message, not turned into [`Error::Service`]).
+    ///
+    /// ```no_run
+    /// # use panini::{App, AppHandle, SendOptions};
+    /// # use serde_json::json;
+    /// let mut app = App::new("pricing_client");
+    /// app.task(|app: AppHandle| async move {
+    ///     let opts = SendOptions::default();
+    ///     let msg = app.request_message("prices.get", json!({"sku": "pen"}), opts).await?;
+    ///     // an error reply comes back as a message too: its headers say so
+    ///     match msg.headers.as_ref().and_then(|h| h.get("Nats-Service-Error-Code")) {
+    ///         Some(code) => println!("prices.get failed with code {code}"),
+    ///         None => println!("price: {}", msg.text().unwrap_or("?")),
+    ///     }
+    ///     Ok::<(), panini::Error>(())
+    /// });
+    /// app.start();
+    /// ```
     pub async fn request_message(
         &self,
         subject: &str,
@@ -225,6 +404,18 @@ impl AppHandle {
     /// Blocking [`publish`](AppHandle::publish), for sync handlers and sync tasks (which
     /// run on a thread pool). From async code the app runs (handlers, middlewares, tasks,
     /// hooks) it returns [`Error::SyncInAsync`] at once: use `publish(..).await` there.
+    ///
+    /// ```no_run
+    /// # use panini::{App, AppHandle, Msg};
+    /// # use serde_json::{json, Value};
+    /// let mut app = App::new("orders");
+    /// // a plain closure (no async), on the thread pool: it may block
+    /// app.listen_sync("orders.place", |msg: Msg<Value>, app: AppHandle| {
+    ///     app.publish_sync("orders.audit", msg.data)?;
+    ///     Ok::<_, panini::Error>(json!({"success": true}))
+    /// });
+    /// app.start();
+    /// ```
     pub fn publish_sync(&self, subject: &str, message: impl IntoPayload) -> Result<()> {
         refuse_in_app_async("publish_sync")?;
         smol::block_on(self.publish(subject, message))
@@ -233,6 +424,19 @@ impl AppHandle {
     /// Blocking [`request`](AppHandle::request), for sync handlers and sync tasks. From
     /// async code the app runs it returns [`Error::SyncInAsync`] at once, as
     /// [`publish_sync`](AppHandle::publish_sync) does.
+    ///
+    /// ```no_run
+    /// # use panini::{App, AppHandle};
+    /// # use serde_json::json;
+    /// let mut app = App::new("exporter");
+    /// // a blocking task, on the thread pool: a request, then a file written
+    /// app.task_sync(|app: AppHandle| {
+    ///     let config = app.request_sync("config.get", json!({"service": "exporter"}))?;
+    ///     std::fs::write("exporter.json", config.to_string())?;
+    ///     Ok::<(), panini::BoxError>(())
+    /// });
+    /// app.start();
+    /// ```
     pub fn request_sync(&self, subject: &str, message: impl IntoPayload) -> Result<Value> {
         refuse_in_app_async("request_sync")?;
         smol::block_on(self.request(subject, message))

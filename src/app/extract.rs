@@ -17,6 +17,23 @@ use crate::payload::FromPayload;
 ///
 /// If the payload cannot be decoded as `T`, the handler is not called; a request gets
 /// the reply `{"success":false,"error":"MessageSchemaError"}` (Panini's wire contract).
+///
+/// ```no_run
+/// use panini::{App, Json, Msg};
+/// use serde::Deserialize;
+///
+/// #[derive(Deserialize)]
+/// struct Reading { sensor: String, celsius: f64 }
+///
+/// let mut app = App::new("thermo");
+/// app.listen("readings.*", |msg: Msg<Json<Reading>>| async move {
+///     let site = msg.subject.trim_start_matches("readings."); // what `*` matched
+///     let trace = msg.headers.as_ref().and_then(|h| h.get("X-Trace-Id"));
+///     let Json(reading) = msg.data;
+///     println!("{site}/{}: {} °C (trace {trace:?})", reading.sensor, reading.celsius);
+/// });
+/// app.start();
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Msg<T = Value> {
     /// The subject it arrived on.
@@ -30,6 +47,28 @@ pub struct Msg<T = Value> {
 }
 
 /// A value a handler can take as an argument, made from the incoming message.
+///
+/// Implement it for an extractor of your own: here the `X-Trace-Id` header, or
+/// `untraced` when the sender set none (see [`Rejection`] for one that refuses messages).
+///
+/// ```
+/// use panini::{App, AppHandle, FromMessage, Message, Msg, Rejection};
+/// use serde_json::Value;
+///
+/// struct TraceId(String);
+///
+/// impl FromMessage for TraceId {
+///     fn from_message(msg: &Message, _app: &AppHandle) -> Result<Self, Rejection> {
+///         let id = msg.headers.as_ref().and_then(|h| h.get("X-Trace-Id"));
+///         Ok(TraceId(id.unwrap_or("untraced").to_string()))
+///     }
+/// }
+///
+/// let mut app = App::new("orders");
+/// app.listen("orders.place", |msg: Msg<Value>, TraceId(id): TraceId| async move {
+///     println!("[{id}] order {}", msg.data);
+/// });
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a handler argument",
     note = "handler arguments are Msg<T>, Message, AppHandle, State<S>, or a payload type (serde_json::Value, String, Vec<u8>, Json<T>)"

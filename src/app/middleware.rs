@@ -89,7 +89,20 @@ pub trait Middleware: Send + Sync + 'static {
     }
 }
 
-/// A message on its way out through the send middlewares.
+/// A message on its way out through the send middlewares: a middleware may read or
+/// change any of it before [`Next::run`] sends it.
+///
+/// ```
+/// # use panini::App;
+/// let mut app = App::new("orders");
+/// // in staging, everything this service sends goes under `staging.`
+/// if std::env::var("STAGING").is_ok() {
+///     app.send_any(|mut out, next| async move {
+///         out.subject = format!("staging.{}", out.subject);
+///         next.run(out).await
+///     });
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outgoing {
     /// Publish or request.
@@ -107,6 +120,20 @@ pub struct Outgoing {
 }
 
 /// Which send hook an [`Outgoing`] goes through.
+///
+/// ```
+/// # use panini::App;
+/// use panini::middleware::SendKind;
+///
+/// let mut app = App::new("orders");
+/// app.send_any(|out, next| async move {
+///     match out.kind {
+///         SendKind::Publish => println!("publish to {}", out.subject),
+///         SendKind::Request => println!("request to {} ({:?} at most)", out.subject, out.timeout),
+///     }
+///     next.run(out).await
+/// });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SendKind {
     /// `publish`: the result is `None`.
@@ -151,7 +178,21 @@ impl<I, O> Clone for Next<I, O> {
 }
 
 impl<I: Send + 'static, O: Send + 'static> Next<I, O> {
-    /// Runs the inner middlewares and, at the end, the publish, request or handler.
+    /// Runs the inner middlewares and, at the end, the publish, request or handler. A
+    /// middleware that never calls it short-circuits the chain; one that calls it on a
+    /// clone of `next` can call it again.
+    ///
+    /// ```
+    /// # use panini::{App, Error};
+    /// let mut app = App::new("orders");
+    /// // a service that is still starting has no responders yet: try once more
+    /// app.send_request(|out, next| async move {
+    ///     match next.clone().run(out.clone()).await {
+    ///         Err(Error::NoResponders) => next.run(out).await,
+    ///         result => result,
+    ///     }
+    /// });
+    /// ```
     pub async fn run(self, input: I) -> O {
         self.start(input).await
     }

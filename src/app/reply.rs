@@ -14,6 +14,29 @@ use crate::payload::{IntoPayload, Json};
 /// Why a handler's arguments could not be made from a message: the payload did not
 /// decode as the handler asked (the sender's fault, code 400), or the service lacks what
 /// the handler needs, such as a [`State`](crate::State) never registered (code 500).
+///
+/// A [`FromMessage`](crate::FromMessage) extractor of your own returns it to refuse a
+/// message: the handler does not run, and a request gets an error reply with `code`.
+///
+/// ```
+/// use panini::{AppHandle, FromMessage, Message, Rejection};
+///
+/// /// The tenant in `tenants.<id>.…` subjects.
+/// struct Tenant(String);
+///
+/// impl FromMessage for Tenant {
+///     fn from_message(msg: &Message, _app: &AppHandle) -> Result<Self, Rejection> {
+///         let mut tokens = msg.subject.split('.');
+///         match (tokens.next(), tokens.next()) {
+///             (Some("tenants"), Some(id)) => Ok(Tenant(id.to_string())),
+///             _ => Err(Rejection {
+///                 detail: format!("no tenant in {}", msg.subject),
+///                 code: 400, // the sender's fault; 500 for a failure of the service
+///             }),
+///         }
+///     }
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejection {
     /// What went wrong, for the log.
@@ -33,7 +56,22 @@ impl From<MissingState> for Rejection {
     }
 }
 
-/// A reply to send: payload and optional headers.
+/// A reply to send: payload and optional headers. Return it from a handler to set
+/// headers on the reply.
+///
+/// ```no_run
+/// use panini::{App, Headers, Reply};
+///
+/// let mut app = App::new("reports");
+/// app.listen("reports.csv", |month: String| async move {
+///     let csv = format!("month,total\n{month},42\n");
+///     Reply {
+///         payload: csv.into_bytes(),
+///         headers: Some(Headers::from_iter([("Content-Type", "text/csv")])),
+///     }
+/// });
+/// app.start();
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Reply {
     /// The payload.
@@ -42,7 +80,26 @@ pub struct Reply {
     pub headers: Option<Headers>,
 }
 
-/// What a handler run came to.
+/// What a handler run came to: what every [`IntoReply`] value becomes. A handler can
+/// return it directly, e.g. to answer with an error code of its own.
+///
+/// ```no_run
+/// use panini::{App, IntoReply, Outcome};
+/// use serde_json::json;
+///
+/// let mut app = App::new("orders");
+/// app.listen("orders.get", |id: String| async move {
+///     if id == "7" {
+///         return json!({"id": 7, "item": "pen"}).into_reply();
+///     }
+///     Outcome::Failed {
+///         code: 404, // Nats-Service-Error-Code
+///         description: "no such order".into(), // Nats-Service-Error
+///         detail: format!("order {id} not found"), // the log line
+///     }
+/// });
+/// app.start();
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Send this reply (or nothing).
@@ -151,6 +208,23 @@ pub(crate) fn header_safe(text: &str) -> String {
 /// `()` sends nothing; `serde_json::Value` and `Json<T>` send compact JSON; `String`,
 /// `&str` and `Vec<u8>` are sent raw; `Option<T>` sends nothing for `None`; `Result<T, E>`
 /// sends an error reply for `Err` (and logs it); [`Reply`] sets headers too.
+///
+/// ```no_run
+/// use panini::{App, BoxError, Json, Msg};
+/// use serde::Serialize;
+/// use serde_json::Value;
+///
+/// #[derive(Serialize)]
+/// struct Stock { sku: String, left: u32 }
+///
+/// let mut app = App::new("stock");
+/// app.listen("stock.get", |msg: Msg<Value>| async move {
+///     // `Err` replies with the headers `Nats-Service-Error: no sku` and code 500
+///     let sku = msg.data["sku"].as_str().ok_or("no sku")?;
+///     Ok::<_, BoxError>(Json(Stock { sku: sku.to_string(), left: 3 }))
+/// });
+/// app.start();
+/// ```
 pub trait IntoReply {
     /// The outcome to act on.
     fn into_reply(self) -> Outcome;

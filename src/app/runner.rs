@@ -238,6 +238,25 @@ where
 /// An async fn or closure usable with [`App::listen`](crate::App::listen): 0 to 2
 /// arguments that implement [`FromMessage`], returning a future whose output implements
 /// [`IntoReply`]. `T` is a marker that tells the impls apart.
+///
+/// ```
+/// use panini::{App, AppHandle, Msg};
+/// use serde_json::{json, Value};
+///
+/// // an async fn of 0, 1 or 2 arguments is a handler...
+/// async fn ping() -> &'static str {
+///     "pong"
+/// }
+/// async fn echo(msg: Msg<Value>, app: AppHandle) -> Value {
+///     json!({"echo": msg.data, "from": app.service_name()})
+/// }
+///
+/// let mut app = App::new("tools");
+/// app.listen("tools.ping", ping);
+/// app.listen("tools.echo", echo);
+/// // ...and so is an async closure
+/// app.listen("tools.len", |text: String| async move { text.len().to_string() });
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a panini handler",
     note = "a handler is an async fn or closure taking 0 to 2 arguments that implement FromMessage (Msg<T>, AppHandle, State<S>, ...) and returning a value that implements IntoReply ((), serde_json::Value, String, Vec<u8>, Json<T>, Result<..>)",
@@ -264,6 +283,18 @@ pub trait Handler<T>: Clone + Send + Sync + 'static {
 
 /// A plain (blocking) fn or closure usable with [`App::listen_sync`](crate::App::listen_sync).
 /// It runs on a thread pool, so it may call `publish_sync` / `request_sync`.
+///
+/// ```
+/// use panini::App;
+///
+/// // a plain fn: CPU-bound work that would hold up an async endpoint's loop
+/// fn word_count(text: String) -> String {
+///     text.split_whitespace().count().to_string()
+/// }
+///
+/// let mut app = App::new("text");
+/// app.listen_sync("text.words", word_count);
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a panini sync handler",
     note = "a sync handler is a fn or closure taking 0 to 2 FromMessage arguments and returning an IntoReply value"

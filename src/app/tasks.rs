@@ -19,6 +19,19 @@ use crate::log::log_at;
 ///
 /// The error is anything that converts into a [`BoxError`]: an error type, a `String` or a
 /// `&str`.
+///
+/// ```
+/// # use panini::{App, AppHandle};
+/// let mut app = App::new("orders");
+/// // `()`: nothing can fail
+/// app.on_start(|app: AppHandle| async move { println!("{} is up", app.service_name()) });
+/// // `Result<(), &str>`: this error stops the start
+/// app.on_start(|_app: AppHandle| async move {
+///     std::env::var("API_KEY").map(drop).map_err(|_| "API_KEY is not set")
+/// });
+/// // `Result<(), panini::Error>`: a failed run is logged
+/// app.task(|app: AppHandle| async move { app.publish("orders.up", "1").await });
+/// ```
 pub trait TaskResult {
     /// `Err(error)` for a failed run.
     fn into_task_result(self) -> Result<(), BoxError>;
