@@ -15,7 +15,6 @@ use common::app::RunningApp;
 use common::{run, within, NatsServer};
 use panini::client::{self, Client};
 use panini::{App, AppHandle, Msg, StartStage};
-use smol::stream::StreamExt;
 
 /// An `on_start` hook that hands the app's handle to the test.
 fn handle_of(app: &mut App) -> smol::channel::Receiver<AppHandle> {
@@ -373,6 +372,7 @@ mod with_http {
     use panini::http::Request;
     use serde_json::Value;
     use smol::future::FutureExt;
+    use smol::stream::StreamExt;
 
     /// Bug 3: an HTTP request in flight when the stop begins can still use NATS, and
     /// `on_stop` runs only after it is answered.
