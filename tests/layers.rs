@@ -37,7 +37,7 @@ fn layer(module: &str) -> Option<usize> {
 }
 
 /// The folders taken as one layer each.
-const FOLDERS: &[&str] = &["client", "http", "jetstream"];
+const FOLDERS: &[&str] = &["error", "client", "http", "jetstream"];
 
 /// The folder a module belongs to when that folder is one layer (`client::task` → `client`).
 fn group(module: &str) -> &str {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::error::{ApiError, JetStreamError};
 use super::Context;
+use super::{ApiError, JetStreamError};
 use crate::error::{Error, Result};
 
 /// Only the `error` of a reply: read first, before the reply's own type.
@@ -175,6 +175,15 @@ pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Refuses names that would change the API subject they are put in.
+pub(crate) fn check_name(name: &str) -> Result<(), JetStreamError> {
+    let bad = |c: char| matches!(c, '.' | '*' | '>' | '/' | '\\') || c.is_whitespace();
+    if name.is_empty() || name.contains(bad) {
+        return Err(JetStreamError::InvalidName(name.to_string()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,5 +241,15 @@ mod tests {
         assert_eq!(serde_json::from_str::<T>(&json).unwrap(), t);
         let negative: T = serde_json::from_str(r#"{"d":-1,"l":[]}"#).unwrap();
         assert_eq!(negative.d, Duration::ZERO);
+    }
+
+    #[test]
+    fn names_with_subject_characters_are_refused() {
+        for bad in ["", "a.b", "a*", ">", "a b", "a/b", "a\\b", "a\tb"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["ORDERS", "kv_x-1", "Ünï"] {
+            assert!(check_name(good).is_ok(), "{good:?}");
+        }
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::api::check_name;
 use super::api::{is_zero, nanos};
-use super::error::check_name;
 use super::stream::{confirmed, ClusterInfo, Stream};
 use super::Context;
 use crate::error::Result;

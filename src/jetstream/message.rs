@@ -6,7 +6,7 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::error::JetStreamError;
+use super::JetStreamError;
 use crate::client::Client;
 use crate::error::Result;
 

@@ -54,7 +54,8 @@
 //! # Layout
 //! - `mod.rs`: [`Context`], its settings, [`AccountInfo`].
 //! - `api`: the request helper (error replies, paging) and the API's wire encodings.
-//! - `error`: [`ApiError`], [`ErrorCode`], [`JetStreamError`].
+//! - [`ApiError`], [`ErrorCode`], [`JetStreamError`]: defined with the crate's errors
+//!   (`error/jetstream.rs`), so that [`Error`](crate::Error) can carry them.
 //! - `stream`: [`StreamConfig`], [`StreamInfo`], the [`Stream`] handle.
 //! - `stored`: a stream's messages: [`StoredMessage`] by sequence or subject, deletes,
 //!   [`Purge`].
@@ -68,7 +69,6 @@
 mod api;
 mod consume;
 mod consumer;
-mod error;
 mod fetch;
 mod message;
 mod publish;
@@ -82,13 +82,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use smol::lock::Semaphore;
 
+pub use crate::error::jetstream::{ApiError, ErrorCode, JetStreamError};
 pub use consume::{
     Consume, Messages, DEFAULT_CONSUME_BATCH, DEFAULT_CONSUME_EXPIRES, DEFAULT_CONSUME_HEARTBEAT,
 };
 pub use consumer::{
     AckPolicy, Consumer, ConsumerConfig, ConsumerInfo, DeliverPolicy, ReplayPolicy, SequenceInfo,
 };
-pub use error::{ApiError, ErrorCode, JetStreamError};
 pub use fetch::{Fetch, DEFAULT_FETCH_EXPIRES};
 pub use message::{Message, MessageInfo};
 pub use publish::{PubAck, PubAckFuture, PublishOptions};

@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use smol::Task;
 
-use super::error::{ApiError, JetStreamError};
 use super::Context;
+use super::{ApiError, JetStreamError};
 use crate::error::{Error, Result};
 use crate::message::{Headers, Message};
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::api::{is_zero, nanos};
-use super::error::JetStreamError;
 use super::Consumer;
+use super::JetStreamError;
 use crate::error::Result;
 
 /// The body of a pull request.

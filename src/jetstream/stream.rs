@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::api::check_name;
 use super::api::{is_zero, nanos, Success};
-use super::error::{check_name, ApiError, ErrorCode};
 use super::Context;
+use super::{ApiError, ErrorCode};
 use crate::error::Result;
 
 /// How a stream decides a message can go.

@@ -3,8 +3,9 @@
 //! it gracefully (with a bound), on `Drop` too.
 //!
 //! It uses only the public API, in the shape a user-facing testing kit would have: "ready"
-//! is the start event the app publishes once its `on_start` hooks ran, its endpoints are
-//! subscribed and its HTTP server (if any) listens; "stop" is the future given to
+//! is a one-time task of its own running (tasks start once the start is complete: the
+//! `on_start` hooks ran, the endpoints are subscribed, the HTTP server (if any) listens,
+//! the start event was published and flushed) and the start event seen; "stop" is the future given to
 //! [`App::run_until`] completing, as SIGTERM does for [`App::start`].
 
 #![allow(dead_code)]
@@ -64,9 +65,11 @@ impl RunningApp {
     /// (`servers`, `host` / `port`, `NATS_URL`); `server` is where its start event is
     /// watched for.
     pub async fn start_configured(mut app: App, server: &NatsServer) -> RunningApp {
-        // Registered last, so it runs after the app's own hooks; the start event follows.
+        // A one-time task: tasks start only once the start is complete (hooks run,
+        // endpoints subscribed, the start event published and flushed), so a test that
+        // stops the server next cannot fail the start itself.
         let (handle_tx, handles) = smol::channel::bounded(1);
-        app.on_start(move |handle: AppHandle| {
+        app.task(move |handle: AppHandle| {
             let _ = handle_tx.try_send(handle);
             std::future::ready(())
         });

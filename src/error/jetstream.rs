@@ -230,15 +230,6 @@ impl crate::Error {
     }
 }
 
-/// Refuses names that would change the API subject they are put in.
-pub(crate) fn check_name(name: &str) -> Result<(), JetStreamError> {
-    let bad = |c: char| matches!(c, '.' | '*' | '>' | '/' | '\\') || c.is_whitespace();
-    if name.is_empty() || name.contains(bad) {
-        return Err(JetStreamError::InvalidName(name.to_string()));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,15 +249,5 @@ mod tests {
             err.to_string(),
             "jetstream: wrong last sequence: 2 (err_code 10071, code 400)"
         );
-    }
-
-    #[test]
-    fn names_with_subject_characters_are_refused() {
-        for bad in ["", "a.b", "a*", ">", "a b", "a/b", "a\\b", "a\tb"] {
-            assert!(check_name(bad).is_err(), "{bad:?}");
-        }
-        for good in ["ORDERS", "kv_x-1", "Ünï"] {
-            assert!(check_name(good).is_ok(), "{good:?}");
-        }
     }
 }

@@ -1,4 +1,5 @@
-//! The framework's error type: what can go wrong talking to NATS or starting an app.
+//! The framework's error type: what can go wrong talking to NATS or starting an app (and,
+//! in `jetstream`, the JetStream API's errors it carries).
 //!
 //! An error that wraps another keeps it: [`source()`](std::error::Error::source) returns it
 //! (the I/O error, the TLS failure, the failed hook's own error), so a caller can walk the
@@ -6,6 +7,8 @@
 
 use std::fmt;
 use std::io;
+
+pub(crate) mod jetstream;
 
 /// A `Result` whose error defaults to panini's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -104,7 +107,7 @@ pub enum Error {
     },
     /// JetStream refused or failed an operation: the server's [`ErrorCode`](crate::jetstream::ErrorCode)
     /// (see [`Error::api_error`]), no stream for a publish, a deleted consumer...
-    JetStream(crate::jetstream::JetStreamError),
+    JetStream(jetstream::JetStreamError),
 }
 
 impl fmt::Display for Error {
