@@ -104,7 +104,8 @@ pub mod rt {
 
 pub use app::{
     App, AppHandle, EndpointConfig, FromMessage, Handler, IntoReply, IntoSubjects, MissingState,
-    Msg, Outcome, Rejection, Reply, SendOptions, State, SyncHandler, TaskResult, EXIT_NATS_LOST,
+    Msg, Outcome, Rejection, Reply, SendOptions, State, StreamEndpointConfig, SyncHandler,
+    TaskResult, EXIT_NATS_LOST,
 };
 pub use error::{BoxError, Error, Result, StartStage};
 pub use message::{Headers, Message};

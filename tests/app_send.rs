@@ -227,6 +227,7 @@ fn send_any_wraps_every_publish_and_request() {
             let kind = match out.kind {
                 SendKind::Publish => "publish",
                 SendKind::Request => "request",
+                _ => "other",
             };
             l.lock()
                 .unwrap()

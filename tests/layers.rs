@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["app::context"],
     &["app::extract"],
     &["app::runner"],
-    &["app::endpoint"],
+    &["app::endpoint", "app::stream_endpoint"],
     &["http"],
     &["app::tasks"],
     &["app::builder"],

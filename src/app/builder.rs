@@ -11,8 +11,10 @@ use super::context::AppHandle;
 use super::middleware::{Applies, Chain, ListenResult, Next, Outgoing, SendResult};
 use super::runner::{BoxedHandler, Handler, SyncHandler};
 use super::state::States;
+use super::stream_endpoint::StreamEndpointConfig;
 use super::tasks::{self, Schedule, TaskFn, TaskResult, TaskSpec};
 use crate::client::ConnectOptions;
+use crate::jetstream::StreamConfig;
 use crate::message::Message;
 
 /// Exit code when the connection is lost for good (reconnect attempts exhausted), as Panini.
@@ -208,6 +210,12 @@ pub struct App {
     pub(crate) send_hooks: Chain<Outgoing, SendResult>,
     pub(crate) listen_hooks: Chain<Message, ListenResult>,
     pub(crate) states: States,
+    /// JetStream asked for (`enable_js`, or implied by streams and durable endpoints).
+    pub(crate) js: bool,
+    /// Streams to create or update at start.
+    pub(crate) streams: Vec<StreamConfig>,
+    /// Durable endpoints.
+    pub(crate) stream_endpoints: Vec<StreamEndpointConfig>,
     #[cfg(feature = "http")]
     pub(crate) http: Option<crate::http::Http>,
 }
@@ -255,6 +263,9 @@ impl App {
             send_hooks: Chain::default(),
             listen_hooks: Chain::default(),
             states: States::default(),
+            js: false,
+            streams: Vec::new(),
+            stream_endpoints: Vec::new(),
             #[cfg(feature = "http")]
             http: None,
         }
@@ -579,6 +590,78 @@ impl App {
         handler: H,
     ) -> &mut EndpointConfig {
         self.push_endpoint(subjects, BoxedHandler::of_sync(handler))
+    }
+
+    /// Uses JetStream (Panini's `enable_js`): the start checks that the server has it
+    /// (`nats-server -js`) and fails clearly if not, the banner says `JetStream enabled:
+    /// True`, and [`AppHandle::jetstream`] gives the context. Declaring a stream or a
+    /// durable endpoint turns it on too. [`AppHandle::publish_js`] works either way.
+    ///
+    /// ```no_run
+    /// let app = panini::App::new("orders").enable_js(true);
+    /// app.start();
+    /// ```
+    pub fn enable_js(mut self, on: bool) -> Self {
+        self.js = on;
+        self
+    }
+
+    /// Creates the stream at start, or updates it to this configuration if it exists
+    /// (idempotent: every instance of the service can declare it), before the durable
+    /// endpoints start. Turns JetStream on.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use panini::jetstream::StreamConfig;
+    ///
+    /// let mut app = panini::App::new("orders");
+    /// app.declare_stream(StreamConfig {
+    ///     name: "ORDERS".into(),
+    ///     subjects: vec!["orders.>".into()],
+    ///     max_age: Duration::from_secs(7 * 24 * 3600),
+    ///     ..Default::default()
+    /// });
+    /// app.start();
+    /// ```
+    pub fn declare_stream(&mut self, config: StreamConfig) -> &mut Self {
+        self.js = true;
+        self.streams.push(config);
+        self
+    }
+
+    /// A durable endpoint: `handler` (the same handlers as [`listen`](App::listen)) gets
+    /// every message of `stream` through the durable pull consumer `durable`, created or
+    /// updated at start, at least once. `Ok` (or any value) acks it; an `Err` or a panic
+    /// naks it with a back-off, so it comes again; a payload that does not decode
+    /// terminates it (logged). See [`StreamEndpointConfig`] for the settings and
+    /// `src/app/stream_endpoint.rs` for the whole behaviour, stop included. Turns
+    /// JetStream on.
+    ///
+    /// ```no_run
+    /// use panini::{App, Json, Msg};
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Order { id: u64 }
+    ///
+    /// let mut app = App::new("billing");
+    /// app.listen_stream("ORDERS", "billing", |msg: Msg<Json<Order>>| async move {
+    ///     println!("bill order {}", msg.data.0.id);
+    ///     Ok::<(), panini::BoxError>(())
+    /// })
+    /// .filter_subject("orders.created");
+    /// app.start();
+    /// ```
+    pub fn listen_stream<T: 'static, H: Handler<T>>(
+        &mut self,
+        stream: &str,
+        durable: &str,
+        handler: H,
+    ) -> &mut StreamEndpointConfig {
+        self.js = true;
+        let ep = StreamEndpointConfig::new(stream, durable, BoxedHandler::of_async(handler));
+        self.stream_endpoints.push(ep);
+        let last = self.stream_endpoints.len() - 1;
+        &mut self.stream_endpoints[last]
     }
 
     fn push_endpoint(

@@ -18,6 +18,7 @@ use super::runtime::Runtime;
 use super::state::States;
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::jetstream::{self, PubAck, PublishOptions};
 use crate::message::{Headers, Message};
 use crate::payload::{FromPayload, IntoPayload};
 
@@ -64,6 +65,8 @@ pub(crate) struct HandleInner {
     pub(crate) states: States,
     /// The running machinery: endpoints, runs in flight, listen middlewares, executor.
     pub(crate) runtime: Runtime,
+    /// The JetStream context, when the app enabled JetStream.
+    js: Option<jetstream::Context>,
 }
 
 /// What makes a handle: the parts of the app a handler sees, and the runtime.
@@ -76,6 +79,7 @@ pub(crate) struct HandleParts {
     pub(crate) http_addr: Option<std::net::SocketAddr>,
     pub(crate) states: States,
     pub(crate) runtime: Runtime,
+    pub(crate) js: Option<jetstream::Context>,
 }
 
 impl AppHandle {
@@ -93,6 +97,7 @@ impl AppHandle {
                 http_addr: parts.http_addr,
                 states: parts.states,
                 runtime: parts.runtime,
+                js: parts.js,
             }),
         }
     }
@@ -401,6 +406,74 @@ impl AppHandle {
         self.send(out).await?.ok_or(Error::Closed)
     }
 
+    /// Publishes `message` to a JetStream stream's `subject` through the send middlewares
+    /// (the `send_publish` and `send_any` hooks) and waits for the stream's ack: its
+    /// sequence, and whether it was a duplicate. No stream on the subject fails at once with
+    /// [`JetStreamError::NoStream`](crate::jetstream::JetStreamError::NoStream), not after
+    /// the timeout (the app's request timeout).
+    ///
+    /// ```no_run
+    /// use panini::{App, AppHandle, Msg};
+    /// use serde_json::{json, Value};
+    ///
+    /// let mut app = App::new("orders").enable_js(true);
+    /// app.listen("orders.place", |msg: Msg<Value>, app: AppHandle| async move {
+    ///     let ack = app.publish_js("orders.created", msg.data).await?;
+    ///     Ok::<_, panini::Error>(json!({"order": ack.seq}))
+    /// });
+    /// app.start();
+    /// ```
+    pub async fn publish_js(&self, subject: &str, message: impl IntoPayload) -> Result<PubAck> {
+        self.publish_js_with(subject, message, &PublishOptions::default())
+            .await
+    }
+
+    /// [`publish_js`](AppHandle::publish_js) with options: a `Nats-Msg-Id` (the stream
+    /// keeps one copy of a message published twice with one id, within its duplicate
+    /// window), the expected last sequence or message id, headers, a timeout.
+    ///
+    /// ```no_run
+    /// # async fn f(app: panini::AppHandle) -> panini::Result<()> {
+    /// use panini::jetstream::PublishOptions;
+    ///
+    /// let opts = PublishOptions::new().msg_id("order-1042");
+    /// let ack = app.publish_js_with("orders.created", "{}", &opts).await?;
+    /// assert!(!ack.duplicate || ack.seq > 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_js_with(
+        &self,
+        subject: &str,
+        message: impl IntoPayload,
+        opts: &PublishOptions,
+    ) -> Result<PubAck> {
+        let out = Outgoing {
+            kind: SendKind::JsPublish,
+            subject: subject.to_string(),
+            payload: message.into_payload()?,
+            headers: opts.to_headers(),
+            reply_to: None,
+            timeout: opts.timeout_set().unwrap_or(self.inner.request_timeout),
+        };
+        let reply = self.send(out).await.and_then(|m| m.ok_or(Error::Closed));
+        jetstream::parse_ack(subject, reply)
+    }
+
+    /// The app's JetStream context (streams, consumers, Key-Value, fetches of its own),
+    /// when the app enabled JetStream ([`App::enable_js`](crate::App::enable_js)).
+    ///
+    /// ```no_run
+    /// # async fn f(app: panini::AppHandle) -> panini::Result<()> {
+    /// if let Some(js) = app.jetstream() {
+    ///     let info = js.stream("ORDERS").info().await?;
+    ///     println!("{} messages", info.state.messages);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn jetstream(&self) -> Option<&jetstream::Context> {
+        self.inner.js.as_ref()
+    }
+
     /// Blocking [`publish`](AppHandle::publish), for sync handlers and sync tasks (which
     /// run on a thread pool). From async code the app runs (handlers, middlewares, tasks,
     /// hooks) it returns [`Error::SyncInAsync`] at once: use `publish(..).await` there.
@@ -461,7 +534,7 @@ impl AppHandle {
 
     async fn send(&self, out: Outgoing) -> SendResult {
         let chain = match out.kind {
-            SendKind::Publish => &self.inner.send_publish,
+            SendKind::Publish | SendKind::JsPublish => &self.inner.send_publish,
             SendKind::Request => &self.inner.send_request,
         };
         match chain {
@@ -489,7 +562,8 @@ async fn send_now(client: Client, out: Outgoing) -> SendResult {
                 .await?;
             Ok(None)
         }
-        SendKind::Request => {
+        // A JetStream publish is a request: the reply is the stream's ack.
+        SendKind::Request | SendKind::JsPublish => {
             let msg = client
                 .request_with(&out.subject, out.headers.as_ref(), out.payload, out.timeout)
                 .await?;

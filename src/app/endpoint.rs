@@ -43,8 +43,13 @@ pub(crate) async fn start(app: &AppHandle, ep: Endpoint) -> Result<()> {
     let sid = sub.sid();
     let subject = ep.subject.clone();
     let task = app.spawn(app_async(run_endpoint(app.clone(), sub, ep)));
-    app.runtime()
-        .add_endpoint(subject, RunningEndpoint { sid, task });
+    app.runtime().add_endpoint(
+        subject,
+        RunningEndpoint {
+            sid: Some(sid),
+            task,
+        },
+    );
     Ok(())
 }
 
@@ -110,8 +115,8 @@ impl AppHandle {
             .runtime()
             .remove_endpoints(subject)
             .ok_or_else(|| Error::NotSubscribed(subject.to_string()))?;
-        for ep in &running {
-            self.inner.client.unsubscribe_sid(ep.sid);
+        for sid in running.iter().filter_map(|ep| ep.sid) {
+            self.inner.client.unsubscribe_sid(sid);
         }
         for ep in running {
             ep.task.await;

@@ -130,19 +130,26 @@ pub struct Outgoing {
 ///     match out.kind {
 ///         SendKind::Publish => println!("publish to {}", out.subject),
 ///         SendKind::Request => println!("request to {} ({:?} at most)", out.subject, out.timeout),
+///         SendKind::JsPublish => println!("publish to stream subject {}", out.subject),
+///         _ => {}
 ///     }
 ///     next.run(out).await
 /// });
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendKind {
     /// `publish`: the result is `None`.
     Publish,
     /// `request`: the result is the response.
     Request,
+    /// `publish_js`: a publish to a JetStream stream; the result is the stream's ack (the
+    /// `send_publish` and `send_any` hooks see it, `send_request` does not).
+    JsPublish,
 }
 
-/// The result of a send: `None` for a publish, the response for a request.
+/// The result of a send: `None` for a publish, the response for a request (and the
+/// stream's ack message for a JetStream publish).
 pub type SendResult = Result<Option<Message>>;
 
 /// What a listen middleware returns: the reply to send, if any.
@@ -233,7 +240,7 @@ impl Applies {
     fn to(self, kind: SendKind) -> bool {
         match self {
             Applies::Any => true,
-            Applies::Publish => kind == SendKind::Publish,
+            Applies::Publish => matches!(kind, SendKind::Publish | SendKind::JsPublish),
             Applies::Request => kind == SendKind::Request,
         }
     }

@@ -26,6 +26,7 @@ pub(crate) mod runner;
 pub(crate) mod runtime;
 pub mod shutdown;
 pub(crate) mod state;
+pub(crate) mod stream_endpoint;
 pub(crate) mod tasks;
 
 pub use builder::{App, EndpointConfig, IntoSubjects, EXIT_NATS_LOST};
@@ -36,4 +37,5 @@ pub use extract::{FromMessage, Msg, State};
 pub use reply::{IntoReply, Outcome, Rejection, Reply};
 pub use runner::{Handler, SyncHandler};
 pub use state::MissingState;
+pub use stream_endpoint::StreamEndpointConfig;
 pub use tasks::TaskResult;

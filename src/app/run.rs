@@ -14,9 +14,11 @@ use super::endpoint::{self, Endpoint};
 use super::executor::{self, AppExecutor};
 use super::runtime::Runtime;
 use super::shutdown::{self, Started};
+use super::stream_endpoint;
 use super::tasks;
 use crate::client::{Client, ConnectOptions};
 use crate::error::{Error, Result, StartStage};
+use crate::jetstream;
 use crate::log::log_at;
 
 /// The HTTP server bound at the start, before connecting (so a bad address fails at once).
@@ -187,6 +189,12 @@ impl App {
                 return Err(Error::start(StartStage::Subscribe(subject), missing));
             }
         }
+        for ep in &self.stream_endpoints {
+            if let Some(missing) = ep.handler.missing_state(&self.states) {
+                let what = format!("the durable endpoint {}/{}", ep.stream, ep.durable());
+                return Err(Error::start(StartStage::JetStream(what), missing));
+            }
+        }
         Ok(())
     }
 
@@ -198,6 +206,7 @@ impl App {
         http_addr: Option<std::net::SocketAddr>,
         executor: AppExecutor,
     ) -> AppHandle {
+        let client_for_js = client.clone();
         let runtime = Runtime::new(
             executor,
             self.listen_hooks.clone(),
@@ -213,12 +222,18 @@ impl App {
             http_addr,
             states: self.states.clone(),
             runtime,
+            js: self
+                .js
+                .then(|| jetstream::Context::new(client_for_js).with_timeout(self.request_timeout)),
         })
     }
 
     /// The start once connected: on-start hooks, then subscriptions (each recorded in the
     /// app, so that a failure or a stop halfway can take them down).
     async fn begin(&self, app: &AppHandle) -> Result<()> {
+        if let Some(js) = app.jetstream() {
+            self.prepare_jetstream(js).await?;
+        }
         tasks::run_on_start(app, &self.on_start).await?;
         for ep in &self.endpoints {
             for subject in &ep.subjects {
@@ -233,6 +248,30 @@ impl App {
                     .await
                     .map_err(|e| Error::start(StartStage::Subscribe(subject.clone()), e))?;
             }
+        }
+        if let Some(js) = app.jetstream() {
+            for ep in &self.stream_endpoints {
+                let what = format!("the durable endpoint {}/{}", ep.stream, ep.durable());
+                stream_endpoint::start(app, js, ep, self.max_concurrency)
+                    .await
+                    .map_err(|e| Error::start(StartStage::JetStream(what), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// JetStream before the hooks: the account has it (else a clear start error), and the
+    /// declared streams exist with their configuration.
+    async fn prepare_jetstream(&self, js: &jetstream::Context) -> Result<()> {
+        js.account_info().await.map_err(|e| {
+            let what = "the account has no JetStream (is the server started with -js?)";
+            Error::start(StartStage::JetStream(what.into()), e)
+        })?;
+        for stream in &self.streams {
+            js.create_or_update_stream(stream).await.map_err(|e| {
+                let what = format!("the stream {}", stream.name);
+                Error::start(StartStage::JetStream(what), e)
+            })?;
         }
         Ok(())
     }
@@ -376,7 +415,12 @@ fn banner(app: &AppHandle, servers: &[String]) -> String {
         // As given, but never with its user:pass@ or token@.
         text.push_str(&format!("*  {}\n", crate::client::redact_url(url)));
     }
-    text.push_str(&format!("\nJetStream enabled: False\n{rule}\n\n"));
+    let js = if app.jetstream().is_some() {
+        "True"
+    } else {
+        "False"
+    };
+    text.push_str(&format!("\nJetStream enabled: {js}\n{rule}\n\n"));
     text
 }
 

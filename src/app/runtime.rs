@@ -34,13 +34,17 @@ pub(crate) struct Runtime {
     pub(crate) max_concurrency: usize,
     /// Set by `AppHandle::shutdown`: the app then stops as on SIGTERM.
     stop: Latch,
+    /// Set when the graceful stop begins, whatever asked for it: durable endpoints then
+    /// take no more messages.
+    stopping: Latch,
 }
 
-/// A running endpoint: its subscription id and its loop, which ends once the
-/// subscription is unsubscribed and its queue is handled.
+/// A running endpoint: its subscription id (none for a durable endpoint, whose pull the
+/// jetstream layer owns) and its loop, which ends once the subscription is unsubscribed
+/// and its queue is handled (a durable endpoint's, once the stop begins).
 #[derive(Debug)]
 pub(crate) struct RunningEndpoint {
-    pub(crate) sid: u64,
+    pub(crate) sid: Option<u64>,
     pub(crate) task: Task<()>,
 }
 
@@ -59,6 +63,7 @@ impl Runtime {
             queue_group,
             max_concurrency,
             stop: Latch::default(),
+            stopping: Latch::default(),
         }
     }
 
@@ -116,5 +121,20 @@ impl Runtime {
     /// Completes once a stop was asked for.
     pub(crate) async fn stop_asked(&self) {
         self.stop.wait().await
+    }
+
+    /// Marks the beginning of the graceful stop.
+    pub(crate) fn begin_stop(&self) {
+        self.stopping.set();
+    }
+
+    /// Whether the graceful stop has begun.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.is_set()
+    }
+
+    /// Completes once the graceful stop has begun.
+    pub(crate) async fn stop_begun(&self) {
+        self.stopping.wait().await
     }
 }

@@ -141,6 +141,7 @@ impl Started {
         drain_timeout: Duration,
     ) -> Result<()> {
         let deadline = Deadline::new(drain_timeout);
+        self.app.runtime().begin_stop();
         for task in self.tasks {
             task.cancel().await;
         }

@@ -231,6 +231,9 @@ pub enum StartStage {
     Announce,
     /// Starting the app's own executor threads (`App::threads` above 1).
     Threads,
+    /// Setting up JetStream: checking the account, declaring a stream, creating the
+    /// consumer of a durable endpoint (this one).
+    JetStream(String),
 }
 
 impl fmt::Display for StartStage {
@@ -242,6 +245,7 @@ impl fmt::Display for StartStage {
             StartStage::Subscribe(subject) => write!(f, "cannot subscribe to {subject}"),
             StartStage::Announce => f.write_str("cannot publish the start event"),
             StartStage::Threads => f.write_str("cannot start the app's threads"),
+            StartStage::JetStream(what) => write!(f, "cannot set up JetStream: {what}"),
         }
     }
 }

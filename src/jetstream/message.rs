@@ -95,6 +95,20 @@ impl Message {
         self.message
     }
 
+    /// Takes subject, headers and payload out (for a handler, without a copy), keeping
+    /// the ack subject the acknowledgements need; the core message returned has no reply.
+    pub(crate) fn take_content(&mut self) -> crate::Message {
+        let m = &mut self.message;
+        crate::Message {
+            subject: std::mem::take(&mut m.subject),
+            reply: None,
+            headers: m.headers.take(),
+            status: None,
+            description: None,
+            payload: std::mem::take(&mut m.payload),
+        }
+    }
+
     /// Its metadata, from the ack subject; an error if it did not come from a JetStream
     /// consumer.
     pub fn info(&self) -> Result<MessageInfo<'_>> {

@@ -91,6 +91,7 @@ pub use consumer::{
 };
 pub use fetch::{Fetch, DEFAULT_FETCH_EXPIRES};
 pub use message::{Message, MessageInfo};
+pub(crate) use publish::parse_ack;
 pub use publish::{PubAck, PubAckFuture, PublishOptions};
 pub use stored::{Purge, StoredMessage};
 pub use stream::{

@@ -111,8 +111,13 @@ impl PublishOptions {
         self
     }
 
+    /// The timeout set, if any.
+    pub(crate) fn timeout_set(&self) -> Option<Duration> {
+        self.timeout
+    }
+
     /// The headers to send, if any.
-    fn to_headers(&self) -> Option<Headers> {
+    pub(crate) fn to_headers(&self) -> Option<Headers> {
         let mut headers = self.headers.clone().unwrap_or_default();
         let text = [
             ("Nats-Msg-Id", self.msg_id.clone()),
@@ -250,7 +255,7 @@ impl Context {
 }
 
 /// The ack in a reply: no responders means no stream.
-fn parse_ack(subject: &str, reply: Result<Message>) -> Result<PubAck> {
+pub(crate) fn parse_ack(subject: &str, reply: Result<Message>) -> Result<PubAck> {
     let msg = match reply {
         Err(Error::NoResponders) => {
             let subject = subject.to_string();

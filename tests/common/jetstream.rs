@@ -67,6 +67,11 @@ impl JsServer {
     pub fn log(&self) -> String {
         self.server.log()
     }
+
+    /// The server itself (for helpers that take a [`NatsServer`], as `RunningApp`).
+    pub fn server(&self) -> &NatsServer {
+        &self.server
+    }
 }
 
 /// A client on `url` (quick reconnects, so restart tests stay short) and a JetStream
