@@ -101,6 +101,17 @@ fn child() {
                 .reconnecting_time_sleep(Duration::from_millis(50))
                 .start();
         }
+        Ok("durable") => {
+            // A durable endpoint, banner on: prints each message it handled.
+            let mut app = App::new("durable_worker").enable_js(true);
+            app.listen_stream("WORK", "worker", |msg: Msg| async move {
+                smol::Timer::after(Duration::from_millis(10)).await;
+                println!("handled {}", msg.data["id"]);
+            })
+            .max_in_flight(4)
+            .ack_wait(Duration::from_secs(2));
+            app.start();
+        }
         Ok("unreachable") => {
             // NATS_URL points at a port nobody listens on.
             App::new("unreachable")
@@ -460,4 +471,57 @@ fn a_failing_on_stop_hook_is_logged_as_such_and_the_app_exits_0() {
         "panini ERROR panini: on_stop hook #1 failed: the cleanup failed"
     );
     assert_eq!(app.exit_code(), 0, "{:#?}", app.seen);
+}
+
+/// The ids in `handled <id>` lines.
+fn handled(lines: &[String]) -> Vec<u64> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("handled ")?.parse().ok())
+        .collect()
+}
+
+/// A durable endpoint's app stopped by SIGTERM mid-stream (exit 0) and started again:
+/// every message is handled at least once, none lost. Its banner says JetStream is on.
+#[test]
+fn a_durable_endpoint_stopped_by_sigterm_and_started_again_loses_nothing() {
+    const N: u64 = 100;
+    let js = common::jetstream::JsServer::start();
+    run(async {
+        let (_client, ctx) = common::jetstream::connect(&js.url(), Duration::from_secs(5)).await;
+        let work = panini::jetstream::StreamConfig {
+            name: "WORK".into(),
+            subjects: vec!["work.>".into()],
+            ..Default::default()
+        };
+        ctx.create_stream(&work).await.unwrap();
+        for id in 1..=N {
+            let body = serde_json::json!({ "id": id }).to_string();
+            ctx.publish("work.item", body).await.unwrap();
+        }
+        let mut first = child_process("durable", &js.url());
+        first.expect_line(|l| l == "JetStream enabled: True");
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..10 {
+            let line = first.expect_line(|l| l.starts_with("handled "));
+            seen.extend(handled(&[line]));
+        }
+        first.sigterm();
+        assert_eq!(first.exit_code(), 0, "a graceful stop");
+        seen.extend(handled(&first.remaining_lines()));
+        assert!(
+            (seen.len() as u64) < N,
+            "stopped mid-stream: {}",
+            seen.len()
+        );
+
+        let mut second = child_process("durable", &js.url());
+        while (seen.len() as u64) < N {
+            let line = second.expect_line(|l| l.starts_with("handled "));
+            seen.extend(handled(&[line]));
+        }
+        assert_eq!(seen, (1..=N).collect());
+        second.sigterm();
+        assert_eq!(second.exit_code(), 0);
+    });
 }

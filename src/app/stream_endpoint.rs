@@ -229,7 +229,12 @@ impl DurableLoop {
     async fn give_back(&self, mut messages: jetstream::Messages) {
         while let Some(Some(Ok(msg))) = smol::future::poll_once(messages.next()).await {
             if let Err(e) = msg.nak().await {
-                log_at!(Warn, "panini", "cannot give a message of {} back: {e}", self.name);
+                log_at!(
+                    Warn,
+                    "panini",
+                    "cannot give a message of {} back: {e}",
+                    self.name
+                );
             }
         }
     }

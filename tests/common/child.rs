@@ -73,6 +73,19 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// Every line not yet matched: the ones `expect_line` skipped, then the rest of the
+    /// output until stdout closes (bounded; call it once the process exited).
+    pub fn remaining_lines(&mut self) -> Vec<String> {
+        let mut lines = std::mem::take(&mut self.seen);
+        loop {
+            match self.lines.recv_timeout(CHILD_WAIT) {
+                Ok(line) => lines.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return lines,
+                Err(e) => panic!("stdout still open ({e}) after {lines:#?}"),
+            }
+        }
+    }
 }
 
 impl Drop for Proc {
