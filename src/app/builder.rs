@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::context::AppHandle;
 use super::middleware::{Applies, Chain, ListenResult, Next, Outgoing, SendResult};
 use super::runner::{BoxedHandler, Handler, SyncHandler};
+use super::service::ServiceConfig;
 use super::state::States;
 use super::stream_endpoint::StreamEndpointConfig;
 use super::tasks::{self, Schedule, TaskFn, TaskResult, TaskSpec};
@@ -216,6 +217,8 @@ pub struct App {
     pub(crate) streams: Vec<StreamConfig>,
     /// Durable endpoints.
     pub(crate) stream_endpoints: Vec<StreamEndpointConfig>,
+    /// The NATS Service API's settings.
+    pub(crate) service: ServiceConfig,
     #[cfg(feature = "http")]
     pub(crate) http: Option<crate::http::Http>,
 }
@@ -266,6 +269,7 @@ impl App {
             js: false,
             streams: Vec::new(),
             stream_endpoints: Vec::new(),
+            service: ServiceConfig::default(),
             #[cfg(feature = "http")]
             http: None,
         }
@@ -590,6 +594,46 @@ impl App {
         handler: H,
     ) -> &mut EndpointConfig {
         self.push_endpoint(subjects, BoxedHandler::of_sync(handler))
+    }
+
+    /// Whether the app answers the NATS Service API (`$SRV.PING`, `$SRV.INFO`,
+    /// `$SRV.STATS`: what `nats micro ls / info / stats` read) and counts each endpoint's
+    /// runs for it (default: on). See "Operating a service" in the README.
+    ///
+    /// ```no_run
+    /// let app = panini::App::new("internal_tool").service_api(false);
+    /// app.start();
+    /// ```
+    pub fn service_api(mut self, on: bool) -> Self {
+        self.service.on = on;
+        self
+    }
+
+    /// The service's version for the Service API: SemVer (`1.4.0`, `2.0.0-rc.1`), checked
+    /// at start (default `0.0.0`). `env!("CARGO_PKG_VERSION")` gives your crate's.
+    ///
+    /// ```no_run
+    /// let app = panini::App::new("orders")
+    ///     .version(env!("CARGO_PKG_VERSION"))
+    ///     .description("Takes and fulfils orders")
+    ///     .metadata("team", "shop");
+    /// app.start();
+    /// ```
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.service.version = version.into();
+        self
+    }
+
+    /// The service's description for the Service API (default empty).
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.service.description = description.into();
+        self
+    }
+
+    /// A metadata entry for the Service API (`$SRV.INFO` and the others).
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.service.metadata.insert(key.into(), value.into());
+        self
     }
 
     /// Uses JetStream (Panini's `enable_js`): the start checks that the server has it

@@ -9,6 +9,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use smol::future::{self, Boxed, FutureExt};
 use smol::lock::{Semaphore, SemaphoreGuardArc};
@@ -19,6 +20,7 @@ use super::middleware::{ListenResult, Next, SendKind, Terminal};
 use super::reply::{error_reply, settle, Outcome};
 use super::runner::{BoxedHandler, Handler, Runner, Step};
 use super::runtime::RunningEndpoint;
+use super::stats::EndpointStats;
 use crate::client::Subscription;
 use crate::error::{Error, Result};
 use crate::log::log_at;
@@ -42,7 +44,8 @@ pub(crate) async fn start(app: &AppHandle, ep: Endpoint) -> Result<()> {
     };
     let sid = sub.sid();
     let subject = ep.subject.clone();
-    let task = app.spawn(app_async(run_endpoint(app.clone(), sub, ep)));
+    let stats = app.runtime().count(&ep.subject, ep.queue.as_deref());
+    let task = app.spawn(app_async(run_endpoint(app.clone(), sub, ep, stats)));
     app.runtime().add_endpoint(
         subject,
         RunningEndpoint {
@@ -115,6 +118,7 @@ impl AppHandle {
             .runtime()
             .remove_endpoints(subject)
             .ok_or_else(|| Error::NotSubscribed(subject.to_string()))?;
+        self.runtime().uncount(subject);
         for sid in running.iter().filter_map(|ep| ep.sid) {
             self.inner.client.unsubscribe_sid(sid);
         }
@@ -152,10 +156,12 @@ struct EndpointLoop {
     /// One thread: start each run in the loop. More: give each run a task of its own at
     /// once, so that CPU-bound handlers spread over the threads.
     inline: bool,
+    /// Where its runs are counted (the Service API is on).
+    stats: Option<Arc<EndpointStats>>,
 }
 
 impl EndpointLoop {
-    fn new(app: AppHandle, ep: &Endpoint) -> EndpointLoop {
+    fn new(app: AppHandle, ep: &Endpoint, stats: Option<Arc<EndpointStats>>) -> EndpointLoop {
         let subject: Arc<str> = ep.subject.as_str().into();
         let terminal: Terminal<Message, ListenResult> = {
             let (app, handler, subject) = (app.clone(), ep.handler.clone(), subject.clone());
@@ -171,11 +177,26 @@ impl EndpointLoop {
             handler: ep.handler.clone(),
             subject,
             app,
+            stats,
         }
     }
 
+    /// Starts the run of `msg`, in this task's context; a run that finished is counted,
+    /// and one still pending comes with when it started.
+    fn start(&mut self, msg: Message, cx: &mut Context<'_>) -> (Run, Option<Instant>) {
+        let Some(stats) = self.stats.clone() else {
+            return (self.start_run(msg, cx), None);
+        };
+        let t0 = Instant::now();
+        let run = self.start_run(msg, cx);
+        if let Run::Done(reply) = &run {
+            stats.record(t0.elapsed(), reply);
+        }
+        (run, Some(t0))
+    }
+
     /// Starts the run of `msg`, in this task's context.
-    fn start(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
+    fn start_run(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
         let is_request = msg.reply.is_some();
         let chain = if is_request {
             &self.requests
@@ -212,9 +233,15 @@ impl EndpointLoop {
 
     /// Runs the rest of a run in a task of its own, holding the slot the loop took for it;
     /// the stop waits for it through the runtime's count of runs in flight.
-    fn finish_apart(&self, slot: SemaphoreGuardArc, run: Run, reply_to: Option<String>) {
+    fn finish_apart(
+        &self,
+        slot: SemaphoreGuardArc,
+        run: Run,
+        reply_to: Option<String>,
+        t0: Option<Instant>,
+    ) {
         let guard = self.app.runtime().enter();
-        let (app, subject) = (self.app.clone(), self.subject.clone());
+        let (app, subject, stats) = (self.app.clone(), self.subject.clone(), self.stats.clone());
         let is_request = reply_to.is_some();
         let rest = async move {
             // Released on drop, slot first: even a run that unwinds gives its slot back.
@@ -232,6 +259,9 @@ impl EndpointLoop {
                             settle(outcome, &subject, is_request)
                         }),
                 };
+            if let (Some(stats), Some(t0)) = (stats, t0) {
+                stats.record(t0.elapsed(), &reply);
+            }
             send_reply(&app, reply_to, reply, false).await;
         };
         self.app.spawn(app_async(rest)).detach();
@@ -239,8 +269,13 @@ impl EndpointLoop {
 }
 
 /// The loop of one endpoint, until its subscription ends and its queue is handled.
-async fn run_endpoint(app: AppHandle, mut sub: Subscription, ep: Endpoint) {
-    let mut ep = EndpointLoop::new(app, &ep);
+async fn run_endpoint(
+    app: AppHandle,
+    mut sub: Subscription,
+    ep: Endpoint,
+    stats: Option<Arc<EndpointStats>>,
+) {
+    let mut ep = EndpointLoop::new(app, &ep, stats);
     loop {
         // No run starts, not even to its first await, until a slot is free: at most
         // `max_concurrency` bodies run at once. A run that finishes in its first poll
@@ -256,11 +291,11 @@ async fn run_endpoint(app: AppHandle, mut sub: Subscription, ep: Endpoint) {
             };
             let reply_to = msg.reply.clone();
             match ep.start(msg, cx) {
-                Run::Done(reply) if reply_to.is_none() || reply.is_none() => {}
-                run => return Poll::Ready(Some((reply_to, run))),
+                (Run::Done(reply), _) if reply_to.is_none() || reply.is_none() => {}
+                (run, t0) => return Poll::Ready(Some((reply_to, run, t0))),
             }
         });
-        let Some((reply_to, run)) = next.await else {
+        let Some((reply_to, run, t0)) = next.await else {
             return;
         };
         match run {
@@ -268,7 +303,7 @@ async fn run_endpoint(app: AppHandle, mut sub: Subscription, ep: Endpoint) {
                 drop(slot);
                 send_reply(&ep.app, reply_to, reply, sub.pending() == 0).await;
             }
-            pending => ep.finish_apart(slot, pending, reply_to),
+            pending => ep.finish_apart(slot, pending, reply_to, t0),
         }
     }
 }

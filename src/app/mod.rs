@@ -24,8 +24,10 @@ pub(crate) mod reply;
 pub(crate) mod run;
 pub(crate) mod runner;
 pub(crate) mod runtime;
+pub(crate) mod service;
 pub mod shutdown;
 pub(crate) mod state;
+pub(crate) mod stats;
 pub(crate) mod stream_endpoint;
 pub(crate) mod tasks;
 

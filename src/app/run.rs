@@ -13,6 +13,7 @@ use super::context::{AppHandle, HandleParts};
 use super::endpoint::{self, Endpoint};
 use super::executor::{self, AppExecutor};
 use super::runtime::Runtime;
+use super::service;
 use super::shutdown::{self, Started};
 use super::stream_endpoint;
 use super::tasks;
@@ -107,6 +108,10 @@ impl App {
     pub async fn run_until(mut self, stop: impl Future<Output = ()>) -> Result<()> {
         let mut stop = pin!(stop);
         self.check_states()?;
+        if self.service.on {
+            service::check_version(&self.service.version)
+                .map_err(|why| Error::start(StartStage::ServiceApi, why))?;
+        }
         let client_name = self
             .client_name
             .clone()
@@ -212,6 +217,7 @@ impl App {
             self.listen_hooks.clone(),
             self.queue_group.clone(),
             self.max_concurrency,
+            self.service.on,
         );
         AppHandle::new(HandleParts {
             client,
@@ -248,6 +254,12 @@ impl App {
                     .await
                     .map_err(|e| Error::start(StartStage::Subscribe(subject.clone()), e))?;
             }
+        }
+        if self.service.on {
+            let identity = service::Identity::new(&self.service_name, self.service.clone());
+            service::start(app, Arc::new(identity))
+                .await
+                .map_err(|e| Error::start(StartStage::ServiceApi, e))?;
         }
         if let Some(js) = app.jetstream() {
             for ep in &self.stream_endpoints {

@@ -5,14 +5,15 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use smol::future::FutureExt;
 use smol::Task;
 
 use super::executor::AppExecutor;
 use super::middleware::{Chain, ListenResult};
+use super::stats::EndpointStats;
 use crate::client::lock;
 use crate::message::Message;
 use crate::sync::{Latch, WaitGroup, WaitGuard};
@@ -37,6 +38,23 @@ pub(crate) struct Runtime {
     /// Set when the graceful stop begins, whatever asked for it: durable endpoints then
     /// take no more messages.
     stopping: Latch,
+    /// Whether endpoints count their runs (for the Service API and `/metrics`).
+    pub(crate) stats_on: bool,
+    /// The counted endpoints, one entry per subject, in the order they started.
+    counted: Mutex<Vec<CountedEndpoint>>,
+    /// When the app started (the Service API's `started`).
+    pub(crate) started: SystemTime,
+}
+
+/// An endpoint whose runs are counted: what the Service API reports of it.
+#[derive(Clone, Debug)]
+pub(crate) struct CountedEndpoint {
+    /// Its subject.
+    pub(crate) subject: String,
+    /// Its queue group, if any.
+    pub(crate) queue_group: Option<String>,
+    /// Its counters.
+    pub(crate) stats: Arc<EndpointStats>,
 }
 
 /// A running endpoint: its subscription id (none for a durable endpoint, whose pull the
@@ -54,6 +72,7 @@ impl Runtime {
         listen: Chain<Message, ListenResult>,
         queue_group: Option<String>,
         max_concurrency: usize,
+        stats_on: bool,
     ) -> Runtime {
         Runtime {
             executor,
@@ -64,7 +83,38 @@ impl Runtime {
             max_concurrency,
             stop: Latch::default(),
             stopping: Latch::default(),
+            stats_on,
+            counted: Mutex::new(Vec::new()),
+            started: SystemTime::now(),
         }
+    }
+
+    /// The counters of a new endpoint on `subject`, if endpoints count their runs.
+    pub(crate) fn count(
+        &self,
+        subject: &str,
+        queue_group: Option<&str>,
+    ) -> Option<Arc<EndpointStats>> {
+        if !self.stats_on {
+            return None;
+        }
+        let stats = Arc::new(EndpointStats::default());
+        lock(&self.counted).push(CountedEndpoint {
+            subject: subject.to_string(),
+            queue_group: queue_group.map(str::to_string),
+            stats: stats.clone(),
+        });
+        Some(stats)
+    }
+
+    /// Stops reporting the endpoints on exactly `subject`.
+    pub(crate) fn uncount(&self, subject: &str) {
+        lock(&self.counted).retain(|ep| ep.subject != subject);
+    }
+
+    /// The counted endpoints now.
+    pub(crate) fn counted(&self) -> Vec<CountedEndpoint> {
+        lock(&self.counted).clone()
     }
 
     /// Spawns `fut` where the app's tasks run.

@@ -29,6 +29,7 @@ use super::middleware::{ListenResult, Next, SendKind, Terminal};
 use super::reply::{settle, Outcome};
 use super::runner::BoxedHandler;
 use super::runtime::RunningEndpoint;
+use super::stats::failure;
 use crate::error::{Error, Result};
 use crate::jetstream::{self, ConsumerConfig, MessageInfo};
 use crate::log::log_at;
@@ -281,9 +282,9 @@ impl DurableLoop {
             let result = run.or(keep_alive).await;
             let reply = result
                 .unwrap_or_else(|panic| settle(Outcome::middleware_panicked(panic), &name, false));
-            let acked = match failure_code(&reply) {
+            let acked = match failure(&reply) {
                 None => msg.ack().await,
-                Some(code) if code < 500 => msg.term().await,
+                Some((code, _)) if code < 500 => msg.term().await,
                 Some(_) => {
                     let delay = delay_for(&backoff, delivered);
                     msg.nak_with_delay(delay).await
@@ -304,13 +305,6 @@ impl DurableLoop {
 async fn stopping<T>(app: &AppHandle) -> Option<T> {
     app.runtime().stop_begun().await;
     None
-}
-
-/// The failure a run's settled reply carries, if it failed: its `Nats-Service-Error-Code`.
-fn failure_code(reply: &ListenResult) -> Option<u16> {
-    let headers = reply.as_ref()?.headers.as_ref()?;
-    let code = headers.get("Nats-Service-Error-Code")?;
-    Some(code.trim().parse().unwrap_or(500))
 }
 
 /// The redelivery delay after the `delivered`-th delivery failed.
@@ -334,16 +328,5 @@ mod tests {
         assert_eq!(delay_for(&b, 2), Duration::from_secs(5));
         assert_eq!(delay_for(&b, 9), Duration::from_secs(5));
         assert_eq!(delay_for(&[], 3), Duration::ZERO);
-    }
-
-    #[test]
-    fn a_failure_is_read_from_the_error_reply() {
-        let ok = Some(crate::app::Reply::default());
-        assert_eq!(failure_code(&ok), None);
-        assert_eq!(failure_code(&None), None);
-        let bad = Some(super::super::reply::error_reply(400, "MessageSchemaError"));
-        assert_eq!(failure_code(&bad), Some(400));
-        let failed = Some(super::super::reply::error_reply(500, "boom"));
-        assert_eq!(failure_code(&failed), Some(500));
     }
 }

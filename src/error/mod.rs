@@ -234,6 +234,8 @@ pub enum StartStage {
     /// Setting up JetStream: checking the account, declaring a stream, creating the
     /// consumer of a durable endpoint (this one).
     JetStream(String),
+    /// Setting up the NATS Service API: a version that is not SemVer, or its subscriptions.
+    ServiceApi,
 }
 
 impl fmt::Display for StartStage {
@@ -246,6 +248,7 @@ impl fmt::Display for StartStage {
             StartStage::Announce => f.write_str("cannot publish the start event"),
             StartStage::Threads => f.write_str("cannot start the app's threads"),
             StartStage::JetStream(what) => write!(f, "cannot set up JetStream: {what}"),
+            StartStage::ServiceApi => f.write_str("cannot set up the NATS Service API"),
         }
     }
 }
