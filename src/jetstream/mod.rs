@@ -71,8 +71,10 @@ mod consume;
 mod consumer;
 mod fetch;
 mod message;
+mod ordered;
 mod publish;
 mod pull;
+mod rfc3339;
 mod stored;
 mod stream;
 
@@ -91,6 +93,7 @@ pub use consumer::{
 };
 pub use fetch::{Fetch, DEFAULT_FETCH_EXPIRES};
 pub use message::{Message, MessageInfo};
+pub use ordered::{Ordered, OrderedMessages, DEFAULT_ORDERED_HEARTBEAT};
 pub use publish::{PubAck, PubAckFuture, PublishOptions};
 pub use stored::{Purge, StoredMessage};
 pub use stream::{
