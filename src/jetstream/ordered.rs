@@ -239,8 +239,17 @@ fn random_name() -> String {
 /// The messages of an ordered consumer ([`Stream::ordered`]), each once, in stream
 /// order. They need no acknowledgement (acks sent anyway are ignored).
 ///
-/// Resets (see the [module](self) docs) are invisible but for
-/// [`resets`](OrderedMessages::resets). The stream yields an error and ends only when a
+/// Behind it, one task reads a continuous pull of an ephemeral consumer and keeps a
+/// cursor: the consumer sequence of the last message (to see a gap) and the stream
+/// sequence of the last message handed over. It *resets* when the consumer sequence
+/// skips (a message was lost in flight), when the consumer is gone (deleted, removed as
+/// inactive, lost with a server restart: two missed heartbeats show it), and after the
+/// client reconnected: it deletes the old consumer (without waiting) and creates a new
+/// one from the next stream sequence not yet handed over, retrying with a growing pause
+/// while the server cannot take it. Nothing of the old consumer is handed over after a
+/// reset, so resets are invisible but for [`resets`](OrderedMessages::resets).
+///
+/// The stream yields an error and ends only when a
 /// new consumer cannot be made for a reason that waiting will not fix (the stream was
 /// deleted, the configuration is refused), when pulls are refused, or when the client is
 /// closed. Dropping it stops the task and deletes its consumer.
