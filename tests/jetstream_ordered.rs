@@ -174,6 +174,50 @@ fn a_consumer_deleted_under_it_is_replaced_without_gap_or_duplicate() {
     });
 }
 
+/// Waits until the consumer `name` of `S` has `n` pull requests waiting.
+async fn waiting(js: &Context, name: &str, n: u64) {
+    within(Duration::from_secs(5), "the waiting pulls", async {
+        while js.consumer("S", name).info().await.unwrap().num_waiting != n {
+            smol::Timer::after(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+#[test]
+fn a_gap_in_the_consumer_sequence_resets_and_redelivers_what_was_lost() {
+    let server = JsServer::start();
+    run(async {
+        let (client, js) = connect(&server.url(), API_TIMEOUT).await;
+        memory_stream(&js, 0).await;
+        // One message per pull, so that another puller can take some in between.
+        let mut messages = js.ordered("S").batch(1).await.unwrap();
+        let name = messages.consumer_name().unwrap();
+        waiting(&js, &name, 1).await;
+        let thief_inbox = client.new_inbox();
+        let mut thief = client.subscribe(&thief_inbox).await.unwrap();
+        let next = format!("$JS.API.CONSUMER.MSG.NEXT.S.{name}");
+        let pull = r#"{"batch":5,"expires":20000000000}"#;
+        client
+            .publish_with(&next, Some(&thief_inbox), None, pull)
+            .await
+            .unwrap();
+        waiting(&js, &name, 2).await;
+        // The server shares the messages between the two pulls: the thief takes some
+        // (and may then see its pull ended by the reset, which deletes the consumer).
+        publish(&js, 1..=12).await;
+        let stolen = within(Duration::from_secs(5), "a stolen message", thief.next()).await;
+        let stolen = stolen.unwrap();
+        assert_eq!(stolen.status, None, "{stolen:?}");
+        // A message after those, so that the ordered consumer sees the gap whatever it
+        // was given before.
+        publish(&js, 13..=13).await;
+        let got = take(&mut messages, 13).await;
+        assert_eq!(sequences(&got), (1..=13).collect::<Vec<_>>());
+        assert!(messages.resets() >= 1, "no reset");
+    });
+}
+
 #[test]
 fn it_resumes_after_a_server_restart() {
     let mut server = JsServer::start();

@@ -425,6 +425,18 @@ fn a_deleted_bucket_ends_its_watch_with_an_error() {
         let kv = bucket(&js, "gone", 1).await;
         let mut watch = kv.watch_all().await.unwrap();
         assert_eq!(next_event(&mut watch).await, WatchEvent::InitialDone);
+        // Once its pull waits, the server answers it when the stream goes (without one,
+        // only the missed heartbeats would tell, after 10 s).
+        within(Duration::from_secs(5), "the watch's pull", async {
+            loop {
+                let consumers = js.stream("KV_gone").consumers().await.unwrap();
+                if consumers.iter().any(|c| c.num_waiting > 0) {
+                    break;
+                }
+                smol::Timer::after(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
         js.delete_key_value("gone").await.unwrap();
         let end = within(Duration::from_secs(10), "the watch's end", watch.next()).await;
         match end {
@@ -434,4 +446,51 @@ fn a_deleted_bucket_ends_its_watch_with_an_error() {
             other => panic!("{other:?}"),
         }
     });
+}
+
+#[test]
+fn a_watch_resumes_after_a_server_restart() {
+    let mut server = JsServer::start();
+    run(async {
+        let opts = panini::client::ConnectOptions::new([server.url()])
+            .reconnect_wait(Duration::from_millis(50))
+            .max_reconnect_attempts(None);
+        let (opts, events) = common::with_events(opts);
+        let client = opts.connect().await.unwrap();
+        let js = Context::new(client).with_timeout(API_TIMEOUT);
+        let kv = js.create_key_value(&KvConfig::new("file")).await.unwrap();
+        kv.put("a", "1").await.unwrap();
+        let mut watch = kv.watch_all().await.unwrap();
+        assert_eq!(
+            next_entry(&mut watch).await,
+            entry("a", "1", Operation::Put)
+        );
+        assert_eq!(next_event(&mut watch).await, WatchEvent::InitialDone);
+
+        server.restart();
+        let reconnected = |ev: &panini::client::Event| {
+            matches!(ev, panini::client::Event::Reconnected(_)).then_some(())
+        };
+        common::wait_for_within(
+            &events,
+            Duration::from_secs(10),
+            "the reconnect",
+            reconnected,
+        )
+        .await;
+        within(Duration::from_secs(10), "the put", async {
+            // JetStream may still be recovering the stream.
+            while let Err(e) = kv.put("a", "2").await {
+                eprintln!("put after restart: {e}");
+                smol::Timer::after(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert_eq!(
+            next_entry(&mut watch).await,
+            entry("a", "2", Operation::Put)
+        );
+        assert_eq!(kv.get("a").await.unwrap().unwrap().text(), Some("2"));
+    });
+    drop(server);
 }

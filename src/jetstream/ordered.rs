@@ -195,6 +195,7 @@ impl IntoFuture for Ordered {
                     cursor: Cursor::default(),
                     catching_up: true,
                 },
+                reconnects: 0,
                 tx,
                 shared: shared.clone(),
             };
@@ -335,6 +336,9 @@ struct Run {
     stream: Stream,
     plan: Plan,
     at: Position,
+    /// The client's reconnects before the current consumer was created: one more means
+    /// the consumer may be gone with the server it was on.
+    reconnects: u64,
     tx: Sender<Result<Message>>,
     shared: Arc<Shared>,
 }
@@ -365,6 +369,10 @@ enum Next {
 
 impl Run {
     async fn run(mut self, mut messages: Messages) {
+        // Consumers given up in a row before they delivered anything: from the second,
+        // a growing pause, so that a consumer lost again and again is not recreated in a
+        // tight loop.
+        let mut fruitless = 0u32;
         loop {
             let why = match self.drain(&mut messages).await {
                 Next::Reset(why) => why,
@@ -383,6 +391,15 @@ impl Run {
                 self.stream.name,
                 self.at.cursor.stream_seq
             );
+            if self.at.cursor.consumer_seq == 0 {
+                fruitless += 1;
+            } else {
+                fruitless = 0;
+            }
+            if fruitless > 1 {
+                let pause = RETRY_FIRST.saturating_mul(1 << (fruitless - 2).min(6));
+                Timer::after(pause.min(RETRY_MAX)).await;
+            }
             messages = match self.recreate().await {
                 Ok(m) => m,
                 Err(e) => {
@@ -396,7 +413,7 @@ impl Run {
     /// Hands over the current consumer's messages until it must be replaced.
     async fn drain(&mut self, messages: &mut Messages) -> Next {
         let client = self.stream.ctx.client.clone();
-        let reconnects = client.statistics().reconnects;
+        let reconnects = self.reconnects;
         let mut ticker = Timer::interval(RECONNECT_CHECK);
         loop {
             let next = async { Some(messages.next().await) };
@@ -473,6 +490,7 @@ impl Run {
     /// Creates the next consumer and starts pulling from it.
     async fn create(&mut self) -> Result<Messages> {
         self.at.serial += 1;
+        self.reconnects = self.stream.ctx.client.statistics().reconnects;
         let config = self.at.config(&self.plan);
         let consumer = self.stream.create_consumer(&config).await?;
         let info = consumer.cached_info().cloned().unwrap_or_default();
