@@ -145,6 +145,17 @@ pub enum JetStreamError {
     /// A stream or consumer name that cannot be used: empty, or holding `.`, `*`, `>`, `/`,
     /// `\` or whitespace.
     InvalidName(String),
+    /// A Key-Value operation failed: see [`KvError`](crate::jetstream::kv::KvError).
+    Kv(super::kv::KvError),
+    /// The server is too old for what was asked (a 2.9 server would silently ignore it).
+    NotSupported {
+        /// What was asked, e.g. "several filter subjects".
+        what: &'static str,
+        /// The first server version that has it, e.g. "2.10".
+        since: &'static str,
+        /// The version of the server we are on.
+        server: String,
+    },
 }
 
 impl JetStreamError {
@@ -180,6 +191,15 @@ impl fmt::Display for JetStreamError {
             JetStreamError::InvalidName(name) => {
                 write!(f, "invalid stream or consumer name {name:?}")
             }
+            JetStreamError::Kv(e) => e.fmt(f),
+            JetStreamError::NotSupported {
+                what,
+                since,
+                server,
+            } => write!(
+                f,
+                "{what} needs nats-server {since} or later; this one is {server}"
+            ),
         }
     }
 }
@@ -188,6 +208,7 @@ impl std::error::Error for JetStreamError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             JetStreamError::Api(e) => Some(e),
+            JetStreamError::Kv(e) => Some(e),
             _ => None,
         }
     }

@@ -12,6 +12,10 @@
 //! window of acks in flight). Each delivered [`Message`] carries its metadata and its
 //! acknowledgements (`ack`, `double_ack`, `nak`, `in_progress`, `term`).
 //!
+//! On top of these: [ordered consumers](Stream::ordered) (every message of a stream or a
+//! filter once, in order, without acks, across lost consumers and server restarts), and
+//! the [Key-Value store](kv) ([`Context::create_key_value`], [`Context::key_value`]).
+//!
 //! Errors are panini's [`Error`](crate::Error); what the server refused is
 //! [`Error::JetStream`](crate::Error::JetStream) with a typed [`ApiError`]: branch on its
 //! [`ErrorCode`], never on text. The pull status messages (`404`, `408`, `409`, `100`
@@ -65,14 +69,21 @@
 //! - `pull`: pull requests and the status messages that answer them.
 //! - `fetch`: one pull, collected ([`Fetch`]).
 //! - `consume`: the continuous [`Messages`] stream (refills, heartbeats, recovery).
+//! - `ordered`: ordered consumers ([`Ordered`], [`OrderedMessages`]): resets on a gap,
+//!   a lost consumer or a reconnect.
+//! - [`kv`]: Key-Value buckets on streams, read and watched through ordered consumers.
+//! - `rfc3339`: the API's times to and from `SystemTime`.
 
 mod api;
 mod consume;
 mod consumer;
 mod fetch;
+pub mod kv;
 mod message;
+mod ordered;
 mod publish;
 mod pull;
+pub(crate) mod rfc3339;
 mod stored;
 mod stream;
 
@@ -91,6 +102,7 @@ pub use consumer::{
 };
 pub use fetch::{Fetch, DEFAULT_FETCH_EXPIRES};
 pub use message::{Message, MessageInfo};
+pub use ordered::{Ordered, OrderedMessages, DEFAULT_ORDERED_HEARTBEAT};
 pub(crate) use publish::parse_ack;
 pub use publish::{PubAck, PubAckFuture, PublishOptions};
 pub use stored::{Purge, StoredMessage};
