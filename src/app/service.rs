@@ -78,7 +78,11 @@ impl Identity {
 /// Checks a version is SemVer (`MAJOR.MINOR.PATCH`, an optional `-pre.release` and
 /// `+build`, no leading zeros in numbers), as `nats micro` requires.
 pub(crate) fn check_version(version: &str) -> std::result::Result<(), String> {
-    let bad = || Err(format!("{version:?} is not a SemVer version (such as 1.2.3)"));
+    let bad = || {
+        Err(format!(
+            "{version:?} is not a SemVer version (such as 1.2.3)"
+        ))
+    };
     let (rest, build) = match version.split_once('+') {
         Some((rest, build)) => (rest, Some(build)),
         None => (version, None),
@@ -90,15 +94,16 @@ pub(crate) fn check_version(version: &str) -> std::result::Result<(), String> {
     let number = |n: &str| {
         !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && (n == "0" || !n.starts_with('0'))
     };
-    let ident = |i: &str| !i.is_empty() && i.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let ident =
+        |i: &str| !i.is_empty() && i.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     let parts: Vec<&str> = core.split('.').collect();
     if parts.len() != 3 || !parts.iter().all(|p| number(p)) {
         return bad();
     }
     if let Some(pre) = pre {
-        let ok = pre.split('.').all(|p| {
-            ident(p) && (!p.bytes().all(|b| b.is_ascii_digit()) || number(p))
-        });
+        let ok = pre
+            .split('.')
+            .all(|p| ident(p) && (!p.bytes().all(|b| b.is_ascii_digit()) || number(p)));
         if !ok {
             return bad();
         }
@@ -115,7 +120,13 @@ pub(crate) fn check_version(version: &str) -> std::result::Result<(), String> {
 fn service_name_of(name: &str) -> String {
     let kept: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if kept.is_empty() {
         "panini".into()
@@ -129,7 +140,13 @@ fn service_name_of(name: &str) -> String {
 pub(crate) fn endpoint_name(subject: &str) -> String {
     subject
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 
@@ -301,10 +318,19 @@ mod tests {
 
     #[test]
     fn versions_are_checked_as_semver() {
-        for ok in ["0.0.0", "1.2.3", "10.20.30", "1.0.0-alpha.1", "1.0.0+build.7", "1.0.0-rc-1+x"] {
+        for ok in [
+            "0.0.0",
+            "1.2.3",
+            "10.20.30",
+            "1.0.0-alpha.1",
+            "1.0.0+build.7",
+            "1.0.0-rc-1+x",
+        ] {
             assert!(check_version(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "1", "1.2", "01.2.3", "1.2.3-", "1.2.3-01", "v1.2.3", "1.2.3+", "1.2.x"] {
+        for bad in [
+            "", "1", "1.2", "01.2.3", "1.2.3-", "1.2.3-01", "v1.2.3", "1.2.3+", "1.2.x",
+        ] {
             assert!(check_version(bad).is_err(), "{bad}");
         }
     }

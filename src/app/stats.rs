@@ -103,7 +103,10 @@ mod tests {
         assert_eq!(s.last_error, "500:boom");
         // 50 µs in the first bucket, 3 ms in the 5 ms one, 20 s only in +Inf.
         assert_eq!(s.cumulative[0], 1);
-        assert_eq!(s.cumulative[BUCKETS.iter().position(|&b| b == 0.005).unwrap()], 2);
+        assert_eq!(
+            s.cumulative[BUCKETS.iter().position(|&b| b == 0.005).unwrap()],
+            2
+        );
         assert_eq!(*s.cumulative.last().unwrap(), 2);
     }
 
