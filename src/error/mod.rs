@@ -9,7 +9,6 @@ use std::fmt;
 use std::io;
 
 pub(crate) mod jetstream;
-pub(crate) mod kv;
 
 /// A `Result` whose error defaults to panini's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

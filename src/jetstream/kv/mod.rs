@@ -65,7 +65,7 @@ mod write;
 
 use std::time::Duration;
 
-pub use crate::error::kv::KvError;
+pub use crate::error::jetstream::KvError;
 pub use entry::{Entry, Operation};
 pub use watch::{Watch, WatchEvent};
 
