@@ -350,3 +350,63 @@ fn a_server_without_jetstream_fails_the_start_clearly() {
         assert!(e.to_string().contains("-js"), "{e}");
     });
 }
+
+/// A bucket declared by the app is created at start (updated at the next start, as a
+/// stream is) and reached from handlers with `AppHandle::key_value`.
+#[test]
+fn a_declared_bucket_is_created_or_updated_and_reached_from_handlers() {
+    use panini::jetstream::kv::KvConfig;
+
+    let js = JsServer::start();
+    run(async {
+        let make = |history: u8| {
+            let mut app = App::new("states");
+            app.declare_key_value(KvConfig {
+                history,
+                ..KvConfig::new("order_states")
+            });
+            app.listen("state.set", |msg: Msg<Value>, app: AppHandle| async move {
+                let states = app.key_value("order_states").await?;
+                let id = msg.data["id"].as_str().unwrap_or_default().to_string();
+                let rev = states.put(&id, msg.data["state"].to_string()).await?;
+                Ok::<_, panini::Error>(json!(rev))
+            });
+            app
+        };
+        let first = RunningApp::start(make(1), js.server()).await;
+        let h = first.handle();
+        assert_eq!(
+            h.request("state.set", json!({"id": "o1", "state": "accepted"}))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            h.request("state.set", json!({"id": "o1", "state": "fulfilled"}))
+                .await
+                .unwrap(),
+            2
+        );
+        let store = h.key_value("order_states").await.unwrap();
+        assert_eq!(
+            store.get("o1").await.unwrap().unwrap().value,
+            br#""fulfilled""#
+        );
+        assert_eq!(store.history("o1").await.unwrap().len(), 1, "history 1");
+        first.stop().await.unwrap();
+
+        let second = RunningApp::start(make(5), js.server()).await;
+        let status = second
+            .handle()
+            .key_value("order_states")
+            .await
+            .unwrap()
+            .status()
+            .await
+            .unwrap();
+        assert_eq!(status.history, 5, "updated at the second start");
+        let missing = second.handle().key_value("nope").await;
+        assert!(missing.is_err());
+        second.stop().await.unwrap();
+    });
+}

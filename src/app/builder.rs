@@ -15,6 +15,7 @@ use super::state::States;
 use super::stream_endpoint::StreamEndpointConfig;
 use super::tasks::{self, Schedule, TaskFn, TaskResult, TaskSpec};
 use crate::client::ConnectOptions;
+use crate::jetstream::kv::KvConfig;
 use crate::jetstream::StreamConfig;
 use crate::message::Message;
 
@@ -215,6 +216,8 @@ pub struct App {
     pub(crate) js: bool,
     /// Streams to create or update at start.
     pub(crate) streams: Vec<StreamConfig>,
+    /// Key-Value buckets to create or update at start.
+    pub(crate) buckets: Vec<KvConfig>,
     /// Durable endpoints.
     pub(crate) stream_endpoints: Vec<StreamEndpointConfig>,
     /// The NATS Service API's settings.
@@ -268,6 +271,7 @@ impl App {
             states: States::default(),
             js: false,
             streams: Vec::new(),
+            buckets: Vec::new(),
             stream_endpoints: Vec::new(),
             service: ServiceConfig::default(),
             #[cfg(feature = "http")]
@@ -670,6 +674,30 @@ impl App {
     pub fn declare_stream(&mut self, config: StreamConfig) -> &mut Self {
         self.js = true;
         self.streams.push(config);
+        self
+    }
+
+    /// Creates the Key-Value bucket at start, or updates it to this configuration if it
+    /// exists (idempotent), before the `on_start` hooks; handlers then reach it with
+    /// [`AppHandle::key_value`]. Turns JetStream on.
+    ///
+    /// ```no_run
+    /// use panini::jetstream::kv::KvConfig;
+    /// use panini::{App, AppHandle, Msg};
+    /// use serde_json::Value;
+    ///
+    /// let mut app = App::new("orders");
+    /// app.declare_key_value(KvConfig { history: 5, ..KvConfig::new("order_states") });
+    /// app.listen("orders.state", |msg: Msg<String>, app: AppHandle| async move {
+    ///     let states = app.key_value("order_states").await?;
+    ///     let state = states.get(&msg.data).await?;
+    ///     Ok::<_, panini::Error>(state.map(|e| e.value).unwrap_or_default())
+    /// });
+    /// app.start();
+    /// ```
+    pub fn declare_key_value(&mut self, config: KvConfig) -> &mut Self {
+        self.js = true;
+        self.buckets.push(config);
         self
     }
 

@@ -18,7 +18,7 @@ use super::runtime::Runtime;
 use super::state::States;
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::jetstream::{self, PubAck, PublishOptions};
+use crate::jetstream::{self, kv, PubAck, PublishOptions};
 use crate::message::{Headers, Message};
 use crate::payload::{FromPayload, IntoPayload};
 
@@ -67,6 +67,8 @@ pub(crate) struct HandleInner {
     pub(crate) runtime: Runtime,
     /// The JetStream context, when the app enabled JetStream.
     js: Option<jetstream::Context>,
+    /// The Key-Value buckets bound so far, by name.
+    buckets: std::sync::Mutex<std::collections::HashMap<String, kv::Store>>,
 }
 
 /// What makes a handle: the parts of the app a handler sees, and the runtime.
@@ -98,6 +100,7 @@ impl AppHandle {
                 states: parts.states,
                 runtime: parts.runtime,
                 js: parts.js,
+                buckets: Default::default(),
             }),
         }
     }
@@ -472,6 +475,39 @@ impl AppHandle {
     /// ```
     pub fn jetstream(&self) -> Option<&jetstream::Context> {
         self.inner.js.as_ref()
+    }
+
+    /// The Key-Value bucket `bucket`: the one declared with
+    /// [`App::declare_key_value`](crate::App::declare_key_value) (bound at start), or
+    /// bound now and kept for the next call. A bucket that does not exist is
+    /// [`KvError::BucketNotFound`](crate::jetstream::kv::KvError::BucketNotFound).
+    ///
+    /// ```no_run
+    /// # async fn f(app: panini::AppHandle) -> panini::Result<()> {
+    /// let states = app.key_value("order_states").await?;
+    /// let revision = states.put("order-7", "fulfilled").await?;
+    /// assert!(revision > 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn key_value(&self, bucket: &str) -> Result<kv::Store> {
+        if let Some(store) = crate::client::lock(&self.inner.buckets).get(bucket) {
+            return Ok(store.clone());
+        }
+        let store = match &self.inner.js {
+            Some(js) => js.key_value(bucket).await?,
+            None => {
+                let js = jetstream::Context::new(self.inner.client.clone());
+                js.key_value(bucket).await?
+            }
+        };
+        self.remember_bucket(store.clone());
+        Ok(store)
+    }
+
+    /// Keeps a bound bucket for [`key_value`](AppHandle::key_value).
+    pub(crate) fn remember_bucket(&self, store: kv::Store) {
+        let name = store.bucket().to_string();
+        crate::client::lock(&self.inner.buckets).insert(name, store);
     }
 
     /// Blocking [`publish`](AppHandle::publish), for sync handlers and sync tasks (which

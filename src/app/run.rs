@@ -238,7 +238,7 @@ impl App {
     /// app, so that a failure or a stop halfway can take them down).
     async fn begin(&self, app: &AppHandle) -> Result<()> {
         if let Some(js) = app.jetstream() {
-            self.prepare_jetstream(js).await?;
+            self.prepare_jetstream(app, js).await?;
         }
         tasks::run_on_start(app, &self.on_start).await?;
         for ep in &self.endpoints {
@@ -274,7 +274,7 @@ impl App {
 
     /// JetStream before the hooks: the account has it (else a clear start error), and the
     /// declared streams exist with their configuration.
-    async fn prepare_jetstream(&self, js: &jetstream::Context) -> Result<()> {
+    async fn prepare_jetstream(&self, app: &AppHandle, js: &jetstream::Context) -> Result<()> {
         js.account_info().await.map_err(|e| {
             let what = "the account has no JetStream (is the server started with -js?)";
             Error::start(StartStage::JetStream(what.into()), e)
@@ -284,6 +284,13 @@ impl App {
                 let what = format!("the stream {}", stream.name);
                 Error::start(StartStage::JetStream(what), e)
             })?;
+        }
+        for bucket in &self.buckets {
+            let store = js.create_or_update_key_value(bucket).await.map_err(|e| {
+                let what = format!("the key-value bucket {}", bucket.bucket);
+                Error::start(StartStage::JetStream(what), e)
+            })?;
+            app.remember_bucket(store);
         }
         Ok(())
     }

@@ -118,7 +118,7 @@ impl KvConfig {
     }
 
     /// The stream behind the bucket, as nats.go and async-nats make it.
-    fn stream_config(&self) -> Result<StreamConfig> {
+    pub(crate) fn stream_config(&self) -> Result<StreamConfig> {
         check_bucket(&self.bucket)?;
         let history = match self.history {
             0 => 1,
@@ -169,6 +169,18 @@ impl Context {
                 Err(KvError::BucketExists(config.bucket.clone()).into())
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Creates the bucket, or updates an existing one to this configuration (what an app
+    /// declaring its bucket at every start needs), and binds to it.
+    pub async fn create_or_update_key_value(&self, config: &KvConfig) -> Result<Store> {
+        match self.create_key_value(config).await {
+            Err(e) if matches!(e.kv_error(), Some(KvError::BucketExists(_))) => {
+                self.update_stream(&config.stream_config()?).await?;
+                self.key_value(&config.bucket).await
+            }
+            other => other,
         }
     }
 
