@@ -22,6 +22,7 @@ const LAYERS: &[&[&str]] = &[
     &["app::runner"],
     &["app::endpoint", "app::stream_endpoint", "app::service"],
     &["http"],
+    &["app::metrics"],
     &["app::tasks"],
     &["app::builder"],
     &["app::shutdown"],

@@ -224,6 +224,9 @@ pub struct App {
     pub(crate) service: ServiceConfig,
     #[cfg(feature = "http")]
     pub(crate) http: Option<crate::http::Http>,
+    /// The path `/metrics` is served on, if asked for ([`App::metrics`]).
+    #[cfg(feature = "http")]
+    pub(crate) metrics: Option<String>,
 }
 
 impl std::fmt::Debug for App {
@@ -276,6 +279,8 @@ impl App {
             service: ServiceConfig::default(),
             #[cfg(feature = "http")]
             http: None,
+            #[cfg(feature = "http")]
+            metrics: None,
         }
     }
 
@@ -611,6 +616,37 @@ impl App {
     pub fn service_api(mut self, on: bool) -> Self {
         self.service.on = on;
         self
+    }
+
+    /// Serves the app's figures on `path` of its HTTP server (created if none, see
+    /// [`http`](App::http)) in the Prometheus text format (0.0.4): per endpoint, messages
+    /// handled, errors and a processing-time histogram; for the NATS connection, messages
+    /// and bytes in and out, reconnects, slow-consumer drops, bytes waiting to be written.
+    /// Off by default; it takes the place of a route of yours on the same path. Endpoints
+    /// count their runs when either this or the
+    /// [Service API](App::service_api) is on. See "Operating a service" in the README.
+    ///
+    /// ```no_run
+    /// let mut app = panini::App::new("orders")
+    ///     .version(env!("CARGO_PKG_VERSION"))
+    ///     .metrics("/metrics");
+    /// app.http().host("0.0.0.0").port(9100); // for a Prometheus on another host
+    /// app.start();
+    /// ```
+    #[cfg(feature = "http")]
+    pub fn metrics(mut self, path: impl Into<String>) -> Self {
+        self.metrics = Some(path.into());
+        self.http();
+        self
+    }
+
+    /// Whether endpoints count their runs: for the Service API, or for `/metrics`.
+    pub(crate) fn counts_runs(&self) -> bool {
+        #[cfg(feature = "http")]
+        if self.metrics.is_some() {
+            return true;
+        }
+        self.service.on
     }
 
     /// The service's version for the Service API: SemVer (`1.4.0`, `2.0.0-rc.1`), checked

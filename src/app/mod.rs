@@ -10,7 +10,8 @@
 //! 5. [`extract`] (a handler's arguments: [`Msg`], [`State`]), then [`runner`]
 //!    ([`Handler`]: a plain async fn as an endpoint);
 //! 6. [`endpoint`]: the one loop every subscription runs, and `subscribe_new_subject`;
-//! 7. the HTTP server ([`crate::http`]), which uses the context and the extractors;
+//! 7. the HTTP server ([`crate::http`]), which uses the context and the extractors, then
+//!    `metrics` (`/metrics` on it);
 //! 8. [`tasks`], [`builder`] ([`App`]), [`shutdown`] (signals, the graceful stop), and
 //!    [`run`] (the start and the run).
 
@@ -19,6 +20,8 @@ pub(crate) mod context;
 pub(crate) mod endpoint;
 pub(crate) mod executor;
 pub(crate) mod extract;
+#[cfg(feature = "http")]
+pub(crate) mod metrics;
 pub mod middleware;
 pub(crate) mod reply;
 pub(crate) mod run;

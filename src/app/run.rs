@@ -117,6 +117,11 @@ impl App {
             .clone()
             .unwrap_or_else(|| default_client_name(&self.service_name));
         #[cfg(feature = "http")]
+        if let Some(path) = self.metrics.clone() {
+            let version = self.service.version.clone();
+            super::metrics::serve(self.http(), &path, &version);
+        }
+        #[cfg(feature = "http")]
         let http = match self.http.take() {
             Some(http) => Some(http.bind().await?),
             None => None,
@@ -217,7 +222,7 @@ impl App {
             self.listen_hooks.clone(),
             self.queue_group.clone(),
             self.max_concurrency,
-            self.service.on,
+            self.counts_runs(),
         );
         AppHandle::new(HandleParts {
             client,

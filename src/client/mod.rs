@@ -486,6 +486,13 @@ impl Client {
         self.shared().stats.snapshot()
     }
 
+    /// Bytes waiting to be written to the server (while disconnected, what is kept for
+    /// the reconnect). For `/metrics`.
+    #[cfg(feature = "http")]
+    pub(crate) fn pending_bytes(&self) -> usize {
+        lock(&self.shared().out).outbox.pending()
+    }
+
     /// A fresh unique subject under the inbox prefix, for replies.
     pub fn new_inbox(&self) -> String {
         format!("{}.{}", self.shared().opts.inbox_prefix, random_id())

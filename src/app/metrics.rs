@@ -1,0 +1,354 @@
+//! `/metrics`: the app's figures in the Prometheus text exposition format (0.0.4), on the
+//! app's HTTP server when asked for ([`App::metrics`](crate::App::metrics)). Each scrape
+//! gathers the figures, then writes them with plain string formatting.
+//!
+//! | family | type | labels |
+//! |---|---|---|
+//! | `panini_info` (always 1) | gauge | `service`, `version`, `instance` (the connection name) |
+//! | `panini_start_time_seconds` | gauge | |
+//! | `panini_endpoint_requests_total`, `panini_endpoint_errors_total` | counter | `subject`, `queue_group` if any |
+//! | `panini_endpoint_processing_seconds` | histogram | the same, and `le` on the buckets |
+//! | `panini_nats_{in,out}_{msgs,bytes}_total` | counter | |
+//! | `panini_nats_reconnects_total`, `panini_nats_dropped_msgs_total` (slow consumer) | counter | |
+//! | `panini_nats_bad_msgs_total`, `panini_nats_lost_publishes_total` | counter | |
+//! | `panini_nats_pending_bytes`, `panini_nats_connected` | gauge | |
+//!
+//! Endpoints with the same subject and queue group (the same subject listened to twice)
+//! are one series, their counts added.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use super::context::AppHandle;
+use super::stats::{Snapshot, BUCKETS};
+use crate::client::Statistics;
+use crate::http::{Http, Response};
+
+/// The media type of the text format, version 0.0.4.
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Routes `GET path` (and `HEAD`) to the exposition; `version` is the app's
+/// ([`App::version`](crate::App::version)), shown in `panini_info`.
+pub(crate) fn serve(http: &mut Http, path: &str, version: &str) {
+    let version: Arc<str> = Arc::from(version);
+    http.get(path, move |app: AppHandle| {
+        let version = version.clone();
+        async move { response(&app, &version) }
+    });
+}
+
+/// The answer to one scrape.
+fn response(app: &AppHandle, version: &str) -> Response {
+    let body = render(&Figures::of(app, version));
+    Response::new(200)
+        .header("Content-Type", CONTENT_TYPE)
+        .body(body.into_bytes())
+}
+
+/// What one scrape shows, gathered before it is written.
+#[derive(Debug, Default)]
+struct Figures {
+    service: String,
+    version: String,
+    instance: String,
+    /// Seconds since the Unix epoch.
+    started: f64,
+    endpoints: Vec<Series>,
+    nats: Statistics,
+    pending_bytes: usize,
+    connected: bool,
+}
+
+/// The counts of the endpoints on one subject and queue group.
+#[derive(Debug)]
+struct Series {
+    subject: String,
+    queue_group: Option<String>,
+    counts: Snapshot,
+}
+
+impl Figures {
+    fn of(app: &AppHandle, version: &str) -> Figures {
+        let client = app.client();
+        let runtime = app.runtime();
+        let mut endpoints: Vec<Series> = Vec::new();
+        for ep in runtime.counted() {
+            let counts = ep.stats.snapshot();
+            let same = endpoints
+                .iter_mut()
+                .find(|s| s.subject == ep.subject && s.queue_group == ep.queue_group);
+            match same {
+                Some(series) => add(&mut series.counts, &counts),
+                None => endpoints.push(Series {
+                    subject: ep.subject,
+                    queue_group: ep.queue_group,
+                    counts,
+                }),
+            }
+        }
+        Figures {
+            service: app.service_name().to_string(),
+            version: version.to_string(),
+            instance: app.client_name().to_string(),
+            started: runtime
+                .started
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            endpoints,
+            nats: client.statistics(),
+            pending_bytes: client.pending_bytes(),
+            connected: client.is_connected(),
+        }
+    }
+}
+
+/// Adds the counts of `more` to `into`.
+fn add(into: &mut Snapshot, more: &Snapshot) {
+    into.requests += more.requests;
+    into.errors += more.errors;
+    into.processing_ns += more.processing_ns;
+    for (a, b) in into.cumulative.iter_mut().zip(&more.cumulative) {
+        *a += b;
+    }
+}
+
+/// The exposition of `f`.
+fn render(f: &Figures) -> String {
+    let mut out = Text::default();
+    out.family(
+        "panini_info",
+        "gauge",
+        "The service, its version and this instance (its NATS connection name); always 1.",
+    );
+    let info = [
+        ("service", f.service.as_str()),
+        ("version", f.version.as_str()),
+        ("instance", f.instance.as_str()),
+    ];
+    out.sample("panini_info", &info, 1);
+    out.family(
+        "panini_start_time_seconds",
+        "gauge",
+        "When the app started, in seconds since the Unix epoch.",
+    );
+    out.sample("panini_start_time_seconds", &[], f.started);
+    endpoints(&mut out, &f.endpoints);
+    nats(&mut out, f);
+    out.0
+}
+
+/// The per-endpoint families.
+fn endpoints(out: &mut Text, series: &[Series]) {
+    let requests = "panini_endpoint_requests_total";
+    let help = "Messages the endpoint handled, requests and events alike.";
+    counters(out, series, requests, help, |s| s.requests);
+    let errors = "panini_endpoint_errors_total";
+    let help = "Runs of the endpoint that ended in an error reply.";
+    counters(out, series, errors, help, |s| s.errors);
+    let name = "panini_endpoint_processing_seconds";
+    out.family(
+        name,
+        "histogram",
+        "Time the endpoint took to handle a message.",
+    );
+    let les: Vec<String> = BUCKETS.iter().map(f64::to_string).collect();
+    for s in series {
+        let c = &s.counts;
+        let mut with_le = labels(s);
+        with_le.push(("le", ""));
+        let last = with_le.len() - 1;
+        let bucket = format!("{name}_bucket");
+        for (le, count) in les.iter().zip(&c.cumulative) {
+            with_le[last].1 = le;
+            out.sample(&bucket, &with_le, count);
+        }
+        // A snapshot taken while runs are counted may see a bucket before the total.
+        let count = c
+            .cumulative
+            .last()
+            .map_or(c.requests, |&n| n.max(c.requests));
+        with_le[last].1 = "+Inf";
+        out.sample(&bucket, &with_le, count);
+        let seconds = c.processing_ns as f64 / 1e9;
+        out.sample(&format!("{name}_sum"), &labels(s), seconds);
+        out.sample(&format!("{name}_count"), &labels(s), count);
+    }
+}
+
+/// A counter family with one sample per endpoint series.
+fn counters(
+    out: &mut Text,
+    series: &[Series],
+    name: &str,
+    help: &str,
+    value: impl Fn(&Snapshot) -> u64,
+) {
+    out.family(name, "counter", help);
+    for s in series {
+        out.sample(name, &labels(s), value(&s.counts));
+    }
+}
+
+/// The NATS connection's families.
+fn nats(out: &mut Text, f: &Figures) {
+    let n = &f.nats;
+    let counters = [
+        ("in_msgs", "Messages received from NATS.", n.in_msgs),
+        ("out_msgs", "Messages published to NATS.", n.out_msgs),
+        (
+            "in_bytes",
+            "Payload bytes received from NATS, headers included.",
+            n.in_bytes,
+        ),
+        (
+            "out_bytes",
+            "Payload bytes published to NATS, headers included.",
+            n.out_bytes,
+        ),
+        ("reconnects", "Successful reconnects to NATS.", n.reconnects),
+        (
+            "dropped_msgs",
+            "Messages dropped because a subscription was a slow consumer.",
+            n.dropped_msgs,
+        ),
+        (
+            "bad_msgs",
+            "Messages not delivered because they were malformed.",
+            n.bad_msgs,
+        ),
+        (
+            "lost_publishes",
+            "Publishes accepted and never sent (the connection closed first).",
+            n.lost_publishes,
+        ),
+    ];
+    for (short, help, value) in counters {
+        let name = format!("panini_nats_{short}_total");
+        out.family(&name, "counter", help);
+        out.sample(&name, &[], value);
+    }
+    let name = "panini_nats_pending_bytes";
+    out.family(name, "gauge", "Bytes waiting to be written to NATS.");
+    out.sample(name, &[], f.pending_bytes);
+    let name = "panini_nats_connected";
+    out.family(name, "gauge", "1 while connected to NATS, else 0.");
+    out.sample(name, &[], u8::from(f.connected));
+}
+
+/// The labels of an endpoint's series.
+fn labels(s: &Series) -> Vec<(&'static str, &str)> {
+    let mut labels = vec![("subject", s.subject.as_str())];
+    if let Some(queue) = &s.queue_group {
+        labels.push(("queue_group", queue.as_str()));
+    }
+    labels
+}
+
+/// The exposition being written. Every name and HELP text is ours (valid names, no `\`
+/// or line feed); only label values come from outside, and they are escaped.
+#[derive(Default)]
+struct Text(String);
+
+impl Text {
+    /// `# HELP` and `# TYPE` of a family, written once, before its samples.
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = write!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+    }
+
+    /// One sample: `name{label="value",...} value`.
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (label, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                self.0.push_str(label);
+                self.0.push_str("=\"");
+                escape_label_value(v, &mut self.0);
+                self.0.push('"');
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {value}");
+    }
+}
+
+/// A label value as the text format writes it: `\` as `\\`, `"` as `\"`, a line feed as
+/// `\n`.
+fn escape_label_value(value: &str, out: &mut String) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(requests: u64, errors: u64, ns: u64, cumulative: Vec<u64>) -> Snapshot {
+        Snapshot {
+            requests,
+            errors,
+            processing_ns: ns,
+            cumulative,
+            last_error: String::new(),
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut out = String::new();
+        escape_label_value("a\"b\\c\nd", &mut out);
+        assert_eq!(out, r#"a\"b\\c\nd"#);
+    }
+
+    #[test]
+    fn an_endpoint_is_written_as_counters_and_a_histogram() {
+        let mut cumulative = vec![0; BUCKETS.len()];
+        cumulative[3..].fill(2);
+        let f = Figures {
+            service: "calc".into(),
+            version: "1.0.0".into(),
+            instance: "calc-1".into(),
+            endpoints: vec![Series {
+                subject: "calc.add".into(),
+                queue_group: Some("q".into()),
+                counts: counts(3, 1, 1_500_000, cumulative),
+            }],
+            ..Figures::default()
+        };
+        let text = render(&f);
+        for line in [
+            r#"panini_info{service="calc",version="1.0.0",instance="calc-1"} 1"#,
+            r#"panini_endpoint_requests_total{subject="calc.add",queue_group="q"} 3"#,
+            r#"panini_endpoint_errors_total{subject="calc.add",queue_group="q"} 1"#,
+            r#"panini_endpoint_processing_seconds_bucket{subject="calc.add",queue_group="q",le="0.0005"} 0"#,
+            r#"panini_endpoint_processing_seconds_bucket{subject="calc.add",queue_group="q",le="0.001"} 2"#,
+            r#"panini_endpoint_processing_seconds_bucket{subject="calc.add",queue_group="q",le="10"} 2"#,
+            r#"panini_endpoint_processing_seconds_bucket{subject="calc.add",queue_group="q",le="+Inf"} 3"#,
+            r#"panini_endpoint_processing_seconds_sum{subject="calc.add",queue_group="q"} 0.0015"#,
+            r#"panini_endpoint_processing_seconds_count{subject="calc.add",queue_group="q"} 3"#,
+            "# TYPE panini_endpoint_processing_seconds histogram",
+            "panini_nats_connected 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn counts_of_one_subject_and_queue_are_added() {
+        let mut a = counts(1, 0, 10, vec![1; BUCKETS.len()]);
+        add(&mut a, &counts(2, 1, 5, vec![2; BUCKETS.len()]));
+        assert_eq!((a.requests, a.errors, a.processing_ns), (3, 1, 15));
+        assert!(a.cumulative.iter().all(|&n| n == 3));
+    }
+}
