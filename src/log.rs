@@ -7,7 +7,7 @@
 //!
 //! A line written while a handler run of a traced message is polled (a W3C `traceparent`
 //! came with it) ends with ` trace_id=<32 hex digits>`, on stderr and through the facade
-//! alike: panini's own lines, and a handler's lines written through [`log`].
+//! alike: panini's own lines, and a handler's lines written through [`log()`].
 
 use std::cell::Cell;
 use std::sync::OnceLock;

@@ -22,7 +22,7 @@ const TRACESTATE: &str = "tracestate";
 /// The trace context of one handler run: the trace it belongs to, the span the sender
 /// made (`parent_id`), the run's own span (`span_id`, the parent of what it sends), the
 /// trace flags and the vendors' `tracestate`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct TraceContext {
     trace_id: u128,
     parent_id: u64,
@@ -73,6 +73,18 @@ impl TraceContext {
             "00-{:032x}-{:016x}-{:02x}",
             self.trace_id, self.span_id, self.flags
         )
+    }
+}
+
+impl std::fmt::Debug for TraceContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceContext")
+            .field("trace_id", &format_args!("{:032x}", self.trace_id))
+            .field("parent_id", &format_args!("{:016x}", self.parent_id))
+            .field("span_id", &format_args!("{:016x}", self.span_id))
+            .field("flags", &format_args!("{:02x}", self.flags))
+            .field("tracestate", &self.tracestate)
+            .finish()
     }
 }
 
@@ -403,6 +415,17 @@ mod tests {
         );
         assert!(sent.ends_with("-01") && sent.len() == 55, "{sent}");
         assert!(parse_traceparent(&sent).is_some());
+    }
+
+    #[test]
+    fn the_ids_show_in_hex() {
+        let ctx = TraceContext::from_headers(&headers(&[(TRACEPARENT, VALID)])).unwrap();
+        let shown = format!("{:?}", Trace(Some(Arc::new(ctx))));
+        assert!(
+            shown.contains("trace_id: 4bf92f3577b34da6a3ce929d0e0e4736"),
+            "{shown}"
+        );
+        assert!(shown.contains("parent_id: 00f067aa0ba902b7"), "{shown}");
     }
 
     #[test]
