@@ -102,6 +102,7 @@ pub mod rt {
     pub use smol::{block_on, spawn, Task, Timer};
 }
 
+pub use app::Trace;
 pub use app::{
     App, AppHandle, EndpointConfig, FromMessage, Handler, IntoReply, IntoSubjects, MissingState,
     Msg, Outcome, Rejection, Reply, SendOptions, State, StreamEndpointConfig, SyncHandler,

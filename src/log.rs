@@ -4,7 +4,12 @@
 //! facade (`env_logger`, `tracing-log`, ...), every line goes to it instead, with its
 //! target (`panini`, `panini::client`, `panini::http`) and level, and that logger's
 //! filters apply; without one installed, the stderr lines stay.
+//!
+//! A line written while a handler run of a traced message is polled (a W3C `traceparent`
+//! came with it) ends with ` trace_id=<32 hex digits>`, on stderr and through the facade
+//! alike: panini's own lines, and a handler's lines written through [`log()`].
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 
 /// How important a log line is.
@@ -68,13 +73,44 @@ pub fn enabled(level: Level) -> bool {
     level as u8 <= max_level()
 }
 
+thread_local! {
+    /// The trace id of the traced handler run this thread is polling, if any.
+    static TRACE_ID: Cell<Option<u128>> = const { Cell::new(None) };
+}
+
+/// Sets the trace id of the lines this thread writes (the app's trace scope does, around
+/// each poll of a traced run); gives back the one it replaces.
+pub(crate) fn swap_trace_id(id: Option<u128>) -> Option<u128> {
+    TRACE_ID.replace(id)
+}
+
+/// The end of a line: ` trace_id=<32 hex>` when a trace id is set, else nothing.
+struct TraceSuffix(Option<u128>);
+
+impl std::fmt::Display for TraceSuffix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, " trace_id={id:032x}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Writes one line: to the `log` facade's logger when the feature `log` is on and the
 /// program installed one; else to stderr if `level` is enabled, as
-/// `panini LEVEL target: message`.
+/// `panini LEVEL target: message`. Either way, a line written during a traced handler run
+/// ends with ` trace_id=<32 hex digits>`.
+///
+/// ```
+/// use panini::log::{log, Level};
+///
+/// log(Level::Info, "orders", format_args!("order {} placed", 42));
+/// ```
 pub fn log(level: Level, target: &str, args: std::fmt::Arguments<'_>) {
+    let trace = TraceSuffix(TRACE_ID.get());
     if facade_on() {
         #[cfg(feature = "log")]
-        ::log::log!(target: target, facade_level(level), "{args}");
+        ::log::log!(target: target, facade_level(level), "{args}{trace}");
         return;
     }
     if enabled(level) {
@@ -84,7 +120,7 @@ pub fn log(level: Level, target: &str, args: std::fmt::Arguments<'_>) {
             Level::Info => "INFO",
             Level::Debug => "DEBUG",
         };
-        eprintln!("panini {name} {target}: {args}");
+        eprintln!("panini {name} {target}: {args}{trace}");
     }
 }
 
@@ -94,3 +130,24 @@ macro_rules! log_at {
     };
 }
 pub(crate) use log_at;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_ends_with_the_trace_id_only_while_one_is_set() {
+        assert_eq!(TraceSuffix(None).to_string(), "");
+        let id = 0x4bf92f3577b34da6a3ce929d0e0e4736;
+        assert_eq!(
+            TraceSuffix(Some(id)).to_string(),
+            " trace_id=4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(
+            TraceSuffix(Some(1)).to_string(),
+            " trace_id=00000000000000000000000000000001"
+        );
+        assert_eq!(swap_trace_id(Some(id)), None);
+        assert_eq!(swap_trace_id(None), Some(id));
+    }
+}

@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["message", "payload", "creds", "nkeys"],
     &["client"],
     &["jetstream"],
-    &["app::state"],
+    &["app::state", "app::trace"],
     &["app::reply", "app::executor"],
     &["app::middleware", "app::stats"],
     &["app::runtime"],

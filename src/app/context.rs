@@ -16,6 +16,7 @@ use smol::Task;
 use super::middleware::{Chain, Next, Outgoing, SendKind, SendResult, Terminal};
 use super::runtime::Runtime;
 use super::state::States;
+use super::trace;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::jetstream::{self, kv, PubAck, PublishOptions};
@@ -450,11 +451,13 @@ impl AppHandle {
         message: impl IntoPayload,
         opts: &PublishOptions,
     ) -> Result<PubAck> {
+        let mut headers = opts.to_headers();
+        trace::inject(&mut headers);
         let out = Outgoing {
             kind: SendKind::JsPublish,
             subject: subject.to_string(),
             payload: message.into_payload()?,
-            headers: opts.to_headers(),
+            headers,
             reply_to: None,
             timeout: opts.timeout_set().unwrap_or(self.inner.request_timeout),
         };
@@ -558,11 +561,13 @@ impl AppHandle {
         message: impl IntoPayload,
         opts: SendOptions,
     ) -> Result<Outgoing> {
+        let mut headers = opts.headers;
+        trace::inject(&mut headers);
         Ok(Outgoing {
             kind,
             subject: subject.to_string(),
             payload: message.into_payload()?,
-            headers: opts.headers,
+            headers,
             reply_to: opts.reply_to,
             timeout: opts.timeout.unwrap_or(self.inner.request_timeout),
         })

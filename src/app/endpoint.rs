@@ -2,8 +2,10 @@
 //! message starts its run in the loop (through the listen middlewares compiled for its
 //! kind, or straight into the handler's reusing runner when none applies), polled once
 //! there; a run that is still pending goes on in a task of its own, holding one of the
-//! endpoint's `max_concurrency` slots. Also `subscribe_new_subject` and
-//! `unsubscribe_subject`, which start and stop endpoints while the app runs.
+//! endpoint's `max_concurrency` slots. A run of a traced message (a W3C `traceparent`) has
+//! its trace scope entered around its start and every later poll. Also
+//! `subscribe_new_subject` and `unsubscribe_subject`, which start and stop endpoints while
+//! the app runs.
 
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -21,6 +23,7 @@ use super::reply::{error_reply, settle, Outcome};
 use super::runner::{BoxedHandler, Handler, Runner, Step};
 use super::runtime::RunningEndpoint;
 use super::stats::EndpointStats;
+use super::trace::{traced, RunScope};
 use crate::client::Subscription;
 use crate::error::{Error, Result};
 use crate::log::log_at;
@@ -195,8 +198,27 @@ impl EndpointLoop {
         (run, Some(t0))
     }
 
-    /// Starts the run of `msg`, in this task's context.
+    /// Starts the run of `msg`, in this task's context, inside its trace scope if it has
+    /// one; a pending run keeps the scope for its later polls.
     fn start_run(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
+        let Some(scope) = RunScope::of(&msg, &self.subject) else {
+            return self.start_plain(msg, cx);
+        };
+        let is_request = msg.reply.is_some();
+        match scope.enter(|| self.start_plain(msg, cx)) {
+            Run::Done(reply) => Run::Done(reply),
+            // Settled inside the scope too, so that a failure's log line has the trace id.
+            Run::Handler(rest) => {
+                let subject = self.subject.clone();
+                let rest = async move { settle(rest.await, &subject, is_request) };
+                Run::Settled(Box::pin(traced(Some(scope), rest)))
+            }
+            Run::Settled(rest) => Run::Settled(Box::pin(traced(Some(scope), rest))),
+        }
+    }
+
+    /// Starts the run of `msg`, in this task's context.
+    fn start_plain(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
         let is_request = msg.reply.is_some();
         let chain = if is_request {
             &self.requests

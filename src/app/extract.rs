@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::context::AppHandle;
 use super::reply::Rejection;
+use super::trace::Trace;
 use crate::message::{Headers, Message};
 use crate::payload::FromPayload;
 
@@ -142,6 +143,12 @@ impl FromMessage for Message {
 impl FromMessage for AppHandle {
     fn from_message(_: &Message, app: &AppHandle) -> Result<Self, Rejection> {
         Ok(app.clone())
+    }
+}
+
+impl FromMessage for Trace {
+    fn from_message(msg: &Message, _: &AppHandle) -> Result<Self, Rejection> {
+        Ok(Trace::of(msg))
     }
 }
 

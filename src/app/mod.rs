@@ -1,8 +1,9 @@
 //! The app layer: what turns a NATS client into a Panini service.
 //!
 //! # Layers inside `app` (each file uses only those above it; `tests/layers.rs` checks)
-//! 1. [`state`] (the registered values), then [`reply`] (a handler's return value as the
-//!    reply) and [`executor`] (the threads the app runs on);
+//! 1. [`state`] (the registered values) and [`trace`] (the W3C trace context of a run),
+//!    then [`reply`] (a handler's return value as the reply) and [`executor`] (the threads
+//!    the app runs on);
 //! 2. [`middleware`]: the hooks and their chains, compiled once per kind;
 //! 3. [`runtime`]: the running machinery (endpoints by subject, runs in flight, listen
 //!    hooks, the stop latch, the executor);
@@ -33,6 +34,7 @@ pub(crate) mod state;
 pub(crate) mod stats;
 pub(crate) mod stream_endpoint;
 pub(crate) mod tasks;
+pub(crate) mod trace;
 
 pub use builder::{App, EndpointConfig, IntoSubjects, EXIT_NATS_LOST};
 #[cfg(feature = "http")]
@@ -44,3 +46,4 @@ pub use runner::{Handler, SyncHandler};
 pub use state::MissingState;
 pub use stream_endpoint::StreamEndpointConfig;
 pub use tasks::TaskResult;
+pub use trace::Trace;

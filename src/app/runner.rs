@@ -20,6 +20,7 @@ use super::extract::FromMessage;
 use super::middleware::ListenResult;
 use super::reply::{settle, IntoReply, Outcome, Rejection};
 use super::state::{MissingState, States};
+use super::trace;
 use crate::message::Message;
 
 /// The erased form every handler is stored as. An endpoint loop keeps one
@@ -403,13 +404,17 @@ macro_rules! handler_impls {
     };
 }
 
-/// Runs a sync handler on the blocking thread pool; a panic becomes a failed outcome.
+/// Runs a sync handler on the blocking thread pool, with the trace context current where
+/// it was made; a panic becomes a failed outcome.
 fn blocking<R: IntoReply + Send + 'static>(
     f: impl FnOnce() -> R + Send + 'static,
 ) -> impl Future<Output = Outcome> + Send + 'static {
+    let trace = trace::current();
     smol::unblock(move || {
-        std::panic::catch_unwind(AssertUnwindSafe(|| f().into_reply()))
-            .unwrap_or_else(Outcome::panicked)
+        trace::with_current(trace, || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| f().into_reply()))
+                .unwrap_or_else(Outcome::panicked)
+        })
     })
 }
 

@@ -11,6 +11,9 @@
 //! - the payload does not decode as the handler asks: **term** (it would never succeed),
 //!   logged as a warning.
 //!
+//! A run of a traced message (a W3C `traceparent`) has its trace scope entered at every
+//! poll, its acknowledgement included.
+//!
 //! A run longer than half the consumer's ack wait sends `in_progress` so the message is not
 //! redelivered under it. At the stop, the loop takes no more messages; runs in flight finish
 //! and acknowledge; messages pulled but not started are given back (`nak`), so the next
@@ -30,6 +33,7 @@ use super::reply::{settle, Outcome};
 use super::runner::BoxedHandler;
 use super::runtime::RunningEndpoint;
 use super::stats::failure;
+use super::trace::{traced, RunScope};
 use crate::error::{Error, Result};
 use crate::jetstream::{self, ConsumerConfig, MessageInfo};
 use crate::log::log_at;
@@ -260,15 +264,22 @@ impl DurableLoop {
             .map(|i: MessageInfo<'_>| i.delivered)
             .unwrap_or(1);
         let content = msg.take_content();
-        let run: Boxed<ListenResult> = match &self.chain {
-            Some(chain) => {
-                let chain = chain.clone();
-                Box::pin(async move { chain.start(content).await })
+        let scope = RunScope::of(&content, &self.name);
+        let start = || -> Boxed<ListenResult> {
+            match &self.chain {
+                Some(chain) => {
+                    let chain = chain.clone();
+                    Box::pin(async move { chain.start(content).await })
+                }
+                None => self.handler.settled(content, &self.app, &self.name),
             }
-            None => self.handler.settled(content, &self.app, &self.name),
+        };
+        let run = match &scope {
+            Some(scope) => scope.enter(start),
+            None => start(),
         };
         let (name, backoff, ack_wait) = (self.name.clone(), self.backoff.clone(), self.ack_wait);
-        async move {
+        traced(scope, async move {
             let run = AssertUnwindSafe(run).catch_unwind();
             let keep_alive = async {
                 let mut every = smol::Timer::interval(ack_wait / 2);
@@ -297,7 +308,7 @@ impl DurableLoop {
                     "cannot acknowledge a message of {name}: {e}"
                 );
             }
-        }
+        })
     }
 }
 
