@@ -30,17 +30,20 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 ///
 /// Its endpoints, tasks and hooks run on smol's executor threads, beside the test.
 ///
-/// ```no_run
+/// ```
 /// use panini::testing::{run, NatsServer, TestApp, TestClient};
 /// use panini::{App, Msg};
+/// use serde_json::{json, Value};
 ///
 /// let server = NatsServer::start();
 /// run(async {
 ///     let mut app = App::new("echo");
-///     app.listen("echo", |msg: Msg<String>| async move { msg.data });
+///     app.listen("echo", |msg: Msg<Value>| async move { msg.data });
 ///     let app = TestApp::start(app, &server).await;
-///     let reply = app.handle().request("echo", "hi").await.unwrap();
-///     assert_eq!(reply.payload, b"hi");
+///     let client = TestClient::connect(&server).await;
+///     assert_eq!(client.request("echo", json!({"hi": 1})).await, json!({"hi": 1}));
+///     // the app's own handle: publish and request as the app does
+///     app.handle().publish("echo.seen", "1").await.unwrap();
 ///     app.stop().await.unwrap();
 /// });
 /// ```

@@ -23,7 +23,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// clear message for every failure (a refused connection, no reply, a reply that is not
 /// JSON, an error reply).
 ///
-/// ```no_run
+/// ```
 /// use panini::testing::{run, NatsServer, TestClient};
 /// use serde_json::json;
 /// use std::time::Duration;

@@ -38,7 +38,7 @@ const INSTALL_HINT: &str = "install it (Debian/Ubuntu: `apt-get install nats-ser
 /// The constructors panic when the binary is missing (the message says what to install)
 /// and when the server does not start (the message holds its log).
 ///
-/// ```no_run
+/// ```
 /// use panini::testing::NatsServer;
 ///
 /// let server = NatsServer::start();
@@ -118,11 +118,13 @@ impl NatsServer {
     }
 
     /// Starts `n` servers with JetStream routed into one cluster on loopback (each with a
-    /// store of its own), and returns once its JetStream answers (a metadata leader is
-    /// elected), so a replicated stream can be created at once.
+    /// store of its own), and returns once its JetStream can place a stream with `n`
+    /// replicas (a metadata leader is elected and knows every node), so a replicated
+    /// stream can be created at once.
     pub fn jetstream_cluster(n: usize) -> Vec<NatsServer> {
         // JetStream wants every node's routes configured, so the cluster ports are picked
         // first: a port taken in between fails the start, which is tried again.
+        assert!(n > 0, "a JetStream cluster has at least one node");
         let mut failure = String::new();
         for _ in 0..3 {
             match Self::try_jetstream_cluster(n) {
@@ -154,8 +156,9 @@ impl NatsServer {
             ]);
             nodes.push(Self::spawn(TempDir::new(), true, args)?);
         }
-        wait_until(&nodes, "the JetStream of the cluster", |node| {
-            jetstream_answers(&node.url())
+        // Asking one node is enough: every JetStream API call goes to the metadata leader.
+        wait_until(&nodes[..1], "the JetStream of the cluster", |node| {
+            jetstream_places(&node.url(), n)
         })?;
         Ok(nodes)
     }
@@ -441,17 +444,25 @@ fn read_info(addr: SocketAddr) -> Option<ServerInfo> {
     serde_json::from_str(line.strip_prefix("INFO ")?.trim_end()).ok()
 }
 
-/// Whether the JetStream API of the server at `url` answers (a cluster's: once it has a
-/// metadata leader).
-fn jetstream_answers(url: &str) -> bool {
+/// Whether the JetStream of the cluster behind `url` can place a stream on its `n`
+/// nodes (it has a metadata leader, and that leader knows every node): a probe stream with
+/// `n` replicas is created, then deleted.
+fn jetstream_places(url: &str, n: usize) -> bool {
+    use crate::jetstream::{Context, StorageType, StreamConfig};
+    const PROBE: &str = "PANINI_TESTING_READY";
     smol::block_on(async {
         let Ok(client) = crate::client::connect(url).await else {
             return false;
         };
-        let js =
-            crate::jetstream::Context::new(client.clone()).with_timeout(Duration::from_secs(1));
-        let answered = js.account_info().await.is_ok();
+        let js = Context::new(client.clone()).with_timeout(Duration::from_secs(1));
+        let probe = StreamConfig {
+            storage: StorageType::Memory,
+            num_replicas: n,
+            ..StreamConfig::new(PROBE, ["_panini.testing.ready"])
+        };
+        let placed = js.create_stream(&probe).await.is_ok();
+        let deleted = placed && js.delete_stream(PROBE).await.is_ok();
         client.close().await;
-        answered
+        deleted
     })
 }
