@@ -1,7 +1,8 @@
 //! The dependency rule of `src/lib.rs`, checked: every module of the crate has a layer,
 //! and a module uses (through `crate::` or `super::` paths, outside its tests) only
 //! modules of earlier layers, or its own folder's siblings where a folder (the client,
-//! the HTTP server, JetStream, the testing kit) is one layer. A new module must be given a layer here.
+//! the HTTP server, JetStream, the testing kit) is one layer. A new module must be given
+//! a layer here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

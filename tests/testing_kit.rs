@@ -64,22 +64,35 @@ fn a_cluster_routes_a_message_from_one_node_to_another() {
         names
     });
     assert_eq!(names, ["n0", "n1", "n2"]);
-    run(async {
-        let first = TestClient::connect(&nodes[0]).await;
-        let last = TestClient::connect(&nodes[2]).await;
-        let mut sub = first.subscribe("across").await;
-        // The routes are up; the interest in `across` crosses them a moment later.
-        let got = within(BOUND, "a message across the cluster", async {
-            loop {
-                last.publish("across", json!({"hop": 1})).await;
-                if let Some(msg) = sub.next_within(Duration::from_millis(50)).await {
-                    return msg;
-                }
+    // The routes are up; the interest in a subject crosses them a moment later.
+    run(routed(&nodes[2], &nodes[0]));
+}
+
+/// Waits until a message published on `from` reaches a subscriber on `to`.
+async fn routed(from: &NatsServer, to: &NatsServer) {
+    let sender = TestClient::connect(from).await;
+    let receiver = TestClient::connect(to).await;
+    let mut sub = receiver.subscribe("across").await;
+    within(BOUND, "a message across the cluster", async {
+        loop {
+            sender.publish("across", json!({"hop": 1})).await;
+            if sub.next_within(Duration::from_millis(50)).await.is_some() {
+                return;
             }
-        })
-        .await;
-        assert_eq!(got.payload, br#"{"hop":1}"#);
-    });
+        }
+    })
+    .await;
+}
+
+#[test]
+fn a_restarted_seed_node_keeps_its_route_port_and_rejoins() {
+    let mut nodes = NatsServer::cluster(2);
+    let route = nodes[0]
+        .cluster_url()
+        .expect("a cluster node has a route URL");
+    nodes[0].restart();
+    assert_eq!(nodes[0].cluster_url(), Some(route));
+    run(routed(&nodes[1], &nodes[0]));
 }
 
 #[test]

@@ -40,7 +40,8 @@
 //! method says when under `# Panics`. Every wait is bounded.
 //!
 //! - `temp`: [`TempDir`], a directory removed on `Drop` (server files, test files).
-//! - `server`: [`NatsServer`], alone, with JetStream, or a cluster on loopback.
+//! - `server`: [`NatsServer`], alone or with JetStream; `cluster`: clusters of them on
+//!   loopback.
 //! - `app`: [`TestApp`], an [`App`](crate::App) started, waited for, and stopped.
 //! - `client`: [`TestClient`] and [`TestSubscription`].
 
@@ -51,6 +52,7 @@ use smol::future::FutureExt;
 
 mod app;
 mod client;
+mod cluster;
 mod server;
 mod temp;
 
