@@ -29,7 +29,7 @@ impl TempDir {
     /// # Panics
     ///
     /// If it cannot be created.
-    #[allow(clippy::new_without_default)]
+    #[allow(clippy::new_without_default)] // a new directory each call: not a default value
     pub fn new() -> TempDir {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let nanos = SystemTime::now()
