@@ -54,6 +54,8 @@
 //!   connection limit), `stats` (refusals counted and logged), `state` (the app state as a
 //!   route argument).
 //! - [`rt`]: the smol and futures-lite pieces re-exported for programs using the client.
+//! - [`testing`] (feature `testing`, for a program's dev-dependencies), after the app: a
+//!   `nats-server` per test, the app run in the test's process, a test client.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
@@ -75,6 +77,8 @@ mod message;
 pub mod nkeys;
 mod payload;
 mod sync;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use app::{middleware, shutdown};
 

@@ -1,7 +1,8 @@
 //! The dependency rule of `src/lib.rs`, checked: every module of the crate has a layer,
 //! and a module uses (through `crate::` or `super::` paths, outside its tests) only
 //! modules of earlier layers, or its own folder's siblings where a folder (the client,
-//! the HTTP server, JetStream) is one layer. A new module must be given a layer here.
+//! the HTTP server, JetStream, the testing kit) is one layer. A new module must be given
+//! a layer here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -28,6 +29,7 @@ const LAYERS: &[&[&str]] = &[
     &["app::shutdown"],
     &["app::run"],
     &["app"],
+    &["testing"],
 ];
 
 /// The layer of a module path: its own entry, else its folder's.
@@ -38,7 +40,7 @@ fn layer(module: &str) -> Option<usize> {
 }
 
 /// The folders taken as one layer each.
-const FOLDERS: &[&str] = &["error", "client", "http", "jetstream"];
+const FOLDERS: &[&str] = &["error", "client", "http", "jetstream", "testing"];
 
 /// The folder a module belongs to when that folder is one layer (`client::task` → `client`).
 fn group(module: &str) -> &str {

@@ -136,7 +136,7 @@ impl NatsServer {
 
     /// `tls://127.0.0.1:PORT`.
     pub fn tls_url(&self) -> String {
-        format!("tls://{}", self.addr)
+        format!("tls://{}", self.addr())
     }
 
     /// `tls://localhost:PORT` (the certificate's DNS name rather than its IP).
