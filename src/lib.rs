@@ -48,7 +48,8 @@
 //!   ([`IntoReply`]), `executor`, [`middleware`], `runtime` (endpoints, runs in flight,
 //!   the stop), `context` ([`AppHandle`]), `extract` ([`Msg`], [`FromMessage`], [`State`]),
 //!   `runner` ([`Handler`]), `endpoint` (the one loop every subscription runs), `tasks`,
-//!   `builder` ([`App`]), [`shutdown`] (signals, the graceful stop), `run` (the start).
+//!   `builder` ([`App`]), [`shutdown`] (signals, the graceful stop), `run` (the start),
+//!   [`record`] (record an app's traffic to JSONL, replay it against an app in a test).
 //! - [`http`] (feature `http`, on by default): `router` (routes, views, arguments), `conn`
 //!   (one connection's I/O and limits), `head` and `query` (parsing), `slots` (the
 //!   connection limit), `stats` (refusals counted and logged), `state` (the app state as a
@@ -80,7 +81,7 @@ mod sync;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use app::{middleware, shutdown};
+pub use app::{middleware, record, shutdown};
 
 /// The async runtime pieces a program needs to use panini's [`client`] on its own (or to
 /// run an [`App`] inside its own code), so it does not have to add `smol` and

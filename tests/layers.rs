@@ -28,6 +28,12 @@ const LAYERS: &[&[&str]] = &[
     &["app::builder"],
     &["app::shutdown"],
     &["app::run"],
+    &["app::record::error", "app::record::line"],
+    &["app::record::writer"],
+    &["app::record::recorder"],
+    &["app::record::compare", "app::record::recording"],
+    &["app::record::replay"],
+    &["app::record"],
     &["app"],
     &["testing"],
 ];

@@ -14,7 +14,8 @@
 //! 7. the HTTP server ([`crate::http`]), which uses the context and the extractors, then
 //!    `metrics` (`/metrics` on it);
 //! 8. [`tasks`], [`builder`] ([`App`]), [`shutdown`] (signals, the graceful stop), and
-//!    [`run`] (the start and the run).
+//!    [`run`] (the start and the run);
+//! 9. [`record`]: record an app's traffic, replay it against an app under test.
 
 pub(crate) mod builder;
 pub(crate) mod context;
@@ -24,6 +25,7 @@ pub(crate) mod extract;
 #[cfg(feature = "http")]
 pub(crate) mod metrics;
 pub mod middleware;
+pub mod record;
 pub(crate) mod reply;
 pub(crate) mod run;
 pub(crate) mod runner;
