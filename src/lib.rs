@@ -44,12 +44,14 @@
 //! - [`client`]: our NATS client (connection task, reconnect, pool, TLS, request mux).
 //! - [`jetstream`]: JetStream on the client alone: streams, pull consumers, acked
 //!   publishes, typed API errors.
-//! - `app/`: the framework, in layers of its own (each file one job): `state`, `reply`
-//!   ([`IntoReply`]), `executor`, [`middleware`], `runtime` (endpoints, runs in flight,
-//!   the stop), `context` ([`AppHandle`]), `extract` ([`Msg`], [`FromMessage`], [`State`]),
-//!   `runner` ([`Handler`]), `endpoint` (the one loop every subscription runs), `tasks`,
-//!   `builder` ([`App`]), [`shutdown`] (signals, the graceful stop), `run` (the start),
-//!   [`record`] (record an app's traffic to JSONL, replay it against an app in a test).
+//! - `app/`: the framework, in layers of its own (each file one job): `state`, `trace`
+//!   (W3C trace context), `reply` ([`IntoReply`]), `executor`, [`middleware`], `stats`
+//!   (per-endpoint counters), `runtime` (endpoints, runs in flight, the stop), `context`
+//!   ([`AppHandle`]), `extract` ([`Msg`], [`FromMessage`], [`State`]), `runner`
+//!   ([`Handler`]), `endpoint` (the one loop every subscription runs), `stream_endpoint`
+//!   (durable JetStream endpoints), `service` (the NATS Service API), `metrics`
+//!   (`/metrics`), `tasks`, `builder` ([`App`]), [`shutdown`] (signals, the graceful stop),
+//!   `run` (the start), [`record`] (record an app's traffic to JSONL, replay it in a test).
 //! - [`http`] (feature `http`, on by default): `router` (routes, views, arguments), `conn`
 //!   (one connection's I/O and limits), `head` and `query` (parsing), `slots` (the
 //!   connection limit), `stats` (refusals counted and logged), `state` (the app state as a

@@ -4,13 +4,16 @@
 //! 1. [`state`] (the registered values) and [`trace`] (the W3C trace context of a run),
 //!    then [`reply`] (a handler's return value as the reply) and [`executor`] (the threads
 //!    the app runs on);
-//! 2. [`middleware`]: the hooks and their chains, compiled once per kind;
+//! 2. [`middleware`]: the hooks and their chains, compiled once per kind, and [`stats`]
+//!    (each endpoint's counters);
 //! 3. [`runtime`]: the running machinery (endpoints by subject, runs in flight, listen
 //!    hooks, the stop latch, the executor);
 //! 4. [`context`]: [`AppHandle`], what handlers, tasks and hooks get;
 //! 5. [`extract`] (a handler's arguments: [`Msg`], [`State`]), then [`runner`]
 //!    ([`Handler`]: a plain async fn as an endpoint);
 //! 6. [`endpoint`]: the one loop every subscription runs, and `subscribe_new_subject`;
+//!    [`stream_endpoint`] (durable JetStream endpoints) and [`service`] (the NATS Service
+//!    API responder) beside it;
 //! 7. the HTTP server ([`crate::http`]), which uses the context and the extractors, then
 //!    `metrics` (`/metrics` on it);
 //! 8. [`tasks`], [`builder`] ([`App`]), [`shutdown`] (signals, the graceful stop), and
