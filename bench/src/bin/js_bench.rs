@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release --manifest-path bench/Cargo.toml --bin js_bench -- [--quick]
 //!     [--rounds N] [--only publish-sync|publish-window|consume|kv]
+//!     [--contender ours|async-nats]
 //! ```
 //!
 //! Every round of every workload makes a fresh stream (file storage, one replica, the
@@ -26,6 +27,7 @@
 //!
 //! Rounds alternate which client goes first; the table gives medians, their ratio, and the
 //! CPU time of this process (all threads) per message beside each throughput.
+//! `--contender` runs one client only (to profile it: the other column shows `-`).
 
 #[allow(dead_code)]
 #[path = "../contender.rs"]
@@ -83,7 +85,8 @@ const QUICK: Config = Config {
     kv: 1_000,
 };
 
-const USAGE: &str = "usage: js_bench [--quick] [--rounds N] [--only WORKLOAD]
+const USAGE: &str =
+    "usage: js_bench [--quick] [--rounds N] [--only WORKLOAD] [--contender ours|async-nats]
   WORKLOAD: publish-sync, publish-window, consume or kv";
 
 /// The workloads, in table order; `--only` picks one.
@@ -107,12 +110,14 @@ fn main() {
 struct Args {
     cfg: Config,
     only: Option<String>,
+    contender: Option<String>,
 }
 
 fn parse_args(args: &[&str]) -> Result<Args> {
     let mut out = Args {
         cfg: FULL,
         only: None,
+        contender: None,
     };
     let mut rounds = None;
     let mut it = args.iter();
@@ -121,6 +126,7 @@ fn parse_args(args: &[&str]) -> Result<Args> {
             "--quick" => out.cfg = QUICK,
             "--rounds" => rounds = Some(it.next().ok_or(USAGE)?.parse::<usize>()?),
             "--only" => out.only = it.next().map(|w| w.to_string()),
+            "--contender" => out.contender = it.next().map(|c| c.to_string()),
             _ => return Err(USAGE.into()),
         }
     }
@@ -135,11 +141,16 @@ fn run(args: Args) -> Result<()> {
     let server = server::NatsServer::start_jetstream()?;
     let url = server.url().to_string();
     let theirs = js_theirs::AsyncNats::new()?;
+    let all: [&dyn JsContender; 2] = [&js_ours::Ours, &theirs];
+    let picked = |c: &&dyn JsContender| args.contender.as_deref().is_none_or(|n| n == c.name());
     let bench = Bench {
         cfg: args.cfg,
         url,
-        contenders: vec![&js_ours::Ours, &theirs],
+        contenders: all.iter().copied().filter(picked).collect(),
     };
+    if bench.contenders.is_empty() {
+        return Err(USAGE.into());
+    }
     eprintln!("nats-server -js at {}; {:?}", bench.url, bench.cfg);
     eprintln!("load average before: {}", load_average());
     check_same_settings(&bench.url, &bench.contenders)?;
