@@ -22,8 +22,9 @@
 //!   consumer (explicit acks) is read through each client's continuous `messages()`,
 //!   acking each message; the time runs until the server reports all N acked, none
 //!   redelivered.
-//! - **kv**: N puts then N gets, one at a time, over 100 keys of a bucket (history 1):
-//!   p50/p99 of each. Ours has no Key-Value store yet: its column shows `-`.
+//! - **kv**: N puts then N gets, one at a time, over 100 keys of a bucket (history 1,
+//!   file storage, one replica): p50/p99 of each. async-nats's bucket is made without
+//!   `create_key_value`, which fails on nats-server 2.9 (see `js/theirs.rs`).
 //!
 //! Rounds alternate which client goes first; the table gives medians, their ratio, and the
 //! CPU time of this process (all threads) per message beside each throughput.
@@ -174,9 +175,10 @@ fn load_average() -> String {
         .join(" ")
 }
 
-/// Has each client make a stream and a consumer as its rounds do, then reads both back
-/// from the server (raw API replies) and fails unless their configurations are the same
-/// but for the names.
+/// Has each client make a stream, a consumer and a KV bucket as its rounds do, then reads
+/// them back from the server (raw API replies) and fails unless their configurations are
+/// the same but for the names (and a KV bucket's empty description, which async-nats
+/// sends and we do not).
 fn check_same_settings(url: &str, contenders: &[&dyn JsContender]) -> Result<()> {
     let specs: Vec<Spec> = contenders
         .iter()
@@ -184,19 +186,26 @@ fn check_same_settings(url: &str, contenders: &[&dyn JsContender]) -> Result<()>
         .collect();
     for (c, spec) in contenders.iter().zip(&specs) {
         c.prepare(url, spec)?;
+        c.prepare_kv(url, spec)?;
     }
     let configs = smol::block_on(async {
         let client = panini::client::connect(url).await?;
         let mut configs = Vec::new();
         for spec in &specs {
-            let stream = api(&client, &format!("STREAM.INFO.{}", spec.stream)).await?;
-            let consumer = api(
-                &client,
-                &format!("CONSUMER.INFO.{}.{CONSUMER}", spec.stream),
-            )
-            .await?;
-            configs.push(without_names(stream, consumer));
-            api(&client, &format!("STREAM.DELETE.{}", spec.stream)).await?;
+            let kv_stream = format!("KV_{}", spec.bucket());
+            let calls = [
+                format!("STREAM.INFO.{}", spec.stream),
+                format!("CONSUMER.INFO.{}.{CONSUMER}", spec.stream),
+                format!("STREAM.INFO.{kv_stream}"),
+            ];
+            let mut three = Vec::new();
+            for call in &calls {
+                three.push(without_names(api(&client, call).await?));
+            }
+            configs.push(three);
+            for stream in [&spec.stream, &kv_stream] {
+                api(&client, &format!("STREAM.DELETE.{stream}")).await?;
+            }
         }
         client.close().await;
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(configs)
@@ -206,9 +215,11 @@ fn check_same_settings(url: &str, contenders: &[&dyn JsContender]) -> Result<()>
             format!("the clients make different streams or consumers: {configs:#?}").into(),
         );
     }
+    let [stream, consumer, kv] = &configs[0][..] else {
+        return Err("no configuration read".into());
+    };
     eprintln!(
-        "same settings for both clients: stream {}, consumer {}",
-        configs[0].0, configs[0].1
+        "same settings for both clients: stream {stream}\n  consumer {consumer}\n  KV stream {kv}"
     );
     Ok(())
 }
@@ -223,20 +234,14 @@ async fn api(client: &panini::client::Client, call: &str) -> Result<serde_json::
     Ok(value["config"].take())
 }
 
-/// The two configurations without what differs by design (names and subjects).
-fn without_names(
-    mut stream: serde_json::Value,
-    mut consumer: serde_json::Value,
-) -> (serde_json::Value, serde_json::Value) {
-    for (value, fields) in [
-        (&mut stream, &["name", "subjects"][..]),
-        (&mut consumer, &["name", "durable_name"][..]),
-    ] {
-        if let Some(object) = value.as_object_mut() {
-            fields.iter().for_each(|f| drop(object.remove(*f)));
+/// A configuration without what differs by design: names, subjects, descriptions.
+fn without_names(mut config: serde_json::Value) -> serde_json::Value {
+    if let Some(object) = config.as_object_mut() {
+        for field in ["name", "durable_name", "subjects", "description"] {
+            object.remove(field);
         }
     }
-    (stream, consumer)
+    config
 }
 
 /// One server, the contenders, and the sizes.
@@ -307,16 +312,14 @@ impl Bench<'_> {
             ("kv put + get: CPU per operation".to_string(), Unit::Nanos),
         ];
         self.compare(&labels, "kv", |c, spec| {
-            Ok(match c.kv(&self.url, spec, n)? {
-                Some(l) => vec![
-                    l.put_p50_us,
-                    l.put_p99_us,
-                    l.get_p50_us,
-                    l.get_p99_us,
-                    l.cpu_ns,
-                ],
-                None => vec![f64::NAN; 5],
-            })
+            let l = c.kv(&self.url, spec, n)?;
+            Ok(vec![
+                l.put_p50_us,
+                l.put_p99_us,
+                l.get_p50_us,
+                l.get_p99_us,
+                l.cpu_ns,
+            ])
         })
     }
 

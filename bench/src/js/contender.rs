@@ -79,6 +79,9 @@ pub trait JsContender {
     /// them, for [`check_same_settings`](crate::check_same_settings) to compare.
     fn prepare(&self, url: &str, spec: &Spec) -> Result<()>;
 
+    /// Makes the KV bucket of `spec` as [`kv`](JsContender::kv) does, and leaves it.
+    fn prepare_kv(&self, url: &str, spec: &Spec) -> Result<()>;
+
     /// `count` publishes, each ack awaited before the next: publishes/s, p50, p99.
     fn publish_sync(&self, url: &str, spec: &Spec, count: usize) -> Result<Latency>;
 
@@ -92,8 +95,8 @@ pub trait JsContender {
     fn consume(&self, url: &str, spec: &Spec, count: usize) -> Result<Throughput>;
 
     /// `count` puts then `count` gets on a KV bucket (history 1, file storage, one
-    /// replica), one at a time, over [`KV_KEYS`] keys. `None` where the client has no KV.
-    fn kv(&self, url: &str, spec: &Spec, count: usize) -> Result<Option<KvLatency>>;
+    /// replica), one at a time, over [`KV_KEYS`] keys; every value read is checked.
+    fn kv(&self, url: &str, spec: &Spec, count: usize) -> Result<KvLatency>;
 }
 
 /// The payload of every message.

@@ -8,12 +8,13 @@ use std::time::Instant;
 
 use futures_lite::{FutureExt, StreamExt};
 use panini::client::Client;
+use panini::jetstream::kv::KvConfig;
 use panini::jetstream::{AckPolicy, ConsumerConfig, Context, StorageType, StreamConfig};
 use smol::Timer;
 
 use crate::contender::{Latency, Meter, Throughput};
 use crate::js_contender::{
-    expect_stored, payload, JsContender, KvLatency, Spec, CONSUMER, ROUND_TIMEOUT, WINDOW,
+    expect_stored, kv_key, payload, JsContender, KvLatency, Spec, CONSUMER, ROUND_TIMEOUT, WINDOW,
 };
 use crate::Result;
 
@@ -153,10 +154,59 @@ impl JsContender for Ours {
         })
     }
 
-    fn kv(&self, _url: &str, _spec: &Spec, _count: usize) -> Result<Option<KvLatency>> {
-        // TODO(#12): panini has no Key-Value store yet (no `create_key_value` in
-        // src/jetstream); write this side when it lands.
-        Ok(None)
+    fn prepare_kv(&self, url: &str, spec: &Spec) -> Result<()> {
+        smol::block_on(async {
+            let client = panini::client::connect(url).await?;
+            Context::new(client.clone())
+                .create_key_value(&kv_config(spec))
+                .await?;
+            client.close().await;
+            Ok(())
+        })
+    }
+
+    fn kv(&self, url: &str, spec: &Spec, count: usize) -> Result<KvLatency> {
+        smol::block_on(async {
+            let client = panini::client::connect(url).await?;
+            let js = Context::new(client.clone());
+            let store = js.create_key_value(&kv_config(spec)).await?;
+            let body = payload();
+            store.put(&kv_key(0), &body).await?; // warm-up
+            let meter = Meter::start();
+            let mut samples = Vec::with_capacity(count);
+            for i in 0..count {
+                let key = kv_key(i);
+                let sent = Instant::now();
+                store.put(&key, &body).await?;
+                samples.push(sent.elapsed());
+            }
+            let put = Latency::from_samples(samples, &meter);
+            let meter = Meter::start();
+            let mut samples = Vec::with_capacity(count);
+            for i in 0..count {
+                let key = kv_key(i);
+                let sent = Instant::now();
+                let entry = store.get(&key).await?;
+                samples.push(sent.elapsed());
+                if entry.map(|e| e.value) != Some(body.clone()) {
+                    return Err(format!("ours: wrong value for {key}").into());
+                }
+            }
+            let get = Latency::from_samples(samples, &meter);
+            js.delete_key_value(&spec.bucket()).await?;
+            client.close().await;
+            Ok(KvLatency::of(put, get))
+        })
+    }
+}
+
+/// A bucket of history 1, file storage, one replica (`KvConfig`'s defaults, spelt out).
+fn kv_config(spec: &Spec) -> KvConfig {
+    KvConfig {
+        history: 1,
+        storage: StorageType::File,
+        replicas: 1,
+        ..KvConfig::new(spec.bucket())
     }
 }
 

@@ -184,7 +184,16 @@ impl JsContender for AsyncNats {
         })
     }
 
-    fn kv(&self, url: &str, spec: &Spec, count: usize) -> Result<Option<KvLatency>> {
+    fn prepare_kv(&self, url: &str, spec: &Spec) -> Result<()> {
+        self.rt.block_on(async {
+            let client = async_nats::connect(url).await?;
+            create_bucket(&jetstream::new(client.clone()), &spec.bucket()).await?;
+            client.drain().await?;
+            Ok(())
+        })
+    }
+
+    fn kv(&self, url: &str, spec: &Spec, count: usize) -> Result<KvLatency> {
         self.rt.block_on(async {
             let client = async_nats::connect(url).await?;
             let js = jetstream::new(client.clone());
@@ -195,25 +204,27 @@ impl JsContender for AsyncNats {
             let meter = Meter::start();
             let mut samples = Vec::with_capacity(count);
             for i in 0..count {
+                let key = kv_key(i);
                 let sent = Instant::now();
-                store.put(kv_key(i), body.clone()).await?;
+                store.put(key, body.clone()).await?;
                 samples.push(sent.elapsed());
             }
             let put = Latency::from_samples(samples, &meter);
             let meter = Meter::start();
             let mut samples = Vec::with_capacity(count);
             for i in 0..count {
+                let key = kv_key(i);
                 let sent = Instant::now();
-                let value = store.get(kv_key(i)).await?;
+                let value = store.get(key.as_str()).await?;
                 samples.push(sent.elapsed());
                 if value.as_deref() != Some(&body[..]) {
-                    return Err(format!("async-nats: wrong value for {}", kv_key(i)).into());
+                    return Err(format!("async-nats: wrong value for {key}").into());
                 }
             }
             let get = Latency::from_samples(samples, &meter);
             js.delete_key_value(&bucket).await?;
             client.drain().await?;
-            Ok(Some(KvLatency::of(put, get)))
+            Ok(KvLatency::of(put, get))
         })
     }
 }
