@@ -1,6 +1,7 @@
 //! The one `nats-server` both clients talk to: started on a port the OS picks, killed on
 //! `Drop` (so a failed run never leaves it behind). [`NatsServer::start_tls`] starts it
-//! with TLS required, on a throwaway PKI made with the `openssl` CLI in its temp dir.
+//! with TLS required, on a throwaway PKI made with the `openssl` CLI in its temp dir;
+//! [`NatsServer::start_jetstream`] with JetStream on, its store in that temp dir.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,17 +24,23 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts the server and waits (up to 5 s) for its ports file.
     pub fn start() -> Result<Self> {
-        Self::launch(false)
+        Self::launch(false, false)
+    }
+
+    /// The same with JetStream (`-js`), storing under its temp dir (removed on `Drop`).
+    #[allow(dead_code)] // only the JetStream benchmark uses it
+    pub fn start_jetstream() -> Result<Self> {
+        Self::launch(false, true)
     }
 
     /// The same, with `tls { cert_file, key_file, ca_file, timeout: 2 }`: every client must
     /// upgrade to TLS after the plain INFO. The CA is [`ca_file`](Self::ca_file).
     #[allow(dead_code)] // only the client benchmark runs over TLS
     pub fn start_tls() -> Result<Self> {
-        Self::launch(true)
+        Self::launch(true, false)
     }
 
-    fn launch(tls: bool) -> Result<Self> {
+    fn launch(tls: bool, jetstream: bool) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("panini-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let binary = std::env::var("NATS_SERVER").unwrap_or_else(|_| DEBIAN_BINARY.into());
@@ -43,6 +50,9 @@ impl NatsServer {
             .arg(&dir);
         if tls {
             command.arg("-c").arg(tls_config(&dir)?);
+        }
+        if jetstream {
+            command.args(["-js", "-sd"]).arg(dir.join("jetstream"));
         }
         let child = command
             .stdout(Stdio::null())
