@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --manifest-path bench/Cargo.toml --bin app_bench -- [--quick]
-//!     [--rounds N] [--only sequential|concurrent|stream] [--kind app|bare|async-nats]
+//!     [--rounds N] [--only sequential|concurrent|stream] [--kind app|app-mw|bare|async-nats]
 //! ```
 //!
 //! Every contender is a child process (this binary, run with `--respond` or `--count`), as a
@@ -14,6 +14,8 @@
 //!   parent sends 16-byte requests with the bare panini client under `smol::block_on`.
 //!   - `app`: `App::listen(subject, |msg: Msg<Vec<u8>>| async move { msg.data })`, run by
 //!     `App::start` (defaults otherwise; the banner off);
+//!   - `app-mw`: the same App plus one pass-through listen middleware,
+//!     `app.listen_any(|msg, next| next.run(msg))`, as a user would add one (issue #11);
 //!   - `bare`: `client.subscribe` and a loop that publishes each reply, spawned on smol's
 //!     global executor (where the App's endpoint loop and handlers run too);
 //!   - `async-nats`: the same loop spawned on a tokio multi-thread runtime (the
@@ -24,9 +26,11 @@
 //!   all N arrive and none was dropped. Both subscriptions get a capacity of N
 //!   (`subscription_capacity`).
 //!   - `app`: an App endpoint `|_: Msg<Vec<u8>>, app: AppHandle| ...` counting in an atomic;
+//!   - `app-mw`: the same App plus the same pass-through `listen_any` middleware;
 //!   - `bare`: a subscriber loop spawned on smol's global executor.
 //!
-//! Rounds rotate which contender goes first; the table gives medians and ratios of medians.
+//! Rounds rotate which contender goes first; the table gives medians and ratios of medians
+//! (App and App + middleware against the bare client and async-nats).
 //!
 //! To profile one contender's child:
 //! `APP_BENCH_WRAP="valgrind --tool=callgrind" app_bench --quick --only stream --kind app`.
@@ -92,10 +96,13 @@ const QUICK: Config = Config {
 };
 
 const USAGE: &str = "usage: app_bench [--quick] [--rounds N] \
-                     [--only sequential|concurrent|stream] [--kind app|bare|async-nats]";
+                     [--only sequential|concurrent|stream] [--kind app|app-mw|bare|async-nats]";
 
 const WORKLOADS: [&str; 3] = ["sequential", "concurrent", "stream"];
-const KINDS: [&str; 3] = ["app", "bare", "async-nats"];
+/// Every contender, in table order.
+const KINDS: [&str; 4] = ["app", "app-mw", "bare", "async-nats"];
+/// The contenders of the stream workload (async-nats has no stream child).
+const STREAM_KINDS: [&str; 3] = ["app", "app-mw", "bare"];
 
 fn main() {
     if std::env::var_os("PANINI_LOG").is_none() {
@@ -212,7 +219,7 @@ fn run(args: Args) -> Result<()> {
         ];
         rows.extend(compare(
             &cfg,
-            &kinds(&KINDS[..2]),
+            &kinds(&STREAM_KINDS),
             &labels,
             &[Unit::PerSec, Unit::Nanos],
             |kind, tag| {
@@ -306,7 +313,7 @@ struct Row {
     label: String,
     unit: Unit,
     /// Median per kind, in `KINDS` order (NaN where not run).
-    medians: [f64; 3],
+    medians: [f64; KINDS.len()],
 }
 
 /// Runs `work(kind, tag)` for every kind, `rounds` times, rotating who goes first; one row
@@ -345,23 +352,27 @@ fn compare(
 
 fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| workload | App (median) | bare client (median) | async-nats (median) \
-         | App / bare | App / async-nats |\n|---|---:|---:|---:|---:|---:|\n",
+        "| workload | App (median) | App + mw (median) | bare client (median) \
+         | async-nats (median) | App / bare | App + mw / bare | App / async-nats \
+         | App + mw / async-nats |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let ratio = |a: f64, b: f64| match a / b {
         r if r.is_finite() => format!("{r:.2}"),
         _ => "-".into(),
     };
     for r in rows {
-        let [app, bare, theirs] = r.medians;
+        let [app, app_mw, bare, theirs] = r.medians;
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.label,
             r.unit.format(app),
+            r.unit.format(app_mw),
             r.unit.format(bare),
             r.unit.format(theirs),
             ratio(app, bare),
+            ratio(app_mw, bare),
             ratio(app, theirs),
+            ratio(app_mw, theirs),
         ));
     }
     out
@@ -448,11 +459,20 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
+/// For `app-mw`: one listen middleware that only passes the message on, registered the
+/// way a user would; nothing for `app`.
+fn with_middleware(kind: &str, app: &mut App) {
+    if kind == "app-mw" {
+        app.listen_any(|msg, next| next.run(msg));
+    }
+}
+
 /// Echoes `subject` until killed.
 fn respond(kind: &str, url: &str, subject: &str) -> Result<()> {
     match kind {
-        "app" => {
+        "app" | "app-mw" => {
             let mut app = App::new("bench_app").servers([url]).banner(false);
+            with_middleware(kind, &mut app);
             app.listen(subject, |msg: Msg<Vec<u8>>| async move { msg.data });
             // Tasks start once every endpoint is subscribed and the server has the SUBs.
             app.task(|_app: AppHandle| async move { say("ready") });
@@ -513,11 +533,12 @@ fn done_line(first: (Instant, u64), dropped: u64) -> String {
 /// first..last> <dropped>`.
 fn count(kind: &str, url: &str, subject: &str, n: usize) -> Result<()> {
     match kind {
-        "app" => {
+        "app" | "app-mw" => {
             let mut app = App::new("bench_app")
                 .servers([url])
                 .banner(false)
                 .nats_options(move |o| o.subscription_capacity(n));
+            with_middleware(kind, &mut app);
             app.listen(
                 subject,
                 move |_msg: Msg<Vec<u8>>, app: AppHandle| async move {
