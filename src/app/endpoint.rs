@@ -161,6 +161,8 @@ struct EndpointLoop {
     inline: bool,
     /// Where its runs are counted (the Service API is on).
     stats: Option<Arc<EndpointStats>>,
+    /// When the last run that finished in this poll ended (see `start`).
+    clock: Option<Instant>,
 }
 
 impl EndpointLoop {
@@ -181,19 +183,26 @@ impl EndpointLoop {
             subject,
             app,
             stats,
+            clock: None,
         }
     }
 
     /// Starts the run of `msg`, in this task's context; a run that finished is counted,
     /// and one still pending comes with when it started.
+    ///
+    /// One clock read per message while messages come back to back: a run that ends in
+    /// the same poll as the one before it starts when that one ended (`clock`, cleared
+    /// whenever the loop waits).
     fn start(&mut self, msg: Message, cx: &mut Context<'_>) -> (Run, Option<Instant>) {
-        let Some(stats) = self.stats.clone() else {
+        if self.stats.is_none() {
             return (self.start_run(msg, cx), None);
-        };
-        let t0 = Instant::now();
+        }
+        let t0 = self.clock.take().unwrap_or_else(Instant::now);
         let run = self.start_run(msg, cx);
-        if let Run::Done(reply) = &run {
-            stats.record(t0.elapsed(), reply);
+        if let (Run::Done(reply), Some(stats)) = (&run, &self.stats) {
+            let end = Instant::now();
+            stats.record(end.saturating_duration_since(t0), reply);
+            self.clock = Some(end);
         }
         (run, Some(t0))
     }
@@ -309,12 +318,18 @@ async fn run_endpoint(
             let msg = match Pin::new(&mut sub).poll_next(cx) {
                 Poll::Ready(Some(msg)) => msg,
                 Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    ep.clock = None; // the next message's run starts after a wait
+                    return Poll::Pending;
+                }
             };
             let reply_to = msg.reply.clone();
             match ep.start(msg, cx) {
                 (Run::Done(reply), _) if reply_to.is_none() || reply.is_none() => {}
-                (run, t0) => return Poll::Ready(Some((reply_to, run, t0))),
+                (run, t0) => {
+                    ep.clock = None;
+                    return Poll::Ready(Some((reply_to, run, t0)));
+                }
             }
         });
         let Some((reply_to, run, t0)) = next.await else {
