@@ -3,8 +3,11 @@
 //!
 //! ```text
 //! cargo run --release --manifest-path bench/Cargo.toml --bin app_bench -- [--quick]
-//!     [--rounds N] [--only sequential|concurrent|stream] [--kind app|app-mw|bare|async-nats]
+//!     [--rounds N] [--only sequential|concurrent|stream] [--kinds KIND,KIND...]
 //! ```
+//!
+//! KIND is `app`, `app-mw`, `bare`, `async-nats` or `app-nosrv` (all by default; `--kind K` is
+//! `--kinds K`).
 //!
 //! Every contender is a child process (this binary, run with `--respond` or `--count`), as a
 //! service would be; the parent is the same for all of them, so only the served side
@@ -19,7 +22,10 @@
 //!   - `bare`: `client.subscribe` and a loop that publishes each reply, spawned on smol's
 //!     global executor (where the App's endpoint loop and handlers run too);
 //!   - `async-nats`: the same loop spawned on a tokio multi-thread runtime (the
-//!     `#[tokio::main]` default).
+//!     `#[tokio::main]` default);
+//!   - `app-nosrv`: the `app` contender with `App::service_api(false)`: no `$SRV`
+//!     subscriptions and no per-run counting, so `app / app-nosrv` is the cost of the
+//!     Service API's stats (issue #13: at most 3 %).
 //! - **stream**: one raw-TCP publisher (`publisher.rs`) sends N 16-byte messages; the child
 //!   counts them and reports the time and the CPU time (all its threads) from the first
 //!   received to the last and the client's dropped-message count; a round fails unless
@@ -27,10 +33,14 @@
 //!   (`subscription_capacity`).
 //!   - `app`: an App endpoint `|_: Msg<Vec<u8>>, app: AppHandle| ...` counting in an atomic;
 //!   - `app-mw`: the same App plus the same pass-through `listen_any` middleware;
-//!   - `bare`: a subscriber loop spawned on smol's global executor.
+//!   - `bare`: a subscriber loop spawned on smol's global executor;
+//!   - `app-nosrv`: the `app` contender with `App::service_api(false)`.
 //!
 //! Rounds rotate which contender goes first; the table gives medians and ratios of medians
-//! (App and App + middleware against the bare client and async-nats).
+//! (App and App + middleware against the bare client and async-nats). With `app-nosrv`, a
+//! second table gives the Service API's cost: the extra time per message of `app` (from
+//! throughputs `nosrv / app - 1`, from latencies and CPU times `app / nosrv - 1`), from the
+//! medians and as the median of each round's pair.
 //!
 //! To profile one contender's child:
 //! `APP_BENCH_WRAP="valgrind --tool=callgrind" app_bench --quick --only stream --kind app`.
@@ -96,13 +106,14 @@ const QUICK: Config = Config {
 };
 
 const USAGE: &str = "usage: app_bench [--quick] [--rounds N] \
-                     [--only sequential|concurrent|stream] [--kind app|app-mw|bare|async-nats]";
+                     [--only sequential|concurrent|stream] \
+                     [--kinds app,app-mw,bare,async-nats,app-nosrv]";
 
 const WORKLOADS: [&str; 3] = ["sequential", "concurrent", "stream"];
 /// Every contender, in table order.
-const KINDS: [&str; 4] = ["app", "app-mw", "bare", "async-nats"];
+const KINDS: [&str; 5] = ["app", "app-mw", "bare", "async-nats", "app-nosrv"];
 /// The contenders of the stream workload (async-nats has no stream child).
-const STREAM_KINDS: [&str; 3] = ["app", "app-mw", "bare"];
+const STREAM_KINDS: [&str; 4] = ["app", "app-mw", "bare", "app-nosrv"];
 
 fn main() {
     if std::env::var_os("PANINI_LOG").is_none() {
@@ -126,14 +137,15 @@ fn main() {
 struct Args {
     cfg: Config,
     only: Option<String>,
-    kind: Option<String>,
+    /// The contenders to run (`None`: all).
+    kinds: Option<Vec<String>>,
 }
 
 fn parse_args(args: &[&str]) -> Result<Args> {
     let mut out = Args {
         cfg: FULL,
         only: None,
-        kind: None,
+        kinds: None,
     };
     let mut rounds = None;
     let mut it = args.iter();
@@ -141,7 +153,11 @@ fn parse_args(args: &[&str]) -> Result<Args> {
         match *arg {
             "--quick" => out.cfg = QUICK,
             "--only" => out.only = it.next().map(|w| w.to_string()),
-            "--kind" => out.kind = it.next().map(|k| k.to_string()),
+            "--kind" | "--kinds" => {
+                out.kinds = it
+                    .next()
+                    .map(|k| k.split(',').map(|k| k.trim().to_string()).collect())
+            }
             "--rounds" => match it.next().and_then(|r| r.parse().ok()) {
                 Some(r) if r > 0 => rounds = Some(r),
                 _ => return Err(USAGE.into()),
@@ -153,7 +169,10 @@ fn parse_args(args: &[&str]) -> Result<Args> {
         out.cfg.rounds = r;
     }
     let bad_only = out.only.as_deref().is_some_and(|w| !WORKLOADS.contains(&w));
-    let bad_kind = out.kind.as_deref().is_some_and(|k| !KINDS.contains(&k));
+    let bad_kind = out
+        .kinds
+        .as_ref()
+        .is_some_and(|ks| ks.is_empty() || ks.iter().any(|k| !KINDS.contains(&k.as_str())));
     if bad_only || bad_kind {
         return Err(USAGE.into());
     }
@@ -170,7 +189,11 @@ fn run(args: Args) -> Result<()> {
     let kinds = |all: &[&'static str]| -> Vec<&'static str> {
         all.iter()
             .copied()
-            .filter(|k| args.kind.as_deref().is_none_or(|want| want == *k))
+            .filter(|k| {
+                args.kinds
+                    .as_ref()
+                    .is_none_or(|want| want.iter().any(|w| w == k))
+            })
             .collect()
     };
     let wanted = |w: &str| args.only.as_deref().is_none_or(|o| o == w);
@@ -242,7 +265,7 @@ fn run(args: Args) -> Result<()> {
             },
         )?);
     }
-    println!("{}", table(&rows));
+    println!("{}", tables(&rows));
     Ok(())
 }
 
@@ -307,6 +330,15 @@ impl Unit {
             Unit::Nanos => format!("{v:.0} ns"),
         }
     }
+
+    /// How much more time per message `a` takes than `b` (a fraction): from throughputs,
+    /// `b / a - 1`; from latencies and CPU times, `a / b - 1`.
+    fn cost(self, a: f64, b: f64) -> f64 {
+        match self {
+            Unit::PerSec => b / a - 1.0,
+            Unit::Micros | Unit::Nanos => a / b - 1.0,
+        }
+    }
 }
 
 struct Row {
@@ -314,6 +346,29 @@ struct Row {
     unit: Unit,
     /// Median per kind, in `KINDS` order (NaN where not run).
     medians: [f64; KINDS.len()],
+    /// Every round's figure per kind, in `KINDS` order (empty where not run).
+    rounds: [Vec<f64>; KINDS.len()],
+}
+
+impl Row {
+    /// The median kind `k`'s figure.
+    fn of(&self, kind: &str) -> f64 {
+        KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(f64::NAN, |k| self.medians[k])
+    }
+
+    /// The median over rounds of the cost of `a` against `b` in the same round (the two
+    /// ran one after the other, so a drift of the shared machine's load cancels out).
+    fn paired_cost(&self, a: &str, b: &str) -> f64 {
+        let at = |kind: &str| KINDS.iter().position(|k| *k == kind);
+        let (Some(a), Some(b)) = (at(a), at(b)) else {
+            return f64::NAN;
+        };
+        let pairs = self.rounds[a].iter().zip(&self.rounds[b]);
+        median(pairs.map(|(x, y)| self.unit.cost(*x, *y)).collect())
+    }
 }
 
 /// Runs `work(kind, tag)` for every kind, `rounds` times, rotating who goes first; one row
@@ -330,11 +385,12 @@ fn compare(
         let mut order = kinds.to_vec();
         order.rotate_left(round % kinds.len().max(1));
         for kind in order {
-            let tag = format!("{}{round}", kind.replace('-', ""));
+            let k = KINDS.iter().position(|x| *x == kind).unwrap_or(0);
+            // The same length for every kind: a subject's length shows in the parse cost.
+            let tag = format!("k{k}r{round}");
             let got = work(kind, tag)?;
             let shown: Vec<String> = got.iter().zip(units).map(|(v, u)| u.format(*v)).collect();
             eprintln!("  {:<50} {:<10} {}", labels[0], kind, shown.join(", "));
-            let k = KINDS.iter().position(|x| *x == kind).unwrap_or(0);
             figures[k].push(got);
         }
     }
@@ -346,8 +402,53 @@ fn compare(
             label: label.clone(),
             unit: *unit,
             medians: std::array::from_fn(|k| median(figures[k].iter().map(|r| r[l]).collect())),
+            rounds: std::array::from_fn(|k| figures[k].iter().map(|r| r[l]).collect()),
         })
         .collect())
+}
+
+/// The main table and, when `app-nosrv` ran, the Service API's cost; the main table is
+/// left out when only `app` and `app-nosrv` ran.
+fn tables(rows: &[Row]) -> String {
+    let ran = |kind: &str| rows.iter().any(|r| !r.of(kind).is_nan());
+    let mut out = String::new();
+    if ran("bare") || ran("async-nats") || !ran("app-nosrv") {
+        out.push_str(&table(rows));
+    }
+    if ran("app-nosrv") {
+        out.push('\n');
+        out.push_str(&cost_table(rows));
+    }
+    out
+}
+
+/// `app` against `app-nosrv`: the cost of the Service API's stats.
+fn cost_table(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| workload | App (median) | App, service_api(false) (median) | app / app-nosrv \
+         | Service API cost (medians) | Service API cost (median of rounds) |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
+    let percent = |c: f64| match c {
+        c if c.is_finite() => format!("{:+.1} %", c * 100.0),
+        _ => "-".into(),
+    };
+    for r in rows {
+        let (app, nosrv) = (r.of("app"), r.of("app-nosrv"));
+        let ratio = match app / nosrv {
+            q if q.is_finite() => format!("{q:.3}"),
+            _ => "-".into(),
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {ratio} | {} | {} |\n",
+            r.label,
+            r.unit.format(app),
+            r.unit.format(nosrv),
+            percent(r.unit.cost(app, nosrv)),
+            percent(r.paired_cost("app", "app-nosrv")),
+        ));
+    }
+    out
 }
 
 fn table(rows: &[Row]) -> String {
@@ -361,7 +462,7 @@ fn table(rows: &[Row]) -> String {
         _ => "-".into(),
     };
     for r in rows {
-        let [app, app_mw, bare, theirs] = r.medians;
+        let [app, app_mw, bare, theirs, _] = r.medians;
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.label,
@@ -470,8 +571,11 @@ fn with_middleware(kind: &str, app: &mut App) {
 /// Echoes `subject` until killed.
 fn respond(kind: &str, url: &str, subject: &str) -> Result<()> {
     match kind {
-        "app" | "app-mw" => {
-            let mut app = App::new("bench_app").servers([url]).banner(false);
+        "app" | "app-mw" | "app-nosrv" => {
+            let mut app = App::new("bench_app")
+                .servers([url])
+                .banner(false)
+                .service_api(kind != "app-nosrv");
             with_middleware(kind, &mut app);
             app.listen(subject, |msg: Msg<Vec<u8>>| async move { msg.data });
             // Tasks start once every endpoint is subscribed and the server has the SUBs.
@@ -533,10 +637,11 @@ fn done_line(first: (Instant, u64), dropped: u64) -> String {
 /// first..last> <dropped>`.
 fn count(kind: &str, url: &str, subject: &str, n: usize) -> Result<()> {
     match kind {
-        "app" | "app-mw" => {
+        "app" | "app-mw" | "app-nosrv" => {
             let mut app = App::new("bench_app")
                 .servers([url])
                 .banner(false)
+                .service_api(kind != "app-nosrv")
                 .nats_options(move |o| o.subscription_capacity(n));
             with_middleware(kind, &mut app);
             app.listen(
