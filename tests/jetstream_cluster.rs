@@ -483,3 +483,59 @@ fn the_cluster_forms_and_a_killed_node_catches_up_on_restart() {
         eprintln!("helper test: retries while the meta leader was down: {retries:?}");
     }));
 }
+/// `messages()` resumes soon after the consumer's leader dies. While a new leader is being
+/// elected nobody answers the consumer's API either, so the check of the consumer that
+/// the stream makes after missed heartbeats waits out the whole API timeout: it must not
+/// hold up the fresh pulls meanwhile.
+#[test]
+fn messages_resume_soon_after_the_consumer_leader_dies() {
+    // Long enough that a pull held up by the check shows: a leader is elected within
+    // about 4-9 s of the last one's death (the server's raft election timeout), plus up
+    // to two heartbeats before the next pull.
+    const SLOW_API: Duration = Duration::from_secs(20);
+    const RESUMED_WITHIN: Duration = Duration::from_secs(15);
+    let n = 2_000;
+    let mut cluster = JsCluster::start(3);
+    smol::block_on(within(Duration::from_secs(60), "the resume test", async {
+        let (_admin, js) = connect_all(&cluster.urls(), API_TIMEOUT).await;
+        cluster.wait_ready(&js).await;
+        js.create_stream(&r3_stream(STREAM, "orders.>"))
+            .await
+            .unwrap();
+        cluster.wait_for_stream(&js, STREAM, 2).await;
+        let durable = ConsumerConfig {
+            ack_wait: ACK_WAIT,
+            ..ConsumerConfig::durable(DURABLE)
+        };
+        js.create_consumer(STREAM, &durable).await.unwrap();
+        let (never_tx, _never) = smol::channel::bounded(1);
+        let published = publish_all(js.clone(), n, n + 1, never_tx).await;
+        assert_eq!(published.acked.len(), n);
+
+        // A client on another node than the consumer's leader: no reconnect, only the
+        // leader change.
+        let info = js.consumer(STREAM, DURABLE).info().await.unwrap();
+        let leader = leader_index(&cluster, info.cluster.as_ref());
+        let other = (leader + 1) % cluster.len();
+        let (_client, sub_js) = connect_all(&urls_from(&cluster, other), SLOW_API).await;
+        let (reached_tx, reached) = smol::channel::bounded(1);
+        let consumer =
+            smol::spawn(
+                async move { consume_all(sub_js, STREAM, DURABLE, n, n / 4, reached_tx).await },
+            );
+        reached.recv().await.expect("the consume ended early");
+        cluster.kill(leader);
+        let consumed = consumer.await;
+        assert_eq!(consumed.seen.len(), n);
+        assert!(
+            consumed.longest_gap < RESUMED_WITHIN,
+            "no message for {:?} after the consumer leader died ({} missed heartbeats)",
+            consumed.longest_gap,
+            consumed.missed_heartbeats
+        );
+        eprintln!(
+            "resume test: longest wait for a message {:?}, {} missed heartbeats",
+            consumed.longest_gap, consumed.missed_heartbeats
+        );
+    }));
+}
