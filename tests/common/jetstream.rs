@@ -101,8 +101,10 @@ const POLL_EVERY: Duration = Duration::from_millis(50);
 /// their stores removed, on `Drop`.
 ///
 /// Node `i` is named `n<i>` (its JetStream `server_name`), keeps its store in its own
-/// directory, and listens on a client port the OS picked at its first start and a cluster
-/// port picked free before it; a [`restart`](JsCluster::restart) reuses both and the store.
+/// directory, and listens on client and monitoring ports the OS picked at its first start
+/// and a cluster port picked free before it; a [`restart`](JsCluster::restart) reuses all
+/// three (a port left to the OS at a restart could be the node's own client port, just
+/// freed) and the store.
 /// Every node routes to every node (JetStream clustering wants configured routes), so any
 /// one may be killed and restarted.
 pub struct JsCluster {
@@ -110,6 +112,7 @@ pub struct JsCluster {
     nodes: Vec<NatsServer>,
     alive: Vec<bool>,
     cluster_ports: Vec<u16>,
+    monitor_ports: Vec<u16>,
     store: TempDir,
 }
 
@@ -123,18 +126,24 @@ impl JsCluster {
             nodes: Vec::with_capacity(n),
             alive: vec![true; n],
             cluster_ports,
+            monitor_ports: Vec::with_capacity(n),
             store,
         };
         for i in 0..n {
-            let args = cluster.args(i);
+            let args = cluster.args(i, "-1");
             let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            cluster.nodes.push(NatsServer::start_with_args(&refs));
+            let node = NatsServer::start_with_args(&refs);
+            let monitor = monitor_url(&node);
+            let port = monitor.rsplit(':').next().and_then(|p| p.parse().ok());
+            cluster.monitor_ports.push(port.expect("a monitoring port"));
+            cluster.nodes.push(node);
         }
         cluster
     }
 
-    /// Node `i`'s flags (its client port comes apart, from the caller).
-    fn args(&self, i: usize) -> Vec<String> {
+    /// Node `i`'s flags, with `monitor` as its monitoring port (its client port comes
+    /// apart, from the caller).
+    fn args(&self, i: usize, monitor: &str) -> Vec<String> {
         let store = self.store.path().join(Self::name(i));
         let store = store.to_str().expect("a UTF-8 temp dir").to_string();
         let routes: Vec<String> = self
@@ -150,7 +159,7 @@ impl JsCluster {
             "-n",
             &Self::name(i),
             "-m",
-            "-1",
+            monitor,
             "--cluster_name",
             "panini-js",
             "--cluster",
@@ -206,7 +215,7 @@ impl JsCluster {
     pub fn restart(&mut self, i: usize) {
         self.kill(i);
         let port = self.nodes[i].port().to_string();
-        let args = self.args(i);
+        let args = self.args(i, &self.monitor_ports[i].to_string());
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         self.nodes[i] = NatsServer::launch(TempDir::new(), &port, &refs);
         self.alive[i] = true;
@@ -227,8 +236,7 @@ impl JsCluster {
     /// Node `i`'s `/jsz` (JetStream state as that node sees it) with `query`, e.g.
     /// `?accounts=true&streams=true`.
     pub async fn jsz(&self, i: usize, query: &str) -> serde_json::Value {
-        let dir = &self.nodes[i].dir;
-        let monitor = read_ports(dir, "monitoring").expect("a node started with -m");
+        let monitor = monitor_url(&self.nodes[i]);
         let addr = monitor
             .strip_prefix("http://")
             .expect("an http monitoring URL")
@@ -359,6 +367,11 @@ impl JsCluster {
             .find(|s| s["name"] == stream)
             .map(|s| s["state"].clone())
     }
+}
+
+/// `http://127.0.0.1:PORT` of a node's monitoring, from its ports file.
+fn monitor_url(node: &NatsServer) -> String {
+    read_ports(&node.dir, "monitoring").expect("a node started with -m")
 }
 
 /// `n` distinct ports free on loopback now (held together while picked, so they differ).
