@@ -304,7 +304,7 @@ impl JsCluster {
         loop {
             let info = js.stream(name).info().await;
             if let Ok(info) = &info {
-                if self.stream_is_ready(info, current) {
+                if self.group_is_ready(info.cluster.as_ref(), current) {
                     return info.clone();
                 }
             }
@@ -317,8 +317,42 @@ impl JsCluster {
         }
     }
 
-    fn stream_is_ready(&self, info: &panini::jetstream::StreamInfo, current: usize) -> bool {
-        let Some(cluster) = &info.cluster else {
+    /// Waits (up to [`CLUSTER_BOUND`]) until consumer `name` of `stream` has a running
+    /// leader and at least `current` other replicas online and current; returns its info.
+    /// (A consumer's replicas are a group apart from its stream's: a restarted node can
+    /// hold a current copy of the stream and a lagging one of the consumer.)
+    pub async fn wait_for_consumer(
+        &self,
+        js: &panini::jetstream::Context,
+        stream: &str,
+        name: &str,
+        current: usize,
+    ) -> panini::jetstream::ConsumerInfo {
+        let deadline = Instant::now() + CLUSTER_BOUND;
+        loop {
+            let info = js.consumer(stream, name).info().await;
+            if let Ok(info) = &info {
+                if self.group_is_ready(info.cluster.as_ref(), current) {
+                    return info.clone();
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "consumer {stream}/{name}: no leader with {current} current replicas within \
+                 {CLUSTER_BOUND:?}: {info:?}"
+            );
+            smol::Timer::after(POLL_EVERY).await;
+        }
+    }
+
+    /// Whether a stream's or consumer's replica group has a running leader and at least
+    /// `current` other replicas online and current.
+    fn group_is_ready(
+        &self,
+        cluster: Option<&panini::jetstream::ClusterInfo>,
+        current: usize,
+    ) -> bool {
+        let Some(cluster) = cluster else {
             return false;
         };
         let leader_up = cluster
