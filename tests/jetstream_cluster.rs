@@ -524,6 +524,7 @@ fn the_cluster_forms_and_a_killed_node_catches_up_on_restart() {
         eprintln!("helper test: retries while the meta leader was down: {retries:?}");
     }));
 }
+
 /// `messages()` resumes soon after the consumer's leader dies. While a new leader is being
 /// elected nobody answers the consumer's API either, so the check of the consumer that
 /// the stream makes after missed heartbeats waits out the whole API timeout: it must not
@@ -538,17 +539,7 @@ fn messages_resume_soon_after_the_consumer_leader_dies() {
     let n = 2_000;
     let mut cluster = JsCluster::start(3);
     smol::block_on(within(TEST_BOUND, "the resume test", async {
-        let (_admin, js) = connect_all(&cluster.urls(), API_TIMEOUT).await;
-        cluster.wait_ready(&js).await;
-        js.create_stream(&r3_stream(STREAM, "orders.>"))
-            .await
-            .unwrap();
-        cluster.wait_for_stream(&js, STREAM, 2).await;
-        let durable = ConsumerConfig {
-            ack_wait: ACK_WAIT,
-            ..ConsumerConfig::durable(DURABLE)
-        };
-        js.create_consumer(STREAM, &durable).await.unwrap();
+        let (_admin, js, _) = orders_on(&cluster).await;
         let (never_tx, _never) = smol::channel::bounded(1);
         let published = publish_all(js.clone(), n, n + 1, never_tx).await;
         assert_eq!(published.acked.len(), n);
