@@ -8,7 +8,8 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use super::{read_ports, set_io_timeouts, NatsServer, TempDir, IO_TIMEOUT};
+use super::monitor::monitor_addr;
+use super::{set_io_timeouts, NatsServer, TempDir, IO_TIMEOUT};
 
 /// A JetStream server on a port the OS picks; killed, and its store removed, on `Drop`.
 pub struct JsServer {
@@ -138,7 +139,7 @@ impl JsCluster {
             let args = cluster.args(i, "-1");
             let refs: Vec<&str> = args.iter().map(String::as_str).collect();
             let node = NatsServer::start_with_args(&refs);
-            let monitor = monitor_url(&node);
+            let monitor = monitor_addr(&node);
             let port = monitor.rsplit(':').next().and_then(|p| p.parse().ok());
             cluster.monitor_ports.push(port.expect("a monitoring port"));
             cluster.nodes.push(node);
@@ -146,8 +147,8 @@ impl JsCluster {
         cluster
     }
 
-    /// Node `i`'s flags, with `monitor` as its monitoring port (its client port comes
-    /// apart, from the caller).
+    /// Node `i`'s flags, with `monitor` as its monitoring port (its client port is the
+    /// kit's: the OS's pick at the first start, the same one at a restart).
     fn args(&self, i: usize, monitor: &str) -> Vec<String> {
         let store = self.store.path().join(Self::name(i));
         let store = store.to_str().expect("a UTF-8 temp dir").to_string();
@@ -195,7 +196,7 @@ impl JsCluster {
     /// Every node's `nats://127.0.0.1:PORT`, killed ones included (a client given them all
     /// fails over to whichever is up).
     pub fn urls(&self) -> Vec<String> {
-        self.nodes.iter().map(NatsServer::url).collect()
+        self.nodes.iter().map(|node| node.url()).collect()
     }
 
     /// Node `i`'s client URL.
@@ -208,8 +209,8 @@ impl JsCluster {
         self.alive[i]
     }
 
-    /// Kills node `i` with SIGKILL (no lame duck, no flush) and waits for it to exit. Its
-    /// log stays readable until it is restarted.
+    /// Kills node `i` with SIGKILL (no lame duck, no flush: the kit's `stop`) and waits
+    /// for it to exit. Its log stays readable until it is restarted.
     pub fn kill(&mut self, i: usize) {
         self.nodes[i].stop();
         self.alive[i] = false;
@@ -219,10 +220,11 @@ impl JsCluster {
     /// ports, with the same store.
     pub fn restart(&mut self, i: usize) {
         self.kill(i);
-        let port = self.nodes[i].port().to_string();
         let args = self.args(i, &self.monitor_ports[i].to_string());
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.nodes[i] = NatsServer::launch(TempDir::new(), &port, &refs);
+        // The kit's restart: the same client port, these flags (the same store, cluster
+        // and monitoring ports).
+        self.nodes[i].restart(&refs);
         self.alive[i] = true;
     }
 
@@ -241,11 +243,7 @@ impl JsCluster {
     /// Node `i`'s `/jsz` (JetStream state as that node sees it) with `query`, e.g.
     /// `?accounts=true&streams=true`.
     pub async fn jsz(&self, i: usize, query: &str) -> serde_json::Value {
-        let monitor = monitor_url(&self.nodes[i]);
-        let addr = monitor
-            .strip_prefix("http://")
-            .expect("an http monitoring URL")
-            .to_string();
+        let addr = format!("127.0.0.1:{}", self.monitor_ports[i]);
         let path = format!("/jsz{query}");
         let body = smol::unblock(move || http_get(&addr, &path)).await;
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("/jsz is not JSON ({e}): {body}"))
@@ -406,11 +404,6 @@ impl JsCluster {
             .find(|s| s["name"] == stream)
             .map(|s| s["state"].clone())
     }
-}
-
-/// `http://127.0.0.1:PORT` of a node's monitoring, from its ports file.
-fn monitor_url(node: &NatsServer) -> String {
-    read_ports(&node.dir, "monitoring").expect("a node started with -m")
 }
 
 /// `n` distinct ports free on loopback now (held together while picked, so they differ).
