@@ -1,10 +1,12 @@
 //! JetStream on a 3-node cluster on loopback (issue #12): an R3 file stream takes 10,000
-//! acknowledged publishes while its leader is killed, then a durable pull consumer reads
-//! them all back with that node still down, and the node, restarted, catches up. Zero
+//! acknowledged publishes while its leader is killed, then an App's durable endpoint
+//! (`listen_stream`) consumes them all with that node still down, and the node, restarted,
+//! catches up. Zero
 //! acknowledged messages may be lost; a publish that failed (timeout, 503 / no responders,
 //! connection lost) is retried with the same `Nats-Msg-Id`, so the stream keeps one copy
-//! of each. Duplicates are counted on both sides: acks that say `duplicate`, and
-//! redeliveries. Also: `messages()` resumes soon after the consumer's leader is killed; and
+//! of each. Duplicates are counted on both sides: acks that say `duplicate`, and ids
+//! delivered more than once. Also: `messages()` (the client layer under the endpoint)
+//! resumes soon after the consumer's leader is killed; and
 //! the [`JsCluster`] helper itself (it forms, a killed node restarted on its store catches
 //! up).
 //!
@@ -18,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::app::RunningApp;
 use common::jetstream::{connect_all, JsCluster};
 use common::within;
 use panini::jetstream::{
@@ -25,7 +28,7 @@ use panini::jetstream::{
     StorageType, StreamConfig, StreamInfo,
 };
 use panini::rt::StreamExt;
-use panini::Error;
+use panini::{App, Error, Message, State};
 
 /// API calls (stream info, consumer create…) wait this long.
 const API_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,6 +52,11 @@ const ACK_WAIT: Duration = Duration::from_secs(5);
 const SETTLE_IDLE: Duration = Duration::from_millis(500);
 /// ...and stops checking after this long (redeliveries come after [`ACK_WAIT`]).
 const SETTLE_BOUND: Duration = Duration::from_secs(15);
+/// How many messages the durable endpoint's handlers take at once.
+const IN_FLIGHT: usize = 256;
+/// Pause between two looks at the consumer's state while it settles (the server pushes no
+/// event for it).
+const SETTLE_POLL: Duration = Duration::from_millis(100);
 /// Bound on each test.
 const TEST_BOUND: Duration = Duration::from_secs(90);
 
@@ -199,12 +207,13 @@ async fn publish_worker(js: Context, n: usize, progress: Arc<Progress>) {
 /// What the consume side saw.
 #[derive(Debug, Default)]
 struct Consumed {
-    /// Each id consumed, with the stream sequence it came from and how often it came.
-    seen: HashMap<String, (u64, u32)>,
+    /// Each id consumed, and how often it came.
+    seen: HashMap<String, u32>,
+    /// The stream sequence each id came from (known on the client layer only: the App's
+    /// handler gets no ack subject).
+    seqs: HashMap<String, u64>,
     /// Deliveries in all.
     deliveries: u64,
-    /// Deliveries whose metadata says they were redeliveries.
-    redelivered: u64,
     /// The consumer's state when the consume stopped.
     last_info: Option<ConsumerInfo>,
     /// Times the consume missed two idle heartbeats in a row (and pulled afresh).
@@ -214,23 +223,33 @@ struct Consumed {
 }
 
 impl Consumed {
-    /// Counts one delivery and acks it.
+    /// Counts one delivery (of the client layer) and acks it.
     async fn record(&mut self, msg: panini::jetstream::Message) {
-        let info = msg.info().expect("JetStream metadata");
-        let (seq, redelivered) = (info.stream_sequence, info.delivered > 1);
+        let seq = msg.info().expect("JetStream metadata").stream_sequence;
+        let id = self.count(&msg);
+        let first = *self.seqs.entry(id).or_insert(seq);
+        assert_eq!(first, seq, "one id, two stream sequences");
+        msg.ack().await.expect("acking");
+    }
+
+    /// Counts one delivery of `msg` (its id in the `Nats-Msg-Id` header and the payload);
+    /// returns the id.
+    fn count(&mut self, msg: &Message) -> String {
         let id = msg
             .headers
             .as_ref()
             .and_then(|h| h.get("Nats-Msg-Id"))
             .expect("a Nats-Msg-Id header")
             .to_string();
-        assert_eq!(msg.payload, id.as_bytes(), "payload of #{seq}");
+        assert_eq!(msg.payload, id.as_bytes(), "payload of {id}");
         self.deliveries += 1;
-        self.redelivered += u64::from(redelivered);
-        let entry = self.seen.entry(id).or_insert((seq, 0));
-        assert_eq!(entry.0, seq, "one id, two stream sequences");
-        entry.1 += 1;
-        msg.ack().await.expect("acking");
+        *self.seen.entry(id.clone()).or_default() += 1;
+        id
+    }
+
+    /// Ids delivered more than once.
+    fn twice(&self) -> usize {
+        self.seen.values().filter(|&&c| c > 1).count()
     }
 }
 
@@ -266,10 +285,9 @@ fn pause_at(
 /// acking each message, until `expected` distinct ids have come (or none came for
 /// [`IDLE_BOUND`]) and then until the consumer has nothing pending or unacked (messages
 /// whose acks died with a consumer leader come again after the ack wait; at most
-/// [`SETTLE_BOUND`]); stops once at `pause`, if any, until told to go on. Written on the
-/// client layer's continuous `messages()`; when the App's durable endpoint
-/// (`listen_stream`) lands, this is the function to switch to it (the pause becomes a
-/// handler that waits).
+/// [`SETTLE_BOUND`]); stops once at `pause`, if any, until told to go on. On the client
+/// layer's continuous `messages()`, which the resume test is about; the main test consumes
+/// through the App ([`consume_with_app`]).
 async fn consume_all(
     js: Context,
     stream: &str,
@@ -325,6 +343,85 @@ async fn consume_all(
     }
     consumed.missed_heartbeats = messages.missed_heartbeats();
     consumed
+}
+
+/// The consume side through an App's durable endpoint (issue #12): an App connected to every
+/// node (node `first`, a running one, first) whose `listen_stream` handler hands each
+/// message to the test (acked once the handler returns), until `expected` distinct ids have
+/// come (or none came for [`IDLE_BOUND`]) and then until the consumer has nothing pending
+/// or unacked (at most [`SETTLE_BOUND`]); then the App stops.
+async fn consume_with_app(
+    cluster: &JsCluster,
+    first: usize,
+    js: &Context,
+    expected: usize,
+) -> Consumed {
+    let (tx, deliveries) = smol::channel::unbounded::<Message>();
+    let mut app = App::new("audit").servers(urls_from(cluster, first));
+    app.state(tx);
+    app.listen_stream(
+        STREAM,
+        DURABLE,
+        |msg: Message, State(tx): State<smol::channel::Sender<Message>>| async move {
+            // The test side checks and counts it; the receiver outlives the app.
+            let _ = tx.send(msg).await;
+        },
+    )
+    .max_in_flight(IN_FLIGHT)
+    .ack_wait(ACK_WAIT);
+    let app = RunningApp::start_configured(app, cluster.node(first)).await;
+    let state = js.consumer(STREAM, DURABLE);
+    let mut consumed = Consumed::default();
+    let mut settle_by = None;
+    loop {
+        let all_seen = consumed.seen.len() >= expected;
+        let idle = if all_seen { SETTLE_IDLE } else { IDLE_BOUND };
+        let waiting = Instant::now();
+        let next = recv_within(&deliveries, idle).await;
+        if !all_seen {
+            consumed.longest_gap = consumed.longest_gap.max(waiting.elapsed());
+        }
+        match next {
+            Some(msg) => {
+                consumed.count(&msg);
+            }
+            None if !all_seen => {
+                consumed.last_info = state.info().await.ok();
+                break;
+            }
+            None => {
+                let info = state.info().await.ok();
+                let settled = info
+                    .as_ref()
+                    .is_some_and(|i| i.num_pending == 0 && i.num_ack_pending == 0);
+                consumed.last_info = info;
+                let deadline = *settle_by.get_or_insert_with(|| Instant::now() + SETTLE_BOUND);
+                if settled || Instant::now() >= deadline {
+                    break;
+                }
+                smol::Timer::after(SETTLE_POLL).await;
+            }
+        }
+    }
+    app.stop().await.expect("stopping the app");
+    while let Ok(msg) = deliveries.try_recv() {
+        consumed.count(&msg);
+    }
+    consumed
+}
+
+/// The next message the App's handler handed over, or `None` if none comes within `bound`.
+async fn recv_within(
+    deliveries: &smol::channel::Receiver<Message>,
+    bound: Duration,
+) -> Option<Message> {
+    use smol::future::FutureExt;
+    let next = async { deliveries.recv().await.ok() };
+    next.or(async {
+        smol::Timer::after(bound).await;
+        None
+    })
+    .await
 }
 
 /// The next item of `messages`, or `None` if none comes within `bound`.
@@ -425,7 +522,7 @@ async fn check_consumed(cluster: &JsCluster, published: &Published, consumed: &C
         consumed.missed_heartbeats,
         consumer_views(cluster, STREAM, DURABLE).await,
     );
-    for (id, (seq, _)) in &consumed.seen {
+    for (id, seq) in &consumed.seqs {
         assert_eq!(published.acked.get(id), Some(seq), "{id}: another sequence");
     }
     let last = consumed.last_info.as_ref().expect("the consumer's state");
@@ -433,8 +530,8 @@ async fn check_consumed(cluster: &JsCluster, published: &Published, consumed: &C
 }
 
 /// Publishes `n` messages through a client on the stream leader and kills that leader at
-/// 30%; consumes them all with the node still down; then restarts it and checks that its
-/// copy of the stream catches up.
+/// 30%; consumes them all through an App's durable endpoint with the node still down; then
+/// restarts it and checks that its copy of the stream catches up.
 #[test]
 fn no_acked_message_is_lost_when_the_stream_leader_is_killed() {
     let n = message_count();
@@ -458,9 +555,11 @@ fn no_acked_message_is_lost_when_the_stream_leader_is_killed() {
         let publish_time = publishing.elapsed();
         check_stored(&cluster, &js, &published, n).await;
 
-        // Consume everything, the node still down, through the client that published.
+        // Consume everything, the node still down, through an App's durable endpoint.
+        drop((client, pub_js));
         let consuming = Instant::now();
-        let consumed = consume_all(pub_js, STREAM, DURABLE, n, None).await;
+        let live = (victim + 1) % cluster.len();
+        let consumed = consume_with_app(&cluster, live, &js, n).await;
         let consume_time = consuming.elapsed();
         check_consumed(&cluster, &published, &consumed).await;
 
@@ -473,18 +572,17 @@ fn no_acked_message_is_lost_when_the_stream_leader_is_killed() {
             .await;
         let catch_up = restarting.elapsed();
 
-        let twice = consumed.seen.values().filter(|(_, c)| *c > 1).count();
+        let twice = consumed.twice();
         eprintln!(
             "cluster test: {n} messages; ready in {ready:?}; published in {publish_time:?} \
              (stream leader n{victim} killed after {killed_after:?}); retries {:?}; \
-             duplicate acks {}; longest publish {:?}; consumed in {consume_time:?}: {} \
-             deliveries, {} redelivered, {twice} ids more than once; n{victim} caught up in \
-             {catch_up:?}; total {:?}",
+             duplicate acks {}; longest publish {:?}; consumed by the durable endpoint in \
+             {consume_time:?}: {} deliveries, {twice} ids more than once; n{victim} caught up \
+             in {catch_up:?}; total {:?}",
             published.retries,
             published.duplicate_acks,
             published.longest,
             consumed.deliveries,
-            consumed.redelivered,
             started.elapsed()
         );
     }));

@@ -204,6 +204,11 @@ impl JsCluster {
         self.nodes[i].url()
     }
 
+    /// Node `i`'s server (for helpers that take one, as `RunningApp`).
+    pub fn node(&self, i: usize) -> &NatsServer {
+        &self.nodes[i]
+    }
+
     /// Whether node `i` runs (not killed, or restarted since).
     pub fn is_alive(&self, i: usize) -> bool {
         self.alive[i]
