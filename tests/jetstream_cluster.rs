@@ -369,6 +369,10 @@ async fn consume_with_app(
     )
     .max_in_flight(IN_FLIGHT)
     .ack_wait(ACK_WAIT);
+    // The app's start creates (updates) the consumer, which its leader answers: after a
+    // node's death, wait for the consumer's group to have one (it may have been that
+    // node), or the start waits out the election (once past the app's start bound).
+    cluster.wait_for_consumer(js, STREAM, DURABLE, 1).await;
     let app = RunningApp::start_configured(app, cluster.node(first)).await;
     let state = js.consumer(STREAM, DURABLE);
     let mut consumed = Consumed::default();
