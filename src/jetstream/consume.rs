@@ -190,6 +190,9 @@ struct Pulls {
     hold: bool,
     /// The client's reconnects when last checked.
     reconnects: u64,
+    /// The check of the consumer after missed heartbeats, while it waits for its answer
+    /// (true: the consumer is gone).
+    check: Option<Task<bool>>,
 }
 
 /// What the task waits for.
@@ -228,6 +231,7 @@ impl Run {
             last_seen: Instant::now(),
             hold: false,
             reconnects: client.statistics().reconnects,
+            check: None,
         };
         loop {
             if !state.hold && state.owed <= s.batch / 2 {
@@ -273,14 +277,19 @@ impl Run {
     }
 
     /// The periodic check: a reconnect or two missed heartbeats mean the open requests
-    /// are gone; pull afresh.
+    /// are gone; pull afresh. A consumer found gone ends the stream.
     async fn on_tick(&self, state: &mut Pulls) -> Result<(), Stop> {
         state.hold = false;
+        if let Some(check) = state.check.take_if(|c| c.is_finished()) {
+            if check.await {
+                return Err(Error::from(JetStreamError::ConsumerDeleted).into());
+            }
+        }
         let reconnects = self.consumer.context().client.statistics().reconnects;
         if reconnects != state.reconnects {
             state.reconnects = reconnects;
         } else if state.last_seen.elapsed() >= 2 * self.settings.heartbeat {
-            self.missed_heartbeats().await?;
+            self.missed_heartbeats(state);
         } else {
             return Ok(());
         }
@@ -315,10 +324,12 @@ impl Run {
         self.tx.send(Ok(msg)).await.map_err(|_| Stop::Dropped)
     }
 
-    /// Two heartbeats missed: count it, and stop if the consumer is gone (pulls to a
-    /// missing consumer get no answer at all, so this is how its deletion shows when no
-    /// request was open at the time).
-    async fn missed_heartbeats(&self) -> Result<(), Stop> {
+    /// Two heartbeats missed: count it, and check whether the consumer is gone (pulls to
+    /// a missing consumer get no answer at all, so this is how its deletion shows when no
+    /// request was open at the time). The check runs apart, its answer taken at a later
+    /// tick: while a consumer's leader is being elected nobody answers it until the API
+    /// timeout, and the fresh pulls must not wait for it.
+    fn missed_heartbeats(&self, state: &mut Pulls) {
         self.missed.fetch_add(1, Relaxed);
         log_at!(
             Warn,
@@ -327,9 +338,10 @@ impl Run {
             self.settings.subject,
             2 * self.settings.heartbeat
         );
-        match self.consumer.info().await {
-            Err(e) if is_gone(&e) => Err(Error::from(JetStreamError::ConsumerDeleted).into()),
-            _ => Ok(()),
+        if state.check.is_none() {
+            let consumer = self.consumer.clone();
+            let gone = async move { matches!(consumer.info().await, Err(e) if is_gone(&e)) };
+            state.check = Some(smol::spawn(gone));
         }
     }
 }
