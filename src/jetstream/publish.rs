@@ -151,6 +151,12 @@ impl PublishOptions {
 impl Context {
     /// Publishes `payload` to `subject` and waits for the stream's ack. No stream on the
     /// subject fails at once with [`JetStreamError::NoStream`], not after the timeout.
+    ///
+    /// In a cluster the server answers the same while a replicated stream elects a new
+    /// leader (a few seconds after the old one died), and a timeout or
+    /// [`Error::ConnectionLost`] may hide a message that was stored: retry with the same
+    /// [`PublishOptions::msg_id`], and the stream keeps one copy (its ack then says
+    /// `duplicate`).
     pub async fn publish(&self, subject: &str, payload: impl AsRef<[u8]>) -> Result<PubAck> {
         self.publish_with(subject, payload, &PublishOptions::default())
             .await
