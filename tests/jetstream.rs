@@ -1,6 +1,6 @@
 //! The `jetstream` layer against a real nats-server with `-js` (one per test, its store
 //! under a temp dir): account info, streams, consumers, typed errors, publish with acks
-//! (de-duplication, expectations, no stream, the async window), fetch, acknowledgements
+//! (de-duplication, expectations, no stream, the async window and its timeouts), fetch, acknowledgements
 //! seen through redelivery and consumer info, and the continuous `messages()` stream
 //! (refills, heartbeats, a deleted consumer, a server restart).
 
@@ -296,6 +296,36 @@ fn publish_async_keeps_a_bounded_window_and_the_order() {
         .await;
         assert_eq!(js.pending_acks(), 0);
         assert_eq!(js.stream("S").info().await.unwrap().state.messages, 2100);
+    });
+}
+
+#[test]
+fn publish_async_frees_a_place_when_an_ack_times_out_or_the_client_closes() {
+    let server = JsServer::start();
+    run(async {
+        let (client, js) = connect(&server.url(), API_TIMEOUT).await;
+        // A subscriber that never answers: no ack will come.
+        let _quiet = client.subscribe("quiet.>").await.unwrap();
+        let js = js
+            .with_max_pending_acks(1)
+            .with_timeout(Duration::from_millis(300));
+        let first = js.publish_async("quiet.1", "a").await.unwrap();
+        assert_eq!(js.pending_acks(), 1);
+        // The window is full and the first future is not awaited: its timeout frees it.
+        let started = Instant::now();
+        let second = within(
+            Duration::from_secs(5),
+            "a place in the window",
+            js.publish_async("quiet.2", "b"),
+        )
+        .await
+        .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        assert!(matches!(first.await, Err(Error::Timeout)));
+        // Closing the client ends the wait of the second and frees its place.
+        client.close().await;
+        assert!(matches!(second.await, Err(Error::Closed)));
+        assert_eq!(js.pending_acks(), 0);
     });
 }
 

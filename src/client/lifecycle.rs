@@ -192,7 +192,7 @@ pub(crate) fn disconnected(shared: &ClientState, batch: &mut Batch) {
     let mut requests = lock(&shared.requests);
     for token in dropped {
         if let Some(pending) = requests.remove(&token) {
-            let _ = pending.tx.try_send(Err(Error::ReconnectBufferFull));
+            pending.tx.send(Err(Error::ReconnectBufferFull));
         }
     }
     for (token, pending) in requests.iter_mut() {

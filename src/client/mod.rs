@@ -40,6 +40,7 @@
 //! - `task`: the connection task's loop (read, dispatch by sid, write, ping) and the
 //!   request sweeper.
 //! - `pool`: server URLs, discovered servers.
+//! - `reply`: the one-shot wait for a request's reply.
 //! - `subscription`: [`Subscription`], a `Stream` of messages.
 //! - `events`: [`Event`] and [`Statistics`].
 //!
@@ -61,6 +62,7 @@ mod lifecycle;
 mod options;
 mod outbox;
 mod pool;
+mod reply;
 mod shared;
 mod subscription;
 mod task;
@@ -77,6 +79,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use smol::channel::Sender;
 use smol::future::FutureExt;
+use smol::lock::SemaphoreGuardArc;
 
 pub use events::{Event, Statistics};
 pub use options::ConnectOptions;
@@ -85,6 +88,7 @@ pub use subscription::Subscription;
 use connection::timed_out;
 use lifecycle::Ctl;
 use outbox::State;
+pub(crate) use reply::ReplyWait;
 pub(crate) use shared::lock;
 use shared::{ClientState, Delivery, PubMode, Queue};
 
@@ -326,11 +330,25 @@ impl Client {
         headers: Option<&Headers>,
         payload: &[u8],
         timeout: Duration,
-    ) -> Result<impl std::future::Future<Output = Result<Message>> + Send + 'static> {
+    ) -> Result<ReplyWait> {
+        self.send_request_holding(subject, headers, payload, timeout, None)
+            .await
+    }
+
+    /// [`send_request`](Client::send_request) holding `hold` (a place in a window) until the
+    /// request ends: when its reply arrives, it times out or fails, awaited or not.
+    pub(crate) async fn send_request_holding(
+        &self,
+        subject: &str,
+        headers: Option<&Headers>,
+        payload: &[u8],
+        timeout: Duration,
+        hold: Option<SemaphoreGuardArc>,
+    ) -> Result<ReplyWait> {
         let shared = self.shared();
         self.ensure_mux()?;
         let token = shared.new_token();
-        let (tx, rx) = smol::channel::bounded(1);
+        let (tx, wait) = reply::slot();
         let deadline = std::time::Instant::now() + timeout;
         let reply = inbox_reply(&shared.inbox, token);
         // A lone request writes at once on this thread (latency); with others in flight
@@ -345,6 +363,7 @@ impl Client {
         let pending = shared::Pending {
             tx,
             deadline,
+            _hold: hold,
             at_risk: false,
             lost: false,
         };
@@ -356,16 +375,7 @@ impl Client {
             .await?;
         // The timeout is enforced by the client's sweeper task, not by a timer per request.
         shared.arm_sweeper();
-        Ok(async move {
-            let msg = match rx.recv().await {
-                Ok(reply) => reply?,
-                Err(_) => return Err(Error::Closed),
-            };
-            if msg.is_no_responders() {
-                return Err(Error::NoResponders);
-            }
-            Ok(msg)
-        })
+        Ok(wait)
     }
 
     /// Subscribes the request inbox at the first request (a client that never requests

@@ -16,10 +16,12 @@ use std::time::Instant;
 use event_listener::Event as Notify;
 use panini_proto::{ClientOp, Pub};
 use smol::channel::Sender;
+use smol::lock::SemaphoreGuardArc;
 
 use super::events::{Event, Stats};
 use super::options::ConnectOptions;
 use super::outbox::{Outbox, Pushed, Refused, State};
+use super::reply::ReplyTx;
 use super::transport::DirectWriter;
 use crate::error::{Error, Result};
 use crate::log::log_at;
@@ -62,8 +64,11 @@ pub(crate) struct Out {
 /// A request waiting for its reply (or the error that ends the wait).
 #[derive(Debug)]
 pub(crate) struct Pending {
-    pub(crate) tx: Sender<Result<Message>>,
+    pub(crate) tx: ReplyTx,
     pub(crate) deadline: Instant,
+    /// A place the request holds until it ends (its reply came, it timed out or failed):
+    /// JetStream's window of pending acks, given back without a task per request.
+    pub(crate) _hold: Option<SemaphoreGuardArc>,
     /// Its bytes may have died with a lost connection: found at the disconnect, settled
     /// when the next connection is up (see `lifecycle::disconnected` and `go_live`).
     pub(crate) at_risk: bool,

@@ -57,7 +57,7 @@ pub(crate) async fn sweep_requests(shared: Arc<ClientState>) {
                 } else {
                     Error::Timeout
                 };
-                let _ = p.tx.try_send(Err(why));
+                p.tx.send(Err(why));
             }
             alive
         });
@@ -411,7 +411,7 @@ fn route_reply(shared: &ClientState, message: Message) {
     let waiter = token.and_then(|t| lock(&shared.requests).remove(&t));
     match waiter {
         Some(pending) => {
-            let _ = pending.tx.try_send(Ok(message));
+            pending.tx.send(Ok(message));
         }
         None => log_at!(
             Debug,

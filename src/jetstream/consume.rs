@@ -1,24 +1,27 @@
-//! [`Consumer::messages`]: a continuous stream of messages. One task per stream keeps pull
-//! requests topped up (a new pull when half the batch has come), watches the idle
-//! heartbeats, and pulls afresh after a reconnect or a missed heartbeat, so the stream
-//! resumes by itself after a server restart. It ends with an error only when pulling
-//! cannot work: the consumer or its stream was deleted, or the consumer refuses the pulls.
+//! [`Consumer::messages`]: a continuous stream of messages. The stream reads its pull inbox
+//! itself (status messages sorted as they come); one side task per stream sends the pulls
+//! (a new one when half the batch has been read), watches the idle heartbeats, and pulls
+//! afresh after a reconnect or a missed heartbeat, so the stream resumes by itself after a
+//! server restart. The two share counters (`Shared`), not the messages. It ends with an
+//! error only when pulling cannot work: the consumer or its stream was deleted, or the
+//! consumer refuses the pulls.
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
-use smol::stream::StreamExt;
+use smol::stream::{Stream, StreamExt};
 use smol::{Task, Timer};
 
 use super::message::Message;
 use super::pull::{classify, is_gone, Incoming, PullRequest};
 use super::{Consumer, JetStreamError};
+use crate::client::{lock, Client, Subscription};
 use crate::error::{Error, Result};
 use crate::log::log_at;
 
@@ -111,20 +114,26 @@ impl<'a> IntoFuture for Consume<'a> {
             let ctx = self.consumer.context();
             let inbox = ctx.client.new_inbox();
             let sub = ctx.client.subscribe(&inbox).await?;
-            let (tx, rx) = smol::channel::bounded(self.batch);
-            let missed = Arc::new(AtomicU64::new(0));
-            let run = Run {
+            let shared = Arc::new(Shared::default());
+            let (wake, woken) = smol::channel::bounded(1);
+            let subject = settings.subject.clone();
+            let puller = Puller {
                 consumer: self.consumer.clone(),
                 settings,
                 inbox,
-                tx,
-                missed: missed.clone(),
+                shared: shared.clone(),
+                woken,
             };
-            let task = smol::spawn(run.run(sub));
             Ok(Messages {
-                rx: Box::pin(rx),
-                missed,
-                _task: task,
+                sub,
+                client: ctx.client.clone(),
+                timeout: ctx.timeout,
+                subject,
+                half: self.batch / 2,
+                shared,
+                wake,
+                read: 0,
+                task: Some(smol::spawn(puller.run())),
             })
         })
     }
@@ -133,33 +142,186 @@ impl<'a> IntoFuture for Consume<'a> {
 /// A consumer's messages, pulled continuously ([`Consumer::messages`]).
 ///
 /// Pull requests are kept topped up; status messages never show. After a reconnect, or
-/// when two idle heartbeats are missed (the server died, or the consumer's leader moved),
-/// it checks the consumer and pulls afresh: a missed heartbeat is counted
-/// ([`missed_heartbeats`](Messages::missed_heartbeats)) and logged, not an error. The
-/// stream yields an error and ends only when pulling cannot work:
+/// when two idle heartbeats are missed while the stream waits (the server died, or the
+/// consumer's leader moved), it checks the consumer and pulls afresh: a missed heartbeat is
+/// counted ([`missed_heartbeats`](Messages::missed_heartbeats)) and logged, not an error.
+/// The stream yields an error and ends only when pulling cannot work:
 /// [`JetStreamError::ConsumerDeleted`] (the consumer or its stream is gone),
 /// [`JetStreamError::PullRefused`] (the consumer refuses these pulls), or
 /// [`Error::Closed`](crate::Error::Closed). Dropping it stops the pulls; messages
 /// delivered and not yet read are redelivered after their ack wait.
-#[derive(Debug)]
 pub struct Messages {
-    rx: Pin<Box<Receiver<Result<Message>>>>,
-    missed: Arc<AtomicU64>,
-    _task: Task<()>,
+    sub: Subscription,
+    client: Client,
+    timeout: Duration,
+    /// The pull subject, for the log.
+    subject: String,
+    /// Half the batch: read down to this, the task pulls more.
+    half: usize,
+    shared: Arc<Shared>,
+    /// Wakes the task to pull.
+    wake: Sender<()>,
+    /// Inbox messages read so far (the reader's copy of `Shared::read`).
+    read: u64,
+    /// The pulls; `None` once the stream has ended.
+    task: Option<Task<()>>,
+}
+
+impl std::fmt::Debug for Messages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Messages")
+            .field("subject", &self.subject)
+            .field("sid", &self.sub.sid())
+            .field("ended", &self.task.is_none())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Messages {
     /// How many times two heartbeats in a row were missed so far.
     pub fn missed_heartbeats(&self) -> u64 {
-        self.missed.load(Relaxed)
+        self.shared.missed.load(Ordering::Relaxed)
+    }
+
+    /// `n` messages the pulls owed are accounted for: wake the task when that takes the
+    /// debt down to half the batch.
+    fn took(&self, n: usize) {
+        let before = self
+            .shared
+            .owed
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
+                Some(o.saturating_sub(n))
+            })
+            .unwrap_or(0);
+        if before > self.half && before.saturating_sub(n) <= self.half {
+            let _ = self.wake.try_send(());
+        }
+    }
+
+    /// The stream's last item: the pulls stop, the inbox is unsubscribed.
+    fn end(&mut self, e: Error) -> Poll<Option<Result<Message>>> {
+        self.task = None;
+        self.sub.unsubscribe();
+        Poll::Ready(Some(Err(e)))
+    }
+
+    /// One inbox message: a stream message for the reader, or a status handled here.
+    fn on_inbox(&mut self, msg: crate::Message) -> Option<Poll<Option<Result<Message>>>> {
+        self.read += 1;
+        self.shared.read.store(self.read, Ordering::Relaxed);
+        match classify(msg) {
+            Incoming::Message(msg) => {
+                self.took(1);
+                let msg = Message::new(msg, self.client.clone(), self.timeout);
+                return Some(Poll::Ready(Some(Ok(msg))));
+            }
+            Incoming::Heartbeat => {}
+            Incoming::Ended { unfilled } => self.took(unfilled),
+            Incoming::Warning {
+                status,
+                description,
+            } => {
+                let subject = &self.subject;
+                log_at!(Warn, TARGET, "pull on {subject}: {status} {description}");
+                self.shared.owed.store(0, Ordering::Relaxed);
+                self.shared.hold.store(true, Ordering::Relaxed);
+            }
+            Incoming::Refused(e) => return Some(self.end(e.into())),
+        }
+        None
     }
 }
 
-impl smol::stream::Stream for Messages {
+impl Stream for Messages {
     type Item = Result<Message>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.as_mut().poll_next(cx)
+        let this = &mut *self;
+        loop {
+            if this.task.is_none() {
+                return Poll::Ready(None);
+            }
+            if let Some(e) = this.shared.take_failure() {
+                return this.end(e);
+            }
+            match Pin::new(&mut this.sub).poll_next(cx) {
+                Poll::Ready(Some(msg)) => {
+                    this.shared.waiting.store(false, Ordering::Relaxed);
+                    if let Some(out) = this.on_inbox(msg) {
+                        return out;
+                    }
+                }
+                Poll::Ready(None) => return this.end(Error::Closed),
+                Poll::Pending => {
+                    this.shared.waiting.store(true, Ordering::Relaxed);
+                    if this.shared.park(cx.waker()) {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the reader and the task share.
+#[derive(Default)]
+struct Shared {
+    /// Messages the open pull requests still owe: the task adds what it asks for before
+    /// it asks, the reader takes off what comes.
+    owed: AtomicUsize,
+    /// Inbox messages the reader has read (any kind): the task's sign of life.
+    read: AtomicU64,
+    /// The reader waits on the inbox (it is not busy elsewhere): only then is silence the
+    /// server's.
+    waiting: AtomicBool,
+    /// After a warning: no pull before the next tick.
+    hold: AtomicBool,
+    missed: AtomicU64,
+    /// Set with `side.failure`: checked without the lock.
+    failed: AtomicBool,
+    side: Mutex<Side>,
+}
+
+/// The task's way to end the stream while the reader waits.
+#[derive(Default)]
+struct Side {
+    failure: Option<Error>,
+    waker: Option<Waker>,
+}
+
+impl Shared {
+    /// The task's error, once.
+    fn take_failure(&self) -> Option<Error> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        lock(&self.side).failure.take()
+    }
+
+    /// The reader waits: keeps its waker for `fail`. False if a failure came meanwhile.
+    fn park(&self, waker: &Waker) -> bool {
+        let mut side = lock(&self.side);
+        if side.failure.is_some() {
+            return false;
+        }
+        match &mut side.waker {
+            Some(w) if w.will_wake(waker) => {}
+            other => *other = Some(waker.clone()),
+        }
+        true
+    }
+
+    /// The task ends the stream with `e`.
+    fn fail(&self, e: Error) {
+        let waker = {
+            let mut side = lock(&self.side);
+            side.failure = Some(e);
+            self.failed.store(true, Ordering::Release);
+            side.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 }
 
@@ -171,23 +333,22 @@ struct Settings {
     heartbeat: Duration,
 }
 
-/// The task behind a [`Messages`].
-struct Run {
+/// The side task of a [`Messages`]: pulls, heartbeats, reconnects.
+struct Puller {
     consumer: Consumer,
     settings: Settings,
     inbox: String,
-    tx: Sender<Result<Message>>,
-    missed: Arc<AtomicU64>,
+    shared: Arc<Shared>,
+    /// The reader's call for a pull; closed when the stream is dropped.
+    woken: Receiver<()>,
 }
 
-/// Where the pulls of a [`Run`] stand.
-struct Pulls {
-    /// Messages the open requests still owe.
-    owed: usize,
-    /// When the server was last heard from on the inbox.
+/// What the task watches between ticks.
+struct Watch {
+    /// `Shared::read` at the last tick.
+    read: u64,
+    /// When the server was last heard from (or the reader last busy).
     last_seen: Instant,
-    /// After a warning: no pull before the next tick.
-    hold: bool,
     /// The client's reconnects when last checked.
     reconnects: u64,
     /// The check of the consumer after missed heartbeats, while it waits for its answer
@@ -197,131 +358,102 @@ struct Pulls {
 
 /// What the task waits for.
 enum Event {
-    Inbox(Option<crate::Message>),
+    /// The reader read down to half the batch (false: the stream is gone).
+    Woken(bool),
     Tick,
 }
 
-/// Why the task stops.
-enum Stop {
-    /// The reader dropped the stream.
-    Dropped,
-    /// An error for the reader.
-    Failed(Error),
-}
-
-impl From<Error> for Stop {
-    fn from(e: Error) -> Stop {
-        Stop::Failed(e)
-    }
-}
-
-impl Run {
-    async fn run(self, sub: crate::client::Subscription) {
-        if let Err(Stop::Failed(e)) = self.pull_loop(sub).await {
-            let _ = self.tx.send(Err(e)).await;
+impl Puller {
+    async fn run(self) {
+        if let Err(e) = self.pull_loop().await {
+            self.shared.fail(e);
         }
     }
 
-    async fn pull_loop(&self, mut sub: crate::client::Subscription) -> Result<(), Stop> {
-        let s = &self.settings;
+    async fn pull_loop(&self) -> Result<()> {
         let client = &self.consumer.context().client;
-        let mut ticker = Timer::interval((s.heartbeat / 2).min(Duration::from_secs(1)));
-        let mut state = Pulls {
-            owed: 0,
+        let every = (self.settings.heartbeat / 2).min(Duration::from_secs(1));
+        let mut ticker = Timer::interval(every);
+        let mut watch = Watch {
+            read: 0,
             last_seen: Instant::now(),
-            hold: false,
             reconnects: client.statistics().reconnects,
             check: None,
         };
         loop {
-            if !state.hold && state.owed <= s.batch / 2 {
-                state.owed += self.pull(s.batch - state.owed).await?;
-            }
-            let inbox = async { Event::Inbox(sub.next().await) };
+            self.top_up().await?;
+            let woken = async { Event::Woken(self.woken.recv().await.is_ok()) };
             let tick = async {
                 ticker.next().await;
                 Event::Tick
             };
-            match inbox.or(tick).await {
-                Event::Inbox(None) => return Err(Error::Closed.into()),
-                Event::Inbox(Some(msg)) => self.on_inbox(&mut state, msg).await?,
-                Event::Tick => self.on_tick(&mut state).await?,
+            match woken.or(tick).await {
+                Event::Woken(true) => {}
+                Event::Woken(false) => return Ok(()),
+                Event::Tick => self.on_tick(&mut watch).await?,
             }
         }
     }
 
-    /// A message or a status on the inbox.
-    async fn on_inbox(&self, state: &mut Pulls, msg: crate::Message) -> Result<(), Stop> {
-        state.last_seen = Instant::now();
-        match classify(msg) {
-            Incoming::Message(msg) => {
-                state.owed = state.owed.saturating_sub(1);
-                self.deliver(msg).await?;
-                // The reader may have been slow: that was not the server's silence.
-                state.last_seen = Instant::now();
-            }
-            Incoming::Heartbeat => {}
-            Incoming::Ended { unfilled } => state.owed = state.owed.saturating_sub(unfilled),
-            Incoming::Warning {
-                status,
-                description,
-            } => {
-                let subject = &self.settings.subject;
-                log_at!(Warn, TARGET, "pull on {subject}: {status} {description}");
-                state.owed = 0;
-                state.hold = true;
-            }
-            Incoming::Refused(e) => return Err(Error::from(e).into()),
-        }
-        Ok(())
-    }
-
-    /// The periodic check: a reconnect or two missed heartbeats mean the open requests
-    /// are gone; pull afresh. A consumer found gone ends the stream.
-    async fn on_tick(&self, state: &mut Pulls) -> Result<(), Stop> {
-        state.hold = false;
-        if let Some(check) = state.check.take_if(|c| c.is_finished()) {
-            if check.await {
-                return Err(Error::from(JetStreamError::ConsumerDeleted).into());
-            }
-        }
-        let reconnects = self.consumer.context().client.statistics().reconnects;
-        if reconnects != state.reconnects {
-            state.reconnects = reconnects;
-        } else if state.last_seen.elapsed() >= 2 * self.settings.heartbeat {
-            self.missed_heartbeats(state);
-        } else {
+    /// Pulls what takes the open requests back to a full batch, once they owe half of it
+    /// or less. The debt is counted before the request goes, so that no message of it can
+    /// come before its count.
+    async fn top_up(&self) -> Result<()> {
+        let s = &self.settings;
+        let owed = &self.shared.owed;
+        let now = owed.load(Ordering::Relaxed);
+        if self.shared.hold.load(Ordering::Relaxed) || now > s.batch / 2 {
             return Ok(());
         }
-        state.owed = 0;
-        state.last_seen = Instant::now();
-        Ok(())
-    }
-
-    /// Sends a pull for `n` messages; returns how many it asked for (none if it could not
-    /// be sent now: the next tick tries again).
-    async fn pull(&self, n: usize) -> Result<usize, Stop> {
-        let s = &self.settings;
+        let n = s.batch - now;
+        owed.fetch_add(n, Ordering::Relaxed);
         let request = PullRequest {
             batch: n,
             expires: s.expires,
             idle_heartbeat: s.heartbeat,
             ..PullRequest::default()
         };
-        match self.consumer.pull(&s.subject, &self.inbox, &request).await {
-            Ok(()) => Ok(n),
-            Err(Error::Closed) => Err(Error::Closed.into()),
-            Err(e) => {
-                log_at!(Warn, TARGET, "cannot send a pull on {}: {e}", s.subject);
-                Ok(0)
+        let sent = self.consumer.pull(&s.subject, &self.inbox, &request).await;
+        if let Err(e) = sent {
+            // Not sent: nothing of it will come (the next tick tries again).
+            let _ = owed.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
+                Some(o.saturating_sub(n))
+            });
+            if matches!(e, Error::Closed) {
+                return Err(e);
             }
+            log_at!(Warn, TARGET, "cannot send a pull on {}: {e}", s.subject);
         }
+        Ok(())
     }
 
-    async fn deliver(&self, msg: crate::Message) -> Result<(), Stop> {
-        let ctx = self.consumer.context();
-        let msg = Message::new(msg, ctx.client.clone(), ctx.timeout);
-        self.tx.send(Ok(msg)).await.map_err(|_| Stop::Dropped)
+    /// The periodic check: a reconnect, or two heartbeats missed while the reader waits,
+    /// mean the open requests are gone; pull afresh. A consumer found gone ends the stream.
+    async fn on_tick(&self, watch: &mut Watch) -> Result<()> {
+        self.shared.hold.store(false, Ordering::Relaxed);
+        if let Some(check) = watch.check.take_if(|c| c.is_finished()) {
+            if check.await {
+                return Err(JetStreamError::ConsumerDeleted.into());
+            }
+        }
+        let read = self.shared.read.load(Ordering::Relaxed);
+        let waiting = self.shared.waiting.load(Ordering::Relaxed);
+        let reconnects = self.consumer.context().client.statistics().reconnects;
+        if reconnects != watch.reconnects {
+            watch.reconnects = reconnects;
+        } else if read != watch.read || !waiting {
+            // Heard from the server, or the reader was busy: not the server's silence.
+            watch.read = read;
+            watch.last_seen = Instant::now();
+            return Ok(());
+        } else if watch.last_seen.elapsed() >= 2 * self.settings.heartbeat {
+            self.missed_heartbeats(watch);
+        } else {
+            return Ok(());
+        }
+        self.shared.owed.store(0, Ordering::Relaxed);
+        watch.last_seen = Instant::now();
+        Ok(())
     }
 
     /// Two heartbeats missed: count it, and check whether the consumer is gone (pulls to
@@ -329,8 +461,8 @@ impl Run {
     /// request was open at the time). The check runs apart, its answer taken at a later
     /// tick: while a consumer's leader is being elected nobody answers it until the API
     /// timeout, and the fresh pulls must not wait for it.
-    fn missed_heartbeats(&self, state: &mut Pulls) {
-        self.missed.fetch_add(1, Relaxed);
+    fn missed_heartbeats(&self, watch: &mut Watch) {
+        self.shared.missed.fetch_add(1, Ordering::Relaxed);
         log_at!(
             Warn,
             TARGET,
@@ -338,10 +470,10 @@ impl Run {
             self.settings.subject,
             2 * self.settings.heartbeat
         );
-        if state.check.is_none() {
+        if watch.check.is_none() {
             let consumer = self.consumer.clone();
             let gone = async move { matches!(consumer.info().await, Err(e) if is_gone(&e)) };
-            state.check = Some(smol::spawn(gone));
+            watch.check = Some(smol::spawn(gone));
         }
     }
 }

@@ -8,10 +8,11 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use serde::Deserialize;
-use smol::Task;
+use smol::lock::SemaphoreGuardArc;
 
 use super::Context;
 use super::{ApiError, JetStreamError};
+use crate::client::ReplyWait;
 use crate::error::{Error, Result};
 use crate::message::{Headers, Message};
 
@@ -171,7 +172,9 @@ impl Context {
         payload: impl AsRef<[u8]>,
         opts: &PublishOptions,
     ) -> Result<PubAck> {
-        let wait = self.send_publish(subject, payload.as_ref(), opts).await?;
+        let wait = self
+            .send_publish(subject, payload.as_ref(), opts, None)
+            .await?;
         parse_ack(subject, wait.await)
     }
 
@@ -217,18 +220,16 @@ impl Context {
         opts: &PublishOptions,
     ) -> Result<PubAckFuture> {
         let permit = self.window.acquire_arc().await;
-        let wait = self.send_publish(subject, payload.as_ref(), opts).await?;
-        // The place in the window is given back when the ack arrives (or its wait times
-        // out), whether or not the future is being awaited: a caller may publish a
-        // thousand messages before it awaits the first ack.
-        let task = smol::spawn(async move {
-            let reply = wait.await;
-            drop(permit);
-            reply
-        });
+        // The place in the window stays with the pending request in the client and is given
+        // back when the ack arrives (or its wait times out), whether or not the future is
+        // being awaited: a caller may publish a thousand messages before it awaits the
+        // first ack.
+        let wait = self
+            .send_publish(subject, payload.as_ref(), opts, Some(permit))
+            .await?;
         Ok(PubAckFuture {
             subject: subject.to_string(),
-            task: Some(task),
+            wait: Some(wait),
         })
     }
 
@@ -251,11 +252,12 @@ impl Context {
         subject: &str,
         payload: &[u8],
         opts: &PublishOptions,
-    ) -> Result<impl Future<Output = Result<Message>> + Send + 'static> {
+        hold: Option<SemaphoreGuardArc>,
+    ) -> Result<ReplyWait> {
         let headers = opts.to_headers();
         let timeout = opts.timeout.unwrap_or(self.timeout);
         self.client
-            .send_request(subject, headers.as_ref(), payload, timeout)
+            .send_request_holding(subject, headers.as_ref(), payload, timeout, hold)
             .await
     }
 }
@@ -283,15 +285,7 @@ pub(crate) fn parse_ack(subject: &str, reply: Result<Message>) -> Result<PubAck>
 pub struct PubAckFuture {
     subject: String,
     /// `None` once it has resolved.
-    task: Option<Task<Result<Message>>>,
-}
-
-impl Drop for PubAckFuture {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.detach();
-        }
-    }
+    wait: Option<ReplyWait>,
 }
 
 impl std::fmt::Debug for PubAckFuture {
@@ -306,11 +300,11 @@ impl Future for PubAckFuture {
     type Output = Result<PubAck>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<PubAck>> {
-        let Some(task) = self.task.as_mut() else {
+        let Some(wait) = self.wait.as_mut() else {
             return Poll::Ready(Err(Error::Closed));
         };
-        let reply = std::task::ready!(Pin::new(task).poll(cx));
-        self.task = None;
+        let reply = std::task::ready!(Pin::new(wait).poll(cx));
+        self.wait = None;
         Poll::Ready(parse_ack(&self.subject, reply))
     }
 }
