@@ -571,9 +571,11 @@ fn no_acked_message_is_lost_when_the_stream_leader_is_killed() {
         let restarting = Instant::now();
         cluster.restart(victim);
         cluster.wait_for_stream(&js, STREAM, 2).await;
-        cluster
-            .wait_for_copy(victim, STREAM, n as u64, n as u64)
-            .await;
+        // One write more, so the restarted follower learns that the last message is
+        // committed (see `wait_for_copy`).
+        let mut marker_retries = BTreeMap::new();
+        publish_until_acked(&js, "orders.marker", "marker", &mut marker_retries).await;
+        cluster.wait_for_copy(victim, STREAM, n as u64).await;
         let catch_up = restarting.elapsed();
 
         let twice = consumed.twice();
@@ -622,7 +624,8 @@ fn the_cluster_forms_and_a_killed_node_catches_up_on_restart() {
         let agreed = cluster.wait_for_meta_leader().await;
         assert!(cluster.index_of(&agreed).is_some());
         cluster.wait_for_stream(&js, "HELPER", 2).await;
-        cluster.wait_for_copy(victim, "HELPER", 200, 200).await;
+        publish_until_acked(&js, "helper.a", "marker", &mut retries).await;
+        cluster.wait_for_copy(victim, "HELPER", 200).await;
         eprintln!("helper test: retries while the meta leader was down: {retries:?}");
     }));
 }
