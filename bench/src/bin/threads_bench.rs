@@ -20,7 +20,19 @@
 //! as many worker threads, each request in a task of its own (`tokio::spawn`): the
 //! reference for what a second thread can give on this machine, where `nats-server` and
 //! this program's requester share the cores with the served side.
+//!
+//! Each round also reads the CPU time (`/proc/PID/task/*/schedstat`) of the served child,
+//! of `nats-server` and of this program (the requester) over the measured requests. The
+//! second table gives it per request, and the ceiling that follows from it: with `cores`
+//! cores and nothing else running, no thread count can serve more than `cores / (CPU of
+//! all three per request)` requests a second, since every request costs the machine that
+//! much wherever it runs. `ceiling / first thread count's rate` is the most a second
+//! thread could give on this machine; when it is under a goal, the goal needs more cores
+//! (or the requester and the server elsewhere), not a better executor.
 
+#[allow(dead_code)]
+#[path = "../cpu.rs"]
+mod cpu;
 #[allow(dead_code)]
 #[path = "../report.rs"]
 mod report;
@@ -157,29 +169,101 @@ fn run(args: Args) -> Result<()> {
         for i in order {
             let (kind, threads) = runs[i];
             let subject = format!("bench.cpu.{}.{threads}.{round}", kind.replace('-', ""));
-            let _child = Spawned::new(kind, &url, &subject, iters, threads)?;
-            let rps = concurrent(&url, &subject, args.requests, args.in_flight)?;
-            eprintln!("  round {round} {kind} threads {threads}: {:.1} k/s", rps / 1e3);
-            figures[i].push(rps);
+            let child = Spawned::new(kind, &url, &subject, iters, threads)?;
+            let pids = [child.0.id().to_string(), server.pid().to_string()];
+            let (rps, cpu) = concurrent(&url, &subject, args.requests, args.in_flight, &pids)?;
+            eprintln!(
+                "  round {round} {kind} threads {threads}: {:.1} k/s; CPU µs per request: \
+                 served {:.1}, nats-server {:.1}, requester {:.1}",
+                rps / 1e3,
+                cpu.served,
+                cpu.server,
+                cpu.requester
+            );
+            figures[i].push((rps, cpu));
         }
     }
-    let medians: Vec<f64> = figures.into_iter().map(median).collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let medians: Vec<(f64, PerRequest)> = figures
+        .into_iter()
+        .map(|rounds| {
+            let of = |f: fn(&(f64, PerRequest)) -> f64| median(rounds.iter().map(f).collect());
+            let cpu = PerRequest {
+                served: of(|r| r.1.served),
+                server: of(|r| r.1.server),
+                requester: of(|r| r.1.requester),
+            };
+            (of(|r| r.0), cpu)
+        })
+        .collect();
     println!("| served by | threads | round trips/s (median) | against its first thread count |");
     println!("|---|---:|---:|---:|");
     for (i, (kind, threads)) in runs.iter().enumerate() {
-        let base = runs.iter().position(|r| r.0 == *kind).map_or(f64::NAN, |b| medians[b]);
-        let m = medians[i];
-        println!("| {kind} | {threads} | {:.1} k/s | {:.2} |", m / 1e3, m / base);
+        let base = runs
+            .iter()
+            .position(|r| r.0 == *kind)
+            .map_or(f64::NAN, |b| medians[b].0);
+        let m = medians[i].0;
+        println!(
+            "| {kind} | {threads} | {:.1} k/s | {:.2} |",
+            m / 1e3,
+            m / base
+        );
+    }
+    println!();
+    println!(
+        "| served by | threads | CPU µs per request: served | nats-server | requester | all \
+         | ceiling on {cores} cores | ceiling / first thread count's rate |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (i, (kind, threads)) in runs.iter().enumerate() {
+        let base = runs
+            .iter()
+            .position(|r| r.0 == *kind)
+            .map_or(f64::NAN, |b| medians[b].0);
+        let cpu = &medians[i].1;
+        let all = cpu.served + cpu.server + cpu.requester;
+        let ceiling = cores * 1e6 / all;
+        println!(
+            "| {kind} | {threads} | {:.1} | {:.1} | {:.1} | {all:.1} | {:.1} k/s | {:.2} |",
+            cpu.served,
+            cpu.server,
+            cpu.requester,
+            ceiling / 1e3,
+            ceiling / base
+        );
     }
     Ok(())
 }
 
-/// `total` requests from `in_flight` futures sharing one client: round trips/s.
-fn concurrent(url: &str, subject: &str, total: usize, in_flight: usize) -> Result<f64> {
+/// CPU time per request over one measured run, in µs, of each process.
+#[derive(Clone, Copy, Debug)]
+struct PerRequest {
+    served: f64,
+    server: f64,
+    requester: f64,
+}
+
+/// The CPU ns of (served child, nats-server, this program) so far.
+fn cpu_now(child: &str, server: &str) -> [u64; 3] {
+    [cpu::cpu_ns_of(child), cpu::cpu_ns_of(server), cpu::cpu_ns()]
+}
+
+/// `total` requests from `in_flight` futures sharing one client: round trips/s, and the
+/// CPU time per request, over the measured requests, of the served child and the server
+/// (`pids`) and of this program.
+fn concurrent(
+    url: &str,
+    subject: &str,
+    total: usize,
+    in_flight: usize,
+    pids: &[String; 2],
+) -> Result<(f64, PerRequest)> {
     smol::block_on(async {
         let client = panini::client::connect(url).await?;
         client.request(subject, "warm-up").await?;
         let each = total / in_flight;
+        let cpu_before = cpu_now(&pids[0], &pids[1]);
         let start = Instant::now();
         let workers = (0..in_flight).map(|_| async {
             for _ in 0..each {
@@ -189,8 +273,16 @@ fn concurrent(url: &str, subject: &str, total: usize, in_flight: usize) -> Resul
         });
         futures::future::try_join_all(workers).await?;
         let elapsed = start.elapsed();
+        let cpu_after = cpu_now(&pids[0], &pids[1]);
         client.close().await;
-        Ok((each * in_flight) as f64 / elapsed.as_secs_f64())
+        let done = (each * in_flight) as f64;
+        let per = |i: usize| cpu_after[i].saturating_sub(cpu_before[i]) as f64 / 1e3 / done;
+        let cpu = PerRequest {
+            served: per(0),
+            server: per(1),
+            requester: per(2),
+        };
+        Ok((done / elapsed.as_secs_f64(), cpu))
     })
 }
 
