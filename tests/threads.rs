@@ -1,6 +1,9 @@
 //! `App::threads`: how many threads run the app's endpoints, tasks and HTTP connections.
 //! Two CPU-bound handlers (they never await) meet in a bounded spin: with two threads both
-//! run at once, on two threads; with one they take turns, on one thread.
+//! run at once, on two threads; with one they take turns, on one thread; with two threads
+//! and an endpoint's `max_concurrency(1)`, they take turns too. With two threads an
+//! endpoint's loops share its one queue: every message is handled once, and every reply
+//! goes to its own requester.
 
 mod common;
 
@@ -17,11 +20,20 @@ use panini::{App, Msg};
 /// `alone_after` passed) and sends it two requests at once; returns the two replies as
 /// `(met, thread id)`.
 fn two_spinning_requests(threads: usize, alone_after: Duration) -> Vec<(bool, String)> {
+    two_spinning_requests_at_most(threads, None, alone_after)
+}
+
+/// [`two_spinning_requests`] with the endpoint's `max_concurrency` set, if `Some`.
+fn two_spinning_requests_at_most(
+    threads: usize,
+    max_concurrency: Option<usize>,
+    alone_after: Duration,
+) -> Vec<(bool, String)> {
     let server = NatsServer::start();
     run(async {
         let arrived = Arc::new(AtomicUsize::new(0));
         let mut app = App::new("threads").threads(threads);
-        app.listen("spin", move |_: Msg<Vec<u8>>| {
+        let endpoint = app.listen("spin", move |_: Msg<Vec<u8>>| {
             let arrived = arrived.clone();
             async move {
                 // CPU-bound: no await, so only another thread can run the other request.
@@ -38,6 +50,9 @@ fn two_spinning_requests(threads: usize, alone_after: Duration) -> Vec<(bool, St
                 format!("{met} {:?}", std::thread::current().id())
             }
         });
+        if let Some(n) = max_concurrency {
+            endpoint.max_concurrency(n);
+        }
         let running = RunningApp::start(app, &server).await;
         let probe = client::connect(server.url()).await.unwrap();
         let replies = smol::future::zip(ask(&probe, "spin"), ask(&probe, "spin")).await;
@@ -84,4 +99,68 @@ fn with_one_thread_cpu_bound_handlers_take_turns_on_it() {
         replies[0].1, replies[1].1,
         "two threads ran them: {replies:?}"
     );
+}
+
+#[test]
+fn with_two_threads_max_concurrency_one_still_runs_one_handler_at_a_time() {
+    let replies = two_spinning_requests_at_most(2, Some(1), Duration::from_millis(500));
+    assert!(
+        replies.iter().any(|(met, _)| !*met),
+        "two handlers ran at once under max_concurrency(1): {replies:?}"
+    );
+}
+
+#[test]
+fn with_two_threads_every_message_is_handled_once_and_every_reply_finds_its_requester() {
+    const EVENTS: usize = 2_000;
+    const REQUESTS: usize = 500;
+    let server = NatsServer::start();
+    run(async {
+        let counts = Arc::new(std::sync::Mutex::new(vec![0u32; EVENTS]));
+        let (all_in, all_in_rx) = smol::channel::bounded::<()>(1);
+        let mut app = App::new("lanes").threads(2);
+        let seen = counts.clone();
+        app.listen("lanes.event", move |msg: Msg<String>| {
+            let (seen, all_in) = (seen.clone(), all_in.clone());
+            async move {
+                let i: usize = msg.data.parse().expect("an index");
+                let mut seen = seen.lock().unwrap();
+                seen[i] += 1;
+                if seen.iter().all(|&c| c > 0) {
+                    let _ = all_in.try_send(());
+                }
+            }
+        });
+        app.listen("lanes.echo", |text: String| async move { text });
+        let running = RunningApp::start(app, &server).await;
+        let probe = client::connect(server.url()).await.unwrap();
+        for i in 0..EVENTS {
+            probe.publish("lanes.event", i.to_string()).await.unwrap();
+        }
+        let asks: Vec<_> = (0..REQUESTS)
+            .map(|i| {
+                let probe = probe.clone();
+                smol::spawn(async move {
+                    let sent = i.to_string();
+                    let reply = probe
+                        .request_with("lanes.echo", None, sent.as_bytes(), Duration::from_secs(20))
+                        .await
+                        .unwrap_or_else(|e| panic!("request {i}: {e}"));
+                    (sent, String::from_utf8(reply.payload.to_vec()).unwrap())
+                })
+            })
+            .collect();
+        for ask in asks {
+            let (sent, got) = ask.await;
+            assert_eq!(got, sent, "a reply went to another requester");
+        }
+        all_in_rx
+            .recv()
+            .await
+            .expect("the handler keeps the sender");
+        running.stop().await.unwrap();
+        let counts = counts.lock().unwrap();
+        let twice: Vec<usize> = (0..EVENTS).filter(|&i| counts[i] != 1).collect();
+        assert!(twice.is_empty(), "handled more than once: {twice:?}");
+    })
 }

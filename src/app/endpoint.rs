@@ -1,8 +1,11 @@
-//! Endpoints at run time: one loop per subscription, the same for every endpoint. Each
-//! message starts its run in the loop (through the listen middlewares compiled for its
-//! kind, or straight into the handler's reusing runner when none applies), polled once
-//! there; a run that is still pending goes on in a task of its own, holding one of the
-//! endpoint's `max_concurrency` slots. A run of a traced message (a W3C `traceparent`) has
+//! Endpoints at run time: one loop per subscription and per thread of the app's executor,
+//! the same for every endpoint. Each message starts its run in a loop (through the listen
+//! middlewares compiled for its kind, or straight into the handler's reusing runner when
+//! none applies), polled once there; a run that is still pending goes on in a task of its
+//! own, holding one of the endpoint's `max_concurrency` slots. With more than one thread,
+//! the endpoint's loops read the one subscription's queue side by side (each message goes
+//! to one of them), so that handlers that compute run on every thread, while a run that
+//! finishes at once still costs no task and no hop of its own. A run of a traced message (a W3C `traceparent`) has
 //! its trace scope entered around its start and every later poll. Also
 //! `subscribe_new_subject` and `unsubscribe_subject`, which start and stop endpoints while
 //! the app runs.
@@ -24,7 +27,7 @@ use super::runner::{BoxedHandler, Handler, Runner, Step};
 use super::runtime::RunningEndpoint;
 use super::stats::EndpointStats;
 use super::trace::{traced, RunScope};
-use crate::client::Subscription;
+use crate::client::{Lane, Subscription};
 use crate::error::{Error, Result};
 use crate::log::log_at;
 use crate::message::Message;
@@ -138,27 +141,23 @@ enum Run {
     Done(ListenResult),
     /// A handler run with no middleware, still pending: its outcome is settled at the end.
     Handler(Boxed<Outcome>),
-    /// A run that ends in the reply to send (through the middlewares, or a whole run
-    /// given to a task of its own with more than one thread): still pending.
+    /// A run through the middlewares, still pending: it ends in the reply to send.
     Settled(Boxed<ListenResult>),
 }
 
 /// What an endpoint's loop keeps: the app, its subject (for log lines, with no copy per
-/// message), its slots (`max_concurrency` permits, one held by each run in a task of its
-/// own), the handler's runner, and the listen middlewares compiled for each kind.
+/// message), the endpoint's slots (`max_concurrency` permits, shared by its loops, one
+/// held by each run in a task of its own), the handler's runner, and the listen
+/// middlewares compiled for each kind.
 struct EndpointLoop {
     app: AppHandle,
     subject: Arc<str>,
     slots: Arc<Semaphore>,
-    handler: BoxedHandler,
     runner: Box<dyn Runner>,
     /// For messages without a reply subject; `None` when no middleware applies.
     publishes: Option<Next<Message, ListenResult>>,
     /// For requests; `None` when no middleware applies.
     requests: Option<Next<Message, ListenResult>>,
-    /// One thread: start each run in the loop. More: give each run a task of its own at
-    /// once, so that CPU-bound handlers spread over the threads.
-    inline: bool,
     /// Where its runs are counted (the Service API is on).
     stats: Option<Arc<EndpointStats>>,
     /// When the last run that finished in this poll ended (see `start`).
@@ -166,7 +165,12 @@ struct EndpointLoop {
 }
 
 impl EndpointLoop {
-    fn new(app: AppHandle, ep: &Endpoint, stats: Option<Arc<EndpointStats>>) -> EndpointLoop {
+    fn new(
+        app: AppHandle,
+        ep: &Endpoint,
+        stats: Option<Arc<EndpointStats>>,
+        slots: Arc<Semaphore>,
+    ) -> EndpointLoop {
         let subject: Arc<str> = ep.subject.as_str().into();
         let terminal: Terminal<Message, ListenResult> = {
             let (app, handler, subject) = (app.clone(), ep.handler.clone(), subject.clone());
@@ -176,10 +180,8 @@ impl EndpointLoop {
         EndpointLoop {
             publishes: listen.compile(SendKind::Publish, terminal.clone()),
             requests: listen.compile(SendKind::Request, terminal),
-            inline: !app.runtime().executor.is_parallel(),
-            slots: Arc::new(Semaphore::new(ep.max_concurrency.max(1))),
+            slots,
             runner: ep.handler.runner(),
-            handler: ep.handler.clone(),
             subject,
             app,
             stats,
@@ -235,20 +237,16 @@ impl EndpointLoop {
             &self.publishes
         };
         match chain {
-            None if self.inline => match self.runner.start(msg, &self.app, cx) {
+            None => match self.runner.start(msg, &self.app, cx) {
                 Step::Done(outcome) => Run::Done(settle(outcome, &self.subject, is_request)),
                 Step::Pending(rest) => Run::Handler(rest),
             },
-            None => Run::Settled(self.handler.settled(msg, &self.app, &self.subject)),
             Some(chain) => {
                 // The handler's own panics are caught at the end of the chain; one caught
                 // here came from a listen middleware, and gets the reply a panicking
                 // handler gets (the log says which it was).
                 let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
                     let mut run = chain.clone().start(msg);
-                    if !self.inline {
-                        return Run::Settled(run);
-                    }
                     match run.as_mut().poll(cx) {
                         Poll::Ready(reply) => Run::Done(reply),
                         Poll::Pending => Run::Settled(run),
@@ -299,14 +297,47 @@ impl EndpointLoop {
     }
 }
 
-/// The loop of one endpoint, until its subscription ends and its queue is handled.
+/// The loops of one endpoint, one per thread of the app's executor, until its
+/// subscription ends and its queue is handled.
 async fn run_endpoint(
     app: AppHandle,
-    mut sub: Subscription,
+    sub: Subscription,
     ep: Endpoint,
     stats: Option<Arc<EndpointStats>>,
 ) {
-    let mut ep = EndpointLoop::new(app, &ep, stats);
+    let slots = Arc::new(Semaphore::new(ep.max_concurrency.max(1)));
+    let lanes: Vec<_> = (1..app.runtime().executor.threads())
+        .map(|_| {
+            let lane = EndpointLoop::new(app.clone(), &ep, stats.clone(), slots.clone());
+            app.spawn(app_async(run_loop(lane, sub.lane())))
+        })
+        .collect();
+    run_loop(EndpointLoop::new(app, &ep, stats, slots), sub).await;
+    for lane in lanes {
+        lane.await;
+    }
+}
+
+/// A reader of an endpoint's queue: its subscription, or one of its lanes.
+trait Queue: Stream<Item = Message> + Unpin {
+    /// Messages waiting in the queue.
+    fn pending(&self) -> usize;
+}
+
+impl Queue for Subscription {
+    fn pending(&self) -> usize {
+        Subscription::pending(self)
+    }
+}
+
+impl Queue for Lane {
+    fn pending(&self) -> usize {
+        Lane::pending(self)
+    }
+}
+
+/// One loop of an endpoint, until its queue ends.
+async fn run_loop(mut ep: EndpointLoop, mut sub: impl Queue) {
     loop {
         // No run starts, not even to its first await, until a slot is free: at most
         // `max_concurrency` bodies run at once. A run that finishes in its first poll

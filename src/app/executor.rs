@@ -20,8 +20,8 @@ pub(crate) const THREADS_VAR: &str = "PANINI_THREADS";
 pub(crate) enum AppExecutor {
     /// smol's global executor: one thread unless `SMOL_THREADS` says otherwise.
     Global,
-    /// The app's own executor and its threads.
-    Pool(Arc<Executor<'static>>),
+    /// The app's own executor and how many threads run it.
+    Pool(Arc<Executor<'static>>, usize),
 }
 
 impl AppExecutor {
@@ -32,14 +32,18 @@ impl AppExecutor {
     ) -> Task<T> {
         match self {
             AppExecutor::Global => smol::spawn(fut),
-            AppExecutor::Pool(ex) => ex.spawn(fut),
+            AppExecutor::Pool(ex, _) => ex.spawn(fut),
         }
     }
 
-    /// Whether more than one thread runs the app's tasks: an endpoint then gives every
-    /// run a task of its own, so that CPU-bound handlers spread over the threads.
-    pub(crate) fn is_parallel(&self) -> bool {
-        matches!(self, AppExecutor::Pool(_))
+    /// How many threads run the app's tasks: an endpoint runs that many loops over its
+    /// one subscription (see [`endpoint`](super::endpoint)), so that handlers that compute
+    /// spread over the threads.
+    pub(crate) fn threads(&self) -> usize {
+        match self {
+            AppExecutor::Global => 1,
+            AppExecutor::Pool(_, n) => *n,
+        }
     }
 }
 
@@ -82,7 +86,7 @@ pub(crate) fn start(n: usize) -> std::io::Result<(AppExecutor, Option<Threads>)>
             .name(format!("panini-{i}"))
             .spawn(move || run_thread(&ex, &stopped))?;
     }
-    Ok((AppExecutor::Pool(ex), Some(Threads { _stop: stop })))
+    Ok((AppExecutor::Pool(ex, n), Some(Threads { _stop: stop })))
 }
 
 /// One thread of the app's executor: runs tasks until the stop channel closes. A task's
@@ -115,12 +119,12 @@ mod tests {
     #[test]
     fn a_pool_runs_tasks_on_its_own_threads_until_dropped() {
         let (rt, threads) = start(2).unwrap();
-        assert!(rt.is_parallel());
+        assert_eq!(rt.threads(), 2);
         let name =
             smol::block_on(rt.spawn(async { std::thread::current().name().map(str::to_string) }));
         assert!(name.is_some_and(|n| n.starts_with("panini-")));
         drop(threads);
         let (rt, threads) = start(1).unwrap();
-        assert!(!rt.is_parallel() && threads.is_none());
+        assert!(rt.threads() == 1 && threads.is_none());
     }
 }

@@ -83,6 +83,7 @@ use smol::lock::SemaphoreGuardArc;
 
 pub use events::{Event, Statistics};
 pub use options::ConnectOptions;
+pub(crate) use subscription::Lane;
 pub use subscription::Subscription;
 
 use connection::timed_out;

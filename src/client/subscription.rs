@@ -1,4 +1,5 @@
-//! [`Subscription`]: a stream of messages for one SUB, unsubscribed on drop.
+//! [`Subscription`]: a stream of messages for one SUB, unsubscribed on drop; and its
+//! [`Lane`]s, more readers of the same queue (each message goes to one of them).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -56,6 +57,18 @@ impl Subscription {
         self.rx.len()
     }
 
+    /// Another reader of this subscription's queue, for the crate's endpoints that run
+    /// one loop per thread: each message goes to one reader, the subscription or one of
+    /// its lanes. A lane ends when the subscription does (after the queue is read); it
+    /// does not unsubscribe when dropped.
+    pub(crate) fn lane(&self) -> Lane {
+        Lane {
+            rx: Box::pin((*self.rx).clone()),
+            bytes: self.bytes.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Bytes waiting in this subscription's queue: the subjects, reply subjects, headers
     /// and payloads of its messages, as bounded by
     /// [`ConnectOptions::subscription_capacity_bytes`](super::ConnectOptions::subscription_capacity_bytes).
@@ -69,16 +82,51 @@ impl Stream for Subscription {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
         let this = self.get_mut();
-        let polled = this.rx.as_mut().poll_next(cx).map(|item| {
-            item.map(|(msg, size)| {
-                this.bytes.fetch_sub(size, Relaxed);
-                msg
-            })
-        });
-        if polled.is_ready() && this.shared.draining.load(Relaxed) {
-            this.shared.drain_progress.notify(usize::MAX);
-        }
-        polled
+        poll_queue(this.rx.as_mut(), &this.bytes, &this.shared, cx)
+    }
+}
+
+/// A message from a subscription's queue, its bytes uncounted; a drain in progress hears
+/// of every step.
+fn poll_queue(
+    rx: Pin<&mut Receiver<Queued>>,
+    bytes: &AtomicUsize,
+    shared: &ClientState,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Message>> {
+    let polled = rx.poll_next(cx).map(|item| {
+        item.map(|(msg, size)| {
+            bytes.fetch_sub(size, Relaxed);
+            msg
+        })
+    });
+    if polled.is_ready() && shared.draining.load(Relaxed) {
+        shared.drain_progress.notify(usize::MAX);
+    }
+    polled
+}
+
+/// One more reader of a [`Subscription`]'s queue (see [`Subscription::lane`]).
+#[derive(Debug)]
+pub(crate) struct Lane {
+    rx: Pin<Box<Receiver<Queued>>>,
+    bytes: Arc<AtomicUsize>,
+    shared: Arc<ClientState>,
+}
+
+impl Lane {
+    /// Messages waiting in the queue (all readers').
+    pub(crate) fn pending(&self) -> usize {
+        self.rx.len()
+    }
+}
+
+impl Stream for Lane {
+    type Item = Message;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        let this = self.get_mut();
+        poll_queue(this.rx.as_mut(), &this.bytes, &this.shared, cx)
     }
 }
 
