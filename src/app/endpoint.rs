@@ -27,7 +27,7 @@ use super::runner::{BoxedHandler, Handler, Runner, Step};
 use super::runtime::RunningEndpoint;
 use super::stats::EndpointStats;
 use super::trace::{traced, RunScope};
-use crate::client::{Lane, Subscription};
+use crate::client::{Lane, ReplyWrite, Subscription};
 use crate::error::{Error, Result};
 use crate::log::log_at;
 use crate::message::Message;
@@ -291,7 +291,7 @@ impl EndpointLoop {
             if let (Some(stats), Some(t0)) = (stats, t0) {
                 stats.record(t0.elapsed(), &reply);
             }
-            send_reply(&app, reply_to, reply, false).await;
+            send_reply(&app, reply_to, reply, ReplyWrite::Wake).await;
         };
         self.app.spawn(app_async(rest)).detach();
     }
@@ -336,22 +336,44 @@ impl Queue for Lane {
     }
 }
 
+/// At most this many replies of a burst wait in the outbox before one is written at once
+/// (with those before it).
+const MAX_DEFERRED: usize = 64;
+
 /// One loop of an endpoint, until its queue ends.
+///
+/// The replies of a burst (a reply with more messages waiting behind it) go into the
+/// client's outbox without waking its connection task, and are written together: by the
+/// reply that finds the queue empty, by every [`MAX_DEFERRED`]th, or before the loop
+/// waits for a message or a slot. Fewer, larger writes cost the server and the requester
+/// less per message; a reply waits at most for the runs of the burst after it.
 async fn run_loop(mut ep: EndpointLoop, mut sub: impl Queue) {
+    let client = ep.app.inner.client.clone();
+    let mut deferred = 0usize;
     loop {
         // No run starts, not even to its first await, until a slot is free: at most
         // `max_concurrency` bodies run at once. A run that finishes in its first poll
         // gives the slot back at once; one still pending keeps it in its own task.
-        let slot = ep.slots.acquire_arc().await;
+        let slot = match ep.slots.try_acquire_arc() {
+            Some(slot) => slot,
+            None => {
+                if std::mem::take(&mut deferred) > 0 {
+                    client.flush_deferred();
+                }
+                ep.slots.acquire_arc().await
+            }
+        };
         // Runs that leave nothing to do (no reply to send) are handled inside one poll,
         // message after message, as the queue yields them.
         let next = future::poll_fn(|cx| loop {
             let msg = match Pin::new(&mut sub).poll_next(cx) {
                 Poll::Ready(Some(msg)) => msg,
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => {
+                polled => {
+                    if std::mem::take(&mut deferred) > 0 {
+                        client.flush_deferred();
+                    }
                     ep.clock = None; // the next message's run starts after a wait
-                    return Poll::Pending;
+                    return polled.map(|_| None);
                 }
             };
             let reply_to = msg.reply.clone();
@@ -369,7 +391,14 @@ async fn run_loop(mut ep: EndpointLoop, mut sub: impl Queue) {
         match run {
             Run::Done(reply) => {
                 drop(slot);
-                send_reply(&ep.app, reply_to, reply, sub.pending() == 0).await;
+                let write = if sub.pending() == 0 || deferred + 1 >= MAX_DEFERRED {
+                    deferred = 0;
+                    ReplyWrite::Now
+                } else {
+                    deferred += 1;
+                    ReplyWrite::Later
+                };
+                send_reply(&ep.app, reply_to, reply, write).await;
             }
             pending => ep.finish_apart(slot, pending, reply_to, t0),
         }
@@ -377,17 +406,22 @@ async fn run_loop(mut ep: EndpointLoop, mut sub: impl Queue) {
 }
 
 /// Publishes the reply of a request, if there is one to send (nothing for a stream message
-/// or an empty reply); `now` writes it at once if the writer is idle. A reply that cannot
+/// or an empty reply), written as `write` says. A reply that cannot
 /// be sent as it is (larger than the server's `max_payload`, headers that cannot be
 /// encoded) is logged and answered with a small 500 error reply instead, so the requester
 /// learns of it at once rather than by its timeout.
-async fn send_reply(app: &AppHandle, reply_to: Option<String>, reply: ListenResult, now: bool) {
+async fn send_reply(
+    app: &AppHandle,
+    reply_to: Option<String>,
+    reply: ListenResult,
+    write: ReplyWrite,
+) {
     let (Some(to), Some(reply)) = (reply_to, reply) else {
         return;
     };
     let client = &app.inner.client;
     let sent = client
-        .publish_reply(&to, reply.headers.as_ref(), &reply.payload, now)
+        .publish_reply(&to, reply.headers.as_ref(), &reply.payload, write)
         .await;
     match sent {
         Ok(()) => {}
@@ -395,7 +429,7 @@ async fn send_reply(app: &AppHandle, reply_to: Option<String>, reply: ListenResu
             log_at!(Error, "panini", "cannot send the reply to {to}: {e}");
             let instead = error_reply(500, &format!("cannot send the reply: {e}"));
             let sent = client
-                .publish_reply(&to, instead.headers.as_ref(), &instead.payload, now)
+                .publish_reply(&to, instead.headers.as_ref(), &instead.payload, write)
                 .await;
             if let Err(e) = sent {
                 log_at!(Error, "panini", "cannot send the error reply to {to}: {e}");

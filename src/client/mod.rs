@@ -137,6 +137,18 @@ pub struct ServerInfo {
 
 pub(crate) use pool::redact as redact_url;
 
+/// How a reply an endpoint sends is written (see `Client::publish_reply`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReplyWrite {
+    /// On the caller's thread if the socket takes it: no other message waits behind it.
+    Now,
+    /// By the connection task, woken for it.
+    Wake,
+    /// Into the outbox only: more replies follow at once, and the caller calls
+    /// [`Client::flush_deferred`] before it waits for anything.
+    Later,
+}
+
 /// Connects to one URL with default options.
 pub async fn connect(url: impl Into<String>) -> Result<Client> {
     ConnectOptions::new([url.into()]).connect().await
@@ -224,21 +236,27 @@ impl Client {
             .await
     }
 
-    /// Publishes the reply of a request served by the app. With `now`, the outgoing
-    /// buffer (this reply and any queued before it) is written on the caller's thread when
-    /// the connection task holds no batch, instead of waking it: the endpoint asks for that when no
-    /// other message waits, so a lone request gets its answer one task hop sooner while a
-    /// burst is still written in batches.
+    /// Writes what replies sent with [`ReplyWrite::Later`] left in the outbox (at once if
+    /// the socket takes it, else by waking the connection task).
+    pub(crate) fn flush_deferred(&self) {
+        self.shared().flush_deferred();
+    }
+
+    /// Publishes the reply of a request served by the app, written as `write` says: the
+    /// endpoint asks for [`ReplyWrite::Now`] when no other message waits, so a lone
+    /// request gets its answer one task hop sooner, and for [`ReplyWrite::Later`] within
+    /// a burst, so that the burst's replies are written in batches.
     pub(crate) async fn publish_reply(
         &self,
         subject: &str,
         headers: Option<&Headers>,
         payload: &[u8],
-        now: bool,
+        write: ReplyWrite,
     ) -> Result<()> {
         let mode = PubMode {
             trusted_reply: false,
-            direct: now,
+            direct: write == ReplyWrite::Now,
+            defer: write == ReplyWrite::Later,
         };
         self.shared()
             .publish(subject, None, headers, payload, mode)
@@ -357,6 +375,7 @@ impl Client {
         let mode = PubMode {
             trusted_reply: true,
             direct: lock(&shared.requests).is_empty(),
+            defer: false,
         };
         // The request waits for its reply from the moment its PUB is in the outbox (under
         // the same lock): a disconnect finds it at risk exactly when its bytes may have

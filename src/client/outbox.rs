@@ -208,6 +208,17 @@ impl Outbox {
         }
     }
 
+    /// Puts back a writer waker that a deferred push handed out: it stays parked with the
+    /// bytes waiting, until [`take_writer`](Self::take_writer) or the next push wakes it.
+    pub(crate) fn defer_writer(&mut self, waker: Waker) {
+        self.writer = Some(waker);
+    }
+
+    /// The writer's waker, if it waits for bytes.
+    pub(crate) fn take_writer(&mut self) -> Option<Waker> {
+        self.writer.take()
+    }
+
     /// For the connection task: the whole `batch` was written; it is emptied for reuse.
     pub(crate) fn finish(&mut self, batch: &mut Vec<u8>) {
         self.writing = false;

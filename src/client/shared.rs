@@ -85,6 +85,10 @@ pub(crate) struct PubMode {
     /// message waiting): when the connection task holds no batch, write the outbox on the
     /// caller's thread (through the transport's `DirectWriter`) instead of waking it.
     pub(crate) direct: bool,
+    /// More messages follow at once (a reply with more requests waiting behind it): do
+    /// not wake a connection task that waits for bytes; the caller writes or wakes later
+    /// with [`ClientState::flush_deferred`], before it waits for anything.
+    pub(crate) defer: bool,
 }
 
 /// A message in a subscription's queue, with the bytes it counts against the queue's bound.
@@ -315,14 +319,28 @@ impl ClientState {
                                 }
                             }
                         } else if let Some(w) = wake {
-                            drop(out);
-                            w.wake();
+                            if mode.defer {
+                                out.outbox.defer_writer(w);
+                            } else {
+                                drop(out);
+                                w.wake();
+                            }
                         }
                         break;
                     }
                     Err(Refused::Closed) => return Err(Error::Closed),
                     Err(Refused::Full) => return Err(Error::ReconnectBufferFull),
-                    Err(Refused::Busy) => self.space.listen(),
+                    Err(Refused::Busy) => {
+                        // Deferred publishes may have left the writer parked with bytes
+                        // waiting: it must run for room to come.
+                        let listener = self.space.listen();
+                        let writer = out.outbox.take_writer();
+                        drop(out);
+                        if let Some(w) = writer {
+                            w.wake();
+                        }
+                        listener
+                    }
                 }
             };
             listener.await;
@@ -483,6 +501,25 @@ impl ClientState {
                 .all(|q| q.is_empty() || q.receiver_count() == 0)
         })
         .await;
+    }
+}
+
+impl ClientState {
+    /// Writes what deferred publishes left in the outbox: on the caller's thread if the
+    /// connection task holds no batch and the socket takes it all, else by waking the
+    /// connection task. Nothing to do if nothing waits.
+    pub(crate) fn flush_deferred(&self) {
+        let mut out = lock(&self.out);
+        if out.outbox.pending() == 0 {
+            return;
+        }
+        let leftover = out.write_direct();
+        if leftover || out.outbox.pending() > 0 {
+            if let Some(w) = out.outbox.take_writer() {
+                drop(out);
+                w.wake();
+            }
+        }
     }
 }
 
