@@ -2,7 +2,8 @@
 //! connections. With one thread ([`App::threads`](crate::App::threads)) that is smol's
 //! global executor, shared with the NATS connection's task (no hop between threads per
 //! message); with more, an executor of the app's own, run by that many threads
-//! (`panini-1`, `panini-2`, ...) for as long as the app runs.
+//! (`panini-1`, `panini-2`, ...) for as long as the app runs, and as many loops per
+//! endpoint (see [`endpoint`](super::endpoint)).
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
