@@ -14,7 +14,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use smol::future::{self, Boxed, FutureExt};
 use smol::lock::{Semaphore, SemaphoreGuardArc};
@@ -337,19 +337,26 @@ impl Queue for Lane {
 }
 
 /// At most this many replies of a burst wait in the outbox before one is written at once
-/// (with those before it).
+/// (with those before it)...
 const MAX_DEFERRED: usize = 64;
+/// ...and the first of them waits at most about this long: the next reply after it is
+/// written at once. Cheap handlers fill a batch well within it; with slow ones the batch
+/// is small, and a requester's window of requests in flight is not held back in the
+/// outbox while the queue drains (which would leave the endpoint's other loops idle).
+const MAX_HOLD: Duration = Duration::from_micros(250);
 
 /// One loop of an endpoint, until its queue ends.
 ///
 /// The replies of a burst (a reply with more messages waiting behind it) go into the
 /// client's outbox without waking its connection task, and are written together: by the
-/// reply that finds the queue empty, by every [`MAX_DEFERRED`]th, or before the loop
-/// waits for a message or a slot. Fewer, larger writes cost the server and the requester
-/// less per message; a reply waits at most for the runs of the burst after it.
+/// reply that finds the queue empty, by the [`MAX_DEFERRED`]th, by the first one after
+/// [`MAX_HOLD`], or before the loop waits for a message or a slot. Fewer, larger writes
+/// cost the server and the requester less per message; a reply waits at most about
+/// `MAX_HOLD` plus one run.
 async fn run_loop(mut ep: EndpointLoop, mut sub: impl Queue) {
     let client = ep.app.inner.client.clone();
     let mut deferred = 0usize;
+    let mut first_deferred = Instant::now();
     loop {
         // No run starts, not even to its first await, until a slot is free: at most
         // `max_concurrency` bodies run at once. A run that finishes in its first poll
@@ -392,6 +399,13 @@ async fn run_loop(mut ep: EndpointLoop, mut sub: impl Queue) {
             Run::Done(reply) => {
                 drop(slot);
                 let write = if sub.pending() == 0 || deferred + 1 >= MAX_DEFERRED {
+                    deferred = 0;
+                    ReplyWrite::Now
+                } else if deferred == 0 {
+                    deferred = 1;
+                    first_deferred = Instant::now();
+                    ReplyWrite::Later
+                } else if first_deferred.elapsed() >= MAX_HOLD {
                     deferred = 0;
                     ReplyWrite::Now
                 } else {
