@@ -18,7 +18,7 @@ use smol::lock::{Semaphore, SemaphoreGuardArc};
 use smol::stream::Stream;
 
 use super::context::{app_async, AppHandle};
-use super::middleware::{ListenResult, Next, SendKind, Terminal};
+use super::middleware::{ChainRunner, End, ListenResult, SendKind, Started};
 use super::reply::{error_reply, settle, Outcome};
 use super::runner::{BoxedHandler, Handler, Runner, Step};
 use super::runtime::RunningEndpoint;
@@ -153,9 +153,9 @@ struct EndpointLoop {
     handler: BoxedHandler,
     runner: Box<dyn Runner>,
     /// For messages without a reply subject; `None` when no middleware applies.
-    publishes: Option<Next<Message, ListenResult>>,
+    publishes: Option<ChainRunner<Message, ListenResult>>,
     /// For requests; `None` when no middleware applies.
-    requests: Option<Next<Message, ListenResult>>,
+    requests: Option<ChainRunner<Message, ListenResult>>,
     /// One thread: start each run in the loop. More: give each run a task of its own at
     /// once, so that CPU-bound handlers spread over the threads.
     inline: bool,
@@ -168,14 +168,19 @@ struct EndpointLoop {
 impl EndpointLoop {
     fn new(app: AppHandle, ep: &Endpoint, stats: Option<Arc<EndpointStats>>) -> EndpointLoop {
         let subject: Arc<str> = ep.subject.as_str().into();
-        let terminal: Terminal<Message, ListenResult> = {
-            let (app, handler, subject) = (app.clone(), ep.handler.clone(), subject.clone());
-            Arc::new(move |msg| handler.settled(msg, &app, &subject))
-        };
         let listen = &app.runtime().listen;
+        let (publishes, requests) = if listen.is_empty() {
+            (None, None)
+        } else {
+            let end: Arc<dyn End<Message, ListenResult>> = ep.handler.end(&app, &subject);
+            (
+                listen.runner(SendKind::Publish, end.clone()),
+                listen.runner(SendKind::Request, end),
+            )
+        };
         EndpointLoop {
-            publishes: listen.compile(SendKind::Publish, terminal.clone()),
-            requests: listen.compile(SendKind::Request, terminal),
+            publishes,
+            requests,
             inline: !app.runtime().executor.is_parallel(),
             slots: Arc::new(Semaphore::new(ep.max_concurrency.max(1))),
             runner: ep.handler.runner(),
@@ -230,9 +235,9 @@ impl EndpointLoop {
     fn start_plain(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
         let is_request = msg.reply.is_some();
         let chain = if is_request {
-            &self.requests
+            &mut self.requests
         } else {
-            &self.publishes
+            &mut self.publishes
         };
         match chain {
             None if self.inline => match self.runner.start(msg, &self.app, cx) {
@@ -244,14 +249,14 @@ impl EndpointLoop {
                 // The handler's own panics are caught at the end of the chain; one caught
                 // here came from a listen middleware, and gets the reply a panicking
                 // handler gets (the log says which it was).
+                let inline = self.inline;
                 let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    let mut run = chain.clone().start(msg);
-                    if !self.inline {
-                        return Run::Settled(run);
+                    if !inline {
+                        return Run::Settled(chain.boxed(msg));
                     }
-                    match run.as_mut().poll(cx) {
-                        Poll::Ready(reply) => Run::Done(reply),
-                        Poll::Pending => Run::Settled(run),
+                    match chain.start(msg, cx) {
+                        Started::Done(reply) => Run::Done(reply),
+                        Started::Pending(rest) => Run::Settled(rest),
                     }
                 }));
                 started.unwrap_or_else(|panic| {
