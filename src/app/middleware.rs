@@ -519,3 +519,147 @@ impl<I: Send + 'static, O: Send + 'static> Chain<I, O> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::panic::AssertUnwindSafe;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// An end that doubles its input and counts its calls.
+    #[derive(Default)]
+    struct Double(AtomicUsize);
+
+    impl End<u32, u32> for Double {
+        fn start(&self, input: u32, _: &mut Context<'_>) -> Started<u32> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Started::Done(input * 2)
+        }
+    }
+
+    fn runner(chain: &Chain<u32, u32>, end: &Arc<Double>) -> ChainRunner<u32, u32> {
+        let end: Arc<dyn End<u32, u32>> = end.clone();
+        chain.runner(SendKind::Publish, end).expect("a hook applies")
+    }
+
+    /// Runs `f` with a task context (its waker wakes nothing that matters here).
+    fn with_cx<T>(f: impl FnOnce(&mut Context<'_>) -> T) -> T {
+        let mut f = Some(f);
+        smol::block_on(std::future::poll_fn(|cx| {
+            Poll::Ready(f.take().expect("polled once")(cx))
+        }))
+    }
+
+    fn done(started: Started<u32>) -> u32 {
+        match started {
+            Started::Done(out) => out,
+            Started::Pending(_) => panic!("want a finished run"),
+        }
+    }
+
+    #[test]
+    fn a_chain_runs_its_hooks_outermost_first_then_its_end() {
+        let mut chain = Chain::default();
+        chain.push(Applies::Any, |n: u32, next: Next<u32, u32>| next.run(n + 1));
+        chain.push(Applies::Any, |n: u32, next: Next<u32, u32>| async move {
+            next.run(n * 10).await + 5
+        });
+        let end = Arc::new(Double::default());
+        let mut runner = runner(&chain, &end);
+        // (1 * 10 + 1) * 2 + 5, run after run in the reused box
+        for _ in 0..3 {
+            assert_eq!(with_cx(|cx| done(runner.start(1, cx))), 27);
+        }
+        assert_eq!(end.0.load(Ordering::Relaxed), 3);
+        // The same chain as one boxed future (a run given to a task at once).
+        assert_eq!(smol::block_on(runner.boxed(2)), 47);
+        // A hook that does not apply is left out; with none, no runner at all.
+        let mut requests_only = Chain::<u32, u32>::default();
+        requests_only.push(Applies::Request, |n: u32, next: Next<u32, u32>| next.run(n));
+        assert!(runner_of(&requests_only, &end).is_none());
+    }
+
+    fn runner_of(chain: &Chain<u32, u32>, end: &Arc<Double>) -> Option<ChainRunner<u32, u32>> {
+        let end: Arc<dyn End<u32, u32>> = end.clone();
+        chain.runner(SendKind::Publish, end)
+    }
+
+    #[test]
+    fn a_pending_run_takes_its_box_and_the_next_run_gets_a_new_one() {
+        let open = Arc::new(AtomicBool::new(false));
+        let mut chain = Chain::default();
+        let gate = open.clone();
+        chain.push(Applies::Any, move |n: u32, next: Next<u32, u32>| {
+            let gate = gate.clone();
+            async move {
+                if n == 7 {
+                    // waits until the test opens the gate
+                    std::future::poll_fn(|_| match gate.load(Ordering::Relaxed) {
+                        true => Poll::Ready(()),
+                        false => Poll::Pending,
+                    })
+                    .await;
+                }
+                next.run(n).await
+            }
+        });
+        let end = Arc::new(Double::default());
+        let mut runner = runner(&chain, &end);
+        let mut waiting = match with_cx(|cx| runner.start(7, cx)) {
+            Started::Pending(rest) => rest,
+            Started::Done(out) => panic!("the run of 7 finished: {out}"),
+        };
+        // Other runs go on while it waits, in a box of their own, again and again.
+        for n in 1..4 {
+            assert_eq!(with_cx(|cx| done(runner.start(n, cx))), n * 2);
+        }
+        assert!(with_cx(|cx| waiting.as_mut().poll(cx)).is_pending());
+        open.store(true, Ordering::Relaxed);
+        assert_eq!(smol::block_on(waiting), 14);
+        assert_eq!(with_cx(|cx| done(runner.start(7, cx))), 14);
+    }
+
+    #[test]
+    fn a_hook_may_call_next_twice_or_not_at_all() {
+        let mut chain = Chain::default();
+        chain.push(Applies::Any, |n: u32, next: Next<u32, u32>| async move {
+            match n {
+                0 => 100, // short-circuit: the end never runs
+                _ => next.clone().run(n).await + next.run(n + 1).await,
+            }
+        });
+        let end = Arc::new(Double::default());
+        let mut runner = runner(&chain, &end);
+        assert_eq!(with_cx(|cx| done(runner.start(3, cx))), 14);
+        assert_eq!(with_cx(|cx| done(runner.start(0, cx))), 100);
+        assert_eq!(end.0.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn after_a_hook_panics_the_next_run_works() {
+        let mut chain = Chain::default();
+        chain.push(Applies::Any, |n: u32, next: Next<u32, u32>| async move {
+            assert_ne!(n, 13, "unlucky");
+            next.run(n).await
+        });
+        let end = Arc::new(Double::default());
+        let mut runner = runner(&chain, &end);
+        assert_eq!(with_cx(|cx| done(runner.start(1, cx))), 2);
+        let panicked = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            with_cx(|cx| done(runner.start(13, cx)))
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(with_cx(|cx| done(runner.start(2, cx))), 4);
+    }
+
+    #[test]
+    fn the_send_chain_ends_in_its_boxed_terminal() {
+        let mut chain = Chain::default();
+        chain.push(Applies::Any, |n: u32, next: Next<u32, u32>| next.run(n + 1));
+        let terminal: Terminal<u32, u32> = Arc::new(|n| Box::pin(async move { n * 3 }));
+        let next = chain.compile(SendKind::Request, terminal).expect("a hook");
+        assert_eq!(smol::block_on(next.clone().run(1)), 6);
+        assert_eq!(smol::block_on(next.start(2)), 9);
+    }
+}
