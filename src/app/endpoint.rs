@@ -213,15 +213,43 @@ impl EndpointLoop {
 
     /// Starts the run of `msg`, in this task's context. With the Service API on, the
     /// first run of a batch reads the clock (see [`Batch`]).
+    #[inline]
     fn start(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
         if self.stats.is_some() && self.batch.started.is_none() {
             self.batch.started = Some(Instant::now());
         }
+        // Most runs start here: in the loop, with no trace scope to enter.
+        if self.inline && !may_trace(&msg) {
+            return self.start_inline(msg, cx);
+        }
         self.start_run(msg, cx)
+    }
+
+    /// Starts the run of `msg` in the loop, with no trace scope: the handler's runner or
+    /// the listen chain, polled once here; a run that finished with its reply needs no
+    /// settling.
+    #[inline(always)]
+    fn start_inline(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
+        let is_request = msg.reply.is_some();
+        let chain = if is_request {
+            &mut self.requests
+        } else {
+            &mut self.publishes
+        };
+        let step = match chain {
+            None => self.runner.start(msg, &self.app, cx),
+            Some(chain) => return start_chain(chain, msg, cx, &self.subject, is_request),
+        };
+        match step {
+            Step::Done(Outcome::Reply(reply)) => Run::Done(reply),
+            Step::Done(failed) => Run::Done(settle(failed, &self.subject, is_request)),
+            Step::Pending(rest) => Run::Handler(rest),
+        }
     }
 
     /// Counts a run that finished in this poll (its reply is `reply`); a full batch is
     /// added to the stats at once.
+    #[inline(always)]
     fn count(&mut self, reply: &ListenResult) {
         let Some(stats) = &self.stats else { return };
         self.batch.runs += 1;
@@ -265,6 +293,7 @@ impl EndpointLoop {
 
     /// Starts the run of `msg`, in this task's context, inside its trace scope if it has
     /// one; a pending run keeps the scope for its later polls.
+    #[inline(never)]
     fn start_run(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
         let Some(scope) = RunScope::of(&msg, &self.subject) else {
             return self.start_plain(msg, cx);
@@ -282,40 +311,27 @@ impl EndpointLoop {
         }
     }
 
-    /// Starts the run of `msg`, in this task's context.
+    /// Starts the run of `msg`: in this task's context with one thread, else as one boxed
+    /// future for a task of its own.
     fn start_plain(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
+        if self.inline {
+            return self.start_inline(msg, cx);
+        }
         let is_request = msg.reply.is_some();
         let chain = if is_request {
-            &mut self.requests
+            &self.requests
         } else {
-            &mut self.publishes
+            &self.publishes
         };
-        match chain {
-            None if self.inline => match self.runner.start(msg, &self.app, cx) {
-                Step::Done(outcome) => Run::Done(settle(outcome, &self.subject, is_request)),
-                Step::Pending(rest) => Run::Handler(rest),
-            },
-            None => Run::Settled(self.handler.settled(msg, &self.app, &self.subject)),
-            Some(chain) => {
-                // The handler's own panics are caught at the end of the chain; one caught
-                // here came from a listen middleware, and gets the reply a panicking
-                // handler gets (the log says which it was).
-                let inline = self.inline;
-                let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    if !inline {
-                        return Run::Settled(chain.boxed(msg));
-                    }
-                    match chain.start(msg, cx) {
-                        Started::Done(reply) => Run::Done(reply),
-                        Started::Pending(rest) => Run::Settled(rest),
-                    }
-                }));
-                started.unwrap_or_else(|panic| {
-                    let outcome = Outcome::middleware_panicked(panic);
-                    Run::Done(settle(outcome, &self.subject, is_request))
-                })
-            }
-        }
+        let Some(chain) = chain else {
+            return Run::Settled(self.handler.settled(msg, &self.app, &self.subject));
+        };
+        // As in `start_chain`: a panic here came from a listen middleware.
+        std::panic::catch_unwind(AssertUnwindSafe(|| Run::Settled(chain.boxed(msg))))
+            .unwrap_or_else(|panic| {
+                let outcome = Outcome::middleware_panicked(panic);
+                Run::Done(settle(outcome, &self.subject, is_request))
+            })
     }
 
     /// Runs the rest of a run in a task of its own, holding the slot the loop took for it;
@@ -355,6 +371,34 @@ impl EndpointLoop {
     }
 }
 
+/// Starts the run of a message through a listen chain and polls it once in `cx`.
+fn start_chain(
+    chain: &mut ChainRunner<Message, ListenResult>,
+    msg: Message,
+    cx: &mut Context<'_>,
+    subject: &str,
+    is_request: bool,
+) -> Run {
+    // The handler's own panics are caught at the end of the chain; one caught here came
+    // from a listen middleware, and gets the reply a panicking handler gets (the log says
+    // which it was).
+    let started = std::panic::catch_unwind(AssertUnwindSafe(|| chain.start(msg, cx)));
+    match started {
+        Ok(Started::Done(reply)) => Run::Done(reply),
+        Ok(Started::Pending(rest)) => Run::Settled(rest),
+        Err(panic) => {
+            let outcome = Outcome::middleware_panicked(panic);
+            Run::Done(settle(outcome, subject, is_request))
+        }
+    }
+}
+
+/// Whether a message may have a trace scope: only one with headers (a `traceparent`),
+/// unless the `tracing` feature makes a span for every run (see `RunScope::of`).
+fn may_trace(msg: &Message) -> bool {
+    cfg!(feature = "tracing") || msg.headers.is_some()
+}
+
 /// The loop of one endpoint, until its subscription ends and its queue is handled.
 async fn run_endpoint(
     app: AppHandle,
@@ -386,9 +430,14 @@ async fn run_endpoint(
             match ep.start(msg, cx) {
                 Run::Done(reply) => {
                     ep.count(&reply);
-                    if reply_to.is_some() && reply.is_some() {
-                        ep.flush(false);
-                        return Poll::Ready(Some((reply_to, Run::Done(reply), None)));
+                    match (reply, reply_to) {
+                        (Some(reply), Some(to)) => {
+                            ep.flush(false);
+                            return Poll::Ready(Some((Some(to), Run::Done(Some(reply)), None)));
+                        }
+                        // Nothing to send: the next message's run starts in this poll.
+                        (None, None) => {}
+                        (reply, to) => drop((reply, to)),
                     }
                 }
                 run => {

@@ -145,7 +145,8 @@ impl End<Message, ListenResult> for HandlerEnd {
             }
         };
         match runner.start(msg, &self.app, cx) {
-            Step::Done(outcome) => Started::Done(settle(outcome, &self.subject, is_request)),
+            Step::Done(Outcome::Reply(reply)) => Started::Done(reply),
+            Step::Done(failed) => Started::Done(settle(failed, &self.subject, is_request)),
             Step::Pending(rest) => {
                 drop(runner);
                 let subject = self.subject.clone();

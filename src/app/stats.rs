@@ -103,6 +103,7 @@ impl EndpointStats {
 }
 
 /// The code and description of an error reply, if `reply` is one.
+#[inline]
 pub(crate) fn failure(reply: &Option<Reply>) -> Option<(u16, &str)> {
     let headers = reply.as_ref()?.headers.as_ref()?;
     let code = headers.get("Nats-Service-Error-Code")?;
