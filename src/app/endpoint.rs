@@ -213,14 +213,14 @@ impl EndpointLoop {
 
     /// Starts the run of `msg`, in this task's context. With the Service API on, the
     /// first run of a batch reads the clock (see [`Batch`]).
-    #[inline]
-    fn start(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
+    #[inline(always)]
+    fn start<const CHAINS: bool>(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
         if self.stats.is_some() && self.batch.started.is_none() {
             self.batch.started = Some(Instant::now());
         }
         // Most runs start here: in the loop, with no trace scope to enter.
         if self.inline && !may_trace(&msg) {
-            return self.start_inline(msg, cx);
+            return self.start_inline::<CHAINS>(msg, cx);
         }
         self.start_run(msg, cx)
     }
@@ -229,12 +229,12 @@ impl EndpointLoop {
     /// the listen chain, polled once here; a run that finished with its reply needs no
     /// settling.
     #[inline(always)]
-    fn start_inline(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
+    fn start_inline<const CHAINS: bool>(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
         let is_request = msg.reply.is_some();
-        let chain = if is_request {
-            &mut self.requests
-        } else {
-            &mut self.publishes
+        let chain = match (CHAINS, is_request) {
+            (false, _) => None,
+            (true, true) => self.requests.as_mut(),
+            (true, false) => self.publishes.as_mut(),
         };
         let step = match chain {
             None => self.runner.start(msg, &self.app, cx),
@@ -315,7 +315,7 @@ impl EndpointLoop {
     /// future for a task of its own.
     fn start_plain(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
         if self.inline {
-            return self.start_inline(msg, cx);
+            return self.start_inline::<true>(msg, cx);
         }
         let is_request = msg.reply.is_some();
         let chain = if is_request {
@@ -332,6 +332,50 @@ impl EndpointLoop {
                 let outcome = Outcome::middleware_panicked(panic);
                 Run::Done(settle(outcome, &self.subject, is_request))
             })
+    }
+
+    /// One poll of the loop: takes messages off `sub` and starts their runs, as long as
+    /// they leave nothing to do (no reply to send, nothing pending); returns the first run
+    /// that does, with its reply subject and, counted, when it started. `CHAINS`: some
+    /// listen middleware applies to this endpoint.
+    #[inline(always)]
+    fn poll_batch<const CHAINS: bool>(
+        &mut self,
+        sub: &mut Subscription,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<(Option<String>, Run, Option<Instant>)>> {
+        loop {
+            let msg = match Pin::new(&mut *sub).poll_next(cx) {
+                Poll::Ready(Some(msg)) => msg,
+                Poll::Ready(None) => {
+                    self.flush(false);
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => {
+                    self.flush(false);
+                    return Poll::Pending;
+                }
+            };
+            let reply_to = msg.reply.clone();
+            match self.start::<CHAINS>(msg, cx) {
+                Run::Done(reply) => {
+                    self.count(&reply);
+                    match (reply, reply_to) {
+                        (Some(reply), Some(to)) => {
+                            self.flush(false);
+                            return Poll::Ready(Some((Some(to), Run::Done(Some(reply)), None)));
+                        }
+                        // Nothing to send: the next message's run starts in this poll.
+                        (None, None) => {}
+                        (reply, to) => drop((reply, to)),
+                    }
+                }
+                run => {
+                    let t0 = self.flush(true);
+                    return Poll::Ready(Some((reply_to, run, t0)));
+                }
+            }
+        }
     }
 
     /// Runs the rest of a run in a task of its own, holding the slot the loop took for it;
@@ -372,6 +416,7 @@ impl EndpointLoop {
 }
 
 /// Starts the run of a message through a listen chain and polls it once in `cx`.
+#[inline(always)]
 fn start_chain(
     chain: &mut ChainRunner<Message, ListenResult>,
     msg: Message,
@@ -414,37 +459,12 @@ async fn run_endpoint(
         let slot = ep.slots.acquire_arc().await;
         // Runs that leave nothing to do (no reply to send) are handled inside one poll,
         // message after message, as the queue yields them.
-        let next = future::poll_fn(|cx| loop {
-            let msg = match Pin::new(&mut sub).poll_next(cx) {
-                Poll::Ready(Some(msg)) => msg,
-                Poll::Ready(None) => {
-                    ep.flush(false);
-                    return Poll::Ready(None);
-                }
-                Poll::Pending => {
-                    ep.flush(false);
-                    return Poll::Pending;
-                }
-            };
-            let reply_to = msg.reply.clone();
-            match ep.start(msg, cx) {
-                Run::Done(reply) => {
-                    ep.count(&reply);
-                    match (reply, reply_to) {
-                        (Some(reply), Some(to)) => {
-                            ep.flush(false);
-                            return Poll::Ready(Some((Some(to), Run::Done(Some(reply)), None)));
-                        }
-                        // Nothing to send: the next message's run starts in this poll.
-                        (None, None) => {}
-                        (reply, to) => drop((reply, to)),
-                    }
-                }
-                run => {
-                    let t0 = ep.flush(true);
-                    return Poll::Ready(Some((reply_to, run, t0)));
-                }
-            }
+        // Two copies of the loop's poll: the one for an endpoint with no listen middleware
+        // has no code for them.
+        let chained = ep.publishes.is_some() || ep.requests.is_some();
+        let next = future::poll_fn(|cx| match chained {
+            false => ep.poll_batch::<false>(&mut sub, cx),
+            true => ep.poll_batch::<true>(&mut sub, cx),
         });
         let Some((reply_to, run, t0)) = next.await else {
             return;
