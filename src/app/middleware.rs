@@ -540,7 +540,9 @@ mod tests {
 
     fn runner(chain: &Chain<u32, u32>, end: &Arc<Double>) -> ChainRunner<u32, u32> {
         let end: Arc<dyn End<u32, u32>> = end.clone();
-        chain.runner(SendKind::Publish, end).expect("a hook applies")
+        chain
+            .runner(SendKind::Publish, end)
+            .expect("a hook applies")
     }
 
     /// Runs `f` with a task context (its waker wakes nothing that matters here).

@@ -165,9 +165,9 @@ impl<R: Runner> End<Message, ListenResult> for HandlerEnd<R> {
             Step::Pending(rest) => {
                 drop(runner);
                 let subject = subject.clone();
-                Started::Pending(Box::pin(async move {
-                    settle(rest.await, &subject, is_request)
-                }))
+                Started::Pending(Box::pin(
+                    async move { settle(rest.await, &subject, is_request) },
+                ))
             }
         }
     }
