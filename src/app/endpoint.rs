@@ -5,10 +5,13 @@
 //! own, holding one of the endpoint's `max_concurrency` slots. With more than one thread,
 //! the endpoint's loops read the one subscription's queue side by side (each message goes
 //! to one of them), so that handlers that compute run on every thread, while a run that
-//! finishes at once still costs no task and no hop of its own. A run of a traced message (a W3C `traceparent`) has
-//! its trace scope entered around its start and every later poll. Also
-//! `subscribe_new_subject` and `unsubscribe_subject`, which start and stop endpoints while
-//! the app runs.
+//! finishes at once still costs no task and no hop of its own. A run that finishes at once
+//! allocates nothing, with or without middlewares (the outermost hook's future and the
+//! handler's reuse their boxes). The replies of a burst are written together (see
+//! [`EndpointLoop::reply_write`]). With the Service API on, the runs that finish inside
+//! one poll are counted as one batch (see [`Batch`]). A run of a traced message (a W3C `traceparent`) has its trace scope
+//! entered around its start and every later poll. Also `subscribe_new_subject` and
+//! `unsubscribe_subject`, which start and stop endpoints while the app runs.
 
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -21,11 +24,11 @@ use smol::lock::{Semaphore, SemaphoreGuardArc};
 use smol::stream::Stream;
 
 use super::context::{app_async, AppHandle};
-use super::middleware::{ListenResult, Next, SendKind, Terminal};
+use super::middleware::{ChainRunner, End, ListenResult, SendKind, Started};
 use super::reply::{error_reply, settle, Outcome};
 use super::runner::{BoxedHandler, Handler, Runner, Step};
 use super::runtime::RunningEndpoint;
-use super::stats::EndpointStats;
+use super::stats::{failure, EndpointStats};
 use super::trace::{traced, RunScope};
 use crate::client::{Lane, ReplyWrite, Subscription};
 use crate::error::{Error, Result};
@@ -141,8 +144,17 @@ enum Run {
     Done(ListenResult),
     /// A handler run with no middleware, still pending: its outcome is settled at the end.
     Handler(Boxed<Outcome>),
-    /// A run through the middlewares, still pending: it ends in the reply to send.
+    /// A run through the middlewares (or traced), still pending: it ends in the reply to
+    /// send.
     Settled(Boxed<ListenResult>),
+}
+
+/// A run that leaves the loop something to do: a reply to send, or its rest to run in a
+/// task of its own (counted from `t0`).
+struct Left {
+    reply_to: Option<String>,
+    run: Run,
+    t0: Option<Instant>,
 }
 
 /// What an endpoint's loop keeps: the app, its subject (for log lines, with no copy per
@@ -155,13 +167,46 @@ struct EndpointLoop {
     slots: Arc<Semaphore>,
     runner: Box<dyn Runner>,
     /// For messages without a reply subject; `None` when no middleware applies.
-    publishes: Option<Next<Message, ListenResult>>,
+    publishes: Option<ChainRunner<Message, ListenResult>>,
     /// For requests; `None` when no middleware applies.
-    requests: Option<Next<Message, ListenResult>>,
+    requests: Option<ChainRunner<Message, ListenResult>>,
     /// Where its runs are counted (the Service API is on).
     stats: Option<Arc<EndpointStats>>,
-    /// When the last run that finished in this poll ended (see `start`).
-    clock: Option<Instant>,
+    /// The runs of this poll not yet added to `stats`.
+    batch: Batch,
+    /// Replies in the client's outbox that nobody was woken to write yet.
+    deferred: usize,
+    /// When the first of them was deferred.
+    first_deferred: Instant,
+}
+
+/// At most this many replies of a burst wait in the outbox before one is written at once
+/// (with those before it)...
+const MAX_DEFERRED: usize = 64;
+/// ...and the first of them waits at most about this long: the next reply after it is
+/// written at once. Cheap handlers fill a batch well within it; with slow ones the batch
+/// is small, and a requester's window of requests in flight is not held back in the
+/// outbox while the queue drains (which would leave the endpoint's other loops idle).
+const MAX_HOLD: Duration = Duration::from_micros(250);
+
+/// The runs that finished inside one poll of an endpoint's loop (at most [`Batch::MAX`]),
+/// counted here and added to the endpoint's shared stats once, when the poll returns: two
+/// clock reads and a few atomic adds per batch rather than per message. The counters may
+/// lag by one batch of each of the endpoint's loops while they are busy (none once they
+/// wait); each run of a batch is taken to have lasted the batch's mean, so the
+/// processing time total stays exact and the histogram gets the whole batch in the bucket
+/// of the mean. Errors are counted exactly, and the last error is written when it happens.
+#[derive(Debug, Default)]
+struct Batch {
+    /// When its first run started; `None` while there is no batch.
+    started: Option<Instant>,
+    runs: u64,
+    errors: u64,
+}
+
+impl Batch {
+    /// The most runs a batch holds before it is added to the stats (then a new one starts).
+    const MAX: u64 = 64;
 }
 
 impl EndpointLoop {
@@ -172,45 +217,149 @@ impl EndpointLoop {
         slots: Arc<Semaphore>,
     ) -> EndpointLoop {
         let subject: Arc<str> = ep.subject.as_str().into();
-        let terminal: Terminal<Message, ListenResult> = {
-            let (app, handler, subject) = (app.clone(), ep.handler.clone(), subject.clone());
-            Arc::new(move |msg| handler.settled(msg, &app, &subject))
-        };
         let listen = &app.runtime().listen;
+        let (publishes, requests) = if listen.is_empty() {
+            (None, None)
+        } else {
+            let end: Arc<dyn End<Message, ListenResult>> = ep.handler.end(&app, &subject);
+            (
+                listen.runner(SendKind::Publish, end.clone()),
+                listen.runner(SendKind::Request, end),
+            )
+        };
         EndpointLoop {
-            publishes: listen.compile(SendKind::Publish, terminal.clone()),
-            requests: listen.compile(SendKind::Request, terminal),
+            publishes,
+            requests,
             slots,
             runner: ep.handler.runner(),
             subject,
             app,
             stats,
-            clock: None,
+            batch: Batch::default(),
+            deferred: 0,
+            first_deferred: Instant::now(),
         }
     }
 
-    /// Starts the run of `msg`, in this task's context; a run that finished is counted,
-    /// and one still pending comes with when it started.
-    ///
-    /// One clock read per message while messages come back to back: a run that ends in
-    /// the same poll as the one before it starts when that one ended (`clock`, cleared
-    /// whenever the loop waits).
-    fn start(&mut self, msg: Message, cx: &mut Context<'_>) -> (Run, Option<Instant>) {
-        if self.stats.is_none() {
-            return (self.start_run(msg, cx), None);
+    /// How the reply of a run that finished in the loop is written, `waiting` messages
+    /// behind it. A reply with none waiting is written at once (with every reply deferred
+    /// before it); within a burst it goes into the client's outbox without waking its
+    /// connection task, to be written with the others: by the reply that finds the queue
+    /// empty, by the [`MAX_DEFERRED`]th, by the first one after [`MAX_HOLD`], or before
+    /// the loop waits for a message or a slot ([`flush_replies`](Self::flush_replies)).
+    /// Fewer, larger writes cost the server and the requester less per message; a reply
+    /// waits at most about `MAX_HOLD` plus one run.
+    fn reply_write(&mut self, waiting: usize) -> ReplyWrite {
+        if waiting == 0 || self.deferred + 1 >= MAX_DEFERRED {
+            self.deferred = 0;
+            ReplyWrite::Now
+        } else if self.deferred == 0 {
+            self.deferred = 1;
+            self.first_deferred = Instant::now();
+            ReplyWrite::Later
+        } else if self.first_deferred.elapsed() >= MAX_HOLD {
+            self.deferred = 0;
+            ReplyWrite::Now
+        } else {
+            self.deferred += 1;
+            ReplyWrite::Later
         }
-        let t0 = self.clock.take().unwrap_or_else(Instant::now);
-        let run = self.start_run(msg, cx);
-        if let (Run::Done(reply), Some(stats)) = (&run, &self.stats) {
+    }
+
+    /// Writes the deferred replies, if any: the loop is about to wait.
+    fn flush_replies(&mut self) {
+        if std::mem::take(&mut self.deferred) > 0 {
+            self.app.inner.client.flush_deferred();
+        }
+    }
+
+    /// Starts the run of `msg`, in this task's context. With the Service API on, the
+    /// first run of a batch reads the clock (see [`Batch`]).
+    #[inline(always)]
+    fn start<const CHAINS: bool>(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
+        if self.stats.is_some() && self.batch.started.is_none() {
+            self.batch.started = Some(Instant::now());
+        }
+        // Most runs start here: in the loop, with no trace scope to enter.
+        if !may_trace(&msg) {
+            return self.start_inline::<CHAINS>(msg, cx);
+        }
+        self.start_run(msg, cx)
+    }
+
+    /// Starts the run of `msg` in the loop, with no trace scope: the handler's runner or
+    /// the listen chain, polled once here; a run that finished with its reply needs no
+    /// settling.
+    #[inline(always)]
+    fn start_inline<const CHAINS: bool>(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
+        let is_request = msg.reply.is_some();
+        let chain = match (CHAINS, is_request) {
+            (false, _) => None,
+            (true, true) => self.requests.as_mut(),
+            (true, false) => self.publishes.as_mut(),
+        };
+        let step = match chain {
+            None => self.runner.start(msg, &self.app, cx),
+            Some(chain) => return start_chain(chain, msg, cx, &self.subject, is_request),
+        };
+        match step {
+            Step::Done(Outcome::Reply(reply)) => Run::Done(reply),
+            Step::Done(failed) => Run::Done(settle(failed, &self.subject, is_request)),
+            Step::Pending(rest) => Run::Handler(rest),
+        }
+    }
+
+    /// Counts a run that finished in this poll (its reply is `reply`); a full batch is
+    /// added to the stats at once.
+    #[inline(always)]
+    fn count(&mut self, reply: &ListenResult) {
+        let Some(stats) = &self.stats else { return };
+        self.batch.runs += 1;
+        if let Some((code, description)) = failure(reply) {
+            stats.failed(code, description);
+            self.batch.errors += 1;
+        }
+        if self.batch.runs >= Batch::MAX {
             let end = Instant::now();
-            stats.record(end.saturating_duration_since(t0), reply);
-            self.clock = Some(end);
+            self.flush_at(end, false);
+            self.batch.started = Some(end);
         }
-        (run, Some(t0))
+    }
+
+    /// Adds the batch to the stats before the loop's poll returns. `pending`: the batch's
+    /// last run goes on in a task of its own; it gets a share of the batch's time like the
+    /// others, and the returned instant is when its share began (its end counts from
+    /// there).
+    fn flush(&mut self, pending: bool) -> Option<Instant> {
+        let started = self.batch.started?;
+        if pending && self.batch.runs == 0 {
+            // The run alone: it started with the batch (its end is read in its task).
+            self.batch = Batch::default();
+            return Some(started);
+        }
+        self.flush_at(Instant::now(), pending)
+    }
+
+    fn flush_at(&mut self, end: Instant, pending: bool) -> Option<Instant> {
+        let (stats, started) = (self.stats.as_ref()?, self.batch.started.take()?);
+        let Batch { runs, errors, .. } = std::mem::take(&mut self.batch);
+        let elapsed = end.saturating_duration_since(started);
+        if !pending {
+            stats.record_batch(runs, errors, elapsed);
+            return None;
+        }
+        let share = elapsed / u32::try_from(runs + 1).unwrap_or(u32::MAX);
+        stats.record_batch(
+            runs,
+            errors,
+            share * u32::try_from(runs).unwrap_or(u32::MAX),
+        );
+        Some(end - share)
     }
 
     /// Starts the run of `msg`, in this task's context, inside its trace scope if it has
     /// one; a pending run keeps the scope for its later polls.
+    #[inline(never)]
     fn start_run(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
         let Some(scope) = RunScope::of(&msg, &self.subject) else {
             return self.start_plain(msg, cx);
@@ -230,32 +379,55 @@ impl EndpointLoop {
 
     /// Starts the run of `msg`, in this task's context.
     fn start_plain(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
-        let is_request = msg.reply.is_some();
-        let chain = if is_request {
-            &self.requests
-        } else {
-            &self.publishes
-        };
-        match chain {
-            None => match self.runner.start(msg, &self.app, cx) {
-                Step::Done(outcome) => Run::Done(settle(outcome, &self.subject, is_request)),
-                Step::Pending(rest) => Run::Handler(rest),
-            },
-            Some(chain) => {
-                // The handler's own panics are caught at the end of the chain; one caught
-                // here came from a listen middleware, and gets the reply a panicking
-                // handler gets (the log says which it was).
-                let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    let mut run = chain.clone().start(msg);
-                    match run.as_mut().poll(cx) {
-                        Poll::Ready(reply) => Run::Done(reply),
-                        Poll::Pending => Run::Settled(run),
+        self.start_inline::<true>(msg, cx)
+    }
+
+    /// One poll of the loop: takes messages off `sub` and starts their runs, as long as
+    /// they leave nothing to do (no reply to send, nothing pending); returns the first run
+    /// that does, with its reply subject and, counted, when it started. `CHAINS`: some
+    /// listen middleware applies to this endpoint.
+    #[inline(always)]
+    fn poll_batch<const CHAINS: bool>(
+        &mut self,
+        sub: &mut impl Queue,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Left>> {
+        loop {
+            let msg = match Pin::new(&mut *sub).poll_next(cx) {
+                Poll::Ready(Some(msg)) => msg,
+                Poll::Ready(None) => {
+                    self.flush(false);
+                    self.flush_replies();
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => {
+                    self.flush(false);
+                    self.flush_replies();
+                    return Poll::Pending;
+                }
+            };
+            let reply_to = msg.reply.clone();
+            match self.start::<CHAINS>(msg, cx) {
+                Run::Done(reply) => {
+                    self.count(&reply);
+                    match (reply, reply_to) {
+                        (Some(reply), Some(to)) => {
+                            self.flush(false);
+                            return Poll::Ready(Some(Left {
+                                reply_to: Some(to),
+                                run: Run::Done(Some(reply)),
+                                t0: None,
+                            }));
+                        }
+                        // Nothing to send: the next message's run starts in this poll.
+                        (None, None) => {}
+                        (reply, to) => drop((reply, to)),
                     }
-                }));
-                started.unwrap_or_else(|panic| {
-                    let outcome = Outcome::middleware_panicked(panic);
-                    Run::Done(settle(outcome, &self.subject, is_request))
-                })
+                }
+                run => {
+                    let t0 = self.flush(true);
+                    return Poll::Ready(Some(Left { reply_to, run, t0 }));
+                }
             }
         }
     }
@@ -297,6 +469,35 @@ impl EndpointLoop {
     }
 }
 
+/// Starts the run of a message through a listen chain and polls it once in `cx`.
+#[inline(always)]
+fn start_chain(
+    chain: &mut ChainRunner<Message, ListenResult>,
+    msg: Message,
+    cx: &mut Context<'_>,
+    subject: &str,
+    is_request: bool,
+) -> Run {
+    // The handler's own panics are caught at the end of the chain; one caught here came
+    // from a listen middleware, and gets the reply a panicking handler gets (the log says
+    // which it was).
+    let started = std::panic::catch_unwind(AssertUnwindSafe(|| chain.start(msg, cx)));
+    match started {
+        Ok(Started::Done(reply)) => Run::Done(reply),
+        Ok(Started::Pending(rest)) => Run::Settled(rest),
+        Err(panic) => {
+            let outcome = Outcome::middleware_panicked(panic);
+            Run::Done(settle(outcome, subject, is_request))
+        }
+    }
+}
+
+/// Whether a message may have a trace scope: only one with headers (a `traceparent`),
+/// unless the `tracing` feature makes a span for every run (see `RunScope::of`).
+fn may_trace(msg: &Message) -> bool {
+    cfg!(feature = "tracing") || msg.headers.is_some()
+}
+
 /// The loops of one endpoint, one per thread of the app's executor, until its
 /// subscription ends and its queue is handled.
 async fn run_endpoint(
@@ -336,27 +537,8 @@ impl Queue for Lane {
     }
 }
 
-/// At most this many replies of a burst wait in the outbox before one is written at once
-/// (with those before it)...
-const MAX_DEFERRED: usize = 64;
-/// ...and the first of them waits at most about this long: the next reply after it is
-/// written at once. Cheap handlers fill a batch well within it; with slow ones the batch
-/// is small, and a requester's window of requests in flight is not held back in the
-/// outbox while the queue drains (which would leave the endpoint's other loops idle).
-const MAX_HOLD: Duration = Duration::from_micros(250);
-
 /// One loop of an endpoint, until its queue ends.
-///
-/// The replies of a burst (a reply with more messages waiting behind it) go into the
-/// client's outbox without waking its connection task, and are written together: by the
-/// reply that finds the queue empty, by the [`MAX_DEFERRED`]th, by the first one after
-/// [`MAX_HOLD`], or before the loop waits for a message or a slot. Fewer, larger writes
-/// cost the server and the requester less per message; a reply waits at most about
-/// `MAX_HOLD` plus one run.
 async fn run_loop(mut ep: EndpointLoop, mut sub: impl Queue) {
-    let client = ep.app.inner.client.clone();
-    let mut deferred = 0usize;
-    let mut first_deferred = Instant::now();
     loop {
         // No run starts, not even to its first await, until a slot is free: at most
         // `max_concurrency` bodies run at once. A run that finishes in its first poll
@@ -364,54 +546,26 @@ async fn run_loop(mut ep: EndpointLoop, mut sub: impl Queue) {
         let slot = match ep.slots.try_acquire_arc() {
             Some(slot) => slot,
             None => {
-                if std::mem::take(&mut deferred) > 0 {
-                    client.flush_deferred();
-                }
+                ep.flush_replies();
                 ep.slots.acquire_arc().await
             }
         };
         // Runs that leave nothing to do (no reply to send) are handled inside one poll,
         // message after message, as the queue yields them.
-        let next = future::poll_fn(|cx| loop {
-            let msg = match Pin::new(&mut sub).poll_next(cx) {
-                Poll::Ready(Some(msg)) => msg,
-                polled => {
-                    if std::mem::take(&mut deferred) > 0 {
-                        client.flush_deferred();
-                    }
-                    ep.clock = None; // the next message's run starts after a wait
-                    return polled.map(|_| None);
-                }
-            };
-            let reply_to = msg.reply.clone();
-            match ep.start(msg, cx) {
-                (Run::Done(reply), _) if reply_to.is_none() || reply.is_none() => {}
-                (run, t0) => {
-                    ep.clock = None;
-                    return Poll::Ready(Some((reply_to, run, t0)));
-                }
-            }
+        // Two copies of the loop's poll: the one for an endpoint with no listen middleware
+        // has no code for them.
+        let chained = ep.publishes.is_some() || ep.requests.is_some();
+        let next = future::poll_fn(|cx| match chained {
+            false => ep.poll_batch::<false>(&mut sub, cx),
+            true => ep.poll_batch::<true>(&mut sub, cx),
         });
-        let Some((reply_to, run, t0)) = next.await else {
+        let Some(Left { reply_to, run, t0 }) = next.await else {
             return;
         };
         match run {
             Run::Done(reply) => {
                 drop(slot);
-                let write = if sub.pending() == 0 || deferred + 1 >= MAX_DEFERRED {
-                    deferred = 0;
-                    ReplyWrite::Now
-                } else if deferred == 0 {
-                    deferred = 1;
-                    first_deferred = Instant::now();
-                    ReplyWrite::Later
-                } else if first_deferred.elapsed() >= MAX_HOLD {
-                    deferred = 0;
-                    ReplyWrite::Now
-                } else {
-                    deferred += 1;
-                    ReplyWrite::Later
-                };
+                let write = ep.reply_write(sub.pending());
                 send_reply(&ep.app, reply_to, reply, write).await;
             }
             pending => ep.finish_apart(slot, pending, reply_to, t0),

@@ -14,7 +14,10 @@
 //! those with one. Sync handlers work under listen middlewares.
 
 use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use smol::future::Boxed;
@@ -155,21 +158,133 @@ pub type SendResult = Result<Option<Message>>;
 /// What a listen middleware returns: the reply to send, if any.
 pub type ListenResult = Option<Reply>;
 
-type Hook<I, O> = Arc<dyn Fn(I, Next<I, O>) -> Boxed<O> + Send + Sync>;
+/// The end of the send chain as the app makes it: the publish or request, one boxed future
+/// per call.
 pub(crate) type Terminal<I, O> = Arc<dyn Fn(I) -> Boxed<O> + Send + Sync>;
+
+/// What starting a hook or the end of a chain came to, after one poll in the caller's
+/// context.
+pub(crate) enum Started<O> {
+    /// It finished.
+    Done(O),
+    /// It waits on something (its waker is registered): the rest, to poll again.
+    Pending(Boxed<O>),
+}
+
+/// The end of a chain: what the innermost [`Next::run`] starts. The endpoint loops' end
+/// runs the handler through a reusing runner; the send chain's boxes its publish.
+pub(crate) trait End<I, O>: Send + Sync {
+    /// Starts the end on `input` and polls it once in `cx`.
+    fn start(&self, input: I, cx: &mut Context<'_>) -> Started<O>;
+}
+
+/// A [`Terminal`] as an [`End`]: its boxed future, polled once.
+struct Boxing<I, O>(Terminal<I, O>);
+
+impl<I, O> End<I, O> for Boxing<I, O> {
+    fn start(&self, input: I, cx: &mut Context<'_>) -> Started<O> {
+        poll_boxed((self.0)(input), cx)
+    }
+}
+
+/// Polls `fut` once.
+fn poll_boxed<O>(mut fut: Boxed<O>, cx: &mut Context<'_>) -> Started<O> {
+    match fut.as_mut().poll(cx) {
+        Poll::Ready(out) => Started::Done(out),
+        Poll::Pending => Started::Pending(fut),
+    }
+}
+
+/// A hook, erased: called with its [`Next`] (one box per call), or run by a
+/// [`ChainRunner`], which reuses the box from run to run.
+trait ErasedHook<I, O>: Send + Sync {
+    fn call(&self, input: I, next: Next<I, O>) -> Boxed<O>;
+    fn reusing(self: Arc<Self>) -> Box<dyn HookRunner<I, O>>;
+}
+
+type Hook<I, O> = Arc<dyn ErasedHook<I, O>>;
+
+/// A hook as the user wrote it: a closure returning its own future type `Fut`.
+struct HookFn<F, Fut>(F, PhantomData<fn() -> Fut>);
+
+impl<I, O, F, Fut> ErasedHook<I, O> for HookFn<F, Fut>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    F: Fn(I, Next<I, O>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = O> + Send + 'static,
+{
+    fn call(&self, input: I, next: Next<I, O>) -> Boxed<O> {
+        Box::pin((self.0)(input, next))
+    }
+
+    fn reusing(self: Arc<Self>) -> Box<dyn HookRunner<I, O>> {
+        Box::new(ReusingHook {
+            hook: self,
+            slot: None,
+        })
+    }
+}
+
+/// Runs one hook, again and again, in one loop.
+trait HookRunner<I, O>: Send {
+    /// Calls the hook and polls its future once, in the caller's context.
+    fn start(&mut self, input: I, next: Next<I, O>, cx: &mut Context<'_>) -> Started<O>;
+}
+
+/// Keeps the allocation of the hook's future when a run finishes at its first poll and
+/// builds the next run's future in it, as the handlers' runner does; a run still pending
+/// takes the allocation with it (the next run makes a new one).
+struct ReusingHook<F, Fut> {
+    hook: Arc<HookFn<F, Fut>>,
+    slot: Option<Pin<Box<Fut>>>,
+}
+
+impl<I, O, F, Fut> HookRunner<I, O> for ReusingHook<F, Fut>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    F: Fn(I, Next<I, O>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = O> + Send + 'static,
+{
+    fn start(&mut self, input: I, next: Next<I, O>, cx: &mut Context<'_>) -> Started<O> {
+        let run = (self.hook.0)(input, next);
+        // A finished future's box is reused: `set` drops the old value in place. The slot
+        // is empty while the future runs, so after a panic it stays empty.
+        let mut boxed = match self.slot.take() {
+            Some(mut reused) => {
+                reused.as_mut().set(run);
+                reused
+            }
+            None => Box::pin(run),
+        };
+        match boxed.as_mut().poll(cx) {
+            Poll::Ready(out) => {
+                self.slot = Some(boxed);
+                Started::Done(out)
+            }
+            Poll::Pending => Started::Pending(boxed),
+        }
+    }
+}
+
+/// A compiled chain: the hooks that apply, outermost first, and its end.
+struct Compiled<I, O> {
+    hooks: Box<[Hook<I, O>]>,
+    end: Arc<dyn End<I, O>>,
+}
 
 /// The rest of the chain: call [`run`](Next::run) to go on.
 pub struct Next<I, O> {
-    hooks: Arc<[Hook<I, O>]>,
+    chain: Arc<Compiled<I, O>>,
     index: usize,
-    terminal: Terminal<I, O>,
 }
 
 impl<I, O> std::fmt::Debug for Next<I, O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Next")
             .field("index", &self.index)
-            .field("hooks", &self.hooks.len())
+            .field("hooks", &self.chain.hooks.len())
             .finish_non_exhaustive()
     }
 }
@@ -177,9 +292,8 @@ impl<I, O> std::fmt::Debug for Next<I, O> {
 impl<I, O> Clone for Next<I, O> {
     fn clone(&self) -> Self {
         Next {
-            hooks: self.hooks.clone(),
+            chain: self.chain.clone(),
             index: self.index,
-            terminal: self.terminal.clone(),
         }
     }
 }
@@ -200,25 +314,91 @@ impl<I: Send + 'static, O: Send + 'static> Next<I, O> {
     ///     }
     /// });
     /// ```
-    pub async fn run(self, input: I) -> O {
-        self.start(input).await
+    pub fn run(self, input: I) -> impl Future<Output = O> + Send + 'static {
+        NextRun {
+            state: RunState::Start(self, input),
+        }
     }
 
-    /// Calls the next hook (or the end of the chain) and returns its future, unpolled:
-    /// one allocation per hook that applies, none for the chain itself.
-    pub(crate) fn start(self, input: I) -> Boxed<O> {
-        match self.hooks.get(self.index) {
+    /// Calls the next hook (or the end of the chain) and polls it once in `cx`: one
+    /// allocation per inner hook that applies, none for the chain itself, and none for
+    /// an end that finishes at once (the handler's runner reuses its own).
+    fn start_polled(self, input: I, cx: &mut Context<'_>) -> Started<O> {
+        match self.chain.hooks.get(self.index) {
             Some(hook) => {
-                let hook = hook.clone();
                 let next = Next {
-                    hooks: self.hooks,
+                    chain: self.chain.clone(),
                     index: self.index + 1,
-                    terminal: self.terminal,
                 };
-                hook(input, next)
+                poll_boxed(hook.call(input, next), cx)
             }
-            None => (self.terminal)(input),
+            None => self.chain.end.start(input, cx),
         }
+    }
+
+    /// The run of `input` through the rest of the chain as one boxed future, not polled
+    /// yet: the next hook's own box (for a run that goes to a task of its own at once).
+    pub(crate) fn start(self, input: I) -> Boxed<O> {
+        match self.chain.hooks.get(self.index) {
+            Some(hook) => {
+                let next = Next {
+                    chain: self.chain.clone(),
+                    index: self.index + 1,
+                };
+                hook.call(input, next)
+            }
+            None => Box::pin(self.run(input)),
+        }
+    }
+}
+
+/// The future of [`Next::run`]: the next hook (or the end) started at its first poll, and
+/// what is left of it polled after that.
+struct NextRun<I, O> {
+    state: RunState<I, O>,
+}
+
+enum RunState<I, O> {
+    Start(Next<I, O>, I),
+    Rest(Boxed<O>),
+    Finished,
+}
+
+// The input is only ever moved, never pinned; the rest is boxed.
+impl<I, O> Unpin for NextRun<I, O> {}
+
+impl<I: Send + 'static, O: Send + 'static> Future for NextRun<I, O> {
+    type Output = O;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O> {
+        let this = self.get_mut();
+        let started = match std::mem::replace(&mut this.state, RunState::Finished) {
+            RunState::Start(next, input) => next.start_polled(input, cx),
+            RunState::Rest(rest) => poll_boxed(rest, cx),
+            RunState::Finished => panic!("`Next::run` polled after it finished"),
+        };
+        match started {
+            Started::Done(out) => Poll::Ready(out),
+            Started::Pending(rest) => {
+                this.state = RunState::Rest(rest);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Runs a compiled chain in one loop (an endpoint's): the outermost hook's future reuses
+/// its allocation from run to run while runs finish at their first poll.
+pub(crate) struct ChainRunner<I, O> {
+    /// Where the outermost hook goes on: the chain from its second hook.
+    inner: Next<I, O>,
+    outer: Box<dyn HookRunner<I, O>>,
+}
+
+impl<I: Send + 'static, O: Send + 'static> ChainRunner<I, O> {
+    /// Starts the run of `input` through the chain and polls it once in `cx`.
+    pub(crate) fn start(&mut self, input: I, cx: &mut Context<'_>) -> Started<O> {
+        self.outer.start(input, self.inner.clone(), cx)
     }
 }
 
@@ -276,13 +456,18 @@ impl<I, O> std::fmt::Debug for Chain<I, O> {
 }
 
 impl<I: Send + 'static, O: Send + 'static> Chain<I, O> {
+    /// No hook at all.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.hooks.is_empty()
+    }
+
     /// Adds `f` as the new outermost hook, for the values `applies` says.
     pub(crate) fn push<F, Fut>(&mut self, applies: Applies, f: F)
     where
         F: Fn(I, Next<I, O>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = O> + Send + 'static,
     {
-        let hook: Hook<I, O> = Arc::new(move |input, next| Box::pin(f(input, next)));
+        let hook: Hook<I, O> = Arc::new(HookFn(f, PhantomData));
         self.hooks.insert(0, (applies, hook));
     }
 
@@ -290,16 +475,182 @@ impl<I: Send + 'static, O: Send + 'static> Chain<I, O> {
     /// apply to that kind, outermost first. `None` when no hook applies (the caller then
     /// goes straight to its end, with no chain at all).
     pub(crate) fn compile(&self, kind: SendKind, terminal: Terminal<I, O>) -> Option<Next<I, O>> {
-        let hooks: Arc<[Hook<I, O>]> = self
+        self.compile_to(kind, Arc::new(Boxing(terminal)))
+    }
+
+    /// [`compile`](Chain::compile) with any [`End`].
+    fn compile_to(&self, kind: SendKind, end: Arc<dyn End<I, O>>) -> Option<Next<I, O>> {
+        let hooks: Box<[Hook<I, O>]> = self
             .hooks
             .iter()
             .filter(|(applies, _)| applies.to(kind))
             .map(|(_, hook)| hook.clone())
             .collect();
-        (!hooks.is_empty()).then_some(Next {
-            hooks,
+        (!hooks.is_empty()).then(|| Next {
+            chain: Arc::new(Compiled { hooks, end }),
             index: 0,
-            terminal,
         })
+    }
+
+    /// The chain for values of `kind`, ending in `end`, as a runner for one loop; `None`
+    /// when no hook applies.
+    pub(crate) fn runner(
+        &self,
+        kind: SendKind,
+        end: Arc<dyn End<I, O>>,
+    ) -> Option<ChainRunner<I, O>> {
+        let chain = self.compile_to(kind, end)?;
+        let outer = chain.chain.hooks.first()?.clone().reusing();
+        Some(ChainRunner {
+            inner: Next {
+                chain: chain.chain,
+                index: 1,
+            },
+            outer,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::AssertUnwindSafe;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// An end that doubles its input and counts its calls.
+    #[derive(Default)]
+    struct Double(AtomicUsize);
+
+    impl End<u32, u32> for Double {
+        fn start(&self, input: u32, _: &mut Context<'_>) -> Started<u32> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Started::Done(input * 2)
+        }
+    }
+
+    fn runner(chain: &Chain<u32, u32>, end: &Arc<Double>) -> ChainRunner<u32, u32> {
+        let end: Arc<dyn End<u32, u32>> = end.clone();
+        chain
+            .runner(SendKind::Publish, end)
+            .expect("a hook applies")
+    }
+
+    /// Runs `f` with a task context (its waker wakes nothing that matters here).
+    fn with_cx<T>(f: impl FnOnce(&mut Context<'_>) -> T) -> T {
+        let mut f = Some(f);
+        smol::block_on(std::future::poll_fn(|cx| {
+            Poll::Ready(f.take().expect("polled once")(cx))
+        }))
+    }
+
+    fn done(started: Started<u32>) -> u32 {
+        match started {
+            Started::Done(out) => out,
+            Started::Pending(_) => panic!("want a finished run"),
+        }
+    }
+
+    #[test]
+    fn a_chain_runs_its_hooks_outermost_first_then_its_end() {
+        let mut chain = Chain::default();
+        chain.push(Applies::Any, |n: u32, next: Next<u32, u32>| next.run(n + 1));
+        chain.push(Applies::Any, |n: u32, next: Next<u32, u32>| async move {
+            next.run(n * 10).await + 5
+        });
+        let end = Arc::new(Double::default());
+        let mut runner = runner(&chain, &end);
+        // (1 * 10 + 1) * 2 + 5, run after run in the reused box
+        for _ in 0..3 {
+            assert_eq!(with_cx(|cx| done(runner.start(1, cx))), 27);
+        }
+        assert_eq!(end.0.load(Ordering::Relaxed), 3);
+        // A hook that does not apply is left out; with none, no runner at all.
+        let mut requests_only = Chain::<u32, u32>::default();
+        requests_only.push(Applies::Request, |n: u32, next: Next<u32, u32>| next.run(n));
+        assert!(runner_of(&requests_only, &end).is_none());
+    }
+
+    fn runner_of(chain: &Chain<u32, u32>, end: &Arc<Double>) -> Option<ChainRunner<u32, u32>> {
+        let end: Arc<dyn End<u32, u32>> = end.clone();
+        chain.runner(SendKind::Publish, end)
+    }
+
+    #[test]
+    fn a_pending_run_takes_its_box_and_the_next_run_gets_a_new_one() {
+        let open = Arc::new(AtomicBool::new(false));
+        let mut chain = Chain::default();
+        let gate = open.clone();
+        chain.push(Applies::Any, move |n: u32, next: Next<u32, u32>| {
+            let gate = gate.clone();
+            async move {
+                if n == 7 {
+                    // waits until the test opens the gate
+                    std::future::poll_fn(|_| match gate.load(Ordering::Relaxed) {
+                        true => Poll::Ready(()),
+                        false => Poll::Pending,
+                    })
+                    .await;
+                }
+                next.run(n).await
+            }
+        });
+        let end = Arc::new(Double::default());
+        let mut runner = runner(&chain, &end);
+        let mut waiting = match with_cx(|cx| runner.start(7, cx)) {
+            Started::Pending(rest) => rest,
+            Started::Done(out) => panic!("the run of 7 finished: {out}"),
+        };
+        // Other runs go on while it waits, in a box of their own, again and again.
+        for n in 1..4 {
+            assert_eq!(with_cx(|cx| done(runner.start(n, cx))), n * 2);
+        }
+        assert!(with_cx(|cx| waiting.as_mut().poll(cx)).is_pending());
+        open.store(true, Ordering::Relaxed);
+        assert_eq!(smol::block_on(waiting), 14);
+        assert_eq!(with_cx(|cx| done(runner.start(7, cx))), 14);
+    }
+
+    #[test]
+    fn a_hook_may_call_next_twice_or_not_at_all() {
+        let mut chain = Chain::default();
+        chain.push(Applies::Any, |n: u32, next: Next<u32, u32>| async move {
+            match n {
+                0 => 100, // short-circuit: the end never runs
+                _ => next.clone().run(n).await + next.run(n + 1).await,
+            }
+        });
+        let end = Arc::new(Double::default());
+        let mut runner = runner(&chain, &end);
+        assert_eq!(with_cx(|cx| done(runner.start(3, cx))), 14);
+        assert_eq!(with_cx(|cx| done(runner.start(0, cx))), 100);
+        assert_eq!(end.0.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn after_a_hook_panics_the_next_run_works() {
+        let mut chain = Chain::default();
+        chain.push(Applies::Any, |n: u32, next: Next<u32, u32>| async move {
+            assert_ne!(n, 13, "unlucky");
+            next.run(n).await
+        });
+        let end = Arc::new(Double::default());
+        let mut runner = runner(&chain, &end);
+        assert_eq!(with_cx(|cx| done(runner.start(1, cx))), 2);
+        let panicked = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            with_cx(|cx| done(runner.start(13, cx)))
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(with_cx(|cx| done(runner.start(2, cx))), 4);
+    }
+
+    #[test]
+    fn the_send_chain_ends_in_its_boxed_terminal() {
+        let mut chain = Chain::default();
+        chain.push(Applies::Any, |n: u32, next: Next<u32, u32>| next.run(n + 1));
+        let terminal: Terminal<u32, u32> = Arc::new(|n| Box::pin(async move { n * 3 }));
+        let next = chain.compile(SendKind::Request, terminal).expect("a hook");
+        assert_eq!(smol::block_on(next.clone().run(1)), 6);
+        assert_eq!(smol::block_on(next.start(2)), 9);
     }
 }

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, TryLockError};
 use std::task::{Context, Poll};
 
 use smol::future::Boxed;
@@ -17,7 +17,7 @@ use smol::future::FutureExt;
 
 use super::context::AppHandle;
 use super::extract::FromMessage;
-use super::middleware::ListenResult;
+use super::middleware::{End, ListenResult, Started};
 use super::reply::{settle, IntoReply, Outcome, Rejection};
 use super::state::{MissingState, States};
 use super::trace;
@@ -25,8 +25,9 @@ use crate::message::Message;
 
 /// The erased form every handler is stored as. An endpoint loop keeps one
 /// [`Runner`] (which reuses one allocation across runs) for messages that no listen
-/// middleware applies to; the end of a middleware chain calls
-/// [`settled`](BoxedHandler::settled), one allocation per run.
+/// middleware applies to, and the end of its middleware chains ([`end`](BoxedHandler::end))
+/// another; [`settled`](BoxedHandler::settled) (one allocation per run) serves the runs
+/// that cannot use those.
 #[derive(Clone)]
 pub(crate) struct BoxedHandler(Arc<dyn Erased>);
 
@@ -92,6 +93,20 @@ impl BoxedHandler {
         states.missing(&self.0.required_states())
     }
 
+    /// The end of one endpoint loop's listen chains: runs the handler through a runner of
+    /// its own, settled into the reply to send (see [`HandlerEnd`]).
+    pub(crate) fn end(
+        &self,
+        app: &AppHandle,
+        subject: &Arc<str>,
+    ) -> Arc<dyn End<Message, ListenResult>> {
+        self.runner().into_end(EndParts {
+            app: app.clone(),
+            subject: subject.clone(),
+            handler: self.clone(),
+        })
+    }
+
     /// One run as a single boxed future that ends in the reply to send, its failure
     /// logged under the endpoint's `subject` (see [`settle`]).
     pub(crate) fn settled(
@@ -101,6 +116,60 @@ impl BoxedHandler {
         subject: &Arc<str>,
     ) -> Boxed<ListenResult> {
         self.0.settled(msg, app, subject)
+    }
+}
+
+/// What the end of an endpoint's listen chains needs besides its runner.
+pub(crate) struct EndParts {
+    app: AppHandle,
+    subject: Arc<str>,
+    /// For a run that finds the runner taken.
+    handler: BoxedHandler,
+}
+
+/// The end of an endpoint's listen chains, over the handler's own runner type `R` (no
+/// dynamic call between the two). A run takes the runner (which reuses its future's
+/// allocation) for the time of its first poll and gives it back; so a run that finishes at
+/// once allocates nothing. With more than one thread, or for a middleware that would start
+/// a second run from inside the first's poll, the runner may be taken: that run gets a
+/// fresh boxed future ([`BoxedHandler::settled`]) instead.
+struct HandlerEnd<R> {
+    runner: Mutex<R>,
+    parts: EndParts,
+}
+
+impl<R: Runner> End<Message, ListenResult> for HandlerEnd<R> {
+    fn start(&self, msg: Message, cx: &mut Context<'_>) -> Started<ListenResult> {
+        let EndParts {
+            app,
+            subject,
+            handler,
+        } = &self.parts;
+        let is_request = msg.reply.is_some();
+        let mut runner = match self.runner.try_lock() {
+            Ok(runner) => runner,
+            // Only a panic while the lock is held poisons it, and the runner catches its
+            // own: it stays usable (a runner empties its slot after a panic).
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                let mut run = handler.settled(msg, app, subject);
+                return match run.as_mut().poll(cx) {
+                    Poll::Ready(reply) => Started::Done(reply),
+                    Poll::Pending => Started::Pending(run),
+                };
+            }
+        };
+        match runner.start(msg, app, cx) {
+            Step::Done(Outcome::Reply(reply)) => Started::Done(reply),
+            Step::Done(failed) => Started::Done(settle(failed, subject, is_request)),
+            Step::Pending(rest) => {
+                drop(runner);
+                let subject = subject.clone();
+                Started::Pending(Box::pin(
+                    async move { settle(rest.await, &subject, is_request) },
+                ))
+            }
+        }
     }
 }
 
@@ -177,6 +246,12 @@ impl std::fmt::Debug for Step {
 pub trait Runner: Send {
     /// Starts one run and polls it once, in the caller's task context.
     fn start(&mut self, msg: Message, app: &AppHandle, cx: &mut Context<'_>) -> Step;
+
+    /// This runner as the end of an endpoint's listen chains (crate-internal: the types
+    /// it names are the crate's own).
+    #[doc(hidden)]
+    #[allow(private_interfaces)]
+    fn into_end(self: Box<Self>, parts: EndParts) -> Arc<dyn End<Message, ListenResult>>;
 }
 
 /// A [`Runner`] over a maker of the handler's own (concrete) future type `F`: the maker
@@ -198,10 +273,19 @@ where
 
 impl<F, M> Runner for Reusing<F, M>
 where
-    M: FnMut(Message, &AppHandle) -> Result<F, Rejection> + Send,
+    M: FnMut(Message, &AppHandle) -> Result<F, Rejection> + Send + 'static,
     F: Future + Send + 'static,
     F::Output: IntoReply,
 {
+    #[allow(private_interfaces)]
+    fn into_end(self: Box<Self>, parts: EndParts) -> Arc<dyn End<Message, ListenResult>> {
+        Arc::new(HandlerEnd {
+            runner: Mutex::new(*self),
+            parts,
+        })
+    }
+
+    #[inline]
     fn start(&mut self, msg: Message, app: &AppHandle, cx: &mut Context<'_>) -> Step {
         // Calling the handler runs user code (a closure may work before its async block),
         // so making the run is guarded as well as its first poll. A run that goes on is

@@ -2,6 +2,11 @@
 //! `/metrics` exposes them: messages handled, errors, processing time (total, and a
 //! latency histogram), the last error. Recorded by the endpoint loops with atomics: no lock
 //! on the path of a message that succeeds.
+//!
+//! A loop adds the runs that finish inside one of its polls as one batch
+//! ([`record_batch`](EndpointStats::record_batch)): the counters may lag by at most one
+//! batch, and each run of a batch is taken to have lasted the batch's mean (its time
+//! total stays exact; the histogram puts the whole batch in the bucket of the mean).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -43,19 +48,38 @@ impl EndpointStats {
     /// Records one run that took `elapsed` and ended in `reply` (a failure is an error
     /// reply: its `Nats-Service-Error-Code` and `Nats-Service-Error` headers).
     pub(crate) fn record(&self, elapsed: Duration, reply: &Option<Reply>) {
+        let failed = failure(reply);
+        if let Some((code, description)) = failed {
+            self.failed(code, description);
+        }
+        self.record_batch(1, u64::from(failed.is_some()), elapsed);
+    }
+
+    /// Records `runs` runs (`errors` of them failed, each already given to
+    /// [`failed`](EndpointStats::failed)) that took `elapsed` together: each is taken to
+    /// have lasted `elapsed / runs`, the bucket they all go in.
+    pub(crate) fn record_batch(&self, runs: u64, errors: u64, elapsed: Duration) {
+        if runs == 0 {
+            return;
+        }
         let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        self.requests.fetch_add(1, Relaxed);
+        self.requests.fetch_add(runs, Relaxed);
         self.processing_ns.fetch_add(ns, Relaxed);
-        let secs = elapsed.as_secs_f64();
+        let secs = (ns / runs) as f64 / 1e9;
         let bucket = BUCKETS
             .iter()
             .position(|&le| secs <= le)
             .unwrap_or(BUCKETS.len());
-        self.buckets[bucket].fetch_add(1, Relaxed);
-        if let Some((code, description)) = failure(reply) {
-            self.errors.fetch_add(1, Relaxed);
-            *lock(&self.last_error) = format!("{code}:{description}");
+        self.buckets[bucket].fetch_add(runs, Relaxed);
+        if errors > 0 {
+            self.errors.fetch_add(errors, Relaxed);
         }
+    }
+
+    /// The last error is now `"<code>:<description>"` (the run is counted by
+    /// [`record_batch`](EndpointStats::record_batch)).
+    pub(crate) fn failed(&self, code: u16, description: &str) {
+        *lock(&self.last_error) = format!("{code}:{description}");
     }
 
     /// The counters now.
@@ -79,6 +103,7 @@ impl EndpointStats {
 }
 
 /// The code and description of an error reply, if `reply` is one.
+#[inline]
 pub(crate) fn failure(reply: &Option<Reply>) -> Option<(u16, &str)> {
     let headers = reply.as_ref()?.headers.as_ref()?;
     let code = headers.get("Nats-Service-Error-Code")?;
@@ -108,6 +133,21 @@ mod tests {
             2
         );
         assert_eq!(*s.cumulative.last().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_batch_counts_every_run_in_the_bucket_of_its_mean() {
+        let stats = EndpointStats::default();
+        stats.failed(500, "boom");
+        // 4 runs in 2 ms: 500 µs each, so all four in the 500 µs bucket.
+        stats.record_batch(4, 1, Duration::from_millis(2));
+        stats.record_batch(0, 0, Duration::from_secs(1)); // nothing ran: nothing counted
+        let s = stats.snapshot();
+        assert_eq!((s.requests, s.errors), (4, 1));
+        assert_eq!(s.processing_ns, 2_000_000);
+        assert_eq!(s.last_error, "500:boom");
+        let at = |le: f64| s.cumulative[BUCKETS.iter().position(|&b| b == le).unwrap()];
+        assert_eq!((at(0.00025), at(0.0005)), (0, 4));
     }
 
     #[test]
