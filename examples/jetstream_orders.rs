@@ -13,7 +13,7 @@
 //!
 //! As a demo it places a few orders itself (one twice), waits until all are fulfilled, and
 //! stops. Needs a nats-server with JetStream: `nats-server -js`, then
-//! `cargo run --example jetstream_orders` (or with `NATS_URL`).
+//! `cargo run --features jetstream --example jetstream_orders` (or with `NATS_URL`).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};

@@ -39,19 +39,21 @@
 //!
 //! - [`proto`]: `panini-proto`, the wire protocol as values (sans-IO, its own crate).
 //! - foundation: `error` ([`Error`]), `encoding`, `buffer` (the receive buffer), `sync` (a
-//!   latch, a wait group), [`log`]; then `message` ([`Message`], [`Headers`]), `payload`
-//!   ([`Json`], [`FromPayload`], [`IntoPayload`]), `creds` and [`nkeys`] (feature `nkeys`).
+//!   latch, a wait group), [`log`], `rfc3339` (times as NATS writes them); then `message`
+//!   ([`Message`], [`Headers`]), `payload` ([`Json`], [`FromPayload`], [`IntoPayload`]),
+//!   `creds` and [`nkeys`] (feature `nkeys`).
 //! - [`client`]: our NATS client (connection task, reconnect, pool, TLS, request mux).
-//! - [`jetstream`]: JetStream on the client alone: streams, pull consumers, acked
-//!   publishes, typed API errors.
+//! - [`jetstream`] (feature `jetstream`, off by default): JetStream on the client alone:
+//!   streams, pull consumers, acked publishes, Key-Value, typed API errors.
 //! - `app/`: the framework, in layers of its own (each file one job): `state`, `trace`
 //!   (W3C trace context), `reply` ([`IntoReply`]), `executor`, [`middleware`], `stats`
 //!   (per-endpoint counters), `runtime` (endpoints, runs in flight, the stop), `context`
 //!   ([`AppHandle`]), `extract` ([`Msg`], [`FromMessage`], [`State`]), `runner`
 //!   ([`Handler`]), `endpoint` (the one loop every subscription runs), `stream_endpoint`
-//!   (durable JetStream endpoints), `service` (the NATS Service API), `metrics`
-//!   (`/metrics`), `tasks`, `builder` ([`App`]), [`shutdown`] (signals, the graceful stop),
-//!   `run` (the start), [`record`] (record an app's traffic to JSONL, replay it in a test).
+//!   (durable JetStream endpoints, feature `jetstream`), `service` (the NATS Service API),
+//!   `metrics` (`/metrics`), `tasks`, `builder` ([`App`]), [`shutdown`] (signals, the
+//!   graceful stop), `run` (the start), [`record`] (record an app's traffic to JSONL,
+//!   replay it in a test).
 //! - [`http`] (feature `http`, on by default): `router` (routes, views, arguments), `conn`
 //!   (one connection's I/O and limits), `head` and `query` (parsing), `slots` (the
 //!   connection limit), `stats` (refusals counted and logged), `state` (the app state as a
@@ -73,12 +75,14 @@ mod encoding;
 mod error;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "jetstream")]
 pub mod jetstream;
 pub mod log;
 mod message;
 #[cfg(feature = "nkeys")]
 pub mod nkeys;
 mod payload;
+mod rfc3339;
 mod sync;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -109,11 +113,12 @@ pub mod rt {
     pub use smol::{block_on, spawn, Task, Timer};
 }
 
+#[cfg(feature = "jetstream")]
+pub use app::StreamEndpointConfig;
 pub use app::Trace;
 pub use app::{
     App, AppHandle, EndpointConfig, FromMessage, Handler, IntoReply, IntoSubjects, MissingState,
-    Msg, Outcome, Rejection, Reply, SendOptions, State, StreamEndpointConfig, SyncHandler,
-    TaskResult, EXIT_NATS_LOST,
+    Msg, Outcome, Rejection, Reply, SendOptions, State, SyncHandler, TaskResult, EXIT_NATS_LOST,
 };
 pub use error::{BoxError, Error, Result, StartStage};
 pub use message::{Headers, Message};

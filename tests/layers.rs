@@ -10,7 +10,7 @@ use std::path::Path;
 /// The layers, earliest first. A name is a file's module path (`app::endpoint`) or a
 /// folder taken as one layer (`client`, `http`).
 const LAYERS: &[&[&str]] = &[
-    &["error", "encoding", "buffer", "sync", "log"],
+    &["error", "encoding", "buffer", "sync", "log", "rfc3339"],
     &["message", "payload", "creds", "nkeys"],
     &["client"],
     &["jetstream"],

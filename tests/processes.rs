@@ -101,6 +101,7 @@ fn child() {
                 .reconnecting_time_sleep(Duration::from_millis(50))
                 .start();
         }
+        #[cfg(feature = "jetstream")]
         Ok("durable") => {
             // A durable endpoint, banner on: prints each message it handled.
             let mut app = App::new("durable_worker").enable_js(true);
@@ -474,6 +475,7 @@ fn a_failing_on_stop_hook_is_logged_as_such_and_the_app_exits_0() {
 }
 
 /// The ids in `handled <id>` lines.
+#[cfg(feature = "jetstream")]
 fn handled(lines: &[String]) -> Vec<u64> {
     lines
         .iter()
@@ -483,6 +485,7 @@ fn handled(lines: &[String]) -> Vec<u64> {
 
 /// A durable endpoint's app stopped by SIGTERM mid-stream (exit 0) and started again:
 /// every message is handled at least once, none lost. Its banner says JetStream is on.
+#[cfg(feature = "jetstream")]
 #[test]
 fn a_durable_endpoint_stopped_by_sigterm_and_started_again_loses_nothing() {
     const N: u64 = 100;

@@ -262,6 +262,7 @@ fn middlewares_and_sync_handlers_run_in_the_trace() {
     });
 }
 
+#[cfg(feature = "jetstream")]
 #[test]
 fn a_durable_endpoints_run_is_in_the_trace() {
     use common::jetstream::JsServer;

@@ -12,11 +12,12 @@ use super::middleware::{Applies, Chain, ListenResult, Next, Outgoing, SendResult
 use super::runner::{BoxedHandler, Handler, SyncHandler};
 use super::service::ServiceConfig;
 use super::state::States;
+#[cfg(feature = "jetstream")]
 use super::stream_endpoint::StreamEndpointConfig;
 use super::tasks::{self, Schedule, TaskFn, TaskResult, TaskSpec};
 use crate::client::ConnectOptions;
-use crate::jetstream::kv::KvConfig;
-use crate::jetstream::StreamConfig;
+#[cfg(feature = "jetstream")]
+use crate::jetstream::{kv::KvConfig, StreamConfig};
 use crate::message::Message;
 
 /// Exit code when the connection is lost for good (reconnect attempts exhausted), as Panini.
@@ -213,12 +214,16 @@ pub struct App {
     pub(crate) listen_hooks: Chain<Message, ListenResult>,
     pub(crate) states: States,
     /// JetStream asked for (`enable_js`, or implied by streams and durable endpoints).
+    #[cfg(feature = "jetstream")]
     pub(crate) js: bool,
     /// Streams to create or update at start.
+    #[cfg(feature = "jetstream")]
     pub(crate) streams: Vec<StreamConfig>,
     /// Key-Value buckets to create or update at start.
+    #[cfg(feature = "jetstream")]
     pub(crate) buckets: Vec<KvConfig>,
     /// Durable endpoints.
+    #[cfg(feature = "jetstream")]
     pub(crate) stream_endpoints: Vec<StreamEndpointConfig>,
     /// The NATS Service API's settings.
     pub(crate) service: ServiceConfig,
@@ -272,9 +277,13 @@ impl App {
             send_hooks: Chain::default(),
             listen_hooks: Chain::default(),
             states: States::default(),
+            #[cfg(feature = "jetstream")]
             js: false,
+            #[cfg(feature = "jetstream")]
             streams: Vec::new(),
+            #[cfg(feature = "jetstream")]
             buckets: Vec::new(),
+            #[cfg(feature = "jetstream")]
             stream_endpoints: Vec::new(),
             service: ServiceConfig::default(),
             #[cfg(feature = "http")]
@@ -682,11 +691,13 @@ impl App {
     /// (`nats-server -js`) and fails clearly if not, the banner says `JetStream enabled:
     /// True`, and [`AppHandle::jetstream`] gives the context. Declaring a stream or a
     /// durable endpoint turns it on too. [`AppHandle::publish_js`] works either way.
+    /// Feature `jetstream`.
     ///
     /// ```no_run
     /// let app = panini::App::new("orders").enable_js(true);
     /// app.start();
     /// ```
+    #[cfg(feature = "jetstream")]
     pub fn enable_js(mut self, on: bool) -> Self {
         self.js = on;
         self
@@ -694,7 +705,7 @@ impl App {
 
     /// Creates the stream at start, or updates it to this configuration if it exists
     /// (idempotent: every instance of the service can declare it), before the durable
-    /// endpoints start. Turns JetStream on.
+    /// endpoints start. Turns JetStream on. Feature `jetstream`.
     ///
     /// ```no_run
     /// use std::time::Duration;
@@ -709,6 +720,7 @@ impl App {
     /// });
     /// app.start();
     /// ```
+    #[cfg(feature = "jetstream")]
     pub fn declare_stream(&mut self, config: StreamConfig) -> &mut Self {
         self.js = true;
         self.streams.push(config);
@@ -717,7 +729,7 @@ impl App {
 
     /// Creates the Key-Value bucket at start, or updates it to this configuration if it
     /// exists (idempotent), before the `on_start` hooks; handlers then reach it with
-    /// [`AppHandle::key_value`]. Turns JetStream on.
+    /// [`AppHandle::key_value`]. Turns JetStream on. Feature `jetstream`.
     ///
     /// ```no_run
     /// use panini::jetstream::kv::KvConfig;
@@ -733,6 +745,7 @@ impl App {
     /// });
     /// app.start();
     /// ```
+    #[cfg(feature = "jetstream")]
     pub fn declare_key_value(&mut self, config: KvConfig) -> &mut Self {
         self.js = true;
         self.buckets.push(config);
@@ -745,7 +758,7 @@ impl App {
     /// naks it with a back-off, so it comes again; a payload that does not decode
     /// terminates it (logged). See [`StreamEndpointConfig`] for the settings and
     /// `src/app/stream_endpoint.rs` for the whole behaviour, stop included. Turns
-    /// JetStream on.
+    /// JetStream on. Feature `jetstream`.
     ///
     /// ```no_run
     /// use panini::{App, Json, Msg};
@@ -761,6 +774,7 @@ impl App {
     /// .filter_subject("orders.created");
     /// app.start();
     /// ```
+    #[cfg(feature = "jetstream")]
     pub fn listen_stream<T: 'static, H: Handler<T>>(
         &mut self,
         stream: &str,

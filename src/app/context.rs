@@ -19,6 +19,7 @@ use super::state::States;
 use super::trace;
 use crate::client::Client;
 use crate::error::{Error, Result};
+#[cfg(feature = "jetstream")]
 use crate::jetstream::{self, kv, PubAck, PublishOptions};
 use crate::message::{Headers, Message};
 use crate::payload::{FromPayload, IntoPayload};
@@ -67,8 +68,10 @@ pub(crate) struct HandleInner {
     /// The running machinery: endpoints, runs in flight, listen middlewares, executor.
     pub(crate) runtime: Runtime,
     /// The JetStream context, when the app enabled JetStream.
+    #[cfg(feature = "jetstream")]
     js: Option<jetstream::Context>,
     /// The Key-Value buckets bound so far, by name.
+    #[cfg(feature = "jetstream")]
     buckets: std::sync::Mutex<std::collections::HashMap<String, kv::Store>>,
 }
 
@@ -82,6 +85,7 @@ pub(crate) struct HandleParts {
     pub(crate) http_addr: Option<std::net::SocketAddr>,
     pub(crate) states: States,
     pub(crate) runtime: Runtime,
+    #[cfg(feature = "jetstream")]
     pub(crate) js: Option<jetstream::Context>,
 }
 
@@ -100,7 +104,9 @@ impl AppHandle {
                 http_addr: parts.http_addr,
                 states: parts.states,
                 runtime: parts.runtime,
+                #[cfg(feature = "jetstream")]
                 js: parts.js,
+                #[cfg(feature = "jetstream")]
                 buckets: Default::default(),
             }),
         }
@@ -414,7 +420,7 @@ impl AppHandle {
     /// (the `send_publish` and `send_any` hooks) and waits for the stream's ack: its
     /// sequence, and whether it was a duplicate. No stream on the subject fails at once with
     /// [`JetStreamError::NoStream`](crate::jetstream::JetStreamError::NoStream), not after
-    /// the timeout (the app's request timeout).
+    /// the timeout (the app's request timeout). Feature `jetstream`.
     ///
     /// ```no_run
     /// use panini::{App, AppHandle, Msg};
@@ -427,6 +433,7 @@ impl AppHandle {
     /// });
     /// app.start();
     /// ```
+    #[cfg(feature = "jetstream")]
     pub async fn publish_js(&self, subject: &str, message: impl IntoPayload) -> Result<PubAck> {
         self.publish_js_with(subject, message, &PublishOptions::default())
             .await
@@ -434,7 +441,8 @@ impl AppHandle {
 
     /// [`publish_js`](AppHandle::publish_js) with options: a `Nats-Msg-Id` (the stream
     /// keeps one copy of a message published twice with one id, within its duplicate
-    /// window), the expected last sequence or message id, headers, a timeout.
+    /// window), the expected last sequence or message id, headers, a timeout. Feature
+    /// `jetstream`.
     ///
     /// ```no_run
     /// # async fn f(app: panini::AppHandle) -> panini::Result<()> {
@@ -445,6 +453,7 @@ impl AppHandle {
     /// assert!(!ack.duplicate || ack.seq > 0);
     /// # Ok(()) }
     /// ```
+    #[cfg(feature = "jetstream")]
     pub async fn publish_js_with(
         &self,
         subject: &str,
@@ -466,7 +475,8 @@ impl AppHandle {
     }
 
     /// The app's JetStream context (streams, consumers, Key-Value, fetches of its own),
-    /// when the app enabled JetStream ([`App::enable_js`](crate::App::enable_js)).
+    /// when the app enabled JetStream ([`App::enable_js`](crate::App::enable_js)). Feature
+    /// `jetstream`.
     ///
     /// ```no_run
     /// # async fn f(app: panini::AppHandle) -> panini::Result<()> {
@@ -476,6 +486,7 @@ impl AppHandle {
     /// }
     /// # Ok(()) }
     /// ```
+    #[cfg(feature = "jetstream")]
     pub fn jetstream(&self) -> Option<&jetstream::Context> {
         self.inner.js.as_ref()
     }
@@ -483,7 +494,8 @@ impl AppHandle {
     /// The Key-Value bucket `bucket`: the one declared with
     /// [`App::declare_key_value`](crate::App::declare_key_value) (bound at start), or
     /// bound now and kept for the next call. A bucket that does not exist is
-    /// [`KvError::BucketNotFound`](crate::jetstream::kv::KvError::BucketNotFound).
+    /// [`KvError::BucketNotFound`](crate::jetstream::kv::KvError::BucketNotFound). Feature
+    /// `jetstream`.
     ///
     /// ```no_run
     /// # async fn f(app: panini::AppHandle) -> panini::Result<()> {
@@ -492,6 +504,7 @@ impl AppHandle {
     /// assert!(revision > 0);
     /// # Ok(()) }
     /// ```
+    #[cfg(feature = "jetstream")]
     pub async fn key_value(&self, bucket: &str) -> Result<kv::Store> {
         if let Some(store) = crate::client::lock(&self.inner.buckets).get(bucket) {
             return Ok(store.clone());
@@ -508,6 +521,7 @@ impl AppHandle {
     }
 
     /// Keeps a bound bucket for [`key_value`](AppHandle::key_value).
+    #[cfg(feature = "jetstream")]
     pub(crate) fn remember_bucket(&self, store: kv::Store) {
         let name = store.bucket().to_string();
         crate::client::lock(&self.inner.buckets).insert(name, store);

@@ -12,8 +12,8 @@
 //! 5. [`extract`] (a handler's arguments: [`Msg`], [`State`]), then [`runner`]
 //!    ([`Handler`]: a plain async fn as an endpoint);
 //! 6. [`endpoint`]: the one loop every subscription runs, and `subscribe_new_subject`;
-//!    [`stream_endpoint`] (durable JetStream endpoints) and [`service`] (the NATS Service
-//!    API responder) beside it;
+//!    `stream_endpoint` (durable JetStream endpoints, feature `jetstream`) and [`service`]
+//!    (the NATS Service API responder) beside it;
 //! 7. the HTTP server ([`crate::http`]), which uses the context and the extractors, then
 //!    `metrics` (`/metrics` on it);
 //! 8. [`tasks`], [`builder`] ([`App`]), [`shutdown`] (signals, the graceful stop), and
@@ -27,6 +27,9 @@ pub(crate) mod executor;
 pub(crate) mod extract;
 #[cfg(feature = "http")]
 pub(crate) mod metrics;
+// `Next::start` (a run boxed at once) serves only the durable endpoints of the `jetstream`
+// feature; without it, it would be dead code.
+#[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
 pub mod middleware;
 pub mod record;
 pub(crate) mod reply;
@@ -37,6 +40,7 @@ pub(crate) mod service;
 pub mod shutdown;
 pub(crate) mod state;
 pub(crate) mod stats;
+#[cfg(feature = "jetstream")]
 pub(crate) mod stream_endpoint;
 pub(crate) mod tasks;
 pub(crate) mod trace;
@@ -49,6 +53,7 @@ pub use extract::{FromMessage, Msg, State};
 pub use reply::{IntoReply, Outcome, Rejection, Reply};
 pub use runner::{Handler, SyncHandler};
 pub use state::MissingState;
+#[cfg(feature = "jetstream")]
 pub use stream_endpoint::StreamEndpointConfig;
 pub use tasks::TaskResult;
 pub use trace::Trace;

@@ -15,10 +15,12 @@ use super::executor::{self, AppExecutor};
 use super::runtime::Runtime;
 use super::service;
 use super::shutdown::{self, Started};
+#[cfg(feature = "jetstream")]
 use super::stream_endpoint;
 use super::tasks;
 use crate::client::{Client, ConnectOptions};
 use crate::error::{Error, Result, StartStage};
+#[cfg(feature = "jetstream")]
 use crate::jetstream;
 use crate::log::log_at;
 
@@ -199,6 +201,7 @@ impl App {
                 return Err(Error::start(StartStage::Subscribe(subject), missing));
             }
         }
+        #[cfg(feature = "jetstream")]
         for ep in &self.stream_endpoints {
             if let Some(missing) = ep.handler.missing_state(&self.states) {
                 let what = format!("the durable endpoint {}/{}", ep.stream, ep.durable());
@@ -216,6 +219,7 @@ impl App {
         http_addr: Option<std::net::SocketAddr>,
         executor: AppExecutor,
     ) -> AppHandle {
+        #[cfg(feature = "jetstream")]
         let client_for_js = client.clone();
         let runtime = Runtime::new(
             executor,
@@ -233,6 +237,7 @@ impl App {
             http_addr,
             states: self.states.clone(),
             runtime,
+            #[cfg(feature = "jetstream")]
             js: self
                 .js
                 .then(|| jetstream::Context::new(client_for_js).with_timeout(self.request_timeout)),
@@ -242,6 +247,7 @@ impl App {
     /// The start once connected: on-start hooks, then subscriptions (each recorded in the
     /// app, so that a failure or a stop halfway can take them down).
     async fn begin(&self, app: &AppHandle) -> Result<()> {
+        #[cfg(feature = "jetstream")]
         if let Some(js) = app.jetstream() {
             self.prepare_jetstream(app, js).await?;
         }
@@ -266,6 +272,7 @@ impl App {
                 .await
                 .map_err(|e| Error::start(StartStage::ServiceApi, e))?;
         }
+        #[cfg(feature = "jetstream")]
         if let Some(js) = app.jetstream() {
             for ep in &self.stream_endpoints {
                 let what = format!("the durable endpoint {}/{}", ep.stream, ep.durable());
@@ -279,6 +286,7 @@ impl App {
 
     /// JetStream before the hooks: the account has it (else a clear start error), and the
     /// declared streams exist with their configuration.
+    #[cfg(feature = "jetstream")]
     async fn prepare_jetstream(&self, app: &AppHandle, js: &jetstream::Context) -> Result<()> {
         js.account_info().await.map_err(|e| {
             let what = "the account has no JetStream (is the server started with -js?)";
@@ -439,11 +447,14 @@ fn banner(app: &AppHandle, servers: &[String]) -> String {
         // As given, but never with its user:pass@ or token@.
         text.push_str(&format!("*  {}\n", crate::client::redact_url(url)));
     }
+    #[cfg(feature = "jetstream")]
     let js = if app.jetstream().is_some() {
         "True"
     } else {
         "False"
     };
+    #[cfg(not(feature = "jetstream"))]
+    let js = "False";
     text.push_str(&format!("\nJetStream enabled: {js}\n{rule}\n\n"));
     text
 }

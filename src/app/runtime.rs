@@ -178,12 +178,14 @@ impl Runtime {
         self.stopping.set();
     }
 
-    /// Whether the graceful stop has begun.
+    /// Whether the graceful stop has begun (durable endpoints ask).
+    #[cfg(feature = "jetstream")]
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.is_set()
     }
 
-    /// Completes once the graceful stop has begun.
+    /// Completes once the graceful stop has begun (durable endpoints wait for it).
+    #[cfg(feature = "jetstream")]
     pub(crate) async fn stop_begun(&self) {
         self.stopping.wait().await
     }

@@ -218,7 +218,7 @@ fn response(app: &AppHandle, identity: &Identity, msg: &Message) -> Option<Vec<u
         "STATS" => serde_json::to_vec(&Stats {
             kind: "io.nats.micro.v1.stats_response",
             base,
-            started: crate::jetstream::rfc3339::format(app.runtime().started),
+            started: crate::rfc3339::format(app.runtime().started),
             endpoints: endpoints.iter().map(EndpointStatsJson::of).collect(),
         }),
         _ => return None,

@@ -1,5 +1,5 @@
 //! The framework's error type: what can go wrong talking to NATS or starting an app (and,
-//! in `jetstream`, the JetStream API's errors it carries).
+//! in `jetstream`, the JetStream API's errors it carries with the `jetstream` feature).
 //!
 //! An error that wraps another keeps it: [`source()`](std::error::Error::source) returns it
 //! (the I/O error, the TLS failure, the failed hook's own error), so a caller can walk the
@@ -8,6 +8,7 @@
 use std::fmt;
 use std::io;
 
+#[cfg(feature = "jetstream")]
 pub(crate) mod jetstream;
 
 /// A `Result` whose error defaults to panini's [`Error`].
@@ -106,7 +107,9 @@ pub enum Error {
         needed_for: String,
     },
     /// JetStream refused or failed an operation: the server's [`ErrorCode`](crate::jetstream::ErrorCode)
-    /// (see [`Error::api_error`]), no stream for a publish, a deleted consumer...
+    /// (see [`Error::api_error`]), no stream for a publish, a deleted consumer... (feature
+    /// `jetstream`).
+    #[cfg(feature = "jetstream")]
     JetStream(jetstream::JetStreamError),
 }
 
@@ -168,6 +171,7 @@ impl fmt::Display for Error {
                 "{needed_for} needs panini's `{feature}` cargo feature, which this build \
                  leaves out (features = [\"{feature}\"] in Cargo.toml)"
             ),
+            #[cfg(feature = "jetstream")]
             Error::JetStream(e) => write!(f, "jetstream: {e}"),
         }
     }
@@ -182,6 +186,7 @@ impl std::error::Error for Error {
             Error::NoServers(failures) => failures.last().map(|(_, e)| e as _),
             Error::Tls(e) | Error::Credentials(e) => Some(e.as_ref()),
             Error::Start { source, .. } => Some(source.as_ref()),
+            #[cfg(feature = "jetstream")]
             Error::JetStream(e) => Some(e),
             Error::Server(_)
             | Error::Auth(_)
@@ -232,7 +237,8 @@ pub enum StartStage {
     /// Starting the app's own executor threads (`App::threads` above 1).
     Threads,
     /// Setting up JetStream: checking the account, declaring a stream, creating the
-    /// consumer of a durable endpoint (this one).
+    /// consumer of a durable endpoint (this one). Feature `jetstream`.
+    #[cfg(feature = "jetstream")]
     JetStream(String),
     /// Setting up the NATS Service API: a version that is not SemVer, or its subscriptions.
     ServiceApi,
@@ -247,6 +253,7 @@ impl fmt::Display for StartStage {
             StartStage::Subscribe(subject) => write!(f, "cannot subscribe to {subject}"),
             StartStage::Announce => f.write_str("cannot publish the start event"),
             StartStage::Threads => f.write_str("cannot start the app's threads"),
+            #[cfg(feature = "jetstream")]
             StartStage::JetStream(what) => write!(f, "cannot set up JetStream: {what}"),
             StartStage::ServiceApi => f.write_str("cannot set up the NATS Service API"),
         }

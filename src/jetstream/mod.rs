@@ -72,7 +72,7 @@
 //! - `ordered`: ordered consumers ([`Ordered`], [`OrderedMessages`]): resets on a gap,
 //!   a lost consumer or a reconnect.
 //! - [`kv`]: Key-Value buckets on streams, read and watched through ordered consumers.
-//! - `rfc3339`: the API's times to and from `SystemTime`.
+//! - the API's times to and from `SystemTime` are the foundation's `rfc3339`.
 
 mod api;
 mod consume;
@@ -83,7 +83,6 @@ mod message;
 mod ordered;
 mod publish;
 mod pull;
-pub(crate) mod rfc3339;
 mod stored;
 mod stream;
 

@@ -140,22 +140,37 @@ fn read_info(addr: SocketAddr) -> Option<ServerInfo> {
 
 /// Whether the JetStream of the cluster behind `url` can place a stream on its `n`
 /// nodes (it has a metadata leader, and that leader knows every node): a probe stream with
-/// `n` replicas is created, then deleted.
+/// `n` replicas is created, then deleted. Through the JetStream API's subjects with the
+/// core client, so the kit needs no `jetstream` feature.
 fn jetstream_places(url: &str, n: usize) -> bool {
-    use crate::jetstream::{Context, StorageType, StreamConfig};
     const PROBE: &str = "PANINI_TESTING_READY";
+    const TIMEOUT: Duration = Duration::from_secs(1);
+    /// A JetStream API reply: an `error` member when the call failed.
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        error: Option<serde_json::Value>,
+    }
+    let ok = |reply: crate::Result<crate::Message>| {
+        reply.is_ok_and(|msg| {
+            serde_json::from_slice::<Reply>(&msg.payload).is_ok_and(|r| r.error.is_none())
+        })
+    };
     smol::block_on(async {
         let Ok(client) = crate::client::connect(url).await else {
             return false;
         };
-        let js = Context::new(client.clone()).with_timeout(Duration::from_secs(1));
-        let probe = StreamConfig {
-            storage: StorageType::Memory,
-            num_replicas: n,
-            ..StreamConfig::new(PROBE, ["_panini.testing.ready"])
-        };
-        let placed = js.create_stream(&probe).await.is_ok();
-        let deleted = placed && js.delete_stream(PROBE).await.is_ok();
+        let probe = serde_json::json!({
+            "name": PROBE,
+            "subjects": ["_panini.testing.ready"],
+            "storage": "memory",
+            "num_replicas": n,
+        });
+        let create = format!("$JS.API.STREAM.CREATE.{PROBE}");
+        let placed = ok(client
+            .request_with(&create, None, probe.to_string(), TIMEOUT)
+            .await);
+        let delete = format!("$JS.API.STREAM.DELETE.{PROBE}");
+        let deleted = placed && ok(client.request_with(&delete, None, "", TIMEOUT).await);
         client.close().await;
         deleted
     })

@@ -142,6 +142,7 @@ pub async fn wait_for_within<T>(
 
 pub mod app;
 pub mod child;
+#[cfg(feature = "jetstream")]
 pub mod jetstream;
 pub mod jwt;
 pub mod monitor;

@@ -5,8 +5,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
-use crate::jetstream::{rfc3339, Message, StoredMessage};
+use crate::jetstream::{Message, StoredMessage};
 use crate::message::Headers;
+use crate::rfc3339;
 
 /// What a revision did to its key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

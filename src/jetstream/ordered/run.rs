@@ -16,9 +16,10 @@ use super::{delete_later, Plan, Shared};
 use crate::error::{Error, Result};
 use crate::jetstream::consume::{Messages, DEFAULT_CONSUME_EXPIRES};
 use crate::jetstream::{
-    rfc3339, AckPolicy, Consumer, ConsumerConfig, DeliverPolicy, JetStreamError, Message, Stream,
+    AckPolicy, Consumer, ConsumerConfig, DeliverPolicy, JetStreamError, Message, Stream,
 };
 use crate::log::log_at;
+use crate::rfc3339;
 
 /// How long the server keeps a consumer nobody pulls from (a reset or a drop deletes it
 /// before that when it can).

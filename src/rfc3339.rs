@@ -1,6 +1,7 @@
-//! RFC 3339 times as the JetStream API writes them (`2026-01-02T03:04:05.123456789Z`),
-//! to and from [`SystemTime`]: the start time of an ordered consumer, and when a stored
-//! message (a Key-Value entry) was written.
+//! RFC 3339 times as NATS writes them (`2026-01-02T03:04:05.123456789Z`), to and from
+//! [`SystemTime`]: when the app started (the Service API's `STATS`) and, with the
+//! `jetstream` feature, the start time of an ordered consumer and when a stored message (a
+//! Key-Value entry) was written. Reading a time is JetStream's only.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -8,6 +9,8 @@ const SECS_PER_DAY: i64 = 86_400;
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (eras of 400 years, March-based
 /// years so that the leap day ends the year).
+// Without JetStream nothing reads times (the tests still check them).
+#[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
 fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
@@ -50,6 +53,7 @@ pub(crate) fn format(time: SystemTime) -> String {
 
 /// Reads `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`. `None` if it is not one, or if it
 /// is before 1970 (the API writes "unset" as `0001-01-01T00:00:00Z`).
+#[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
 pub(crate) fn parse(text: &str) -> Option<SystemTime> {
     let b = text.as_bytes();
     let num = |from: usize, len: usize| -> Option<i64> {
