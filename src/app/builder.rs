@@ -227,11 +227,51 @@ pub struct App {
     pub(crate) stream_endpoints: Vec<StreamEndpointConfig>,
     /// The NATS Service API's settings.
     pub(crate) service: ServiceConfig,
+    /// The HTTP server, if asked for ([`App::http`]), and the steps that run it.
     #[cfg(feature = "http")]
-    pub(crate) http: Option<crate::http::Http>,
-    /// The path `/metrics` is served on, if asked for ([`App::metrics`]).
+    pub(crate) http: Option<(crate::http::Http, HttpSteps)>,
+    /// The path `/metrics` is served on, if asked for ([`App::metrics`]), and the function
+    /// that routes it (a pointer, for the reason [`HttpSteps`] gives).
     #[cfg(feature = "http")]
-    pub(crate) metrics: Option<String>,
+    pub(crate) metrics: Option<(String, MetricsRoute)>,
+}
+
+/// Routes `/metrics` on the server: `(server, path, the app's version)`.
+#[cfg(feature = "http")]
+pub(crate) type MetricsRoute = fn(&mut crate::http::Http, &str, &str);
+
+/// A boxed future of the HTTP server's steps.
+#[cfg(feature = "http")]
+type Step<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The HTTP server's steps in a run (bind, serve, stop), as pointers that only
+/// [`App::http`] takes: the run reaches the server through them alone, so a program that
+/// never asks for a server links none of its code (about 90 KB of a static binary).
+#[cfg(feature = "http")]
+#[derive(Clone, Copy)]
+pub(crate) struct HttpSteps {
+    /// Binds the listener (a bad address fails the start).
+    pub(crate) bind: fn(crate::http::Http) -> Step<crate::Result<crate::http::Server>>,
+    /// Starts accepting connections; with `true`, first prints the banner's line (the
+    /// address written out is part of what only a server needs).
+    pub(crate) serve: fn(crate::http::Server, AppHandle, bool) -> crate::http::RunningServer,
+    /// Stops, waiting up to the limit; the connections still open.
+    pub(crate) stop: fn(crate::http::RunningServer, Duration) -> Step<usize>,
+}
+
+#[cfg(feature = "http")]
+impl HttpSteps {
+    /// The steps of panini's server.
+    const SERVER: HttpSteps = HttpSteps {
+        bind: |http| Box::pin(http.bind()),
+        serve: |server, app, banner| {
+            if banner {
+                println!("======== Running on http://{} ========", server.addr);
+            }
+            server.start_accepting(app)
+        },
+        stop: |server, limit| Box::pin(server.stop(limit)),
+    };
 }
 
 impl std::fmt::Debug for App {
@@ -297,7 +337,10 @@ impl App {
     /// `app.http().get("/health", || async { "ok" })`. See [`http`](crate::http).
     #[cfg(feature = "http")]
     pub fn http(&mut self) -> &mut crate::http::Http {
-        self.http.get_or_insert_with(Default::default)
+        let (http, _) = self
+            .http
+            .get_or_insert_with(|| (Default::default(), HttpSteps::SERVER));
+        http
     }
 
     /// The NATS host (default 127.0.0.1); ignored when [`servers`](App::servers) or the
@@ -646,7 +689,7 @@ impl App {
     /// ```
     #[cfg(feature = "http")]
     pub fn metrics(mut self, path: impl Into<String>) -> Self {
-        self.metrics = Some(path.into());
+        self.metrics = Some((path.into(), super::metrics::serve));
         self.http();
         self
     }

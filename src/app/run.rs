@@ -26,7 +26,7 @@ use crate::log::log_at;
 
 /// The HTTP server bound at the start, before connecting (so a bad address fails at once).
 #[cfg(feature = "http")]
-type Bound = Option<crate::http::Server>;
+type Bound = Option<(crate::http::Server, super::builder::HttpSteps)>;
 #[cfg(not(feature = "http"))]
 type Bound = ();
 
@@ -119,17 +119,17 @@ impl App {
             .clone()
             .unwrap_or_else(|| default_client_name(&self.service_name));
         #[cfg(feature = "http")]
-        if let Some(path) = self.metrics.clone() {
-            let version = self.service.version.clone();
-            super::metrics::serve(self.http(), &path, &version);
+        // `App::metrics` made the server (not `self.http()` here: that would link it in).
+        if let (Some((path, route)), Some((http, _))) = (&self.metrics, &mut self.http) {
+            route(http, path, &self.service.version);
         }
         #[cfg(feature = "http")]
         let http = match self.http.take() {
-            Some(http) => Some(http.bind().await?),
+            Some((http, steps)) => Some(((steps.bind)(http).await?, steps)),
             None => None,
         };
         #[cfg(feature = "http")]
-        let http_addr = http.as_ref().map(|s| s.addr);
+        let http_addr = http.as_ref().map(|(s, _)| s.addr);
         #[cfg(not(feature = "http"))]
         let (http, http_addr) = ((), None);
         let Some(client) = unless(self.connect(&client_name), stop.as_mut()).await else {
@@ -316,11 +316,8 @@ impl App {
             print!("{}", banner(&app, &self.server_urls()));
         }
         #[cfg(feature = "http")]
-        if let Some(server) = http {
-            if self.banner {
-                println!("======== Running on http://{} ========", server.addr);
-            }
-            started.http = Some(server.start_accepting(app.clone()));
+        if let Some((server, steps)) = http {
+            started.http = Some(((steps.serve)(server, app.clone(), self.banner), steps));
         }
         let event = format!(
             "panini_events.{}.{}.started",

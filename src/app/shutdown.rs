@@ -98,7 +98,7 @@ pub(crate) struct Started {
     pub(crate) client: Client,
     /// The HTTP server, once it serves.
     #[cfg(feature = "http")]
-    pub(crate) http: Option<crate::http::RunningServer>,
+    pub(crate) http: Option<(crate::http::RunningServer, super::builder::HttpSteps)>,
     /// The interval and one-time tasks.
     pub(crate) tasks: Vec<smol::Task<()>>,
 }
@@ -201,11 +201,12 @@ async fn drain_nats(app: &AppHandle, client: &Client, at: Instant) {
 
 /// Stops accepting HTTP connections and waits, until `at`, for the requests in flight.
 #[cfg(feature = "http")]
-async fn stop_http(http: Option<crate::http::RunningServer>, at: Instant) {
-    if let Some(http) = http {
-        let open = http
-            .stop(at.saturating_duration_since(Instant::now()))
-            .await;
+async fn stop_http(
+    http: Option<(crate::http::RunningServer, super::builder::HttpSteps)>,
+    at: Instant,
+) {
+    if let Some((http, steps)) = http {
+        let open = (steps.stop)(http, at.saturating_duration_since(Instant::now())).await;
         if open > 0 {
             log_at!(
                 Warn,
