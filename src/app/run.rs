@@ -105,8 +105,6 @@ impl App {
     /// Whatever ends the run once NATS is connected (a failed start, NATS lost) unsubscribes
     /// and closes what was started. Returns [`Error::Start`] if the start failed and
     /// [`Error::Closed`] if the NATS connection was lost for good.
-    // `mut` is for the HTTP server, taken out of `self` when the feature is on.
-    #[cfg_attr(not(feature = "http"), allow(unused_mut))]
     pub async fn run_until(mut self, stop: impl Future<Output = ()>) -> Result<()> {
         let mut stop = pin!(stop);
         self.check_states()?;
@@ -149,45 +147,55 @@ impl App {
             tasks: Vec::new(),
         };
         // A stop is seen during the hooks and subscriptions, which can take long; once the
-        // app announces itself, it counts as started (its on_stop hooks will run).
-        let starting = self.begin(&app);
-        let begun = match unless(starting, stop.as_mut().or(app.stopped())).await {
-            Some(Ok(())) => self.announce(&mut started, http).await,
-            Some(Err(e)) => Err(e),
-            None => {
-                log_at!(Info, "panini", "stopping before the start completed");
-                let _ = started.stop(None, self.drain_timeout).await;
-                return Ok(());
+        // app announces itself, it counts as started (its on_stop hooks will run). However
+        // the run ends, one stop takes down what was started.
+        let end = async {
+            let starting = self.begin(&app);
+            let begun = match unless(starting, stop.as_mut().or(app.stopped())).await {
+                Some(Ok(())) => self.announce(&mut started, http).await,
+                Some(Err(e)) => Err(e),
+                None => return End::BeforeStarted,
+            };
+            if let Err(e) = begun {
+                return End::Failed(e);
             }
-        };
-        if let Err(e) = begun {
-            let _ = started.stop(None, self.drain_timeout).await;
-            return Err(e);
+            started.tasks = std::mem::take(&mut self.tasks)
+                .into_iter()
+                .map(|spec| app.spawn(tasks::run_task(app.clone(), Arc::new(spec))))
+                .collect();
+            let lost = async {
+                client.closed().await;
+                End::Lost
+            };
+            let stopped = async {
+                stop.or(app.stopped()).await;
+                End::Asked
+            };
+            lost.or(stopped).await
         }
-        started.tasks = self
-            .tasks
-            .into_iter()
-            .map(|spec| app.spawn(tasks::run_task(app.clone(), Arc::new(spec))))
-            .collect();
-
-        let lost = async {
-            client.closed().await;
-            true
+        .await;
+        let on_stop = match end {
+            End::BeforeStarted => {
+                log_at!(Info, "panini", "stopping before the start completed");
+                None
+            }
+            End::Asked => {
+                log_at!(
+                    Info,
+                    "panini",
+                    "stopping: no new messages, waiting for handlers in flight"
+                );
+                Some(&self.on_stop[..])
+            }
+            End::Failed(_) | End::Lost => None,
         };
-        let stopped = async {
-            stop.or(app.stopped()).await;
-            false
-        };
-        if lost.or(stopped).await {
-            let _ = started.stop(None, self.drain_timeout).await;
-            return Err(Error::Closed);
+        let stopped = started.stop(on_stop, self.drain_timeout).await;
+        match end {
+            End::BeforeStarted => Ok(()),
+            End::Failed(e) => Err(e),
+            End::Lost => Err(Error::Closed),
+            End::Asked => stopped,
         }
-        log_at!(
-            Info,
-            "panini",
-            "stopping: no new messages, waiting for handlers in flight"
-        );
-        started.stop(Some(&self.on_stop), self.drain_timeout).await
     }
 
     /// Every `listen` endpoint's handler finds the app states it takes: a type never
@@ -410,6 +418,18 @@ fn security_from_env(
         }
     }
     Ok(opts)
+}
+
+/// How a run that got connected ends, before its stop.
+enum End {
+    /// A stop was asked for before the start completed: `Ok(())`, no `on_stop` hooks.
+    BeforeStarted,
+    /// The start failed.
+    Failed(Error),
+    /// NATS was lost for good after the start: [`Error::Closed`].
+    Lost,
+    /// A stop was asked for after the start: the graceful stop, `on_stop` hooks included.
+    Asked,
 }
 
 /// Awaits `work` unless `stop` completes first (`None`; `work` is then dropped).
