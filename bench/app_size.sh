@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Size and memory of examples/listener_app built small and static (musl, profile `small`),
-# with the default features, with --no-default-features (no HTTP server), and with
-# --features tls,nkeys (the defaults plus TLS and NKey/JWT credentials, on ring).
+# with the default features, with --no-default-features (no HTTP server), with
+# --features jetstream (the defaults plus JetStream), and with --features tls,nkeys (the
+# defaults plus TLS and NKey/JWT credentials, on ring).
 #
 #   bench/app_size.sh
 #
@@ -12,7 +13,8 @@
 # requests and 1,000 stream messages with nats-py (installed with Python Panini into
 # target/py-venv by scripts/install-python-panini; $PANINI_PYTHON overrides it), checks
 # the replies, and reads the memory again. Every build connects in plain text: the TLS build
-# shows what the features cost a program that has them compiled in.
+# shows what the features cost a program that has them compiled in; so does the JetStream
+# build, whose listener_app does not use JetStream (its banner says False).
 #
 # ring (under tls and nkeys) compiles C for the target. The script points cc at musl-gcc
 # (Debian's musl-tools) if there is one, else at the host's gcc, which works for ring on
@@ -49,6 +51,7 @@ build() { # build NAME [cargo flags...]
 }
 build default
 build no-http --no-default-features
+build jetstream --features jetstream
 build tls-nkeys --features tls,nkeys
 
 NATS_DIR=$(mktemp -d)
@@ -108,7 +111,7 @@ EOF
 
 printf '| build | file size | idle VmRSS | idle RssAnon | idle RssFile | VmRSS after 1,000 req + 1,000 msgs | RssAnon after |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|\n'
-for name in default no-http tls-nkeys; do
+for name in default no-http jetstream tls-nkeys; do
     bin="$OUT/listener_app.$name"
     size=$(stat -c %s "$bin")
     file "$bin" | grep -q 'statically linked\|static-pie linked' || echo "warning: $bin is not static" >&2
