@@ -13,11 +13,11 @@ use super::runner::{BoxedHandler, Handler, SyncHandler};
 use super::service::ServiceConfig;
 use super::state::States;
 #[cfg(feature = "jetstream")]
-use super::stream_endpoint::StreamEndpointConfig;
+use super::stream_endpoint::{self, StreamEndpointConfig};
 use super::tasks::{self, Schedule, TaskFn, TaskResult, TaskSpec};
 use crate::client::ConnectOptions;
 #[cfg(feature = "jetstream")]
-use crate::jetstream::{kv::KvConfig, StreamConfig};
+use crate::jetstream::{kv::KvConfig, Context, StreamConfig};
 use crate::message::Message;
 
 /// Exit code when the connection is lost for good (reconnect attempts exhausted), as Panini.
@@ -213,9 +213,10 @@ pub struct App {
     pub(crate) send_hooks: Chain<Outgoing, SendResult>,
     pub(crate) listen_hooks: Chain<Message, ListenResult>,
     pub(crate) states: States,
-    /// JetStream asked for (`enable_js`, or implied by streams and durable endpoints).
+    /// JetStream asked for (`enable_js`, or implied by streams, buckets and durable
+    /// endpoints), and the steps that start it.
     #[cfg(feature = "jetstream")]
-    pub(crate) js: bool,
+    pub(crate) js: Option<JsSteps>,
     /// Streams to create or update at start.
     #[cfg(feature = "jetstream")]
     pub(crate) streams: Vec<StreamConfig>,
@@ -240,9 +241,52 @@ pub struct App {
 #[cfg(feature = "http")]
 pub(crate) type MetricsRoute = fn(&mut crate::http::Http, &str, &str);
 
-/// A boxed future of the HTTP server's steps.
-#[cfg(feature = "http")]
-type Step<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+/// A boxed future of the steps below.
+#[cfg(any(feature = "http", feature = "jetstream"))]
+type Step<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The JetStream part of a start, as pointers that only the methods that ask for JetStream
+/// take (`enable_js`, `declare_stream`, `declare_key_value`, `listen_stream`): a program
+/// built with the `jetstream` feature that does not use it in its app links none of it.
+#[cfg(feature = "jetstream")]
+#[derive(Clone, Copy)]
+pub(crate) struct JsSteps {
+    /// Before the `on_start` hooks: the account check, the streams and buckets.
+    pub(crate) prepare: JsPrepare,
+    /// After the subscriptions: the durable endpoints (with the app's `max_concurrency`).
+    pub(crate) start: JsStart,
+}
+
+/// [`JsSteps::prepare`]: `(app, context, streams, buckets)`.
+#[cfg(feature = "jetstream")]
+type JsPrepare = for<'a> fn(
+    &'a AppHandle,
+    &'a Context,
+    &'a [StreamConfig],
+    &'a [KvConfig],
+) -> Step<'a, crate::Result<()>>;
+
+/// [`JsSteps::start`]: `(app, context, durable endpoints, default max in flight)`.
+#[cfg(feature = "jetstream")]
+type JsStart = for<'a> fn(
+    &'a AppHandle,
+    &'a Context,
+    &'a [StreamEndpointConfig],
+    usize,
+) -> Step<'a, crate::Result<()>>;
+
+#[cfg(feature = "jetstream")]
+impl JsSteps {
+    /// The app's JetStream start (`stream_endpoint`).
+    const APP: JsSteps = JsSteps {
+        prepare: |app, js, streams, buckets| {
+            Box::pin(stream_endpoint::prepare(app, js, streams, buckets))
+        },
+        start: |app, js, endpoints, in_flight| {
+            Box::pin(stream_endpoint::start_all(app, js, endpoints, in_flight))
+        },
+    };
+}
 
 /// The HTTP server's steps in a run (bind, serve, stop), as pointers that only
 /// [`App::http`] takes: the run reaches the server through them alone, so a program that
@@ -251,12 +295,12 @@ type Step<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
 #[derive(Clone, Copy)]
 pub(crate) struct HttpSteps {
     /// Binds the listener (a bad address fails the start).
-    pub(crate) bind: fn(crate::http::Http) -> Step<crate::Result<crate::http::Server>>,
+    pub(crate) bind: fn(crate::http::Http) -> Step<'static, crate::Result<crate::http::Server>>,
     /// Starts accepting connections; with `true`, first prints the banner's line (the
     /// address written out is part of what only a server needs).
     pub(crate) serve: fn(crate::http::Server, AppHandle, bool) -> crate::http::RunningServer,
     /// Stops, waiting up to the limit; the connections still open.
-    pub(crate) stop: fn(crate::http::RunningServer, Duration) -> Step<usize>,
+    pub(crate) stop: fn(crate::http::RunningServer, Duration) -> Step<'static, usize>,
 }
 
 #[cfg(feature = "http")]
@@ -318,7 +362,7 @@ impl App {
             listen_hooks: Chain::default(),
             states: States::default(),
             #[cfg(feature = "jetstream")]
-            js: false,
+            js: None,
             #[cfg(feature = "jetstream")]
             streams: Vec::new(),
             #[cfg(feature = "jetstream")]
@@ -742,7 +786,7 @@ impl App {
     /// ```
     #[cfg(feature = "jetstream")]
     pub fn enable_js(mut self, on: bool) -> Self {
-        self.js = on;
+        self.js = on.then_some(JsSteps::APP);
         self
     }
 
@@ -765,7 +809,7 @@ impl App {
     /// ```
     #[cfg(feature = "jetstream")]
     pub fn declare_stream(&mut self, config: StreamConfig) -> &mut Self {
-        self.js = true;
+        self.js = Some(JsSteps::APP);
         self.streams.push(config);
         self
     }
@@ -790,7 +834,7 @@ impl App {
     /// ```
     #[cfg(feature = "jetstream")]
     pub fn declare_key_value(&mut self, config: KvConfig) -> &mut Self {
-        self.js = true;
+        self.js = Some(JsSteps::APP);
         self.buckets.push(config);
         self
     }
@@ -824,7 +868,7 @@ impl App {
         durable: &str,
         handler: H,
     ) -> &mut StreamEndpointConfig {
-        self.js = true;
+        self.js = Some(JsSteps::APP);
         let ep = StreamEndpointConfig::new(stream, durable, BoxedHandler::of_async(handler));
         self.stream_endpoints.push(ep);
         let last = self.stream_endpoints.len() - 1;

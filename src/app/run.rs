@@ -15,8 +15,6 @@ use super::executor::{self, AppExecutor};
 use super::runtime::Runtime;
 use super::service;
 use super::shutdown::{self, Started};
-#[cfg(feature = "jetstream")]
-use super::stream_endpoint;
 use super::tasks;
 use crate::client::{Client, ConnectOptions};
 use crate::error::{Error, Result, StartStage};
@@ -248,7 +246,7 @@ impl App {
             #[cfg(feature = "jetstream")]
             js: self
                 .js
-                .then(|| jetstream::Context::new(client_for_js).with_timeout(self.request_timeout)),
+                .map(|_| jetstream::Context::new(client_for_js).with_timeout(self.request_timeout)),
         })
     }
 
@@ -256,8 +254,8 @@ impl App {
     /// app, so that a failure or a stop halfway can take them down).
     async fn begin(&self, app: &AppHandle) -> Result<()> {
         #[cfg(feature = "jetstream")]
-        if let Some(js) = app.jetstream() {
-            self.prepare_jetstream(app, js).await?;
+        if let (Some(steps), Some(js)) = (self.js, app.jetstream()) {
+            (steps.prepare)(app, js, &self.streams, &self.buckets).await?;
         }
         tasks::run_on_start(app, &self.on_start).await?;
         for ep in &self.endpoints {
@@ -281,37 +279,8 @@ impl App {
                 .map_err(|e| Error::start(StartStage::ServiceApi, e))?;
         }
         #[cfg(feature = "jetstream")]
-        if let Some(js) = app.jetstream() {
-            for ep in &self.stream_endpoints {
-                let what = format!("the durable endpoint {}/{}", ep.stream, ep.durable());
-                stream_endpoint::start(app, js, ep, self.max_concurrency)
-                    .await
-                    .map_err(|e| Error::start(StartStage::JetStream(what), e))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// JetStream before the hooks: the account has it (else a clear start error), and the
-    /// declared streams exist with their configuration.
-    #[cfg(feature = "jetstream")]
-    async fn prepare_jetstream(&self, app: &AppHandle, js: &jetstream::Context) -> Result<()> {
-        js.account_info().await.map_err(|e| {
-            let what = "the account has no JetStream (is the server started with -js?)";
-            Error::start(StartStage::JetStream(what.into()), e)
-        })?;
-        for stream in &self.streams {
-            js.create_or_update_stream(stream).await.map_err(|e| {
-                let what = format!("the stream {}", stream.name);
-                Error::start(StartStage::JetStream(what), e)
-            })?;
-        }
-        for bucket in &self.buckets {
-            let store = js.create_or_update_key_value(bucket).await.map_err(|e| {
-                let what = format!("the key-value bucket {}", bucket.bucket);
-                Error::start(StartStage::JetStream(what), e)
-            })?;
-            app.remember_bucket(store);
+        if let (Some(steps), Some(js)) = (self.js, app.jetstream()) {
+            (steps.start)(app, js, &self.stream_endpoints, self.max_concurrency).await?;
         }
         Ok(())
     }

@@ -1,3 +1,6 @@
+//! JetStream in the app's start: the account check, the declared streams and Key-Value
+//! buckets ([`prepare`]), and durable endpoints ([`start_all`]).
+//!
 //! Durable endpoints ([`App::listen_stream`](crate::App::listen_stream)): at-least-once
 //! consumption of a JetStream stream through a durable pull consumer, with the same
 //! handlers as `listen`. The app creates (or updates) the consumer at start; one loop per
@@ -34,8 +37,9 @@ use super::runner::BoxedHandler;
 use super::runtime::RunningEndpoint;
 use super::stats::failure;
 use super::trace::{traced, RunScope};
-use crate::error::{Error, Result};
-use crate::jetstream::{self, ConsumerConfig, MessageInfo};
+use crate::error::{Error, Result, StartStage};
+use crate::jetstream::kv::KvConfig;
+use crate::jetstream::{self, ConsumerConfig, MessageInfo, StreamConfig};
 use crate::log::log_at;
 use crate::message::Message;
 
@@ -148,6 +152,52 @@ impl StreamEndpointConfig {
     pub fn durable(&self) -> &str {
         self.consumer.durable_name.as_deref().unwrap_or_default()
     }
+}
+
+/// Before the `on_start` hooks: the account has JetStream (else a clear start error), and
+/// the declared streams and Key-Value buckets exist with their configuration (each bucket
+/// kept for [`AppHandle::key_value`]).
+pub(crate) async fn prepare(
+    app: &AppHandle,
+    js: &jetstream::Context,
+    streams: &[StreamConfig],
+    buckets: &[KvConfig],
+) -> Result<()> {
+    js.account_info().await.map_err(|e| {
+        let what = "the account has no JetStream (is the server started with -js?)";
+        Error::start(StartStage::JetStream(what.into()), e)
+    })?;
+    for stream in streams {
+        js.create_or_update_stream(stream).await.map_err(|e| {
+            let what = format!("the stream {}", stream.name);
+            Error::start(StartStage::JetStream(what), e)
+        })?;
+    }
+    for bucket in buckets {
+        let store = js.create_or_update_key_value(bucket).await.map_err(|e| {
+            let what = format!("the key-value bucket {}", bucket.bucket);
+            Error::start(StartStage::JetStream(what), e)
+        })?;
+        app.remember_bucket(store);
+    }
+    Ok(())
+}
+
+/// After the subscriptions: every durable endpoint ([`start`]), in order; the first that
+/// fails fails the start.
+pub(crate) async fn start_all(
+    app: &AppHandle,
+    js: &jetstream::Context,
+    endpoints: &[StreamEndpointConfig],
+    default_in_flight: usize,
+) -> Result<()> {
+    for ep in endpoints {
+        start(app, js, ep, default_in_flight).await.map_err(|e| {
+            let what = format!("the durable endpoint {}/{}", ep.stream, ep.durable());
+            Error::start(StartStage::JetStream(what), e)
+        })?;
+    }
+    Ok(())
 }
 
 /// Creates (or updates) the endpoint's consumer, starts its pull and its loop, and records
