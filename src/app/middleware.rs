@@ -174,16 +174,22 @@ pub(crate) enum Started<O> {
 /// The end of a chain: what the innermost [`Next::run`] starts. The endpoint loops' end
 /// runs the handler through a reusing runner; the send chain's boxes its publish.
 pub(crate) trait End<I, O>: Send + Sync {
-    /// Starts the end on `input` and polls it once in `cx`.
-    fn start(&self, input: I, cx: &mut Context<'_>) -> Started<O>;
+    /// Starts the end on the input taken from `input` and polls it once in `cx`. The
+    /// input stays where the future of [`Next::run`] holds it until the end takes it: a
+    /// 128-byte message is not copied from step to step on its way. The caller always
+    /// passes `Some`.
+    fn start(&self, input: &mut Option<I>, cx: &mut Context<'_>) -> Started<O>;
 }
 
 /// A [`Terminal`] as an [`End`]: its boxed future, polled once.
 struct Boxing<I, O>(Terminal<I, O>);
 
 impl<I, O> End<I, O> for Boxing<I, O> {
-    fn start(&self, input: I, cx: &mut Context<'_>) -> Started<O> {
-        poll_boxed((self.0)(input), cx)
+    fn start(&self, input: &mut Option<I>, cx: &mut Context<'_>) -> Started<O> {
+        match input.take() {
+            Some(input) => poll_boxed((self.0)(input), cx),
+            None => unreachable!("the end of a chain is started with its input"),
+        }
     }
 }
 
@@ -228,8 +234,14 @@ where
 
 /// Runs one hook, again and again, in one loop.
 trait HookRunner<I, O>: Send {
-    /// Calls the hook and polls its future once, in the caller's context.
-    fn start(&mut self, input: I, next: Next<I, O>, cx: &mut Context<'_>) -> Started<O>;
+    /// Calls the hook on the input taken from `input` (always `Some`) and polls its future
+    /// once, in the caller's context.
+    fn start(
+        &mut self,
+        input: &mut Option<I>,
+        next: Next<I, O>,
+        cx: &mut Context<'_>,
+    ) -> Started<O>;
 }
 
 /// Keeps the allocation of the hook's future when a run finishes at its first poll and
@@ -247,7 +259,15 @@ where
     F: Fn(I, Next<I, O>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = O> + Send + 'static,
 {
-    fn start(&mut self, input: I, next: Next<I, O>, cx: &mut Context<'_>) -> Started<O> {
+    fn start(
+        &mut self,
+        input: &mut Option<I>,
+        next: Next<I, O>,
+        cx: &mut Context<'_>,
+    ) -> Started<O> {
+        let Some(input) = input.take() else {
+            unreachable!("a hook is started with its input")
+        };
         let run = (self.hook.0)(input, next);
         // A finished future's box is reused: `set` drops the old value in place. The slot
         // is empty while the future runs, so after a panic it stays empty.
@@ -316,21 +336,27 @@ impl<I: Send + 'static, O: Send + 'static> Next<I, O> {
     /// ```
     pub fn run(self, input: I) -> impl Future<Output = O> + Send + 'static {
         NextRun {
-            state: RunState::Start(self, input),
+            next: Some(self),
+            input: Some(input),
+            rest: None,
         }
     }
 
-    /// Calls the next hook (or the end of the chain) and polls it once in `cx`: one
-    /// allocation per inner hook that applies, none for the chain itself, and none for
-    /// an end that finishes at once (the handler's runner reuses its own).
-    fn start_polled(self, input: I, cx: &mut Context<'_>) -> Started<O> {
+    /// Calls the next hook (or the end of the chain) on the input in `input` and polls it
+    /// once in `cx`: one allocation per inner hook that applies, none for the chain itself,
+    /// and none for an end that finishes at once (the handler's runner reuses its own).
+    #[inline(always)]
+    fn start_polled(self, input: &mut Option<I>, cx: &mut Context<'_>) -> Started<O> {
         match self.chain.hooks.get(self.index) {
             Some(hook) => {
                 let next = Next {
                     chain: self.chain.clone(),
                     index: self.index + 1,
                 };
-                poll_boxed(hook.call(input, next), cx)
+                match input.take() {
+                    Some(input) => poll_boxed(hook.call(input, next), cx),
+                    None => unreachable!("a hook is started with its input"),
+                }
             }
             None => self.chain.end.start(input, cx),
         }
@@ -352,16 +378,15 @@ impl<I: Send + 'static, O: Send + 'static> Next<I, O> {
     }
 }
 
-/// The future of [`Next::run`]: the next hook (or the end) started at its first poll, and
-/// what is left of it polled after that.
+/// The future of [`Next::run`]: the next hook (or the end) started at its first poll (on
+/// the input where this future holds it), and what is left of it polled after that.
 struct NextRun<I, O> {
-    state: RunState<I, O>,
-}
-
-enum RunState<I, O> {
-    Start(Next<I, O>, I),
-    Rest(Boxed<O>),
-    Finished,
+    /// Until the first poll.
+    next: Option<Next<I, O>>,
+    /// Until the next hook or the end takes it, at the first poll.
+    input: Option<I>,
+    /// After a first poll that did not finish.
+    rest: Option<Boxed<O>>,
 }
 
 // The input is only ever moved, never pinned; the rest is boxed.
@@ -370,17 +395,20 @@ impl<I, O> Unpin for NextRun<I, O> {}
 impl<I: Send + 'static, O: Send + 'static> Future for NextRun<I, O> {
     type Output = O;
 
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O> {
         let this = self.get_mut();
-        let started = match std::mem::replace(&mut this.state, RunState::Finished) {
-            RunState::Start(next, input) => next.start_polled(input, cx),
-            RunState::Rest(rest) => poll_boxed(rest, cx),
-            RunState::Finished => panic!("`Next::run` polled after it finished"),
+        let started = match this.next.take() {
+            Some(next) => next.start_polled(&mut this.input, cx),
+            None => match this.rest.take() {
+                Some(rest) => poll_boxed(rest, cx),
+                None => panic!("`Next::run` polled after it finished"),
+            },
         };
         match started {
             Started::Done(out) => Poll::Ready(out),
             Started::Pending(rest) => {
-                this.state = RunState::Rest(rest);
+                this.rest = Some(rest);
                 Poll::Pending
             }
         }
@@ -396,8 +424,9 @@ pub(crate) struct ChainRunner<I, O> {
 }
 
 impl<I: Send + 'static, O: Send + 'static> ChainRunner<I, O> {
-    /// Starts the run of `input` through the chain and polls it once in `cx`.
-    pub(crate) fn start(&mut self, input: I, cx: &mut Context<'_>) -> Started<O> {
+    /// Starts the run of the input taken from `input` (always `Some`) through the chain
+    /// and polls it once in `cx`.
+    pub(crate) fn start(&mut self, input: &mut Option<I>, cx: &mut Context<'_>) -> Started<O> {
         self.outer.start(input, self.inner.clone(), cx)
     }
 }
@@ -523,9 +552,9 @@ mod tests {
     struct Double(AtomicUsize);
 
     impl End<u32, u32> for Double {
-        fn start(&self, input: u32, _: &mut Context<'_>) -> Started<u32> {
+        fn start(&self, input: &mut Option<u32>, _: &mut Context<'_>) -> Started<u32> {
             self.0.fetch_add(1, Ordering::Relaxed);
-            Started::Done(input * 2)
+            Started::Done(input.take().expect("an input") * 2)
         }
     }
 
@@ -562,7 +591,7 @@ mod tests {
         let mut runner = runner(&chain, &end);
         // (1 * 10 + 1) * 2 + 5, run after run in the reused box
         for _ in 0..3 {
-            assert_eq!(with_cx(|cx| done(runner.start(1, cx))), 27);
+            assert_eq!(with_cx(|cx| done(runner.start(&mut Some(1), cx))), 27);
         }
         assert_eq!(end.0.load(Ordering::Relaxed), 3);
         // A hook that does not apply is left out; with none, no runner at all.
@@ -597,18 +626,18 @@ mod tests {
         });
         let end = Arc::new(Double::default());
         let mut runner = runner(&chain, &end);
-        let mut waiting = match with_cx(|cx| runner.start(7, cx)) {
+        let mut waiting = match with_cx(|cx| runner.start(&mut Some(7), cx)) {
             Started::Pending(rest) => rest,
             Started::Done(out) => panic!("the run of 7 finished: {out}"),
         };
         // Other runs go on while it waits, in a box of their own, again and again.
         for n in 1..4 {
-            assert_eq!(with_cx(|cx| done(runner.start(n, cx))), n * 2);
+            assert_eq!(with_cx(|cx| done(runner.start(&mut Some(n), cx))), n * 2);
         }
         assert!(with_cx(|cx| waiting.as_mut().poll(cx)).is_pending());
         open.store(true, Ordering::Relaxed);
         assert_eq!(smol::block_on(waiting), 14);
-        assert_eq!(with_cx(|cx| done(runner.start(7, cx))), 14);
+        assert_eq!(with_cx(|cx| done(runner.start(&mut Some(7), cx))), 14);
     }
 
     #[test]
@@ -622,8 +651,8 @@ mod tests {
         });
         let end = Arc::new(Double::default());
         let mut runner = runner(&chain, &end);
-        assert_eq!(with_cx(|cx| done(runner.start(3, cx))), 14);
-        assert_eq!(with_cx(|cx| done(runner.start(0, cx))), 100);
+        assert_eq!(with_cx(|cx| done(runner.start(&mut Some(3), cx))), 14);
+        assert_eq!(with_cx(|cx| done(runner.start(&mut Some(0), cx))), 100);
         assert_eq!(end.0.load(Ordering::Relaxed), 2);
     }
 
@@ -636,12 +665,12 @@ mod tests {
         });
         let end = Arc::new(Double::default());
         let mut runner = runner(&chain, &end);
-        assert_eq!(with_cx(|cx| done(runner.start(1, cx))), 2);
+        assert_eq!(with_cx(|cx| done(runner.start(&mut Some(1), cx))), 2);
         let panicked = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            with_cx(|cx| done(runner.start(13, cx)))
+            with_cx(|cx| done(runner.start(&mut Some(13), cx)))
         }));
         assert!(panicked.is_err());
-        assert_eq!(with_cx(|cx| done(runner.start(2, cx))), 4);
+        assert_eq!(with_cx(|cx| done(runner.start(&mut Some(2), cx))), 4);
     }
 
     #[test]
