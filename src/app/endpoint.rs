@@ -24,7 +24,7 @@ use smol::lock::{Semaphore, SemaphoreGuardArc};
 use smol::stream::Stream;
 
 use super::context::{app_async, AppHandle};
-use super::middleware::{ChainRunner, End, ListenResult, SendKind, Started};
+use super::middleware::{ChainRunner, End, ListenResult, SendKind};
 use super::reply::{error_reply, settle, Outcome};
 use super::runner::{BoxedHandler, Handler, Runner, Step};
 use super::runtime::RunningEndpoint;
@@ -499,11 +499,13 @@ fn start_chain(
     // The handler's own panics are caught at the end of the chain; one caught here came
     // from a listen middleware, and gets the reply a panicking handler gets (the log says
     // which it was).
-    let started = std::panic::catch_unwind(AssertUnwindSafe(|| chain.start(msg, cx)));
-    match started {
-        Ok(Started::Done(reply)) => Run::Done(reply),
-        Ok(Started::Pending(rest)) => Run::Settled(rest),
-        Err(panic) => {
+    let mut rest = None;
+    let started = std::panic::catch_unwind(AssertUnwindSafe(|| chain.start(msg, &mut rest, cx)));
+    match (started, rest) {
+        (Ok(Poll::Ready(reply)), _) => Run::Done(reply),
+        (Ok(Poll::Pending), Some(rest)) => Run::Settled(rest),
+        (Ok(Poll::Pending), None) => Run::Done(None), // not reached: a pending start leaves its rest
+        (Err(panic), _) => {
             let outcome = Outcome::middleware_panicked(panic);
             Run::Done(settle(outcome, subject, is_request))
         }

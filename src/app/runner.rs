@@ -17,7 +17,7 @@ use smol::future::FutureExt;
 
 use super::context::AppHandle;
 use super::extract::FromMessage;
-use super::middleware::{End, ListenResult, Started};
+use super::middleware::{End, ListenResult, Rest};
 use super::reply::{settle, IntoReply, Outcome, Rejection};
 use super::state::{MissingState, States};
 use super::trace;
@@ -144,7 +144,12 @@ where
     F: Future + Send + 'static,
     F::Output: IntoReply,
 {
-    fn start(&self, msg: &mut Option<Message>, cx: &mut Context<'_>) -> Started<ListenResult> {
+    fn start(
+        &self,
+        msg: &mut Option<Message>,
+        rest: &mut Rest<ListenResult>,
+        cx: &mut Context<'_>,
+    ) -> Poll<ListenResult> {
         let EndParts {
             app,
             subject,
@@ -161,10 +166,11 @@ where
                     unreachable!("the end of a chain is started with its message")
                 };
                 let mut run = handler.settled(msg, app, subject);
-                return match run.as_mut().poll(cx) {
-                    Poll::Ready(reply) => Started::Done(reply),
-                    Poll::Pending => Started::Pending(run),
-                };
+                let polled = run.as_mut().poll(cx);
+                if polled.is_pending() {
+                    *rest = Some(run);
+                }
+                return polled;
             }
         };
         // The message is taken where the future of `Next::run` holds it, by the handler's
@@ -179,14 +185,15 @@ where
             cx,
         );
         match step {
-            Step::Done(Outcome::Reply(reply)) => Started::Done(reply),
-            Step::Done(failed) => Started::Done(settle(failed, subject, is_request)),
-            Step::Pending(rest) => {
+            Step::Done(Outcome::Reply(reply)) => Poll::Ready(reply),
+            Step::Done(failed) => Poll::Ready(settle(failed, subject, is_request)),
+            Step::Pending(pending) => {
                 drop(runner);
                 let subject = subject.clone();
-                Started::Pending(Box::pin(
-                    async move { settle(rest.await, &subject, is_request) },
-                ))
+                *rest = Some(Box::pin(async move {
+                    settle(pending.await, &subject, is_request)
+                }));
+                Poll::Pending
             }
         }
     }
