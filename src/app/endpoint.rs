@@ -24,7 +24,7 @@ use smol::lock::{Semaphore, SemaphoreGuardArc};
 use smol::stream::Stream;
 
 use super::context::{app_async, AppHandle};
-use super::middleware::{ChainRunner, End, ListenResult, SendKind, Started};
+use super::middleware::{ChainRunner, End, ListenResult, SendKind};
 use super::reply::{error_reply, settle, Outcome};
 use super::runner::{BoxedHandler, Handler, Runner, Step};
 use super::runtime::RunningEndpoint;
@@ -273,34 +273,48 @@ impl EndpointLoop {
         }
     }
 
-    /// Starts the run of `msg`, in this task's context. With the Service API on, the
-    /// first run of a batch reads the clock (see [`Batch`]).
+    /// Starts the run of the message in `slot` (taken from there), in this task's context.
+    /// `is_request` and `traced` describe it. With the Service API on, the first run of a
+    /// batch reads the clock (see [`Batch`]).
     #[inline(always)]
-    fn start<const CHAINS: bool>(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
+    fn start<const CHAINS: bool>(
+        &mut self,
+        slot: &mut Option<Message>,
+        is_request: bool,
+        traced: bool,
+        cx: &mut Context<'_>,
+    ) -> Run {
         if self.stats.is_some() && self.batch.started.is_none() {
             self.batch.started = Some(Instant::now());
         }
         // Most runs start here: in the loop, with no trace scope to enter.
-        if !may_trace(&msg) {
-            return self.start_inline::<CHAINS>(msg, cx);
+        if !traced {
+            return self.start_inline::<CHAINS>(slot, is_request, cx);
         }
-        self.start_run(msg, cx)
+        match slot.take() {
+            Some(msg) => self.start_run(msg, cx),
+            None => Run::Done(None), // not reached: the loop passes its message
+        }
     }
 
-    /// Starts the run of `msg` in the loop, with no trace scope: the handler's runner or
-    /// the listen chain, polled once here; a run that finished with its reply needs no
-    /// settling.
+    /// Starts the run of the message in `slot` in the loop, with no trace scope: the
+    /// handler's runner or the listen chain takes it from there (no copy of it on the
+    /// way), polled once here; a run that finished with its reply needs no settling.
     #[inline(always)]
-    fn start_inline<const CHAINS: bool>(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
-        let is_request = msg.reply.is_some();
+    fn start_inline<const CHAINS: bool>(
+        &mut self,
+        slot: &mut Option<Message>,
+        is_request: bool,
+        cx: &mut Context<'_>,
+    ) -> Run {
         let chain = match (CHAINS, is_request) {
             (false, _) => None,
             (true, true) => self.requests.as_mut(),
             (true, false) => self.publishes.as_mut(),
         };
         let step = match chain {
-            None => self.runner.start(msg, &self.app, cx),
-            Some(chain) => return start_chain(chain, msg, cx, &self.subject, is_request),
+            None => self.runner.start_taking(slot, &self.app, cx),
+            Some(chain) => return start_chain(chain, slot, cx, &self.subject, is_request),
         };
         match step {
             Step::Done(Outcome::Reply(reply)) => Run::Done(reply),
@@ -379,7 +393,8 @@ impl EndpointLoop {
 
     /// Starts the run of `msg`, in this task's context.
     fn start_plain(&mut self, msg: Message, cx: &mut Context<'_>) -> Run {
-        self.start_inline::<true>(msg, cx)
+        let is_request = msg.reply.is_some();
+        self.start_inline::<true>(&mut Some(msg), is_request, cx)
     }
 
     /// One poll of the loop: takes messages off `sub` and starts their runs, as long as
@@ -393,21 +408,23 @@ impl EndpointLoop {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Left>> {
         loop {
-            let msg = match Pin::new(&mut *sub).poll_next(cx) {
-                Poll::Ready(Some(msg)) => msg,
-                Poll::Ready(None) => {
-                    self.flush(false);
-                    self.flush_replies();
-                    return Poll::Ready(None);
-                }
+            // The message stays where the queue put it; the run takes it from there.
+            let mut polled = Pin::new(&mut *sub).poll_next(cx);
+            let slot = match &mut polled {
+                Poll::Ready(slot) => slot,
                 Poll::Pending => {
                     self.flush(false);
                     self.flush_replies();
                     return Poll::Pending;
                 }
             };
-            let reply_to = msg.reply.clone();
-            match self.start::<CHAINS>(msg, cx) {
+            let Some(msg) = slot.as_ref() else {
+                self.flush(false);
+                self.flush_replies();
+                return Poll::Ready(None);
+            };
+            let (reply_to, traced) = (msg.reply.clone(), may_trace(msg));
+            match self.start::<CHAINS>(slot, reply_to.is_some(), traced, cx) {
                 Run::Done(reply) => {
                     self.count(&reply);
                     match (reply, reply_to) {
@@ -469,11 +486,12 @@ impl EndpointLoop {
     }
 }
 
-/// Starts the run of a message through a listen chain and polls it once in `cx`.
+/// Starts the run of the message in `msg` (taken from there) through a listen chain and
+/// polls it once in `cx`.
 #[inline(always)]
 fn start_chain(
     chain: &mut ChainRunner<Message, ListenResult>,
-    msg: Message,
+    msg: &mut Option<Message>,
     cx: &mut Context<'_>,
     subject: &str,
     is_request: bool,
@@ -481,11 +499,13 @@ fn start_chain(
     // The handler's own panics are caught at the end of the chain; one caught here came
     // from a listen middleware, and gets the reply a panicking handler gets (the log says
     // which it was).
-    let started = std::panic::catch_unwind(AssertUnwindSafe(|| chain.start(msg, cx)));
-    match started {
-        Ok(Started::Done(reply)) => Run::Done(reply),
-        Ok(Started::Pending(rest)) => Run::Settled(rest),
-        Err(panic) => {
+    let mut rest = None;
+    let started = std::panic::catch_unwind(AssertUnwindSafe(|| chain.start(msg, &mut rest, cx)));
+    match (started, rest) {
+        (Ok(Poll::Ready(reply)), _) => Run::Done(reply),
+        (Ok(Poll::Pending), Some(rest)) => Run::Settled(rest),
+        (Ok(Poll::Pending), None) => Run::Done(None), // not reached: a pending start leaves its rest
+        (Err(panic), _) => {
             let outcome = Outcome::middleware_panicked(panic);
             Run::Done(settle(outcome, subject, is_request))
         }

@@ -162,37 +162,41 @@ pub type ListenResult = Option<Reply>;
 /// per call.
 pub(crate) type Terminal<I, O> = Arc<dyn Fn(I) -> Boxed<O> + Send + Sync>;
 
-/// What starting a hook or the end of a chain came to, after one poll in the caller's
-/// context.
-pub(crate) enum Started<O> {
-    /// It finished.
-    Done(O),
-    /// It waits on something (its waker is registered): the rest, to poll again.
-    Pending(Boxed<O>),
-}
+/// Where starting a hook or the end of a chain puts the rest of a run that did not finish
+/// at its first poll (which then returns `Poll::Pending`; its waker is registered): the
+/// caller polls it again. A start that finishes returns `Poll::Ready` and leaves it alone,
+/// so its output goes back through each step as it is.
+pub(crate) type Rest<O> = Option<Boxed<O>>;
 
 /// The end of a chain: what the innermost [`Next::run`] starts. The endpoint loops' end
 /// runs the handler through a reusing runner; the send chain's boxes its publish.
 pub(crate) trait End<I, O>: Send + Sync {
-    /// Starts the end on `input` and polls it once in `cx`.
-    fn start(&self, input: I, cx: &mut Context<'_>) -> Started<O>;
+    /// Starts the end on the input taken from `input` and polls it once in `cx`; a run
+    /// still pending goes to `rest`. The input stays where the future of [`Next::run`]
+    /// holds it until the end takes it: a 128-byte message is not copied from step to step
+    /// on its way. The caller always passes `Some`.
+    fn start(&self, input: &mut Option<I>, rest: &mut Rest<O>, cx: &mut Context<'_>) -> Poll<O>;
 }
 
 /// A [`Terminal`] as an [`End`]: its boxed future, polled once.
 struct Boxing<I, O>(Terminal<I, O>);
 
 impl<I, O> End<I, O> for Boxing<I, O> {
-    fn start(&self, input: I, cx: &mut Context<'_>) -> Started<O> {
-        poll_boxed((self.0)(input), cx)
+    fn start(&self, input: &mut Option<I>, rest: &mut Rest<O>, cx: &mut Context<'_>) -> Poll<O> {
+        match input.take() {
+            Some(input) => poll_boxed((self.0)(input), rest, cx),
+            None => unreachable!("the end of a chain is started with its input"),
+        }
     }
 }
 
-/// Polls `fut` once.
-fn poll_boxed<O>(mut fut: Boxed<O>, cx: &mut Context<'_>) -> Started<O> {
-    match fut.as_mut().poll(cx) {
-        Poll::Ready(out) => Started::Done(out),
-        Poll::Pending => Started::Pending(fut),
+/// Polls `fut` once; if it is still pending, it goes to `rest`.
+fn poll_boxed<O>(mut fut: Boxed<O>, rest: &mut Rest<O>, cx: &mut Context<'_>) -> Poll<O> {
+    let polled = fut.as_mut().poll(cx);
+    if polled.is_pending() {
+        *rest = Some(fut);
     }
+    polled
 }
 
 /// A hook, erased: called with its [`Next`] (one box per call), or run by a
@@ -228,8 +232,15 @@ where
 
 /// Runs one hook, again and again, in one loop.
 trait HookRunner<I, O>: Send {
-    /// Calls the hook and polls its future once, in the caller's context.
-    fn start(&mut self, input: I, next: Next<I, O>, cx: &mut Context<'_>) -> Started<O>;
+    /// Calls the hook on the input taken from `input` (always `Some`) and polls its future
+    /// once, in the caller's context; a run still pending goes to `rest`.
+    fn start(
+        &mut self,
+        input: &mut Option<I>,
+        next: Next<I, O>,
+        rest: &mut Rest<O>,
+        cx: &mut Context<'_>,
+    ) -> Poll<O>;
 }
 
 /// Keeps the allocation of the hook's future when a run finishes at its first poll and
@@ -247,7 +258,16 @@ where
     F: Fn(I, Next<I, O>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = O> + Send + 'static,
 {
-    fn start(&mut self, input: I, next: Next<I, O>, cx: &mut Context<'_>) -> Started<O> {
+    fn start(
+        &mut self,
+        input: &mut Option<I>,
+        next: Next<I, O>,
+        rest: &mut Rest<O>,
+        cx: &mut Context<'_>,
+    ) -> Poll<O> {
+        let Some(input) = input.take() else {
+            unreachable!("a hook is started with its input")
+        };
         let run = (self.hook.0)(input, next);
         // A finished future's box is reused: `set` drops the old value in place. The slot
         // is empty while the future runs, so after a panic it stays empty.
@@ -258,13 +278,12 @@ where
             }
             None => Box::pin(run),
         };
-        match boxed.as_mut().poll(cx) {
-            Poll::Ready(out) => {
-                self.slot = Some(boxed);
-                Started::Done(out)
-            }
-            Poll::Pending => Started::Pending(boxed),
+        let polled = boxed.as_mut().poll(cx);
+        match polled.is_ready() {
+            true => self.slot = Some(boxed),
+            false => *rest = Some(boxed),
         }
+        polled
     }
 }
 
@@ -316,23 +335,35 @@ impl<I: Send + 'static, O: Send + 'static> Next<I, O> {
     /// ```
     pub fn run(self, input: I) -> impl Future<Output = O> + Send + 'static {
         NextRun {
-            state: RunState::Start(self, input),
+            next: Some(self),
+            input: Some(input),
+            rest: None,
         }
     }
 
-    /// Calls the next hook (or the end of the chain) and polls it once in `cx`: one
-    /// allocation per inner hook that applies, none for the chain itself, and none for
-    /// an end that finishes at once (the handler's runner reuses its own).
-    fn start_polled(self, input: I, cx: &mut Context<'_>) -> Started<O> {
+    /// Calls the next hook (or the end of the chain) on the input in `input` and polls it
+    /// once in `cx`, a run still pending going to `rest`: one allocation per inner hook
+    /// that applies, none for the chain itself, and none for an end that finishes at once
+    /// (the handler's runner reuses its own).
+    #[inline(always)]
+    fn start_polled(
+        self,
+        input: &mut Option<I>,
+        rest: &mut Rest<O>,
+        cx: &mut Context<'_>,
+    ) -> Poll<O> {
         match self.chain.hooks.get(self.index) {
             Some(hook) => {
                 let next = Next {
                     chain: self.chain.clone(),
                     index: self.index + 1,
                 };
-                poll_boxed(hook.call(input, next), cx)
+                match input.take() {
+                    Some(input) => poll_boxed(hook.call(input, next), rest, cx),
+                    None => unreachable!("a hook is started with its input"),
+                }
             }
-            None => self.chain.end.start(input, cx),
+            None => self.chain.end.start(input, rest, cx),
         }
     }
 
@@ -352,16 +383,15 @@ impl<I: Send + 'static, O: Send + 'static> Next<I, O> {
     }
 }
 
-/// The future of [`Next::run`]: the next hook (or the end) started at its first poll, and
-/// what is left of it polled after that.
+/// The future of [`Next::run`]: the next hook (or the end) started at its first poll (on
+/// the input where this future holds it), and what is left of it polled after that.
 struct NextRun<I, O> {
-    state: RunState<I, O>,
-}
-
-enum RunState<I, O> {
-    Start(Next<I, O>, I),
-    Rest(Boxed<O>),
-    Finished,
+    /// Until the first poll.
+    next: Option<Next<I, O>>,
+    /// Until the next hook or the end takes it, at the first poll.
+    input: Option<I>,
+    /// After a first poll that did not finish.
+    rest: Rest<O>,
 }
 
 // The input is only ever moved, never pinned; the rest is boxed.
@@ -370,20 +400,21 @@ impl<I, O> Unpin for NextRun<I, O> {}
 impl<I: Send + 'static, O: Send + 'static> Future for NextRun<I, O> {
     type Output = O;
 
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O> {
         let this = self.get_mut();
-        let started = match std::mem::replace(&mut this.state, RunState::Finished) {
-            RunState::Start(next, input) => next.start_polled(input, cx),
-            RunState::Rest(rest) => poll_boxed(rest, cx),
-            RunState::Finished => panic!("`Next::run` polled after it finished"),
-        };
-        match started {
-            Started::Done(out) => Poll::Ready(out),
-            Started::Pending(rest) => {
-                this.state = RunState::Rest(rest);
-                Poll::Pending
-            }
+        if let Some(next) = this.next.take() {
+            // The output of a run that finishes here goes back as it is.
+            return next.start_polled(&mut this.input, &mut this.rest, cx);
         }
+        let Some(rest) = &mut this.rest else {
+            panic!("`Next::run` polled after it finished")
+        };
+        let polled = rest.as_mut().poll(cx);
+        if polled.is_ready() {
+            this.rest = None;
+        }
+        polled
     }
 }
 
@@ -396,9 +427,15 @@ pub(crate) struct ChainRunner<I, O> {
 }
 
 impl<I: Send + 'static, O: Send + 'static> ChainRunner<I, O> {
-    /// Starts the run of `input` through the chain and polls it once in `cx`.
-    pub(crate) fn start(&mut self, input: I, cx: &mut Context<'_>) -> Started<O> {
-        self.outer.start(input, self.inner.clone(), cx)
+    /// Starts the run of the input taken from `input` (always `Some`) through the chain
+    /// and polls it once in `cx`; a run still pending goes to `rest`.
+    pub(crate) fn start(
+        &mut self,
+        input: &mut Option<I>,
+        rest: &mut Rest<O>,
+        cx: &mut Context<'_>,
+    ) -> Poll<O> {
+        self.outer.start(input, self.inner.clone(), rest, cx)
     }
 }
 
@@ -523,9 +560,14 @@ mod tests {
     struct Double(AtomicUsize);
 
     impl End<u32, u32> for Double {
-        fn start(&self, input: u32, _: &mut Context<'_>) -> Started<u32> {
+        fn start(
+            &self,
+            input: &mut Option<u32>,
+            _: &mut Rest<u32>,
+            _: &mut Context<'_>,
+        ) -> Poll<u32> {
             self.0.fetch_add(1, Ordering::Relaxed);
-            Started::Done(input * 2)
+            Poll::Ready(input.take().expect("an input") * 2)
         }
     }
 
@@ -544,10 +586,15 @@ mod tests {
         }))
     }
 
-    fn done(started: Started<u32>) -> u32 {
-        match started {
-            Started::Done(out) => out,
-            Started::Pending(_) => panic!("want a finished run"),
+    /// Starts the run of `n` and wants it finished at once.
+    fn done(runner: &mut ChainRunner<u32, u32>, n: u32, cx: &mut Context<'_>) -> u32 {
+        let mut rest = None;
+        match runner.start(&mut Some(n), &mut rest, cx) {
+            Poll::Ready(out) => {
+                assert!(rest.is_none(), "a finished run leaves no rest");
+                out
+            }
+            Poll::Pending => panic!("want a finished run"),
         }
     }
 
@@ -562,7 +609,7 @@ mod tests {
         let mut runner = runner(&chain, &end);
         // (1 * 10 + 1) * 2 + 5, run after run in the reused box
         for _ in 0..3 {
-            assert_eq!(with_cx(|cx| done(runner.start(1, cx))), 27);
+            assert_eq!(with_cx(|cx| done(&mut runner, 1, cx)), 27);
         }
         assert_eq!(end.0.load(Ordering::Relaxed), 3);
         // A hook that does not apply is left out; with none, no runner at all.
@@ -597,18 +644,18 @@ mod tests {
         });
         let end = Arc::new(Double::default());
         let mut runner = runner(&chain, &end);
-        let mut waiting = match with_cx(|cx| runner.start(7, cx)) {
-            Started::Pending(rest) => rest,
-            Started::Done(out) => panic!("the run of 7 finished: {out}"),
-        };
+        let mut rest = None;
+        let polled = with_cx(|cx| runner.start(&mut Some(7), &mut rest, cx));
+        assert!(polled.is_pending(), "the run of 7 finished: {polled:?}");
+        let mut waiting = rest.expect("the rest of the run of 7");
         // Other runs go on while it waits, in a box of their own, again and again.
         for n in 1..4 {
-            assert_eq!(with_cx(|cx| done(runner.start(n, cx))), n * 2);
+            assert_eq!(with_cx(|cx| done(&mut runner, n, cx)), n * 2);
         }
         assert!(with_cx(|cx| waiting.as_mut().poll(cx)).is_pending());
         open.store(true, Ordering::Relaxed);
         assert_eq!(smol::block_on(waiting), 14);
-        assert_eq!(with_cx(|cx| done(runner.start(7, cx))), 14);
+        assert_eq!(with_cx(|cx| done(&mut runner, 7, cx)), 14);
     }
 
     #[test]
@@ -622,8 +669,8 @@ mod tests {
         });
         let end = Arc::new(Double::default());
         let mut runner = runner(&chain, &end);
-        assert_eq!(with_cx(|cx| done(runner.start(3, cx))), 14);
-        assert_eq!(with_cx(|cx| done(runner.start(0, cx))), 100);
+        assert_eq!(with_cx(|cx| done(&mut runner, 3, cx)), 14);
+        assert_eq!(with_cx(|cx| done(&mut runner, 0, cx)), 100);
         assert_eq!(end.0.load(Ordering::Relaxed), 2);
     }
 
@@ -636,12 +683,11 @@ mod tests {
         });
         let end = Arc::new(Double::default());
         let mut runner = runner(&chain, &end);
-        assert_eq!(with_cx(|cx| done(runner.start(1, cx))), 2);
-        let panicked = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            with_cx(|cx| done(runner.start(13, cx)))
-        }));
+        assert_eq!(with_cx(|cx| done(&mut runner, 1, cx)), 2);
+        let panicked =
+            std::panic::catch_unwind(AssertUnwindSafe(|| with_cx(|cx| done(&mut runner, 13, cx))));
         assert!(panicked.is_err());
-        assert_eq!(with_cx(|cx| done(runner.start(2, cx))), 4);
+        assert_eq!(with_cx(|cx| done(&mut runner, 2, cx)), 4);
     }
 
     #[test]

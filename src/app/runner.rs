@@ -17,7 +17,7 @@ use smol::future::FutureExt;
 
 use super::context::AppHandle;
 use super::extract::FromMessage;
-use super::middleware::{End, ListenResult, Started};
+use super::middleware::{End, ListenResult, Rest};
 use super::reply::{settle, IntoReply, Outcome, Rejection};
 use super::state::{MissingState, States};
 use super::trace;
@@ -133,41 +133,67 @@ pub(crate) struct EndParts {
 /// once allocates nothing. With more than one thread, or for a middleware that would start
 /// a second run from inside the first's poll, the runner may be taken: that run gets a
 /// fresh boxed future ([`BoxedHandler::settled`]) instead.
-struct HandlerEnd<R> {
-    runner: Mutex<R>,
+struct HandlerEnd<F, M> {
+    runner: Mutex<Reusing<F, M>>,
     parts: EndParts,
 }
 
-impl<R: Runner> End<Message, ListenResult> for HandlerEnd<R> {
-    fn start(&self, msg: Message, cx: &mut Context<'_>) -> Started<ListenResult> {
+impl<F, M> End<Message, ListenResult> for HandlerEnd<F, M>
+where
+    M: FnMut(Message, &AppHandle) -> Result<F, Rejection> + Send + 'static,
+    F: Future + Send + 'static,
+    F::Output: IntoReply,
+{
+    fn start(
+        &self,
+        msg: &mut Option<Message>,
+        rest: &mut Rest<ListenResult>,
+        cx: &mut Context<'_>,
+    ) -> Poll<ListenResult> {
         let EndParts {
             app,
             subject,
             handler,
         } = &self.parts;
-        let is_request = msg.reply.is_some();
+        let is_request = msg.as_ref().is_some_and(|msg| msg.reply.is_some());
         let mut runner = match self.runner.try_lock() {
             Ok(runner) => runner,
             // Only a panic while the lock is held poisons it, and the runner catches its
             // own: it stays usable (a runner empties its slot after a panic).
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => {
-                let mut run = handler.settled(msg, app, subject);
-                return match run.as_mut().poll(cx) {
-                    Poll::Ready(reply) => Started::Done(reply),
-                    Poll::Pending => Started::Pending(run),
+                let Some(msg) = msg.take() else {
+                    unreachable!("the end of a chain is started with its message")
                 };
+                let mut run = handler.settled(msg, app, subject);
+                let polled = run.as_mut().poll(cx);
+                if polled.is_pending() {
+                    *rest = Some(run);
+                }
+                return polled;
             }
         };
-        match runner.start(msg, app, cx) {
-            Step::Done(Outcome::Reply(reply)) => Started::Done(reply),
-            Step::Done(failed) => Started::Done(settle(failed, subject, is_request)),
-            Step::Pending(rest) => {
+        // The message is taken where the future of `Next::run` holds it, by the handler's
+        // maker: no copy of it on the way.
+        // (A closure of its own, not `start_taking`'s: a second caller of the same one would
+        // have the compiler call the guarded part out of line in both.)
+        let step = runner.first_poll(
+            |make| match msg.take() {
+                Some(msg) => make(msg, app),
+                None => unreachable!("the end of a chain is started with its message"),
+            },
+            cx,
+        );
+        match step {
+            Step::Done(Outcome::Reply(reply)) => Poll::Ready(reply),
+            Step::Done(failed) => Poll::Ready(settle(failed, subject, is_request)),
+            Step::Pending(pending) => {
                 drop(runner);
                 let subject = subject.clone();
-                Started::Pending(Box::pin(
-                    async move { settle(rest.await, &subject, is_request) },
-                ))
+                *rest = Some(Box::pin(async move {
+                    settle(pending.await, &subject, is_request)
+                }));
+                Poll::Pending
             }
         }
     }
@@ -247,6 +273,22 @@ pub trait Runner: Send {
     /// Starts one run and polls it once, in the caller's task context.
     fn start(&mut self, msg: Message, app: &AppHandle, cx: &mut Context<'_>) -> Step;
 
+    /// [`start`](Runner::start) on the message taken from `msg` (always `Some`), where the
+    /// caller holds it: an endpoint loop passes the message where its queue put it, so
+    /// that it is not copied on the way (crate-internal).
+    #[doc(hidden)]
+    fn start_taking(
+        &mut self,
+        msg: &mut Option<Message>,
+        app: &AppHandle,
+        cx: &mut Context<'_>,
+    ) -> Step {
+        match msg.take() {
+            Some(msg) => self.start(msg, app, cx),
+            None => unreachable!("a run is started with its message"),
+        }
+    }
+
     /// This runner as the end of an endpoint's listen chains (crate-internal: the types
     /// it names are the crate's own).
     #[doc(hidden)]
@@ -285,15 +327,46 @@ where
         })
     }
 
-    #[inline]
     fn start(&mut self, msg: Message, app: &AppHandle, cx: &mut Context<'_>) -> Step {
+        self.first_poll(|make| make(msg, app), cx)
+    }
+
+    fn start_taking(
+        &mut self,
+        msg: &mut Option<Message>,
+        app: &AppHandle,
+        cx: &mut Context<'_>,
+    ) -> Step {
+        self.first_poll(
+            |make| match msg.take() {
+                Some(msg) => make(msg, app),
+                None => unreachable!("a run is started with its message"),
+            },
+            cx,
+        )
+    }
+}
+
+impl<F, M> Reusing<F, M>
+where
+    M: FnMut(Message, &AppHandle) -> Result<F, Rejection> + Send + 'static,
+    F: Future + Send + 'static,
+    F::Output: IntoReply,
+{
+    /// Makes the run with `make_run` (given the maker) and polls it once in `cx`.
+    #[inline(always)]
+    fn first_poll(
+        &mut self,
+        make_run: impl FnOnce(&mut M) -> Result<F, Rejection>,
+        cx: &mut Context<'_>,
+    ) -> Step {
         // Calling the handler runs user code (a closure may work before its async block),
         // so making the run is guarded as well as its first poll. A run that goes on is
         // guarded in its own task.
         let slot = &mut self.slot;
         let make = &mut self.make;
         let first = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let run = match make(msg, app) {
+            let run = match make_run(make) {
                 Ok(run) => run,
                 Err(r) => return Step::Done(Outcome::rejected(r)),
             };
