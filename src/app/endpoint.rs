@@ -266,6 +266,13 @@ impl EndpointLoop {
         }
     }
 
+    /// The loop is about to wait (or end): the batch goes to the stats and the deferred
+    /// replies are written.
+    fn before_wait(&mut self) {
+        self.flush(false);
+        self.flush_replies();
+    }
+
     /// Writes the deferred replies, if any: the loop is about to wait.
     fn flush_replies(&mut self) {
         if std::mem::take(&mut self.deferred) > 0 {
@@ -413,14 +420,12 @@ impl EndpointLoop {
             let slot = match &mut polled {
                 Poll::Ready(slot) => slot,
                 Poll::Pending => {
-                    self.flush(false);
-                    self.flush_replies();
+                    self.before_wait();
                     return Poll::Pending;
                 }
             };
             let Some(msg) = slot.as_ref() else {
-                self.flush(false);
-                self.flush_replies();
+                self.before_wait();
                 return Poll::Ready(None);
             };
             let (reply_to, traced) = (msg.reply.clone(), may_trace(msg));
@@ -559,6 +564,9 @@ impl Queue for Lane {
 
 /// One loop of an endpoint, until its queue ends.
 async fn run_loop(mut ep: EndpointLoop, mut sub: impl Queue) {
+    // Two copies of the loop's poll: the one for an endpoint with no listen middleware
+    // has no code for them.
+    let chained = ep.publishes.is_some() || ep.requests.is_some();
     loop {
         // No run starts, not even to its first await, until a slot is free: at most
         // `max_concurrency` bodies run at once. A run that finishes in its first poll
@@ -572,9 +580,6 @@ async fn run_loop(mut ep: EndpointLoop, mut sub: impl Queue) {
         };
         // Runs that leave nothing to do (no reply to send) are handled inside one poll,
         // message after message, as the queue yields them.
-        // Two copies of the loop's poll: the one for an endpoint with no listen middleware
-        // has no code for them.
-        let chained = ep.publishes.is_some() || ep.requests.is_some();
         let next = future::poll_fn(|cx| match chained {
             false => ep.poll_batch::<false>(&mut sub, cx),
             true => ep.poll_batch::<true>(&mut sub, cx),

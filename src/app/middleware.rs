@@ -168,6 +168,33 @@ pub(crate) type Terminal<I, O> = Arc<dyn Fn(I) -> Boxed<O> + Send + Sync>;
 /// so its output goes back through each step as it is.
 pub(crate) type Rest<O> = Option<Boxed<O>>;
 
+/// Builds `run` in the box kept in `slot` (or a new one) and polls it once in `cx`: a run
+/// that finished leaves its box in `slot` for the next one (`set` drops the old value in
+/// place); one still pending is returned with the box. The slot is empty while the future
+/// runs, so after a panic it stays empty and a future that panicked is never reused. The
+/// reuse of the handlers' runner and of the outermost hook's runner alike.
+#[inline(always)]
+pub(crate) fn poll_reusing<F: Future>(
+    slot: &mut Option<Pin<Box<F>>>,
+    run: F,
+    cx: &mut Context<'_>,
+) -> Result<F::Output, Pin<Box<F>>> {
+    let mut boxed = match slot.take() {
+        Some(mut reused) => {
+            reused.as_mut().set(run);
+            reused
+        }
+        None => Box::pin(run),
+    };
+    match boxed.as_mut().poll(cx) {
+        Poll::Ready(output) => {
+            *slot = Some(boxed);
+            Ok(output)
+        }
+        Poll::Pending => Err(boxed),
+    }
+}
+
 /// The end of a chain: what the innermost [`Next::run`] starts. The endpoint loops' end
 /// runs the handler through a reusing runner; the send chain's boxes its publish.
 pub(crate) trait End<I, O>: Send + Sync {
@@ -269,21 +296,13 @@ where
             unreachable!("a hook is started with its input")
         };
         let run = (self.hook.0)(input, next);
-        // A finished future's box is reused: `set` drops the old value in place. The slot
-        // is empty while the future runs, so after a panic it stays empty.
-        let mut boxed = match self.slot.take() {
-            Some(mut reused) => {
-                reused.as_mut().set(run);
-                reused
+        match poll_reusing(&mut self.slot, run, cx) {
+            Ok(output) => Poll::Ready(output),
+            Err(pending) => {
+                *rest = Some(pending);
+                Poll::Pending
             }
-            None => Box::pin(run),
-        };
-        let polled = boxed.as_mut().poll(cx);
-        match polled.is_ready() {
-            true => self.slot = Some(boxed),
-            false => *rest = Some(boxed),
         }
-        polled
     }
 }
 

@@ -17,7 +17,7 @@ use smol::future::FutureExt;
 
 use super::context::AppHandle;
 use super::extract::FromMessage;
-use super::middleware::{End, ListenResult, Rest};
+use super::middleware::{poll_reusing, End, ListenResult, Rest};
 use super::reply::{settle, IntoReply, Outcome, Rejection};
 use super::state::{MissingState, States};
 use super::trace;
@@ -328,7 +328,7 @@ where
     }
 
     fn start(&mut self, msg: Message, app: &AppHandle, cx: &mut Context<'_>) -> Step {
-        self.first_poll(|make| make(msg, app), cx)
+        self.start_taking(&mut Some(msg), app, cx)
     }
 
     fn start_taking(
@@ -370,25 +370,14 @@ where
                 Ok(run) => run,
                 Err(r) => return Step::Done(Outcome::rejected(r)),
             };
-            // A finished future's box is reused: `set` drops the old value in place.
-            let mut boxed = match slot.take() {
-                Some(mut reused) => {
-                    reused.as_mut().set(run);
-                    reused
-                }
-                None => Box::pin(run),
-            };
-            match boxed.as_mut().poll(cx) {
-                Poll::Ready(output) => {
-                    *slot = Some(boxed);
-                    Step::Done(output.into_reply())
-                }
-                Poll::Pending => {
+            match poll_reusing(slot, run, cx) {
+                Ok(output) => Step::Done(output.into_reply()),
+                Err(boxed) => {
                     Step::Pending(Box::pin(guarded(async move { boxed.await.into_reply() })))
                 }
             }
         }));
-        // After a panic the slot is empty: a future that panicked is never reused.
+        // After a panic the slot is empty (see `poll_reusing`).
         first.unwrap_or_else(|panic| Step::Done(Outcome::panicked(panic)))
     }
 }
