@@ -575,16 +575,18 @@ impl App {
     ///   loop first: no hop between threads per message, the lowest latency for handlers
     ///   that mostly wait. A handler that computes holds that one core.
     /// - **n > 1**: the app runs on an executor of its own with `n` threads (`panini-1`,
-    ///   ...) for as long as it runs, and every endpoint runs `n` loops over its one
-    ///   queue, so CPU-bound handlers (and HTTP connections) spread over the cores while a
-    ///   handler that finishes at once still costs no task of its own. Messages then cross
-    ///   from the connection's thread to the app's, which costs handlers that mostly wait
-    ///   some latency: pick it for handlers that compute. On a 2-core host, 500 µs of work
-    ///   a request was served 1.84 to 1.88 times as fast with 2 threads as with 1
-    ///   (BENCHMARKS.md, "Executor threads").
+    ///   ...) for as long as it runs, the NATS connection's tasks included, and every
+    ///   endpoint runs `n` loops over its one queue, so CPU-bound handlers (and HTTP
+    ///   connections) spread over the cores while a handler that finishes at once still
+    ///   costs no task of its own. A message may then be read on one thread and handled on
+    ///   another, which costs handlers that mostly wait some latency: pick it for handlers
+    ///   that compute. On a 2-core host shared with nats-server and the requester, 500 µs
+    ///   of work a request was served 1.72 to 1.76 times as fast with 2 threads as with 1,
+    ///   50 µs 1.39 to 1.41 times (the two cores allow 1.55 there; BENCHMARKS.md,
+    ///   "Executor threads").
     ///
-    /// `0` counts as 1. `SMOL_THREADS` still sizes smol's global executor, which runs the
-    /// NATS connection (and the app, with 1 thread).
+    /// `0` counts as 1. `SMOL_THREADS` sizes smol's global executor, which runs the
+    /// NATS connection and the app with 1 thread.
     ///
     /// ```no_run
     /// # use panini::{App, Msg};

@@ -128,14 +128,16 @@ impl App {
         let http_addr = http.as_ref().map(|(s, _)| s.addr);
         #[cfg(not(feature = "http"))]
         let (http, http_addr) = ((), None);
-        let Some(client) = unless(self.connect(&client_name), stop.as_mut()).await else {
+        // The app's own threads, if more than one, run until this returns; they run the
+        // connection's tasks too.
+        let (executor, _threads) = executor::start(executor::thread_count(self.threads))
+            .map_err(|e| Error::start(StartStage::Threads, Error::Io(e)))?;
+        let Some(client) = unless(self.connect(&client_name, &executor), stop.as_mut()).await
+        else {
             log_at!(Info, "panini", "stopped while connecting to NATS");
             return Ok(());
         };
         let client = client.map_err(|e| Error::start(StartStage::Connect, e))?;
-        // The app's own threads, if more than one, run until this returns.
-        let (executor, _threads) = executor::start(executor::thread_count(self.threads))
-            .map_err(|e| Error::start(StartStage::Threads, Error::Io(e)))?;
         let app = self.handle(client.clone(), client_name, http_addr, executor);
         let mut started = Started {
             app: app.clone(),
@@ -311,7 +313,7 @@ impl App {
     }
 
     /// Connects, retrying as configured (Panini waits for NATS at start too).
-    async fn connect(&self, client_name: &str) -> Result<Client> {
+    async fn connect(&self, client_name: &str, executor: &AppExecutor) -> Result<Client> {
         let mut opts = self
             .options
             .clone()
@@ -319,6 +321,9 @@ impl App {
             .request_timeout(self.request_timeout)
             .drain_timeout(self.drain_timeout);
         opts.servers = self.server_urls();
+        if let AppExecutor::Pool(ex, _) = executor {
+            opts.executor = Some(ex.clone());
+        }
         opts = security_from_env(opts, |name| std::env::var(name).ok())?;
         let (attempts, wait) = (opts.max_reconnect_attempts, opts.reconnect_wait);
         let mut attempt = 0u32;

@@ -174,15 +174,27 @@ impl Drop for Inner {
 }
 
 impl Client {
-    async fn connect_with(opts: ConnectOptions) -> Result<Client> {
+    async fn connect_with(mut opts: ConnectOptions) -> Result<Client> {
         opts.check_features()?;
+        // Not kept in the client's state: the executor's tasks hold that state.
+        let executor = opts.executor.take();
         let mut pool = pool::Pool::new(&opts.servers)?;
         let shared = Arc::new(ClientState::new(opts));
         let conn = lifecycle::connect_first(&shared, &mut pool).await?;
         shared.emit(Event::Connected(pool.current().url()));
         let (ctl_tx, ctl_rx) = smol::channel::unbounded();
-        smol::spawn(task::sweep_requests(shared.clone())).detach();
-        smol::spawn(lifecycle::run(shared.clone(), pool, conn, ctl_rx)).detach();
+        let sweep = task::sweep_requests(shared.clone());
+        let run = lifecycle::run(shared.clone(), pool, conn, ctl_rx);
+        match executor {
+            Some(ex) => {
+                ex.spawn(sweep).detach();
+                ex.spawn(run).detach();
+            }
+            None => {
+                smol::spawn(sweep).detach();
+                smol::spawn(run).detach();
+            }
+        }
         Ok(Client {
             inner: Arc::new(Inner {
                 shared,

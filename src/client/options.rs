@@ -52,6 +52,10 @@ pub struct ConnectOptions {
     #[cfg(feature = "tls")]
     pub(crate) tls_config: Option<Arc<futures_rustls::rustls::ClientConfig>>,
     pub(crate) credential: Option<Credential>,
+    /// Where the connection's tasks run: smol's global executor unless the App runs
+    /// threads of its own, whose executor then runs them too (no hop to a thread that
+    /// competes with the app's for a core).
+    pub(crate) executor: Option<Arc<smol::Executor<'static>>>,
 }
 
 /// Shows no secret: URLs without their `user:pass@`/`token@`, and only the kind of
@@ -107,6 +111,7 @@ impl Default for ConnectOptions {
             #[cfg(feature = "tls")]
             tls_config: None,
             credential: None,
+            executor: None,
         }
     }
 }
