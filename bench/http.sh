@@ -8,6 +8,9 @@
 #   SERVERS="ours axum" bench/http.sh  # a subset (ours, axum, panini)
 #   WRK_THREADS=2 CONNS=32 bench/http.sh # wrk -t2 -c32 (wrk then shares both cores)
 #   PANINI_THREADS=1 bench/http.sh     # ours on one thread (App::threads; default: the cores)
+#   SERVERS="ours ours2 axum" bench/http.sh # ours2: ours with Http::threads(2) (HTTP_THREADS=2)
+#   BASE_BIN=/tmp/http_ours_old SERVERS="ours base axum" bench/http.sh
+#                                      # also an older build of http_ours, as "base"
 #
 # Servers: ours (bench/src/bin/http_ours.rs: panini::App, one HTTP route, no NATS endpoint),
 # axum (bench/src/bin/http_axum.rs: tokio multi-thread runtime, default features) and
@@ -73,6 +76,8 @@ start_server() {
     local name=$1 port=$2
     case $name in
         ours) PANINI_LOG=warn bench/target/release/http_ours "$port" >/dev/null & ;;
+        ours2) HTTP_THREADS=2 PANINI_LOG=warn bench/target/release/http_ours "$port" >/dev/null & ;;
+        base) PANINI_LOG=warn "$BASE_BIN" "$port" >/dev/null & ;;
         axum) bench/target/release/http_axum "$port" >/dev/null & ;;
         panini) python3 bench/http_panini.py "$port" >/dev/null 2>&1 & ;;
         *) echo "unknown server $name" >&2; exit 2 ;;
@@ -175,7 +180,8 @@ import statistics, sys
 from collections import defaultdict
 
 raw, mem, hold = sys.argv[1], sys.argv[2], int(sys.argv[3])
-names = {"ours": "ours (panini::App)", "axum": "axum", "panini": "Python Panini (aiohttp)"}
+names = {"ours": "ours (panini::App)", "ours2": "ours, `Http::threads(2)`", "base": "ours, older build (BASE_BIN)", "axum": "axum",
+         "panini": "Python Panini (aiohttp)"}
 fig = defaultdict(lambda: defaultdict(list))
 for line in open(raw):
     _, name, rps, p50, p99, cpu, *_ = line.rstrip("\n").split("\t")
@@ -186,16 +192,17 @@ for line in open(raw):
 med = {n: {k: statistics.median(v) for k, v in f.items()} for n, f in fig.items()}
 print("| server | requests/s (median) | p50 (median) | p99 (median) | server CPU per request (median) | rounds |")
 print("|---|---:|---:|---:|---:|---:|")
-for n in ("ours", "axum", "panini"):
+for n in ("ours", "ours2", "base", "axum", "panini"):
     if n in med:
         m = med[n]
         print(f"| {names[n]} | {m['rps']:,.0f} | {m['p50']:.0f} µs | {m['p99']:.0f} µs "
               f"| {m['cpu']:.2f} µs | {len(fig[n]['rps'])} |")
 print()
-for other in ("axum", "panini"):
-    if "ours" in med and other in med:
-        o, t = med["ours"], med[other]
-        print(f"- ours / {other}: requests/s {o['rps'] / t['rps']:.2f}, "
+for mine, other in (("ours", "axum"), ("ours", "panini"), ("ours2", "axum"), ("ours2", "ours"),
+                    ("base", "axum"), ("ours", "base")):
+    if mine in med and other in med:
+        o, t = med[mine], med[other]
+        print(f"- {mine} / {other}: requests/s {o['rps'] / t['rps']:.2f}, "
               f"p99 {o['p99'] / t['p99']:.2f}, CPU per request {o['cpu'] / t['cpu']:.2f} "
               "(lower is better for both)")
 print()
@@ -210,7 +217,7 @@ for line in mem_lines:
 print(f"| server | VmRSS idle | VmRSS with {hold} conns | per conn | RssAnon idle "
       f"| RssAnon with {hold} conns | per conn (anon) |")
 print("|---|---:|---:|---:|---:|---:|---:|")
-for n in ("ours", "axum", "panini"):
+for n in ("ours", "ours2", "base", "axum", "panini"):
     if n not in rows:
         continue
     r = rows[n]

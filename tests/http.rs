@@ -246,6 +246,60 @@ fn a_route_calling_request_sync_gets_an_error_not_a_frozen_app() {
     });
 }
 
+/// With `Http::threads(2)` the connections are served on the server's own threads, where
+/// a route still reaches NATS and the blocking methods are still refused; the app stops
+/// as usual. By default they are served where the app runs.
+#[test]
+fn http_threads_of_its_own_serve_the_routes_and_stop_with_the_app() {
+    let server = NatsServer::start();
+    run(async {
+        let route = |app: &mut panini::App| {
+            app.http()
+                .get("/thread", || async {
+                    std::thread::current().name().unwrap_or("").to_string()
+                })
+                .get("/nats", |app: panini::AppHandle| async move {
+                    let sync = matches!(
+                        app.request_sync("anything", "x"),
+                        Err(panini::Error::SyncInAsync { .. })
+                    );
+                    let reply = app.request("echo.thread", json!({"n": 1})).await;
+                    format!(
+                        "{sync} {}",
+                        reply.map_or_else(|e| e.to_string(), |v| v.to_string())
+                    )
+                });
+            app.listen(
+                "echo.thread",
+                |msg: Msg<Value>| async move { Json(msg.data) },
+            );
+        };
+        let mut app = web("http-threads");
+        route(&mut app);
+        app.http().threads(2);
+        let s = start(app, &server).await;
+        let (mut a, mut b) = (
+            Client::connect(s.http_addr()).await,
+            Client::connect(s.http_addr()).await,
+        );
+        for c in [&mut a, &mut b] {
+            let r = c.call(bare("GET", "/thread")).await;
+            assert!(r.text().starts_with("panini-http-"), "{:?}", r.text());
+            let r = c.call(bare("GET", "/nats")).await;
+            assert_eq!(r.text(), r#"true {"n":1}"#);
+        }
+        s.stop().await.unwrap();
+
+        let mut app = web("http-default-threads");
+        route(&mut app);
+        let s = start(app, &server).await;
+        let mut c = Client::connect(s.http_addr()).await;
+        let r = c.call(bare("GET", "/thread")).await;
+        assert!(!r.text().starts_with("panini-http"), "{:?}", r.text());
+        s.stop().await.unwrap();
+    });
+}
+
 // ---------------------------------------------------------------------------------------
 // Connections: keep-alive, close, pipelining
 // ---------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde_json::Value;
 use smol::Task;
 
+#[cfg(feature = "http")]
+use super::executor::AppExecutor;
 use super::middleware::{Chain, Next, Outgoing, SendKind, SendResult, Terminal};
 use super::runtime::Runtime;
 use super::state::States;
@@ -123,6 +125,12 @@ impl AppHandle {
         fut: impl Future<Output = T> + Send + 'static,
     ) -> Task<T> {
         self.inner.runtime.spawn(fut)
+    }
+
+    /// Where the app's tasks run.
+    #[cfg(feature = "http")]
+    pub(crate) fn executor(&self) -> &AppExecutor {
+        &self.inner.runtime.executor
     }
 }
 

@@ -80,6 +80,11 @@ pub(crate) fn thread_count(threads: Option<usize>) -> usize {
 /// Starts the executor for `n` threads: smol's global one for one thread, else an
 /// executor of the app's own with `n` threads, which run until `Threads` is dropped.
 pub(crate) fn start(n: usize) -> std::io::Result<(AppExecutor, Option<Threads>)> {
+    start_named(n, "panini")
+}
+
+/// [`start`], the threads named `{name}-1`, `{name}-2`, ...
+pub(crate) fn start_named(n: usize, name: &str) -> std::io::Result<(AppExecutor, Option<Threads>)> {
     if n <= 1 {
         return Ok((AppExecutor::Global, None));
     }
@@ -88,7 +93,7 @@ pub(crate) fn start(n: usize) -> std::io::Result<(AppExecutor, Option<Threads>)>
     for i in 1..=n {
         let (ex, stopped) = (ex.clone(), stopped.clone());
         std::thread::Builder::new()
-            .name(format!("panini-{i}"))
+            .name(format!("{name}-{i}"))
             .spawn(move || run_thread(&ex, &stopped))?;
     }
     Ok((AppExecutor::Pool(ex, n), Some(Threads { _stop: stop })))

@@ -7,8 +7,9 @@
 //! `App::start` connects to NATS before it serves (as every app does), so `bench/http.sh`
 //! starts a `nats-server` and passes `NATS_URL`. The idle keep-alive timeout is raised from
 //! 15 s to 120 s so that the 1,000-idle-connections memory test is not racing it; nothing
-//! else differs from the defaults (max_connections 1024; `App::threads`: one thread per
-//! core unless `PANINI_THREADS` says otherwise, which `bench/http.sh` passes through).
+//! else differs from the defaults (max_connections 1024; `App::threads` 1 unless
+//! `PANINI_THREADS` says otherwise; `Http::threads` as `HTTP_THREADS` says, else the
+//! default: where the app runs).
 
 use std::time::Duration;
 
@@ -20,6 +21,9 @@ fn main() {
         .and_then(|p| p.parse().ok())
         .unwrap_or(8080);
     let mut app = App::new("http_bench").banner(false);
+    if let Some(n) = std::env::var("HTTP_THREADS").ok().and_then(|n| n.parse().ok()) {
+        app.http().threads(n);
+    }
     app.http()
         .port(port)
         .keep_alive_timeout(Duration::from_secs(120))
