@@ -8,6 +8,7 @@
 #   SERVERS="ours axum" bench/http.sh  # a subset (ours, axum, panini)
 #   WRK_THREADS=2 CONNS=32 bench/http.sh # wrk -t2 -c32 (wrk then shares both cores)
 #   PANINI_THREADS=1 bench/http.sh     # ours on one thread (App::threads; default: the cores)
+#   WRK_BIN=/tmp/wrk-nc bench/http.sh  # another wrk (one built without its latency correction)
 #   SERVERS="ours ours2 axum" bench/http.sh # ours2: ours with Http::threads(2) (HTTP_THREADS=2)
 #   BASE_BIN=/tmp/http_ours_old SERVERS="ours base axum" bench/http.sh
 #                                      # also an older build of http_ours, as "base"
@@ -35,7 +36,7 @@ SERVERS=${SERVERS:-"ours axum panini"}
 NATS_SERVER=${NATS_SERVER:-/usr/sbin/nats-server}
 OUT=${OUT:-/tmp/panini-http-bench}
 WRK_THREADS=${WRK_THREADS:-1}
-WRK=(wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency)
+WRK=("${WRK_BIN:-wrk}" -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency)
 
 # 1,000 held connections plus wrk's and the servers' own descriptors.
 if [ "$(ulimit -n)" -lt $((HOLD + 1024)) ]; then

@@ -287,7 +287,7 @@ fn msg_larger_than_info_max_payload_forces_a_reconnect() {
         .map(|at| [&INFO[..at], b"1024", &INFO[at + 7..]].concat())
         .expect("INFO has a max_payload");
     let mut msg = b"MSG foo 1 2048\r\n".to_vec();
-    msg.extend(std::iter::repeat(b'x').take(2048));
+    msg.extend(std::iter::repeat_n(b'x', 2048));
     msg.extend_from_slice(b"\r\n");
     hostile_bytes_force_reconnect(Handshake::Normal { info }, &msg, false, "payload too large");
 }

@@ -76,10 +76,10 @@ fn check_info(v: &Value) {
     for ep in v["endpoints"].as_array().expect("endpoints") {
         assert!(is_name(&ep["name"]), "endpoint name: {ep}");
         assert!(ep["subject"].is_string(), "{ep}");
-        assert!(ep.get("queue_group").map_or(true, Value::is_string), "{ep}");
+        assert!(ep.get("queue_group").is_none_or(Value::is_string), "{ep}");
         assert!(
             ep.get("metadata")
-                .map_or(true, |m| m.is_object() || m.is_null()),
+                .is_none_or(|m| m.is_object() || m.is_null()),
             "{ep}"
         );
     }

@@ -27,9 +27,6 @@ pub(crate) mod executor;
 pub(crate) mod extract;
 #[cfg(feature = "http")]
 pub(crate) mod metrics;
-// `Next::start` (a run boxed at once) serves only the durable endpoints of the `jetstream`
-// feature; without it, it would be dead code.
-#[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
 pub mod middleware;
 pub mod record;
 pub(crate) mod reply;

@@ -184,7 +184,7 @@ impl Conn {
             // waits reuse the registration instead of adding and removing a reactor timer.
             // A timer that fires before `deadline` is just re-armed.
             let deadline = deadline.at();
-            if self.timer_at.map_or(true, |at| at > deadline) {
+            if self.timer_at.is_none_or(|at| at > deadline) {
                 self.timer.set_at(deadline);
                 self.timer_at = Some(deadline);
             }

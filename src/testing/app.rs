@@ -155,7 +155,7 @@ impl TestApp {
 
     /// Whether the app has ended (`run_until` returned).
     pub fn is_finished(&self) -> bool {
-        self.done.as_ref().map_or(true, smol::Task::is_finished)
+        self.done.as_ref().is_none_or(smol::Task::is_finished)
     }
 
     /// Stops the app gracefully (handlers and HTTP requests in flight finish, then the

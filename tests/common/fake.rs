@@ -468,7 +468,7 @@ fn check_connect(json: &serde_json::Value) -> Result<(), String> {
         }
     }
     for name in ["lang", "version"] {
-        if !field(name).as_str().is_some_and(|s| !s.is_empty()) {
+        if field(name).as_str().is_none_or(|s| s.is_empty()) {
             return Err(format!("CONNECT has no {name}: {json}"));
         }
     }
