@@ -214,9 +214,10 @@ impl Http {
     /// is best on one thread but whose HTTP load wants more than one core.
     ///
     /// On a 2-core host shared with the load generator (`wrk -t2 -c32`), 2 threads
-    /// served 1.22x the requests/s of 1 with a p50 of 66 against 176 µs, and a p99 of
-    /// 4.9 against 3.7 ms; with the load generator on one core (`wrk -t1 -c64`), 0.80x
-    /// (two threads then share the one core left). BENCHMARKS.md, "HTTP server threads".
+    /// served 1.22x the requests/s of 1, with a p50 of 64 against 169 µs and a p99 of 4.9
+    /// against 3.8 ms; with the load generator on one core (`wrk -t1 -c64`), 0.80x (the
+    /// two threads then share the one core left). BENCHMARKS.md, "HTTP server threads,
+    /// and what wrk's p99 counts".
     ///
     /// ```
     /// let mut app = panini::App::new("web");
