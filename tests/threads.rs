@@ -248,3 +248,36 @@ fn a_deferred_reply_goes_out_when_the_loop_waits_for_a_slot_on_one_thread() {
 fn a_deferred_reply_goes_out_when_the_loop_waits_for_a_slot_on_two_threads() {
     a_reply_deferred_in_a_burst_goes_out_when_the_loop_waits_for_a_slot(2);
 }
+
+/// With two threads the NATS connection's tasks run on the app's own threads, not on a
+/// thread of their own: the connection's `Closed` event, which its task emits at the
+/// stop, comes from a `panini-` thread; with one thread, from smol's.
+#[test]
+fn with_two_threads_the_connection_runs_on_the_apps_threads() {
+    for (threads, on_app_threads) in [(2, true), (1, false)] {
+        let server = NatsServer::start();
+        let closed_on = run(async {
+            let (tx, rx) = smol::channel::unbounded::<String>();
+            let app = App::new("conn-threads")
+                .threads(threads)
+                .nats_options(move |opts| {
+                    opts.event_callback(move |event| {
+                        if matches!(event, client::Event::Closed) {
+                            let name = std::thread::current().name().unwrap_or("").to_string();
+                            let _ = tx.try_send(name);
+                        }
+                    })
+                });
+            let running = RunningApp::start(app, &server).await;
+            running.stop().await.unwrap();
+            within(Duration::from_secs(5), "the Closed event", rx.recv())
+                .await
+                .unwrap()
+        });
+        assert_eq!(
+            closed_on.starts_with("panini-"),
+            on_app_threads,
+            "threads({threads}): Closed emitted on {closed_on:?}"
+        );
+    }
+}

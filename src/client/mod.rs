@@ -173,6 +173,18 @@ impl Drop for Inner {
     }
 }
 
+/// Spawns one of the connection's tasks, detached, on `executor` (the App's own, see
+/// `ConnectOptions::executor`) or else on smol's global executor.
+fn spawn_on(
+    executor: Option<&smol::Executor<'static>>,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    match executor {
+        Some(ex) => ex.spawn(task).detach(),
+        None => smol::spawn(task).detach(),
+    }
+}
+
 impl Client {
     async fn connect_with(mut opts: ConnectOptions) -> Result<Client> {
         opts.check_features()?;
@@ -183,18 +195,11 @@ impl Client {
         let conn = lifecycle::connect_first(&shared, &mut pool).await?;
         shared.emit(Event::Connected(pool.current().url()));
         let (ctl_tx, ctl_rx) = smol::channel::unbounded();
-        let sweep = task::sweep_requests(shared.clone());
-        let run = lifecycle::run(shared.clone(), pool, conn, ctl_rx);
-        match executor {
-            Some(ex) => {
-                ex.spawn(sweep).detach();
-                ex.spawn(run).detach();
-            }
-            None => {
-                smol::spawn(sweep).detach();
-                smol::spawn(run).detach();
-            }
-        }
+        spawn_on(executor.as_deref(), task::sweep_requests(shared.clone()));
+        spawn_on(
+            executor.as_deref(),
+            lifecycle::run(shared.clone(), pool, conn, ctl_rx),
+        );
         Ok(Client {
             inner: Arc::new(Inner {
                 shared,

@@ -117,7 +117,8 @@ pub struct Http {
     limits: HttpLimits,
     router: Router,
     stats: HttpStats,
-    threads: Option<usize>,
+    /// 1: where the app runs; more: threads of the server's own.
+    threads: usize,
 }
 
 impl std::fmt::Debug for Http {
@@ -139,7 +140,7 @@ impl Default for Http {
             limits: HttpLimits::default(),
             router: Router::default(),
             stats: HttpStats::default(),
-            threads: None,
+            threads: 1,
         }
     }
 }
@@ -224,7 +225,7 @@ impl Http {
     /// app.http().threads(4).get("/health", || async { "ok" });
     /// ```
     pub fn threads(&mut self, n: usize) -> &mut Self {
-        self.threads = Some(n.max(1));
+        self.threads = n.max(1);
         self
     }
 
@@ -341,7 +342,7 @@ struct ServerState {
 pub(crate) struct Server {
     listener: TcpListener,
     pub(crate) addr: SocketAddr,
-    threads: Option<usize>,
+    threads: usize,
     shared: Arc<ServerState>,
 }
 
@@ -360,7 +361,7 @@ impl Server {
     pub(crate) fn start_accepting(self, app: AppHandle) -> RunningServer {
         let shared = self.shared.clone();
         let (ex, threads) = match self.threads {
-            Some(n) if n > 1 => match executor::start_named(n, "panini-http") {
+            n if n > 1 => match executor::start_named(n, "panini-http") {
                 Ok(started) => started,
                 Err(e) => {
                     log_at!(
