@@ -369,9 +369,11 @@ async fn consume_with_app(
     )
     .max_in_flight(IN_FLIGHT)
     .ack_wait(ACK_WAIT);
-    // The app's start creates (updates) the consumer, which its leader answers: after a
-    // node's death, wait for the consumer's group to have one (it may have been that
-    // node), or the start waits out the election (once past the app's start bound).
+    // The app's start creates (updates) the consumer: the meta leader takes the request
+    // and the consumer's leader answers it. After a node's death either may have been that
+    // node, so wait for both to be elected, or the start waits out an election (once past
+    // the app's start bound: CI saw it, stop 17).
+    cluster.wait_ready(js).await;
     cluster.wait_for_consumer(js, STREAM, DURABLE, 1).await;
     let app = RunningApp::start_configured(app, cluster.node(first)).await;
     let state = js.consumer(STREAM, DURABLE);
