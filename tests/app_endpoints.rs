@@ -337,3 +337,51 @@ fn subscribe_new_subject_queue_uses_the_group_given_not_the_apps() {
         );
     });
 }
+
+/// An endpoint gives the bytes of the messages it takes back to its queue's byte bound
+/// (`subscription_capacity_bytes`; it does so in bursts, not message by message): an app
+/// whose bound is 16 KiB handles 2 MB over time, in bursts smaller than the bound, stream
+/// messages and requests alike, at one thread and at two, and drops none. If some path
+/// kept the bytes of the messages it took counted, the bound would fill after a few bursts
+/// and the later messages would be dropped: the waits time out and the count shows them.
+#[test]
+fn an_endpoint_gives_the_bytes_it_took_back_so_a_small_byte_bound_never_fills() {
+    const BOUND_BYTES: usize = 16 * 1024;
+    const SIZE: usize = 1024;
+    const PER_BURST: usize = 10;
+    const BURSTS: usize = 200;
+    let server = NatsServer::start();
+    run(async {
+        for threads in [1, 2] {
+            let (tick, ticked) = smol::channel::unbounded();
+            let mut app = App::new("bytes")
+                .threads(threads)
+                .nats_options(|o| o.subscription_capacity_bytes(BOUND_BYTES));
+            app.listen("bytes.in", move |msg: Msg<Vec<u8>>| {
+                assert_eq!(msg.data.len(), SIZE);
+                let _ = tick.try_send(());
+                std::future::ready(())
+            });
+            app.listen("bytes.ask", |msg: Msg<Vec<u8>>| async move { msg.data });
+            let app = RunningApp::start(app, &server).await;
+            let c = client::connect(server.url()).await.unwrap();
+            for burst in 0..BURSTS {
+                for _ in 0..PER_BURST {
+                    c.publish("bytes.in", vec![7u8; SIZE]).await.unwrap();
+                }
+                c.flush().await.unwrap();
+                ticks(
+                    &ticked,
+                    PER_BURST,
+                    &format!("burst {burst} at {threads} thread(s)"),
+                )
+                .await;
+                let reply = c.request("bytes.ask", vec![1u8; SIZE]).await.unwrap();
+                assert_eq!(reply.payload.len(), SIZE);
+            }
+            let dropped = app.handle().client().statistics().dropped_msgs;
+            assert_eq!(dropped, 0, "dropped at {threads} thread(s)");
+            app.stop().await.unwrap();
+        }
+    });
+}

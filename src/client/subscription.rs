@@ -106,6 +106,48 @@ fn poll_queue(
     polled
 }
 
+/// [`poll_queue`] for an endpoint loop: the message's bytes are added to `taken` rather
+/// than given back to the queue's bound one by one; the loop gives them back together
+/// ([`Subscription::release`]), before it yields, so that at one thread the connection
+/// never sees them (one atomic operation per burst, not per message).
+fn poll_queue_taking(
+    rx: Pin<&mut Receiver<Queued>>,
+    taken: &mut usize,
+    shared: &ClientState,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Message>> {
+    let polled = rx.poll_next(cx).map(|item| {
+        item.map(|(msg, size)| {
+            *taken += size;
+            msg
+        })
+    });
+    if polled.is_ready() && shared.draining.load(Relaxed) {
+        shared.drain_progress.notify(usize::MAX);
+    }
+    polled
+}
+
+impl Subscription {
+    /// The next message, its bytes added to `taken` and still counted against the
+    /// queue's byte bound until [`release`](Self::release)d (crate-internal: the
+    /// endpoint loops).
+    pub(crate) fn poll_taking(
+        &mut self,
+        cx: &mut Context<'_>,
+        taken: &mut usize,
+    ) -> Poll<Option<Message>> {
+        poll_queue_taking(self.rx.as_mut(), taken, &self.shared, cx)
+    }
+
+    /// Gives `bytes` taken by [`poll_taking`](Self::poll_taking) back to the queue's bound.
+    pub(crate) fn release(&self, bytes: usize) {
+        if bytes > 0 {
+            self.bytes.fetch_sub(bytes, Relaxed);
+        }
+    }
+}
+
 /// One more reader of a [`Subscription`]'s queue (see [`Subscription::lane`]).
 #[derive(Debug)]
 pub(crate) struct Lane {
@@ -118,6 +160,24 @@ impl Lane {
     /// Messages waiting in the queue (all readers').
     pub(crate) fn pending(&self) -> usize {
         self.rx.len()
+    }
+}
+
+impl Lane {
+    /// [`Subscription::poll_taking`] for this reader.
+    pub(crate) fn poll_taking(
+        &mut self,
+        cx: &mut Context<'_>,
+        taken: &mut usize,
+    ) -> Poll<Option<Message>> {
+        poll_queue_taking(self.rx.as_mut(), taken, &self.shared, cx)
+    }
+
+    /// [`Subscription::release`] for this reader.
+    pub(crate) fn release(&self, bytes: usize) {
+        if bytes > 0 {
+            self.bytes.fetch_sub(bytes, Relaxed);
+        }
     }
 }
 

@@ -381,9 +381,12 @@ fn deliver(shared: &ClientState, msg: &panini_proto::MsgFrame<'_>) {
 /// count and byte bounds, or empty (a message alone is always taken, however large: one
 /// that fits `max_payload` must be deliverable to a reader that keeps up).
 fn has_room(q: &Queue, size: usize, opts: &ConnectOptions) -> bool {
-    let bytes = q.bytes.load(Relaxed);
-    q.tx.len() < opts.subscription_capacity
-        && (bytes == 0 || bytes.saturating_add(size) <= opts.subscription_capacity_bytes)
+    // Empty by the queue's own length, not by the byte count: a reader may give the bytes
+    // it took back in bursts (`Subscription::release`; the app's endpoint loops do).
+    let queued = q.tx.len();
+    queued == 0
+        || (queued < opts.subscription_capacity
+            && q.bytes.load(Relaxed).saturating_add(size) <= opts.subscription_capacity_bytes)
 }
 
 /// A message dropped because its subscription's queue is full: counted, and reported when
