@@ -31,7 +31,8 @@
 //!   received to the last and the client's dropped-message count; a round fails unless
 //!   all N arrive and none was dropped. Both subscriptions get a capacity of N
 //!   (`subscription_capacity`).
-//!   - `app`: an App endpoint `|_: Msg<Vec<u8>>, app: AppHandle| ...` counting in an atomic;
+//!   - `app`: an App endpoint `|_: Msg<Vec<u8>>| ...` counting in an atomic (with
+//!     `APP_BENCH_HANDLE_ARG=1`, the earlier `|_: Msg<Vec<u8>>, app: AppHandle| ...`);
 //!   - `app-mw`: the same App plus the same pass-through `listen_any` middleware;
 //!   - `bare`: a subscriber loop spawned on smol's global executor;
 //!   - `app-nosrv`: the `app` contender with `App::service_api(false)`.
