@@ -21,7 +21,11 @@ fn main() {
         .and_then(|p| p.parse().ok())
         .unwrap_or(8080);
     let mut app = App::new("http_bench").banner(false);
-    if let Some(n) = std::env::var("HTTP_THREADS").ok().and_then(|n| n.parse().ok()) {
+    if let Ok(n) = std::env::var("HTTP_THREADS") {
+        let Ok(n) = n.trim().parse() else {
+            eprintln!("http_ours: HTTP_THREADS={n:?} is not a number of threads");
+            std::process::exit(2);
+        };
         app.http().threads(n);
     }
     app.http()
