@@ -192,7 +192,8 @@ const MAX_HOLD: Duration = Duration::from_micros(250);
 /// thread the connection never sees them counted), every this many messages, and before
 /// the run of a message that brings them to [`RELEASE_BYTES`] (so that a large message is
 /// not counted while it is handled). One atomic operation per burst rather than per
-/// message: at one thread, 8 to 10 % more messages per second on the stream benchmark.
+/// message: at one thread, 5 % (App) to 8 % (App + one middleware) more messages per
+/// second on the stream benchmark (BENCHMARKS.md).
 /// With more threads the connection may see up to that many bytes more than are queued
 /// (against a bound of 64 MiB by default); a message that finds the queue empty is taken
 /// whatever the count says.
