@@ -1,7 +1,8 @@
 //! `/metrics` against a real nats-server: after successful and failing requests, the body
 //! passes a strict check of the Prometheus text format (0.0.4), written here line by line,
 //! and its counters are what the test did; label values are escaped; endpoints are counted
-//! with the Service API off; nothing is served unless asked.
+//! with the Service API off; nothing is served unless asked; durable endpoints (feature
+//! `jetstream`) in families of their own.
 
 #![cfg(feature = "http")]
 
@@ -490,6 +491,80 @@ fn metrics_are_not_served_unless_asked() {
         let app = RunningApp::start(app, &server).await;
         assert_eq!(get(app.http_addr(), "/health").await.status, 200);
         assert_eq!(get(app.http_addr(), "/metrics").await.status, 404);
+        app.stop().await.unwrap();
+    });
+}
+
+/// A durable endpoint's runs are in `/metrics`, in families of their own by stream and
+/// consumer: two messages handled, one that cannot decode (terminated, an error, not
+/// redelivered), so three runs and one error; and not in the Service API's `$SRV.STATS`
+/// (which lists what can be requested). Without the counting, the samples are missing.
+#[cfg(feature = "jetstream")]
+#[test]
+fn durable_endpoints_are_counted_in_families_of_their_own() {
+    use common::jetstream::JsServer;
+    use panini::jetstream::StreamConfig;
+    use panini::Json;
+    use std::time::Duration;
+
+    #[derive(serde::Deserialize)]
+    struct Order {
+        id: u64,
+    }
+
+    let js = JsServer::start();
+    run(async {
+        let mut app = App::new("billing").metrics("/metrics");
+        app.declare_stream(StreamConfig {
+            name: "ORDERS".into(),
+            subjects: vec!["orders.>".into()],
+            ..Default::default()
+        });
+        app.listen_stream("ORDERS", "audit", |msg: Msg<Json<Order>>| async move {
+            assert!(msg.data.0.id > 0);
+        });
+        let app = RunningApp::start(app, js.server()).await;
+        let h = app.handle();
+        h.publish_js("orders.created", json!({"id": 1}))
+            .await
+            .unwrap();
+        h.publish_js("orders.created", "not json").await.unwrap();
+        h.publish_js("orders.created", json!({"id": 2}))
+            .await
+            .unwrap();
+
+        let durable = [("stream", "ORDERS"), ("consumer", "audit")];
+        let exp = common::within(Duration::from_secs(10), "three runs counted", async {
+            loop {
+                let resp = get(app.http_addr(), "/metrics").await;
+                assert_eq!(resp.status, 200, "{resp:?}");
+                let exp = parse(resp.text()).unwrap_or_else(|e| panic!("{e}\n{}", resp.text()));
+                if exp.value("panini_durable_messages_total", &durable) == Some(3.0) {
+                    return exp;
+                }
+                smol::Timer::after(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert_eq!(exp.get("panini_durable_errors_total", &durable), 1.0);
+        assert_eq!(
+            exp.get("panini_durable_processing_seconds_count", &durable),
+            3.0
+        );
+        let inf = [("stream", "ORDERS"), ("consumer", "audit"), ("le", "+Inf")];
+        assert_eq!(
+            exp.get("panini_durable_processing_seconds_bucket", &inf),
+            3.0
+        );
+        assert_eq!(exp.types["panini_durable_processing_seconds"], "histogram");
+        assert_eq!(exp.types["panini_durable_messages_total"], "counter");
+
+        let stats: Value = h.request("$SRV.STATS.billing", json!({})).await.unwrap();
+        assert_eq!(
+            stats["endpoints"].as_array().map(Vec::len),
+            Some(0),
+            "{stats}"
+        );
         app.stop().await.unwrap();
     });
 }

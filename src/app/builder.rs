@@ -720,7 +720,9 @@ impl App {
 
     /// Serves the app's figures on `path` of its HTTP server (created if none, see
     /// [`http`](App::http)) in the Prometheus text format (0.0.4): per endpoint, messages
-    /// handled, errors and a processing-time histogram; for the NATS connection, messages
+    /// handled, errors and a processing-time histogram (durable endpoints in families of
+    /// their own, `panini_durable_*`, by stream and consumer: they are not in the Service
+    /// API, which lists what can be requested); for the NATS connection, messages
     /// and bytes in and out, reconnects, slow-consumer drops, bytes waiting to be written.
     /// Off by default; it takes the place of a route of yours on the same path. Endpoints
     /// count their runs when either this or the

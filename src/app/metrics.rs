@@ -8,6 +8,8 @@
 //! | `panini_start_time_seconds` | gauge | |
 //! | `panini_endpoint_requests_total`, `panini_endpoint_errors_total` | counter | `subject`, `queue_group` if any |
 //! | `panini_endpoint_processing_seconds` | histogram | the same, and `le` on the buckets |
+//! | `panini_durable_messages_total`, `panini_durable_errors_total` (feature `jetstream`, an app with durable endpoints) | counter | `stream`, `consumer` |
+//! | `panini_durable_processing_seconds` (the run, before its acknowledgement) | histogram | the same, and `le` |
 //! | `panini_nats_{in,out}_{msgs,bytes}_total` | counter | |
 //! | `panini_nats_reconnects_total`, `panini_nats_dropped_msgs_total` (slow consumer) | counter | |
 //! | `panini_nats_bad_msgs_total`, `panini_nats_lost_publishes_total` | counter | |
@@ -55,6 +57,8 @@ struct Figures {
     /// Seconds since the Unix epoch.
     started: f64,
     endpoints: Vec<Series>,
+    #[cfg(feature = "jetstream")]
+    durable: Vec<DurableSeries>,
     nats: Statistics,
     pending_bytes: usize,
     connected: bool,
@@ -65,6 +69,15 @@ struct Figures {
 struct Series {
     subject: String,
     queue_group: Option<String>,
+    counts: Snapshot,
+}
+
+/// The counts of one durable endpoint.
+#[cfg(feature = "jetstream")]
+#[derive(Debug)]
+struct DurableSeries {
+    stream: String,
+    consumer: String,
     counts: Snapshot,
 }
 
@@ -96,6 +109,16 @@ impl Figures {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
             endpoints,
+            #[cfg(feature = "jetstream")]
+            durable: runtime
+                .counted_durable()
+                .into_iter()
+                .map(|d| DurableSeries {
+                    counts: d.stats.snapshot(),
+                    stream: d.stream,
+                    consumer: d.consumer,
+                })
+                .collect(),
             nats: client.statistics(),
             pending_bytes: client.pending_bytes(),
             connected: client.is_connected(),
@@ -134,28 +157,91 @@ fn render(f: &Figures) -> String {
     );
     out.sample("panini_start_time_seconds", &[], f.started);
     endpoints(&mut out, &f.endpoints);
+    #[cfg(feature = "jetstream")]
+    durable(&mut out, &f.durable);
     nats(&mut out, f);
     out.0
 }
 
+/// The names and HELP texts of the three families of one kind of endpoint.
+struct Families {
+    runs: (&'static str, &'static str),
+    errors: (&'static str, &'static str),
+    processing: (&'static str, &'static str),
+}
+
+/// The families of `listen` endpoints.
+const ENDPOINT: Families = Families {
+    runs: (
+        "panini_endpoint_requests_total",
+        "Messages the endpoint handled, requests and events alike.",
+    ),
+    errors: (
+        "panini_endpoint_errors_total",
+        "Runs of the endpoint that ended in an error reply.",
+    ),
+    processing: (
+        "panini_endpoint_processing_seconds",
+        "Time the endpoint took to handle a message.",
+    ),
+};
+
+/// The families of durable (`listen_stream`) endpoints.
+#[cfg(feature = "jetstream")]
+const DURABLE: Families = Families {
+    runs: (
+        "panini_durable_messages_total",
+        "Messages the durable endpoint handled (each delivery counts).",
+    ),
+    errors: (
+        "panini_durable_errors_total",
+        "Runs of the durable endpoint that failed (then terminated or redelivered).",
+    ),
+    processing: (
+        "panini_durable_processing_seconds",
+        "Time the durable endpoint took to handle a message, before its acknowledgement.",
+    ),
+};
+
+/// One series of a kind of endpoint: its labels and counts.
+type Labelled<'a> = (Vec<(&'static str, &'a str)>, &'a Snapshot);
+
 /// The per-endpoint families.
 fn endpoints(out: &mut Text, series: &[Series]) {
-    let requests = "panini_endpoint_requests_total";
-    let help = "Messages the endpoint handled, requests and events alike.";
-    counters(out, series, requests, help, |s| s.requests);
-    let errors = "panini_endpoint_errors_total";
-    let help = "Runs of the endpoint that ended in an error reply.";
+    let series: Vec<Labelled<'_>> = series.iter().map(|s| (labels(s), &s.counts)).collect();
+    families(out, &ENDPOINT, &series);
+}
+
+/// The per-durable-endpoint families, if the app has any.
+#[cfg(feature = "jetstream")]
+fn durable(out: &mut Text, series: &[DurableSeries]) {
+    if series.is_empty() {
+        return;
+    }
+    let series: Vec<Labelled<'_>> = series
+        .iter()
+        .map(|s| {
+            let labels = vec![
+                ("stream", s.stream.as_str()),
+                ("consumer", s.consumer.as_str()),
+            ];
+            (labels, &s.counts)
+        })
+        .collect();
+    families(out, &DURABLE, &series);
+}
+
+/// The three families of one kind of endpoint, a series per endpoint.
+fn families(out: &mut Text, names: &Families, series: &[Labelled<'_>]) {
+    let (runs, help) = names.runs;
+    counters(out, series, runs, help, |s| s.requests);
+    let (errors, help) = names.errors;
     counters(out, series, errors, help, |s| s.errors);
-    let name = "panini_endpoint_processing_seconds";
-    out.family(
-        name,
-        "histogram",
-        "Time the endpoint took to handle a message.",
-    );
+    let (name, help) = names.processing;
+    out.family(name, "histogram", help);
     let les: Vec<String> = BUCKETS.iter().map(f64::to_string).collect();
-    for s in series {
-        let c = &s.counts;
-        let mut with_le = labels(s);
+    for (labels, c) in series {
+        let mut with_le = labels.clone();
         with_le.push(("le", ""));
         let last = with_le.len() - 1;
         let bucket = format!("{name}_bucket");
@@ -171,22 +257,22 @@ fn endpoints(out: &mut Text, series: &[Series]) {
         with_le[last].1 = "+Inf";
         out.sample(&bucket, &with_le, count);
         let seconds = c.processing_ns as f64 / 1e9;
-        out.sample(&format!("{name}_sum"), &labels(s), seconds);
-        out.sample(&format!("{name}_count"), &labels(s), count);
+        out.sample(&format!("{name}_sum"), labels, seconds);
+        out.sample(&format!("{name}_count"), labels, count);
     }
 }
 
 /// A counter family with one sample per endpoint series.
 fn counters(
     out: &mut Text,
-    series: &[Series],
+    series: &[Labelled<'_>],
     name: &str,
     help: &str,
     value: impl Fn(&Snapshot) -> u64,
 ) {
     out.family(name, "counter", help);
-    for s in series {
-        out.sample(name, &labels(s), value(&s.counts));
+    for (labels, counts) in series {
+        out.sample(name, labels, value(counts));
     }
 }
 

@@ -42,6 +42,9 @@ pub(crate) struct Runtime {
     pub(crate) stats_on: bool,
     /// The counted endpoints, one entry per subject, in the order they started.
     counted: Mutex<Vec<CountedEndpoint>>,
+    /// The counted durable endpoints (for `/metrics` only: they have no subject to request).
+    #[cfg(all(feature = "jetstream", feature = "http"))]
+    counted_durable: Mutex<Vec<CountedDurable>>,
     /// When the app started (the Service API's `started`).
     pub(crate) started: SystemTime,
 }
@@ -53,6 +56,18 @@ pub(crate) struct CountedEndpoint {
     pub(crate) subject: String,
     /// Its queue group, if any.
     pub(crate) queue_group: Option<String>,
+    /// Its counters.
+    pub(crate) stats: Arc<EndpointStats>,
+}
+
+/// A durable endpoint whose runs are counted: what `/metrics` reports of it.
+#[cfg(all(feature = "jetstream", feature = "http"))]
+#[derive(Clone, Debug)]
+pub(crate) struct CountedDurable {
+    /// Its stream.
+    pub(crate) stream: String,
+    /// Its durable consumer.
+    pub(crate) consumer: String,
     /// Its counters.
     pub(crate) stats: Arc<EndpointStats>,
 }
@@ -85,6 +100,8 @@ impl Runtime {
             stopping: Latch::default(),
             stats_on,
             counted: Mutex::new(Vec::new()),
+            #[cfg(all(feature = "jetstream", feature = "http"))]
+            counted_durable: Mutex::new(Vec::new()),
             started: SystemTime::now(),
         }
     }
@@ -105,6 +122,28 @@ impl Runtime {
             stats: stats.clone(),
         });
         Some(stats)
+    }
+
+    /// The counters of a new durable endpoint on `stream` / `consumer`, if endpoints count
+    /// their runs.
+    #[cfg(all(feature = "jetstream", feature = "http"))]
+    pub(crate) fn count_durable(&self, stream: &str, consumer: &str) -> Option<Arc<EndpointStats>> {
+        if !self.stats_on {
+            return None;
+        }
+        let stats = Arc::new(EndpointStats::default());
+        lock(&self.counted_durable).push(CountedDurable {
+            stream: stream.to_string(),
+            consumer: consumer.to_string(),
+            stats: stats.clone(),
+        });
+        Some(stats)
+    }
+
+    /// The counted durable endpoints now.
+    #[cfg(all(feature = "jetstream", feature = "http"))]
+    pub(crate) fn counted_durable(&self) -> Vec<CountedDurable> {
+        lock(&self.counted_durable).clone()
     }
 
     /// Stops reporting the endpoints on exactly `subject`.

@@ -24,7 +24,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use smol::future::{Boxed, FutureExt};
 use smol::lock::Semaphore;
@@ -35,7 +35,7 @@ use super::middleware::{ListenResult, Next, SendKind, Terminal};
 use super::reply::{settle, Outcome};
 use super::runner::BoxedHandler;
 use super::runtime::RunningEndpoint;
-use super::stats::failure;
+use super::stats::{failure, EndpointStats};
 use super::trace::{traced, RunScope};
 use crate::error::{Error, Result, StartStage};
 use crate::jetstream::kv::KvConfig;
@@ -220,8 +220,14 @@ pub(crate) async fn start(
         let (app, handler, name) = (app.clone(), ep.handler.clone(), name.clone());
         Arc::new(move |msg| handler.settled(msg, &app, &name))
     };
+    // Counted for `/metrics`, the one place that shows them.
+    #[cfg(feature = "http")]
+    let stats = app.runtime().count_durable(&ep.stream, ep.durable());
+    #[cfg(not(feature = "http"))]
+    let stats = None;
     let run = DurableLoop {
         app: app.clone(),
+        stats,
         name: name.clone(),
         handler: ep.handler.clone(),
         chain: app.runtime().listen.compile(SendKind::Publish, terminal),
@@ -240,6 +246,8 @@ struct DurableLoop {
     app: AppHandle,
     /// `stream/durable`, for the log.
     name: Arc<str>,
+    /// Where its runs are counted (for `/metrics`), if they are.
+    stats: Option<Arc<EndpointStats>>,
     handler: BoxedHandler,
     /// The listen middlewares for messages without a reply subject, if any applies.
     chain: Option<Next<Message, ListenResult>>,
@@ -329,6 +337,7 @@ impl DurableLoop {
             None => start(),
         };
         let (name, backoff, ack_wait) = (self.name.clone(), self.backoff.clone(), self.ack_wait);
+        let (stats, started) = (self.stats.clone(), Instant::now());
         traced(scope, async move {
             let run = AssertUnwindSafe(run).catch_unwind();
             let keep_alive = async {
@@ -343,6 +352,9 @@ impl DurableLoop {
             let result = run.or(keep_alive).await;
             let reply = result
                 .unwrap_or_else(|panic| settle(Outcome::middleware_panicked(panic), &name, false));
+            if let Some(stats) = &stats {
+                stats.record(started.elapsed(), &reply);
+            }
             let acked = match failure(&reply) {
                 None => msg.ack().await,
                 Some((code, _)) if code < 500 => msg.term().await,
