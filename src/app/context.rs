@@ -2,7 +2,7 @@
 //! app's names and state, `publish` / `request` through the send middlewares (compiled
 //! once per kind) and their blocking `_sync` twins, and the stop. Starting and stopping
 //! endpoints at run time (`subscribe_new_subject`) is the endpoint module's; the running
-//! machinery itself is [`Runtime`](super::runtime::Runtime)'s. Also the mark that makes
+//! machinery itself is [`Runtime`]'s. Also the mark that makes
 //! the `_sync` methods refuse to block an executor thread ([`app_async`]).
 
 use std::cell::Cell;

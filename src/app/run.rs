@@ -1,6 +1,6 @@
 //! Running an [`App`]: connect (retrying as configured), on-start hooks, subscribe, banner,
 //! start event, tasks, each watched by the stop; then, on a signal or `shutdown()`, the
-//! graceful stop of [`shutdown`](crate::shutdown). Also the exit codes of [`App::start`].
+//! graceful stop of [`shutdown`]. Also the exit codes of [`App::start`].
 
 use std::future::Future;
 use std::pin::pin;
@@ -95,7 +95,7 @@ impl App {
 
     /// Runs the service until `stop` completes (or [`AppHandle::shutdown`] is called),
     /// then stops gracefully, all of it within the
-    /// [`drain_timeout`](App::drain_timeout) (see [`shutdown`](crate::shutdown)).
+    /// [`drain_timeout`](App::drain_timeout) (see [`shutdown`]).
     ///
     /// `stop` is watched from the first poll: while connecting (and retrying) and during
     /// the `on_start` hooks too. A stop before the start completed returns `Ok(())` once

@@ -131,7 +131,7 @@ impl ConnectOptions {
     }
 
     /// Connects: tries each server once, in order. Wrong credentials fail with
-    /// [`Error::Auth`](crate::Error::Auth); otherwise [`Error::NoServers`](crate::Error::NoServers)
+    /// [`Error::Auth`]; otherwise [`Error::NoServers`]
     /// names each server tried and why it failed.
     pub async fn connect(self) -> Result<Client> {
         Client::connect_with(self).await
@@ -200,7 +200,7 @@ impl ConnectOptions {
     }
 
     /// Bytes of publishes kept while disconnected; past it, publishing fails with
-    /// [`Error::ReconnectBufferFull`](crate::Error::ReconnectBufferFull). Default 8 MiB.
+    /// [`Error::ReconnectBufferFull`]. Default 8 MiB.
     pub fn reconnect_buffer_size(mut self, bytes: usize) -> Self {
         self.reconnect_buffer_size = bytes;
         self
@@ -208,7 +208,7 @@ impl ConnectOptions {
 
     /// How long after a reconnect a request whose bytes were written on the lost
     /// connection may still get its reply; then it fails with
-    /// [`Error::ConnectionLost`](crate::Error::ConnectionLost) (or earlier at its own
+    /// [`Error::ConnectionLost`] (or earlier at its own
     /// timeout). Default 500 ms.
     pub fn reconnect_grace(mut self, d: Duration) -> Self {
         self.reconnect_grace = d;

@@ -146,7 +146,7 @@ pub enum JetStreamError {
     /// A stream or consumer name that cannot be used: empty, or holding `.`, `*`, `>`, `/`,
     /// `\` or whitespace.
     InvalidName(String),
-    /// A Key-Value operation failed: see [`KvError`](crate::jetstream::kv::KvError).
+    /// A Key-Value operation failed: see [`KvError`].
     Kv(KvError),
     /// The server is too old for what was asked (a 2.9 server would silently ignore it).
     NotSupported {

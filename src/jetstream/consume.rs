@@ -148,7 +148,7 @@ impl<'a> IntoFuture for Consume<'a> {
 /// The stream yields an error and ends only when pulling cannot work:
 /// [`JetStreamError::ConsumerDeleted`] (the consumer or its stream is gone),
 /// [`JetStreamError::PullRefused`] (the consumer refuses these pulls), or
-/// [`Error::Closed`](crate::Error::Closed). Dropping it stops the pulls; messages
+/// [`Error::Closed`]. Dropping it stops the pulls; messages
 /// delivered and not yet read are redelivered after their ack wait.
 pub struct Messages {
     sub: Subscription,
