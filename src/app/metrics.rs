@@ -58,27 +58,32 @@ struct Figures {
     started: f64,
     endpoints: Vec<Series>,
     #[cfg(feature = "jetstream")]
-    durable: Vec<DurableSeries>,
+    durable: Vec<Series>,
     nats: Statistics,
     pending_bytes: usize,
     connected: bool,
 }
 
-/// The counts of the endpoints on one subject and queue group.
+/// The counts of one series: the endpoints on one subject and queue group, or one durable
+/// endpoint; its labels say which.
 #[derive(Debug)]
 struct Series {
-    subject: String,
-    queue_group: Option<String>,
+    labels: Vec<(&'static str, String)>,
     counts: Snapshot,
 }
 
-/// The counts of one durable endpoint.
-#[cfg(feature = "jetstream")]
-#[derive(Debug)]
-struct DurableSeries {
-    stream: String,
-    consumer: String,
-    counts: Snapshot,
+impl Series {
+    /// The series of the endpoints on `subject` in `queue_group`.
+    fn endpoint(subject: String, queue_group: Option<String>, counts: Snapshot) -> Series {
+        let mut labels = vec![("subject", subject)];
+        labels.extend(queue_group.map(|queue| ("queue_group", queue)));
+        Series { labels, counts }
+    }
+
+    /// Its labels, as the exposition writes them.
+    fn labels(&self) -> Vec<(&'static str, &str)> {
+        self.labels.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
 }
 
 impl Figures {
@@ -87,17 +92,10 @@ impl Figures {
         let runtime = app.runtime();
         let mut endpoints: Vec<Series> = Vec::new();
         for ep in runtime.counted() {
-            let counts = ep.stats.snapshot();
-            let same = endpoints
-                .iter_mut()
-                .find(|s| s.subject == ep.subject && s.queue_group == ep.queue_group);
-            match same {
-                Some(series) => add(&mut series.counts, &counts),
-                None => endpoints.push(Series {
-                    subject: ep.subject,
-                    queue_group: ep.queue_group,
-                    counts,
-                }),
+            let series = Series::endpoint(ep.subject, ep.queue_group, ep.stats.snapshot());
+            match endpoints.iter_mut().find(|s| s.labels == series.labels) {
+                Some(same) => add(&mut same.counts, &series.counts),
+                None => endpoints.push(series),
             }
         }
         Figures {
@@ -113,10 +111,9 @@ impl Figures {
             durable: runtime
                 .counted_durable()
                 .into_iter()
-                .map(|d| DurableSeries {
+                .map(|d| Series {
+                    labels: vec![("stream", d.stream), ("consumer", d.consumer)],
                     counts: d.stats.snapshot(),
-                    stream: d.stream,
-                    consumer: d.consumer,
                 })
                 .collect(),
             nats: client.statistics(),
@@ -156,9 +153,12 @@ fn render(f: &Figures) -> String {
         "When the app started, in seconds since the Unix epoch.",
     );
     out.sample("panini_start_time_seconds", &[], f.started);
-    endpoints(&mut out, &f.endpoints);
+    families(&mut out, &ENDPOINT, &f.endpoints);
+    // Durable endpoints' families only in an app that has some.
     #[cfg(feature = "jetstream")]
-    durable(&mut out, &f.durable);
+    if !f.durable.is_empty() {
+        families(&mut out, &DURABLE, &f.durable);
+    }
     nats(&mut out, f);
     out.0
 }
@@ -203,36 +203,8 @@ const DURABLE: Families = Families {
     ),
 };
 
-/// One series of a kind of endpoint: its labels and counts.
-type Labelled<'a> = (Vec<(&'static str, &'a str)>, &'a Snapshot);
-
-/// The per-endpoint families.
-fn endpoints(out: &mut Text, series: &[Series]) {
-    let series: Vec<Labelled<'_>> = series.iter().map(|s| (labels(s), &s.counts)).collect();
-    families(out, &ENDPOINT, &series);
-}
-
-/// The per-durable-endpoint families, if the app has any.
-#[cfg(feature = "jetstream")]
-fn durable(out: &mut Text, series: &[DurableSeries]) {
-    if series.is_empty() {
-        return;
-    }
-    let series: Vec<Labelled<'_>> = series
-        .iter()
-        .map(|s| {
-            let labels = vec![
-                ("stream", s.stream.as_str()),
-                ("consumer", s.consumer.as_str()),
-            ];
-            (labels, &s.counts)
-        })
-        .collect();
-    families(out, &DURABLE, &series);
-}
-
 /// The three families of one kind of endpoint, a series per endpoint.
-fn families(out: &mut Text, names: &Families, series: &[Labelled<'_>]) {
+fn families(out: &mut Text, names: &Families, series: &[Series]) {
     let (runs, help) = names.runs;
     counters(out, series, runs, help, |s| s.requests);
     let (errors, help) = names.errors;
@@ -240,7 +212,8 @@ fn families(out: &mut Text, names: &Families, series: &[Labelled<'_>]) {
     let (name, help) = names.processing;
     out.family(name, "histogram", help);
     let les: Vec<String> = BUCKETS.iter().map(f64::to_string).collect();
-    for (labels, c) in series {
+    for s in series {
+        let (labels, c) = (s.labels(), &s.counts);
         let mut with_le = labels.clone();
         with_le.push(("le", ""));
         let last = with_le.len() - 1;
@@ -257,22 +230,22 @@ fn families(out: &mut Text, names: &Families, series: &[Labelled<'_>]) {
         with_le[last].1 = "+Inf";
         out.sample(&bucket, &with_le, count);
         let seconds = c.processing_ns as f64 / 1e9;
-        out.sample(&format!("{name}_sum"), labels, seconds);
-        out.sample(&format!("{name}_count"), labels, count);
+        out.sample(&format!("{name}_sum"), &labels, seconds);
+        out.sample(&format!("{name}_count"), &labels, count);
     }
 }
 
 /// A counter family with one sample per endpoint series.
 fn counters(
     out: &mut Text,
-    series: &[Labelled<'_>],
+    series: &[Series],
     name: &str,
     help: &str,
     value: impl Fn(&Snapshot) -> u64,
 ) {
     out.family(name, "counter", help);
-    for (labels, counts) in series {
-        out.sample(name, labels, value(counts));
+    for s in series {
+        out.sample(name, &s.labels(), value(&s.counts));
     }
 }
 
@@ -320,15 +293,6 @@ fn nats(out: &mut Text, f: &Figures) {
     let name = "panini_nats_connected";
     out.family(name, "gauge", "1 while connected to NATS, else 0.");
     out.sample(name, &[], u8::from(f.connected));
-}
-
-/// The labels of an endpoint's series.
-fn labels(s: &Series) -> Vec<(&'static str, &str)> {
-    let mut labels = vec![("subject", s.subject.as_str())];
-    if let Some(queue) = &s.queue_group {
-        labels.push(("queue_group", queue.as_str()));
-    }
-    labels
 }
 
 /// The exposition being written. Every name and HELP text is ours (valid names, no `\`
@@ -404,11 +368,11 @@ mod tests {
             service: "calc".into(),
             version: "1.0.0".into(),
             instance: "calc-1".into(),
-            endpoints: vec![Series {
-                subject: "calc.add".into(),
-                queue_group: Some("q".into()),
-                counts: counts(3, 1, 1_500_000, cumulative),
-            }],
+            endpoints: vec![Series::endpoint(
+                "calc.add".into(),
+                Some("q".into()),
+                counts(3, 1, 1_500_000, cumulative),
+            )],
             ..Figures::default()
         };
         let text = render(&f);

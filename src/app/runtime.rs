@@ -112,31 +112,35 @@ impl Runtime {
         subject: &str,
         queue_group: Option<&str>,
     ) -> Option<Arc<EndpointStats>> {
-        if !self.stats_on {
-            return None;
-        }
-        let stats = Arc::new(EndpointStats::default());
-        lock(&self.counted).push(CountedEndpoint {
+        self.register(&self.counted, |stats| CountedEndpoint {
             subject: subject.to_string(),
             queue_group: queue_group.map(str::to_string),
-            stats: stats.clone(),
-        });
-        Some(stats)
+            stats,
+        })
     }
 
     /// The counters of a new durable endpoint on `stream` / `consumer`, if endpoints count
     /// their runs.
     #[cfg(all(feature = "jetstream", feature = "http"))]
     pub(crate) fn count_durable(&self, stream: &str, consumer: &str) -> Option<Arc<EndpointStats>> {
+        self.register(&self.counted_durable, |stats| CountedDurable {
+            stream: stream.to_string(),
+            consumer: consumer.to_string(),
+            stats,
+        })
+    }
+
+    /// New counters, listed in `list` as `entry` makes them, if endpoints count their runs.
+    fn register<T>(
+        &self,
+        list: &Mutex<Vec<T>>,
+        entry: impl FnOnce(Arc<EndpointStats>) -> T,
+    ) -> Option<Arc<EndpointStats>> {
         if !self.stats_on {
             return None;
         }
         let stats = Arc::new(EndpointStats::default());
-        lock(&self.counted_durable).push(CountedDurable {
-            stream: stream.to_string(),
-            consumer: consumer.to_string(),
-            stats: stats.clone(),
-        });
+        lock(list).push(entry(stats.clone()));
         Some(stats)
     }
 

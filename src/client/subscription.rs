@@ -142,9 +142,14 @@ impl Subscription {
 
     /// Gives `bytes` taken by [`poll_taking`](Self::poll_taking) back to the queue's bound.
     pub(crate) fn release(&self, bytes: usize) {
-        if bytes > 0 {
-            self.bytes.fetch_sub(bytes, Relaxed);
-        }
+        release(&self.bytes, bytes);
+    }
+}
+
+/// Uncounts `taken` bytes from a queue's byte bound.
+fn release(bytes: &AtomicUsize, taken: usize) {
+    if taken > 0 {
+        bytes.fetch_sub(taken, Relaxed);
     }
 }
 
@@ -161,9 +166,7 @@ impl Lane {
     pub(crate) fn pending(&self) -> usize {
         self.rx.len()
     }
-}
 
-impl Lane {
     /// [`Subscription::poll_taking`] for this reader.
     pub(crate) fn poll_taking(
         &mut self,
@@ -175,9 +178,7 @@ impl Lane {
 
     /// [`Subscription::release`] for this reader.
     pub(crate) fn release(&self, bytes: usize) {
-        if bytes > 0 {
-            self.bytes.fetch_sub(bytes, Relaxed);
-        }
+        release(&self.bytes, bytes);
     }
 }
 

@@ -424,3 +424,35 @@ fn route_reply(shared: &ClientState, message: Message) {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A queue whose readers have taken bytes and not given them back yet (an endpoint loop
+    /// gives them back per burst): empty, it still takes a message of any size; with a
+    /// message in it, the byte bound holds.
+    #[test]
+    fn an_empty_queue_takes_a_message_whatever_its_byte_count_says() {
+        let opts = ConnectOptions::new(["nats://127.0.0.1:4222"]).subscription_capacity_bytes(1024);
+        let (tx, _rx) = smol::channel::unbounded();
+        let q = Queue {
+            tx,
+            bytes: Arc::new(AtomicUsize::new(1000)),
+        };
+        assert!(has_room(&q, 4096, &opts), "empty: taken despite the count");
+        let msg = Message {
+            subject: "s".into(),
+            reply: None,
+            headers: None,
+            status: None,
+            description: None,
+            payload: Vec::new(),
+        };
+        q.tx.try_send((msg, 10)).unwrap();
+        assert!(!has_room(&q, 100, &opts), "not empty: 1000 + 100 > 1024");
+        q.bytes.store(10, Relaxed);
+        assert!(has_room(&q, 100, &opts), "not empty, under the bound");
+    }
+}
