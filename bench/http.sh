@@ -10,6 +10,7 @@
 #   PANINI_THREADS=1 bench/http.sh     # ours on one thread (App::threads; default: the cores)
 #   WRK_BIN=/tmp/wrk-nc bench/http.sh  # another wrk (one built without its latency correction)
 #   SERVERS="ours ours2 axum" bench/http.sh # ours2: ours with Http::threads(2) (HTTP_THREADS=2)
+#   SERVERS="ours oursll axum" bench/http.sh # oursll: ours with Http::low_latency(true)
 #   BASE_BIN=/tmp/http_ours_old SERVERS="ours base axum" bench/http.sh
 #                                      # also an older build of http_ours, as "base"
 #
@@ -78,6 +79,7 @@ start_server() {
     case $name in
         ours) PANINI_LOG=warn bench/target/release/http_ours "$port" >/dev/null & ;;
         ours2) HTTP_THREADS=2 PANINI_LOG=warn bench/target/release/http_ours "$port" >/dev/null & ;;
+        oursll) HTTP_LOW_LATENCY=1 PANINI_LOG=warn bench/target/release/http_ours "$port" >/dev/null & ;;
         base) PANINI_LOG=warn "$BASE_BIN" "$port" >/dev/null & ;;
         axum) bench/target/release/http_axum "$port" >/dev/null & ;;
         panini) python3 bench/http_panini.py "$port" >/dev/null 2>&1 & ;;
@@ -181,7 +183,7 @@ import statistics, sys
 from collections import defaultdict
 
 raw, mem, hold = sys.argv[1], sys.argv[2], int(sys.argv[3])
-names = {"ours": "ours (panini::App)", "ours2": "ours, `Http::threads(2)`", "base": "ours, older build (BASE_BIN)", "axum": "axum",
+names = {"ours": "ours (panini::App)", "ours2": "ours, `Http::threads(2)`", "oursll": "ours, `Http::low_latency(true)`", "base": "ours, older build (BASE_BIN)", "axum": "axum",
          "panini": "Python Panini (aiohttp)"}
 fig = defaultdict(lambda: defaultdict(list))
 for line in open(raw):
@@ -193,13 +195,14 @@ for line in open(raw):
 med = {n: {k: statistics.median(v) for k, v in f.items()} for n, f in fig.items()}
 print("| server | requests/s (median) | p50 (median) | p99 (median) | server CPU per request (median) | rounds |")
 print("|---|---:|---:|---:|---:|---:|")
-for n in ("ours", "ours2", "base", "axum", "panini"):
+for n in ("ours", "ours2", "oursll", "base", "axum", "panini"):
     if n in med:
         m = med[n]
         print(f"| {names[n]} | {m['rps']:,.0f} | {m['p50']:.0f} µs | {m['p99']:.0f} µs "
               f"| {m['cpu']:.2f} µs | {len(fig[n]['rps'])} |")
 print()
 for mine, other in (("ours", "axum"), ("ours", "panini"), ("ours2", "axum"), ("ours2", "ours"),
+                    ("oursll", "axum"), ("oursll", "ours"),
                     ("base", "axum"), ("ours", "base")):
     if mine in med and other in med:
         o, t = med[mine], med[other]
@@ -218,7 +221,7 @@ for line in mem_lines:
 print(f"| server | VmRSS idle | VmRSS with {hold} conns | per conn | RssAnon idle "
       f"| RssAnon with {hold} conns | per conn (anon) |")
 print("|---|---:|---:|---:|---:|---:|---:|")
-for n in ("ours", "ours2", "base", "axum", "panini"):
+for n in ("ours", "ours2", "oursll", "base", "axum", "panini"):
     if n not in rows:
         continue
     r = rows[n]

@@ -41,9 +41,9 @@
 //! - foundation: `error` ([`Error`]), `encoding`, `buffer` (the receive buffer), `sync` (a
 //!   latch, a wait group), [`log`], `rfc3339` (times as NATS writes them); then `message`
 //!   ([`Message`], [`Headers`]), `payload` ([`Json`], [`FromPayload`], [`IntoPayload`]),
-//!   `creds` and [`nkeys`] (feature `nkeys`).
+//!   `creds` and `nkeys` (feature `nkeys`).
 //! - [`client`]: our NATS client (connection task, reconnect, pool, TLS, request mux).
-//! - [`jetstream`] (feature `jetstream`, off by default): JetStream on the client alone:
+//! - `jetstream` (feature `jetstream`, off by default): JetStream on the client alone:
 //!   streams, pull consumers, acked publishes, Key-Value, typed API errors.
 //! - `app/`: the framework, in layers of its own (each file one job): `state`, `trace`
 //!   (W3C trace context), `reply` ([`IntoReply`]), `executor`, [`middleware`], `stats`
@@ -59,7 +59,7 @@
 //!   connection limit), `stats` (refusals counted and logged), `state` (the app state as a
 //!   route argument).
 //! - [`rt`]: the smol and futures-lite pieces re-exported for programs using the client.
-//! - [`testing`] (feature `testing`, for a program's dev-dependencies), after the app: a
+//! - `testing` (feature `testing`, for a program's dev-dependencies), after the app: a
 //!   `nats-server` per test, the app run in the test's process, a test client.
 
 #![forbid(unsafe_code)]

@@ -77,37 +77,61 @@ pub(crate) fn thread_count(threads: Option<usize>) -> usize {
     threads.or_else(from_env).unwrap_or(1).max(1)
 }
 
+/// How the threads of an executor of our own wait when they have no task to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Idle {
+    /// In `epoll_wait` when the reactor is free (smol's `block_on`), so that a thread that
+    /// waits for its own sockets needs no other thread to wake it: the fewest hand-overs.
+    Reactor,
+    /// Parked on a futex, never in `epoll_wait` (`futures_lite`'s `block_on`): another
+    /// thread of the process waits for I/O and wakes it. One hand-over more per batch of
+    /// events, but a parked thread gets a core back sooner on a host whose cores are all
+    /// busy (see `Http::low_latency`; only the HTTP server asks for it).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    Parked,
+}
+
 /// Starts the executor for `n` threads: smol's global one for one thread, else an
 /// executor of the app's own with `n` threads, which run until `Threads` is dropped.
 pub(crate) fn start(n: usize) -> std::io::Result<(AppExecutor, Option<Threads>)> {
-    start_named(n, "panini")
-}
-
-/// [`start`], the threads named `{name}-1`, `{name}-2`, ...
-pub(crate) fn start_named(n: usize, name: &str) -> std::io::Result<(AppExecutor, Option<Threads>)> {
     if n <= 1 {
         return Ok((AppExecutor::Global, None));
     }
+    start_own(n, "panini", Idle::Reactor)
+}
+
+/// An executor of our own with `n` threads (at least one) named `{name}-1`, ..., which
+/// wait as `idle` says; they run until `Threads` is dropped.
+pub(crate) fn start_own(
+    n: usize,
+    name: &str,
+    idle: Idle,
+) -> std::io::Result<(AppExecutor, Option<Threads>)> {
+    let n = n.max(1);
     let ex = Arc::new(Executor::new());
     let (stop, stopped) = smol::channel::bounded::<()>(1);
     for i in 1..=n {
         let (ex, stopped) = (ex.clone(), stopped.clone());
         std::thread::Builder::new()
             .name(format!("{name}-{i}"))
-            .spawn(move || run_thread(&ex, &stopped))?;
+            .spawn(move || run_thread(&ex, &stopped, idle))?;
     }
     Ok((AppExecutor::Pool(ex, n), Some(Threads { _stop: stop })))
 }
 
-/// One thread of the app's executor: runs tasks until the stop channel closes. A task's
-/// panic is kept in its task (async-executor propagates it to whoever awaits it); should
-/// one still reach here, the thread goes on running the others.
-fn run_thread(ex: &Executor<'static>, stopped: &smol::channel::Receiver<()>) {
+/// One thread of an executor of our own: runs tasks until the stop channel closes. A
+/// task's panic is kept in its task (async-executor propagates it to whoever awaits it);
+/// should one still reach here, the thread goes on running the others.
+fn run_thread(ex: &Executor<'static>, stopped: &smol::channel::Receiver<()>, idle: Idle) {
     while !stopped.is_closed() {
         let _ = catch_unwind(AssertUnwindSafe(|| {
-            smol::block_on(ex.run(async {
+            let run = ex.run(async {
                 let _ = stopped.recv().await;
-            }))
+            });
+            match idle {
+                Idle::Reactor => smol::block_on(run),
+                Idle::Parked => smol::future::block_on(run),
+            }
         }));
     }
 }

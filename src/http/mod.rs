@@ -60,7 +60,7 @@ pub use response::{IntoResponse, Response};
 pub use router::{FromRequest, HttpHandler, View};
 pub use stats::HttpStats;
 
-use crate::app::executor::{self, AppExecutor, Threads};
+use crate::app::executor::{self, AppExecutor, Idle, Threads};
 use crate::app::AppHandle;
 use crate::error::{Error, Result};
 use crate::log::log_at;
@@ -119,6 +119,8 @@ pub struct Http {
     stats: HttpStats,
     /// 1: where the app runs; more: threads of the server's own.
     threads: usize,
+    /// Threads of the server's own that park instead of waiting in epoll.
+    low_latency: bool,
 }
 
 impl std::fmt::Debug for Http {
@@ -128,6 +130,7 @@ impl std::fmt::Debug for Http {
             .field("port", &self.port)
             .field("limits", &self.limits)
             .field("threads", &self.threads)
+            .field("low_latency", &self.low_latency)
             .finish_non_exhaustive()
     }
 }
@@ -141,6 +144,7 @@ impl Default for Http {
             router: Router::default(),
             stats: HttpStats::default(),
             threads: 1,
+            low_latency: false,
         }
     }
 }
@@ -229,6 +233,33 @@ impl Http {
         self
     }
 
+    /// Serves on threads of the server's own ([`threads`](Http::threads) of them, one by
+    /// default) that never wait for I/O themselves: when they have nothing to run they
+    /// park, and another thread of the process (the one running the app's start, or
+    /// async-io's own) waits for the sockets and wakes them. Off by default.
+    ///
+    /// What it is for: a latency-sensitive service on a host whose cores are all busy. A
+    /// thread that has served for a while and then sleeps in `epoll_wait` is slow to get a
+    /// core back when the next requests arrive, and every connection waits with it; a
+    /// parked thread woken by a thread that only waits for I/O gets one sooner. What it
+    /// costs: one hand-over between threads per batch of events, so fewer requests per
+    /// second for the CPU, most visibly when a core is free. On a 2-core host, side by side
+    /// with axum (BENCHMARKS.md, "`Http::low_latency`"):
+    ///
+    /// | load (`wrk`) | default: req/s, p99 vs axum | `low_latency(true)`: req/s, p99 vs axum |
+    /// |---|---|---|
+    /// | `-t2 -c32` (wrk sharing both cores) | 1.07x, 1.45x | 0.90x, **0.25x** |
+    /// | `-t1 -c64` (a core left to the server) | **1.38x**, 0.70x | 1.08x, 0.69x |
+    ///
+    /// ```
+    /// let mut app = panini::App::new("quotes");
+    /// app.http().low_latency(true).get("/quote", || async { "42" });
+    /// ```
+    pub fn low_latency(&mut self, on: bool) -> &mut Self {
+        self.low_latency = on;
+        self
+    }
+
     /// The counts of refused requests and of idle connections closed for room; they
     /// count from the start of the app. See [`HttpStats`].
     pub fn stats(&self) -> HttpStats {
@@ -314,6 +345,7 @@ impl Http {
             listener,
             addr,
             threads: self.threads,
+            low_latency: self.low_latency,
             shared: Arc::new(ServerState {
                 router: self.router,
                 slots: Slots::new(self.limits.max_connections),
@@ -343,6 +375,7 @@ pub(crate) struct Server {
     listener: TcpListener,
     pub(crate) addr: SocketAddr,
     threads: usize,
+    low_latency: bool,
     shared: Arc<ServerState>,
 }
 
@@ -357,11 +390,17 @@ pub(crate) struct RunningServer {
 
 impl Server {
     /// Spawns the accept loop; each connection gets its own task, on the threads that
-    /// [`Http::threads`] picks (the app's if they cannot be started).
+    /// [`Http::threads`] and [`Http::low_latency`] pick (the app's if they cannot be
+    /// started).
     pub(crate) fn start_accepting(self, app: AppHandle) -> RunningServer {
         let shared = self.shared.clone();
+        let idle = if self.low_latency {
+            Idle::Parked
+        } else {
+            Idle::Reactor
+        };
         let (ex, threads) = match self.threads {
-            n if n > 1 => match executor::start_named(n, "panini-http") {
+            n if n > 1 || self.low_latency => match executor::start_own(n, "panini-http", idle) {
                 Ok(started) => started,
                 Err(e) => {
                     log_at!(

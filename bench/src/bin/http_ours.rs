@@ -9,7 +9,7 @@
 //! 15 s to 120 s so that the 1,000-idle-connections memory test is not racing it; nothing
 //! else differs from the defaults (max_connections 1024; `App::threads` 1 unless
 //! `PANINI_THREADS` says otherwise; `Http::threads` as `HTTP_THREADS` says, else the
-//! default: where the app runs).
+//! default: where the app runs; `Http::low_latency(true)` when `HTTP_LOW_LATENCY=1`).
 
 use std::time::Duration;
 
@@ -27,6 +27,9 @@ fn main() {
             std::process::exit(2);
         };
         app.http().threads(n);
+    }
+    if std::env::var("HTTP_LOW_LATENCY").is_ok_and(|v| v == "1") {
+        app.http().low_latency(true);
     }
     app.http()
         .port(port)
