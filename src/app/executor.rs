@@ -7,7 +7,9 @@
 //! tasks too: on a host whose cores are all busy, a connection on a thread of its own
 //! waits for a core while the app's threads wait for its messages (at 50 µs of work a
 //! request, 2 threads served 1.30x of 1 thread's rate so, 1.40x with the connection on
-//! the app's threads).
+//! the app's threads). The HTTP server may have an executor of its own, from the same
+//! [`start_own`]: threads that wait in the reactor as the app's do ([`Idle::Reactor`],
+//! `Http::threads`), or that park and never do ([`Idle::Parked`], `Http::low_latency`).
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -25,7 +27,7 @@ pub(crate) const THREADS_VAR: &str = "PANINI_THREADS";
 pub(crate) enum AppExecutor {
     /// smol's global executor: one thread unless `SMOL_THREADS` says otherwise.
     Global,
-    /// The app's own executor and how many threads run it.
+    /// An executor of our own (the app's, or the HTTP server's) and how many threads run it.
     Pool(Arc<Executor<'static>>, usize),
 }
 
@@ -52,8 +54,8 @@ impl AppExecutor {
     }
 }
 
-/// The threads of an app's own executor; they end when this is dropped (at the end of
-/// the run), once the task each one is polling yields.
+/// The threads of an executor of our own; they end when this is dropped (at the end of
+/// the run, or of the HTTP server's stop), once the task each one is polling yields.
 #[derive(Debug)]
 pub(crate) struct Threads {
     _stop: smol::channel::Sender<()>,

@@ -117,7 +117,7 @@ pub struct Http {
     limits: HttpLimits,
     router: Router,
     stats: HttpStats,
-    /// 1: where the app runs; more: threads of the server's own.
+    /// 1: where the app runs (unless `low_latency`); more: threads of the server's own.
     threads: usize,
     /// Threads of the server's own that park instead of waiting in epoll.
     low_latency: bool,
@@ -214,7 +214,8 @@ impl Http {
     }
 
     /// How many threads serve the connections: by default (and with `1`) they run where
-    /// the app's tasks run (see [`App::threads`](crate::App::threads)); with `n > 1`, on
+    /// the app's tasks run (see [`App::threads`](crate::App::threads)), or on one thread of
+    /// the server's own with [`low_latency`](Http::low_latency); with `n > 1`, on
     /// `n` threads of the server's own (`panini-http-1`, ...), for an app whose NATS side
     /// is best on one thread but whose HTTP load wants more than one core.
     ///
@@ -235,16 +236,17 @@ impl Http {
 
     /// Serves on threads of the server's own ([`threads`](Http::threads) of them, one by
     /// default) that never wait for I/O themselves: when they have nothing to run they
-    /// park, and another thread of the process (the one running the app's start, or
-    /// async-io's own) waits for the sockets and wakes them. Off by default.
+    /// park, and another thread of the process that is idle waits for the sockets and
+    /// wakes them (with [`App::start`](crate::App::start), its main thread, which does
+    /// nothing else; else one of the app's threads or async-io's own). Off by default.
     ///
-    /// What it is for: a latency-sensitive service on a host whose cores are all busy. A
-    /// thread that has served for a while and then sleeps in `epoll_wait` is slow to get a
-    /// core back when the next requests arrive, and every connection waits with it; a
-    /// parked thread woken by a thread that only waits for I/O gets one sooner. What it
-    /// costs: one hand-over between threads per batch of events, so fewer requests per
-    /// second for the CPU, most visibly when a core is free. On a 2-core host, side by side
-    /// with axum (BENCHMARKS.md, "`Http::low_latency`"):
+    /// What it is for: a latency-sensitive service on a host whose cores are all busy.
+    /// Measured, not derived: a thread that serves and then sleeps in `epoll_wait` had a
+    /// p99 several times its median under such load, and every connection waits with it;
+    /// a parked thread woken by a thread that only waits for I/O did not. What it costs:
+    /// one hand-over between threads per batch of events, so fewer requests per second
+    /// for the CPU, most visibly when a core is free. On a 2-core host, side by side with
+    /// axum (BENCHMARKS.md, "`Http::low_latency`"):
     ///
     /// | load (`wrk`) | default: req/s, p99 vs axum | `low_latency(true)`: req/s, p99 vs axum |
     /// |---|---|---|
@@ -383,7 +385,8 @@ pub(crate) struct Server {
 pub(crate) struct RunningServer {
     accept: smol::Task<()>,
     shared: Arc<ServerState>,
-    /// The server's own threads, if it has them (see [`Http::threads`]); they end after
+    /// The server's own threads, if it has them (see [`Http::threads`] and
+    /// [`Http::low_latency`]); they end after
     /// the stop.
     _threads: Option<Threads>,
 }
