@@ -9,12 +9,14 @@
 //! request, 2 threads served 1.30x of 1 thread's rate so, 1.40x with the connection on
 //! the app's threads). The HTTP server may have an executor of its own, from the same
 //! [`start_own`]: threads that wait in the reactor as the app's do ([`Idle::Reactor`],
-//! `Http::threads`), or that park and never do ([`Idle::Parked`], `Http::low_latency`).
+//! `Http::threads`), or that park instead after a busy run ([`Idle::Parked`],
+//! `Http::low_latency`).
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+use smol::future::FutureExt;
 use smol::{Executor, Task};
 
 use crate::log::log_at;
@@ -85,10 +87,12 @@ pub(crate) enum Idle {
     /// In `epoll_wait` when the reactor is free (smol's `block_on`), so that a thread that
     /// waits for its own sockets needs no other thread to wake it: the fewest hand-overs.
     Reactor,
-    /// Parked on a futex, never in `epoll_wait` (`futures_lite`'s `block_on`): another
-    /// thread of the process waits for I/O and wakes it. One hand-over more per batch of
-    /// events, but a parked thread gets a core back sooner on a host whose cores are all
-    /// busy (see `Http::low_latency`; only the HTTP server asks for it).
+    /// After a busy run ([`BUSY_RUN`] tasks or more between two waits), parked on a futex,
+    /// not in `epoll_wait` (`futures_lite`'s `block_on`): another thread of the process
+    /// waits for I/O and wakes it, one hand-over more per batch of events, but under load
+    /// on a host whose cores are all busy a parked thread gets a core back sooner. After
+    /// a short run (light load), as [`Idle::Reactor`]: no hand-over, the lowest latency.
+    /// See `Http::low_latency`; only the HTTP server asks for it.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     Parked,
 }
@@ -121,20 +125,57 @@ pub(crate) fn start_own(
     Ok((AppExecutor::Pool(ex, n), Some(Threads { _stop: stop })))
 }
 
+/// With [`Idle::Parked`], a thread that ran this many tasks or more since its last wait
+/// parks for the next one; after fewer it waits in the reactor. At one connection sending
+/// requests one after another, every run is one task; under `wrk -c32` most are longer.
+/// (The figures hardly moved between 4 and 32: BENCHMARKS.md, "`Http::low_latency`".)
+pub(crate) const BUSY_RUN: usize = 4;
+
+/// How many waits of each kind the [`Idle::Parked`] threads made: (parked, in the
+/// reactor). For the tests of the policy.
+#[cfg(test)]
+static WAITS: [std::sync::atomic::AtomicUsize; 2] = [
+    std::sync::atomic::AtomicUsize::new(0),
+    std::sync::atomic::AtomicUsize::new(0),
+];
+
 /// One thread of an executor of our own: runs tasks until the stop channel closes. A
 /// task's panic is kept in its task (async-executor propagates it to whoever awaits it);
 /// should one still reach here, the thread goes on running the others.
 fn run_thread(ex: &Executor<'static>, stopped: &smol::channel::Receiver<()>, idle: Idle) {
     while !stopped.is_closed() {
-        let _ = catch_unwind(AssertUnwindSafe(|| {
-            let run = ex.run(async {
+        let _ = catch_unwind(AssertUnwindSafe(|| match idle {
+            Idle::Reactor => smol::block_on(ex.run(async {
                 let _ = stopped.recv().await;
-            });
-            match idle {
-                Idle::Reactor => smol::block_on(run),
-                Idle::Parked => smol::future::block_on(run),
-            }
+            })),
+            Idle::Parked => run_parking(ex, stopped),
         }));
+    }
+}
+
+/// The loop of an [`Idle::Parked`] thread: runs every task there is, then waits for the
+/// next one (or the stop), parked after a busy run, in the reactor after a short one.
+fn run_parking(ex: &Executor<'static>, stopped: &smol::channel::Receiver<()>) {
+    let next = || {
+        ex.tick().or(async {
+            let _ = stopped.recv().await;
+        })
+    };
+    // The wait itself runs one task.
+    let mut ran = 1;
+    while !stopped.is_closed() {
+        while ex.try_tick() {
+            ran += 1;
+        }
+        let parked = ran >= BUSY_RUN;
+        #[cfg(test)]
+        WAITS[usize::from(!parked)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if parked {
+            smol::future::block_on(next());
+        } else {
+            smol::block_on(next());
+        }
+        ran = 1;
     }
 }
 
@@ -162,5 +203,55 @@ mod tests {
         drop(threads);
         let (rt, threads) = start(1).unwrap();
         assert!(rt.threads() == 1 && threads.is_none());
+    }
+
+    /// The waits of the `Idle::Parked` threads so far: (parked, in the reactor).
+    fn waits() -> (usize, usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (WAITS[0].load(Relaxed), WAITS[1].load(Relaxed))
+    }
+
+    /// Waits (up to 5 s) until `done(waits())`.
+    fn until(done: impl Fn((usize, usize)) -> bool) -> (usize, usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !done(waits()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not within 5 s: {:?}",
+                waits()
+            );
+            std::thread::yield_now();
+        }
+        waits()
+    }
+
+    /// An `Idle::Parked` thread waits in the reactor after a run of one task, and parks
+    /// after a run of 33. The only test in this binary with such a thread, so the counts
+    /// are its own.
+    #[test]
+    fn a_parking_thread_waits_in_the_reactor_after_one_task_and_parks_after_a_burst() {
+        let (rt, threads) = start_own(1, "parking", Idle::Parked).unwrap();
+        let (parked, mut in_reactor) = until(|(p, r)| p + r > 0); // waiting at first
+        assert_eq!(parked, 0, "parked before any task");
+        // One task at a time, each sent once the thread is back in its wait: runs of one.
+        for _ in 0..20 {
+            smol::future::block_on(rt.spawn(async {}));
+            (_, in_reactor) = until(|(_, r)| r > in_reactor);
+        }
+        assert_eq!(waits().0, 0, "parked at light load: {:?}", waits());
+
+        // A burst: the thread is held by a task while 32 more are queued behind it.
+        let (hold, held) = std::sync::mpsc::channel::<()>();
+        let holding = rt.spawn(async move {
+            let _ = held.recv(); // blocks the thread itself, on purpose
+        });
+        let burst: Vec<_> = (0..32).map(|_| rt.spawn(async {})).collect();
+        hold.send(()).unwrap();
+        smol::future::block_on(holding);
+        for task in burst {
+            smol::future::block_on(task);
+        }
+        until(|(p, _)| p == 1);
+        drop(threads);
     }
 }

@@ -235,23 +235,27 @@ impl Http {
     }
 
     /// Serves on threads of the server's own ([`threads`](Http::threads) of them, one by
-    /// default) that never wait for I/O themselves: when they have nothing to run they
-    /// park, and another thread of the process that is idle waits for the sockets and
-    /// wakes them (with [`App::start`](crate::App::start), its main thread, which does
-    /// nothing else; else one of the app's threads or async-io's own). Off by default.
+    /// default) that, after a busy run (4 or more connection wake-ups handled since they
+    /// last waited), park instead of waiting in `epoll_wait`: another, idle thread of the
+    /// process (async-io's own, or with [`App::start`](crate::App::start) its main thread)
+    /// waits for the sockets and wakes them. After a short run (light load) they wait in
+    /// `epoll_wait` themselves, with no hand-over. Off by default.
     ///
     /// What it is for: a latency-sensitive service on a host whose cores are all busy.
     /// Measured, not derived: a thread that serves and then sleeps in `epoll_wait` had a
     /// p99 several times its median under such load, and every connection waits with it;
     /// a parked thread woken by a thread that only waits for I/O did not. What it costs:
-    /// one hand-over between threads per batch of events, so fewer requests per second
-    /// for the CPU, most visibly when a core is free. On a 2-core host, side by side with
-    /// axum (BENCHMARKS.md, "`Http::low_latency`"):
+    /// under load, one hand-over between threads per batch of events, so fewer requests
+    /// per second for the CPU, most visibly when a core is free. At one request at a time
+    /// it is faster than the default (the server's thread waits for its own sockets,
+    /// where by default the app's start thread often does and hands them over). On a
+    /// 2-core host, side by side with axum (BENCHMARKS.md, "`Http::low_latency`"):
     ///
     /// | load (`wrk`) | default: req/s, p99 vs axum | `low_latency(true)`: req/s, p99 vs axum |
     /// |---|---|---|
-    /// | `-t2 -c32` (wrk sharing both cores) | 1.07x, 1.45x | 0.90x, **0.25x** |
-    /// | `-t1 -c64` (a core left to the server) | **1.38x**, 0.70x | 1.08x, 0.69x |
+    /// | `-t2 -c32` (wrk sharing both cores) | 1.06x, 1.93x | 0.91x, **0.32x** |
+    /// | `-t1 -c64` (a core left to the server) | **1.38x**, 0.42x | 1.01x, 0.39x |
+    /// | `-t1 -c1` (one request at a time) | 1.05x, 0.84x | **1.64x**, 1.21x (p50 48 µs, default 71) |
     ///
     /// ```
     /// let mut app = panini::App::new("quotes");
