@@ -247,9 +247,9 @@ impl Http {
     /// a parked thread woken by a thread that only waits for I/O did not. What it costs:
     /// under load, one hand-over between threads per batch of events, so fewer requests
     /// per second for the CPU, most visibly when a core is free. At one request at a time
-    /// it is faster than the default (the server's thread waits for its own sockets,
-    /// where by default the app's start thread often does and hands them over). On a
-    /// 2-core host, side by side with axum (BENCHMARKS.md, "`Http::low_latency`"):
+    /// it was faster than the default (a thread of the server's own waiting for its own
+    /// sockets). On a 2-core host, side by side with axum (BENCHMARKS.md,
+    /// "`Http::low_latency`"):
     ///
     /// | load (`wrk`) | default: req/s, p99 vs axum | `low_latency(true)`: req/s, p99 vs axum |
     /// |---|---|---|
