@@ -183,6 +183,7 @@ import statistics, sys
 from collections import defaultdict
 
 raw, mem, hold = sys.argv[1], sys.argv[2], int(sys.argv[3])
+# Every server this script knows, in the order of the tables.
 names = {"ours": "ours (panini::App)", "ours2": "ours, `Http::threads(2)`", "oursll": "ours, `Http::low_latency(true)`", "base": "ours, older build (BASE_BIN)", "axum": "axum",
          "panini": "Python Panini (aiohttp)"}
 fig = defaultdict(lambda: defaultdict(list))
@@ -195,7 +196,7 @@ for line in open(raw):
 med = {n: {k: statistics.median(v) for k, v in f.items()} for n, f in fig.items()}
 print("| server | requests/s (median) | p50 (median) | p99 (median) | server CPU per request (median) | rounds |")
 print("|---|---:|---:|---:|---:|---:|")
-for n in ("ours", "ours2", "oursll", "base", "axum", "panini"):
+for n in names:
     if n in med:
         m = med[n]
         print(f"| {names[n]} | {m['rps']:,.0f} | {m['p50']:.0f} µs | {m['p99']:.0f} µs "
@@ -221,7 +222,7 @@ for line in mem_lines:
 print(f"| server | VmRSS idle | VmRSS with {hold} conns | per conn | RssAnon idle "
       f"| RssAnon with {hold} conns | per conn (anon) |")
 print("|---|---:|---:|---:|---:|---:|---:|")
-for n in ("ours", "ours2", "oursll", "base", "axum", "panini"):
+for n in names:
     if n not in rows:
         continue
     r = rows[n]

@@ -246,6 +246,30 @@ fn a_route_calling_request_sync_gets_an_error_not_a_frozen_app() {
     });
 }
 
+/// Routes that tell where they run: `/thread` answers the thread's name, then (on Linux)
+/// which thread of the process it is (`<pid>/task/<tid>`, from `/proc/thread-self`);
+/// `/nats` answers whether the blocking methods were refused, then the reply of an echo
+/// endpoint on `echo` (also added) to `{"n": 1}`.
+fn where_routes_run(app: &mut panini::App, echo: &'static str) {
+    app.http()
+        .get("/thread", || async {
+            let name = std::thread::current().name().unwrap_or("").to_string();
+            let me = std::fs::read_link("/proc/thread-self").unwrap_or_default();
+            format!("{name} {}", me.display())
+        })
+        .get("/nats", move |app: panini::AppHandle| async move {
+            let refused = |r| matches!(r, Err(panini::Error::SyncInAsync { .. }));
+            let sync = refused(app.request_sync("anything", "x").map(drop))
+                && refused(app.publish_sync("anything", "x"));
+            let reply = app.request(echo, json!({"n": 1})).await;
+            format!(
+                "{sync} {}",
+                reply.map_or_else(|e| e.to_string(), |v| v.to_string())
+            )
+        });
+    app.listen(echo, |msg: Msg<Value>| async move { Json(msg.data) });
+}
+
 /// With `Http::threads(2)` the connections are served on the server's own threads, where
 /// a route still reaches NATS and the blocking methods are still refused; the app stops
 /// as usual. By default they are served where the app runs.
@@ -253,29 +277,8 @@ fn a_route_calling_request_sync_gets_an_error_not_a_frozen_app() {
 fn http_threads_of_its_own_serve_the_routes_and_stop_with_the_app() {
     let server = NatsServer::start();
     run(async {
-        let route = |app: &mut panini::App| {
-            app.http()
-                .get("/thread", || async {
-                    std::thread::current().name().unwrap_or("").to_string()
-                })
-                .get("/nats", |app: panini::AppHandle| async move {
-                    let sync = matches!(
-                        app.request_sync("anything", "x"),
-                        Err(panini::Error::SyncInAsync { .. })
-                    );
-                    let reply = app.request("echo.thread", json!({"n": 1})).await;
-                    format!(
-                        "{sync} {}",
-                        reply.map_or_else(|e| e.to_string(), |v| v.to_string())
-                    )
-                });
-            app.listen(
-                "echo.thread",
-                |msg: Msg<Value>| async move { Json(msg.data) },
-            );
-        };
         let mut app = web("http-threads");
-        route(&mut app);
+        where_routes_run(&mut app, "echo.thread");
         app.http().threads(2);
         let s = start(app, &server).await;
         let (mut a, mut b) = (
@@ -291,7 +294,7 @@ fn http_threads_of_its_own_serve_the_routes_and_stop_with_the_app() {
         s.stop().await.unwrap();
 
         let mut app = web("http-default-threads");
-        route(&mut app);
+        where_routes_run(&mut app, "echo.thread");
         let s = start(app, &server).await;
         let mut c = Client::connect(s.http_addr()).await;
         let r = c.call(bare("GET", "/thread")).await;
@@ -310,26 +313,8 @@ fn http_low_latency_serves_on_one_thread_of_its_own_and_stops_with_the_app() {
     let server = NatsServer::start();
     run(async {
         let mut app = web("http-low-latency");
-        app.http()
-            .low_latency(true)
-            .get("/thread", || async {
-                // "<pid>/task/<tid>": which thread of the process ran the route.
-                let me = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
-                let name = std::thread::current().name().unwrap_or("").to_string();
-                format!("{name} {}", me.display())
-            })
-            .get("/nats", |app: panini::AppHandle| async move {
-                let sync = matches!(
-                    app.publish_sync("anything", "x"),
-                    Err(panini::Error::SyncInAsync { .. })
-                );
-                let reply = app.request("echo.ll", json!({"n": 2})).await;
-                format!(
-                    "{sync} {}",
-                    reply.map_or_else(|e| e.to_string(), |v| v.to_string())
-                )
-            });
-        app.listen("echo.ll", |msg: Msg<Value>| async move { Json(msg.data) });
+        where_routes_run(&mut app, "echo.ll");
+        app.http().low_latency(true);
         let s = start(app, &server).await;
 
         let mut clients = Vec::new();
@@ -348,7 +333,7 @@ fn http_low_latency_serves_on_one_thread_of_its_own_and_stops_with_the_app() {
         }
         assert_eq!(served_by.len(), 1, "one thread by default: {served_by:?}");
         let r = clients[0].call(bare("GET", "/nats")).await;
-        assert_eq!(r.text(), r#"true {"n":2}"#);
+        assert_eq!(r.text(), r#"true {"n":1}"#);
 
         s.stop().await.unwrap();
     });

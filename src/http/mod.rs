@@ -256,7 +256,11 @@ impl Http {
     /// | `-t2 -c32` (wrk sharing both cores) | 1.06x, 1.93x | 0.91x, **0.32x** |
     /// | `-t1 -c64` (a core left to the server) | **1.38x**, 0.42x | 1.01x, 0.39x |
     /// | `-t1 -c1` (one request at a time) | 1.05x, 0.84x | **1.64x**, 1.21x (p50 48 µs, default 71) |
+    /// | `-t1 -c8` (a few at a time, a core left) | **1.31x**, 1.58x | 0.54x, 0.28x |
     ///
+    /// Mind the last row: at a few connections with a core to spare, the hand-overs come
+    /// every few requests, and the server did 0.41x the default's requests per second at
+    /// twice the CPU a request. Measure your own load before you turn it on.
     /// ```
     /// let mut app = panini::App::new("quotes");
     /// app.http().low_latency(true).get("/quote", || async { "42" });
