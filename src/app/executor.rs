@@ -9,8 +9,8 @@
 //! request, 2 threads served 1.30x of 1 thread's rate so, 1.40x with the connection on
 //! the app's threads). The HTTP server may have an executor of its own, from the same
 //! [`start_own`]: threads that wait in the reactor as the app's do ([`Idle::Reactor`],
-//! `Http::threads`), or that park instead after a busy run ([`Idle::Parked`],
-//! `Http::low_latency`).
+//! `Http::threads`), or that park instead after a busy run while they wait for a core
+//! ([`Idle::Parked`] and [`Contention`], `Http::low_latency`).
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -87,12 +87,13 @@ pub(crate) enum Idle {
     /// In `epoll_wait` when the reactor is free (smol's `block_on`), so that a thread that
     /// waits for its own sockets needs no other thread to wake it: the fewest hand-overs.
     Reactor,
-    /// After a busy run ([`BUSY_RUN`] tasks or more between two waits), parked on a futex,
-    /// not in `epoll_wait` (`futures_lite`'s `block_on`): another thread of the process
-    /// waits for I/O and wakes it, one hand-over more per batch of events, but under load
-    /// on a host whose cores are all busy a parked thread gets a core back sooner. After
-    /// a short run (light load), as [`Idle::Reactor`]: no hand-over, the lowest latency.
-    /// See `Http::low_latency`; only the HTTP server asks for it.
+    /// After a busy run ([`BUSY_RUN`] tasks or more between two waits) on a thread that
+    /// waits for a core (see [`Contention`]), parked on a futex, not in `epoll_wait`
+    /// (`futures_lite`'s `block_on`): another thread of the process waits for I/O and
+    /// wakes it, one hand-over more per batch of events, but on a host whose cores are all
+    /// busy a parked thread gets a core back sooner. Otherwise (a short run, or a core to
+    /// spare) as [`Idle::Reactor`]: no hand-over, the lowest latency and CPU. See
+    /// `Http::low_latency`; only the HTTP server asks for it.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     Parked,
 }
@@ -125,8 +126,9 @@ pub(crate) fn start_own(
     Ok((AppExecutor::Pool(ex, n), Some(Threads { _stop: stop })))
 }
 
-/// With [`Idle::Parked`], a thread that ran this many tasks or more since its last wait
-/// parks for the next one; after fewer it waits in the reactor. At one connection sending
+/// With [`Idle::Parked`], a thread that waits for a core ([`Contention`]) and ran this many
+/// tasks or more since its last wait parks for the next one; after fewer it waits in the
+/// reactor. At one connection sending
 /// requests one after another, every run is one task; under `wrk -c32` most are longer.
 /// (The figures hardly moved between 4 and 32: BENCHMARKS.md, "`Http::low_latency`".)
 pub(crate) const BUSY_RUN: usize = 4;
@@ -138,6 +140,148 @@ static WAITS: [std::sync::atomic::AtomicUsize; 2] = [
     std::sync::atomic::AtomicUsize::new(0),
     std::sync::atomic::AtomicUsize::new(0),
 ];
+
+/// Set by a test to give [`Contention`]'s verdict whatever the kernel says, as the tests'
+/// threads share the cores with each other: 0 asks the kernel, 1 says "waits for a core",
+/// 2 "has a core to spare".
+#[cfg(test)]
+static PROBE_SAYS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Whether the calling thread has lately waited for a core: the share of wall time it
+/// spent runnable but not running, from the kernel's count (`/proc/thread-self/schedstat`,
+/// Linux). Parking pays only then: with a core to spare, each hand-over to the thread that
+/// waits for I/O costs CPU and buys nothing (`wrk -t1 -c8`: 0.41x the requests/s of
+/// waiting in the reactor). Where the count cannot be read (another OS), a thread always
+/// counts as waiting for a core.
+///
+/// It is quick to say "contended" (a 20 ms reading) and slow to take it back (200 ms),
+/// with a lower bar to stay than to enter: under `wrk -t2 -c32` a few percent of the time
+/// served the other way were enough to double the p99 (BENCHMARKS.md, "`low_latency`
+/// measures").
+pub(crate) struct Contention {
+    stat: Option<std::fs::File>,
+    /// The last reading: when, and the thread's total wait for a core then (ns).
+    last: Option<(std::time::Instant, u64)>,
+    contended: bool,
+}
+
+impl Contention {
+    /// How long a thread with a core to spare measures before a new verdict (a reading
+    /// is one `pread` of a few dozen bytes).
+    pub(crate) const EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+    /// How long a contended thread measures before a new verdict.
+    pub(crate) const EVERY_CONTENDED: std::time::Duration = std::time::Duration::from_millis(200);
+    /// The share of wall time (%) spent waiting for a core from which a thread with a core
+    /// to spare counts as contended. On 2 cores (BENCHMARKS.md) the server's thread waited
+    /// about 1 % of the time with a core left to it, 21 to 27 % with `wrk -t2` sharing both.
+    pub(crate) const ENTER: u64 = 15;
+    /// The share (%) under which a contended thread counts as having a core to spare again.
+    pub(crate) const LEAVE: u64 = 10;
+
+    /// A probe for the calling thread (open it on the thread it measures). Until its
+    /// second reading it says "contended".
+    pub(crate) fn for_this_thread() -> Contention {
+        Contention {
+            stat: std::fs::File::open("/proc/thread-self/schedstat").ok(),
+            last: None,
+            contended: true,
+        }
+    }
+
+    /// The verdict: a new one if the last reading is old enough
+    /// ([`EVERY`](Contention::EVERY) or [`EVERY_CONTENDED`](Contention::EVERY_CONTENDED)),
+    /// else the last.
+    pub(crate) fn contended(&mut self) -> bool {
+        #[cfg(test)]
+        match PROBE_SAYS.load(std::sync::atomic::Ordering::Relaxed) {
+            1 => return true,
+            2 => return false,
+            _ => {}
+        }
+        let Some(stat) = &self.stat else {
+            return true;
+        };
+        let now = std::time::Instant::now();
+        let every = if self.contended {
+            Self::EVERY_CONTENDED
+        } else {
+            Self::EVERY
+        };
+        if self.last.is_some_and(|(at, _)| now - at < every) {
+            return self.contended;
+        }
+        let Some(waited) = read_run_delay(stat) else {
+            // Unreadable after all (or the kernel keeps no count): from now on, as where
+            // it cannot be opened.
+            self.stat = None;
+            self.contended = true;
+            return true;
+        };
+        self.update(now, waited)
+    }
+
+    /// Takes a reading (the thread's total wait for a core at `now`, ns) and gives the
+    /// verdict on the time since the last reading ([`ENTER`](Contention::ENTER) or
+    /// [`LEAVE`](Contention::LEAVE) of it waiting or more: contended). The first reading
+    /// keeps the first verdict.
+    fn update(&mut self, now: std::time::Instant, waited: u64) -> bool {
+        if let Some((at, before)) = self.last {
+            let bar = if self.contended {
+                Self::LEAVE
+            } else {
+                Self::ENTER
+            };
+            self.contended = waited_at_least(
+                now.saturating_duration_since(at),
+                waited.saturating_sub(before),
+                bar,
+            );
+        }
+        self.last = Some((now, waited));
+        self.contended
+    }
+}
+
+/// Whether a wait for a core of `waited_ns` is `percent` % of `wall` or more.
+fn waited_at_least(wall: std::time::Duration, waited_ns: u64, percent: u64) -> bool {
+    u128::from(waited_ns) * 100 >= wall.as_nanos() * u128::from(percent)
+}
+
+/// The second field of `schedstat` ("time on cpu, time waiting on a runqueue, timeslices
+/// run", nanoseconds): the thread's total wait for a core.
+#[cfg(not(unix))]
+fn read_run_delay(_stat: &std::fs::File) -> Option<u64> {
+    None
+}
+
+/// The second field of `schedstat` (see above), read from the start of the file.
+#[cfg(unix)]
+fn read_run_delay(stat: &std::fs::File) -> Option<u64> {
+    let (_, waited) = read_schedstat(stat)?;
+    Some(waited)
+}
+
+/// The thread's time on a core and its wait for one (ns), from the start of the file.
+#[cfg(unix)]
+fn read_schedstat(stat: &std::fs::File) -> Option<(u64, u64)> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 96];
+    let n = stat.read_at(&mut buf, 0).ok()?;
+    parse_schedstat(buf.get(..n)?)
+}
+
+#[cfg_attr(not(unix), allow(dead_code))]
+/// The time on a core and the wait for one in a `schedstat` line, if the line is one. (The
+/// kernel brings a thread's counts up to date when it leaves a core or yields, so a thread
+/// that has not yet done either reads 0. A kernel that keeps no count reads 0 for ever: the
+/// thread then never counts as contended, and serves as [`Idle::Reactor`] threads do.)
+fn parse_schedstat(line: &[u8]) -> Option<(u64, u64)> {
+    let line = std::str::from_utf8(line).ok()?;
+    let mut fields = line.split_ascii_whitespace();
+    let ran = fields.next()?.parse().ok()?;
+    let waited = fields.next()?.parse().ok()?;
+    Some((ran, waited))
+}
 
 /// One thread of an executor of our own: runs tasks until the stop channel closes. A
 /// task's panic is kept in its task (async-executor propagates it to whoever awaits it);
@@ -153,29 +297,75 @@ fn run_thread(ex: &Executor<'static>, stopped: &smol::channel::Receiver<()>, idl
     }
 }
 
-/// The loop of an [`Idle::Parked`] thread: runs every task there is, then waits for the
-/// next one (or the stop), parked after a busy run, in the reactor after a short one.
+/// A thread in its reactor wait reacts (without blocking) after this many tasks in a row,
+/// as smol's own executor does after 200: so that the I/O events of a long run are seen,
+/// and so that async-io's fallback thread, which takes the reactor from a thread that has
+/// not reacted for 50 µs or more, leaves it to this one (else each wait would be a
+/// hand-over between the two threads, busy or not).
+const REACT_EVERY: usize = 16;
+
+/// The loop of an [`Idle::Parked`] thread: [`serve`] in the reactor, and park when it
+/// says so.
 fn run_parking(ex: &Executor<'static>, stopped: &smol::channel::Receiver<()>) {
-    let next = || {
-        ex.tick().or(async {
+    let mut contention = Contention::for_this_thread();
+    // Tasks run since the last wait.
+    let mut ran = 0;
+    while !stopped.is_closed() {
+        ran = smol::block_on(serve(ex, stopped, &mut contention, ran));
+        if ran >= BUSY_RUN && !stopped.is_closed() {
+            #[cfg(test)]
+            WAITS[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            smol::future::block_on(next_task(ex, stopped));
+            // The wait itself ran one task.
+            ran = 1;
+        }
+    }
+}
+
+/// Runs the next task of `ex`, or returns at the stop.
+async fn next_task(ex: &Executor<'static>, stopped: &smol::channel::Receiver<()>) {
+    ex.tick()
+        .or(async {
             let _ = stopped.recv().await;
         })
-    };
-    // The wait itself runs one task.
-    let mut ran = 1;
-    while !stopped.is_closed() {
+        .await;
+}
+
+/// Runs every task there is and waits for the next in the reactor (`smol::block_on` polls
+/// this; it reacts to I/O itself every [`REACT_EVERY`] tasks of a run), again and again
+/// while the thread has a core to spare ([`Contention`]). On a thread that waits for a
+/// core it returns after a busy run ([`BUSY_RUN`] tasks or more), before it waits, for the
+/// caller to park; and after one wait, so that the reactor is left after every run to
+/// whichever thread is idle. Returns how many tasks ran since the last wait; `ran` ran
+/// before the call.
+async fn serve(
+    ex: &Executor<'static>,
+    stopped: &smol::channel::Receiver<()>,
+    contention: &mut Contention,
+    mut ran: usize,
+) -> usize {
+    loop {
         while ex.try_tick() {
             ran += 1;
+            if ran % REACT_EVERY == 0 {
+                if stopped.is_closed() {
+                    return ran;
+                }
+                smol::future::yield_now().await;
+            }
         }
-        let parked = ran >= BUSY_RUN;
+        let contended = contention.contended();
+        if contended && ran >= BUSY_RUN {
+            return ran;
+        }
         #[cfg(test)]
-        WAITS[usize::from(!parked)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if parked {
-            smol::future::block_on(next());
-        } else {
-            smol::block_on(next());
-        }
+        WAITS[1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        next_task(ex, stopped).await;
+        // The wait itself ran one task.
         ran = 1;
+        if contended || stopped.is_closed() {
+            return ran;
+        }
     }
 }
 
@@ -225,11 +415,13 @@ mod tests {
         waits()
     }
 
-    /// An `Idle::Parked` thread waits in the reactor after a run of one task, and parks
-    /// after a run of 33. The only test in this binary with such a thread, so the counts
-    /// are its own.
+    /// An `Idle::Parked` thread waits in the reactor after a run of one task, and after a
+    /// run of 33 with a core to spare; it parks after a run of 33 when it waits for a
+    /// core. The only test in this binary with such a thread, so the counts are its own.
     #[test]
-    fn a_parking_thread_waits_in_the_reactor_after_one_task_and_parks_after_a_burst() {
+    fn a_parking_thread_parks_only_after_a_burst_and_only_when_it_waits_for_a_core() {
+        use std::sync::atomic::Ordering::Relaxed;
+        PROBE_SAYS.store(1, Relaxed); // waits for a core
         let (rt, threads) = start_own(1, "parking", Idle::Parked).unwrap();
         let (parked, mut in_reactor) = until(|(p, r)| p + r > 0); // waiting at first
         assert_eq!(parked, 0, "parked before any task");
@@ -240,18 +432,86 @@ mod tests {
         }
         assert_eq!(waits().0, 0, "parked at light load: {:?}", waits());
 
-        // A burst: the thread is held by a task while 32 more are queued behind it.
-        let (hold, held) = std::sync::mpsc::channel::<()>();
-        let holding = rt.spawn(async move {
-            let _ = held.recv(); // blocks the thread itself, on purpose
-        });
-        let burst: Vec<_> = (0..32).map(|_| rt.spawn(async {})).collect();
-        hold.send(()).unwrap();
-        smol::future::block_on(holding);
-        for task in burst {
-            smol::future::block_on(task);
-        }
+        // A burst: the thread is held by a task while 32 more are queued behind it; then
+        // it makes one wait.
+        let burst = || {
+            let (hold, held) = std::sync::mpsc::channel::<()>();
+            let holding = rt.spawn(async move {
+                let _ = held.recv(); // blocks the thread itself, on purpose
+            });
+            let burst: Vec<_> = (0..32).map(|_| rt.spawn(async {})).collect();
+            hold.send(()).unwrap();
+            smol::future::block_on(holding);
+            for task in burst {
+                smol::future::block_on(task);
+            }
+        };
+        PROBE_SAYS.store(2, Relaxed); // a core to spare
+        burst();
+        let (parked, _) = until(|(_, r)| r > in_reactor);
+        assert_eq!(parked, 0, "parked with a core to spare: {:?}", waits());
+
+        PROBE_SAYS.store(1, Relaxed); // waits for a core
+        burst();
         until(|(p, _)| p == 1);
         drop(threads);
+        PROBE_SAYS.store(0, Relaxed);
+    }
+
+    #[test]
+    fn a_thread_counts_as_contended_from_15_percent_of_its_time_waiting_for_a_core_and_as_spare_under_10(
+    ) {
+        use std::time::{Duration, Instant};
+        assert_eq!(parse_schedstat(b"81234 5678 90\n"), Some((81234, 5678)));
+        for bad in [&b""[..], b"81234", b"81234 -1 9", b"\xff 1 2", b"a b c"] {
+            assert_eq!(parse_schedstat(bad), None, "{bad:?}");
+        }
+
+        let mut probe = Contention {
+            stat: None,
+            last: None,
+            contended: true,
+        };
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // Readings 10 ms apart; `waited` is the running total, so each step adds `wait` µs.
+        let mut waited = 1_000_000;
+        let mut after = |ms: u64, wait_us: u64| {
+            waited += wait_us * 1000;
+            probe.update(at(ms), waited)
+        };
+        // The first reading keeps the first verdict (contended).
+        assert!(after(0, 0));
+        assert!(!after(10, 250), "2.5 %: a core to spare");
+        assert!(!after(20, 1_200), "12 %: not enough to start parking");
+        assert!(after(30, 1_500), "exactly 15 %: contended");
+        assert!(after(40, 1_200), "12 %: enough to go on parking");
+        assert!(after(50, 1_000), "exactly 10 %: still contended");
+        assert!(!after(60, 900), "9 %: a core to spare again");
+        assert!(after(70, 3_000), "30 %, as under `wrk -t2` on 2 cores");
+        // A count that went backwards (it never should) reads as no wait.
+        assert!(!probe.update(at(80), 0));
+    }
+
+    /// On Linux the probe reads the kernel's live count for the thread that opened it:
+    /// after 2 ms of work and a yield (which brings the count up to date) its time on a
+    /// core has grown, and its wait has not shrunk.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_probe_reads_this_threads_wait_for_a_core_on_linux() {
+        let probe = Contention::for_this_thread();
+        let stat = probe
+            .stat
+            .as_ref()
+            .expect("/proc/thread-self/schedstat opens");
+        let (ran, waited) = read_schedstat(stat).expect("a schedstat line");
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(2) {
+            std::hint::black_box(start.elapsed());
+        }
+        std::thread::yield_now();
+        let (ran_after, waited_after) = read_schedstat(stat).expect("a schedstat line");
+        assert!(ran_after > ran, "time on a core: {ran} then {ran_after}");
+        assert!(waited_after >= waited, "wait: {waited} then {waited_after}");
     }
 }

@@ -119,7 +119,8 @@ pub struct Http {
     stats: HttpStats,
     /// 1: where the app runs (unless `low_latency`); more: threads of the server's own.
     threads: usize,
-    /// Threads of the server's own that park instead of waiting in epoll.
+    /// Threads of the server's own that, while they wait for a core, park after a busy run
+    /// instead of waiting in epoll.
     low_latency: bool,
 }
 
@@ -235,32 +236,36 @@ impl Http {
     }
 
     /// Serves on threads of the server's own ([`threads`](Http::threads) of them, one by
-    /// default) that, after a busy run (4 or more connection wake-ups handled since they
-    /// last waited), park instead of waiting in `epoll_wait`: another, idle thread of the
-    /// process (async-io's own, or with [`App::start`](crate::App::start) its main thread)
-    /// waits for the sockets and wakes them. After a short run (light load) they wait in
-    /// `epoll_wait` themselves, with no hand-over. Off by default.
+    /// default) that watch how long they wait for a core (Linux: the kernel's count in
+    /// `/proc/thread-self/schedstat`, re-read at most every 20 ms, every 200 ms once they
+    /// wait for a core). With a core to spare they serve as the default does, waiting for
+    /// their sockets in `epoll_wait` themselves. Once they spend 15 % of their time or more waiting for a core (the host's cores are
+    /// all busy), then after a busy run (4 or more connection wake-ups handled since they
+    /// last waited) they park instead: another, idle thread of the process (async-io's
+    /// own, or with [`App::start`](crate::App::start) its main thread) waits for the
+    /// sockets and wakes them. They go back under 10 %. On other systems they always
+    /// count as waiting for a core. Off by default.
     ///
     /// What it is for: a latency-sensitive service on a host whose cores are all busy.
     /// Measured, not derived: a thread that serves and then sleeps in `epoll_wait` had a
     /// p99 several times its median under such load, and every connection waits with it;
     /// a parked thread woken by a thread that only waits for I/O did not. What it costs:
-    /// under load, one hand-over between threads per batch of events, so fewer requests
-    /// per second for the CPU, most visibly when a core is free. At one request at a time
-    /// it was faster than the default (a thread of the server's own waiting for its own
-    /// sockets). On a 2-core host, side by side with axum (BENCHMARKS.md,
-    /// "`Http::low_latency`"):
+    /// under that load, one hand-over between threads per batch of events, so fewer
+    /// requests per second for the CPU. On a 2-core host, side by side with axum and with
+    /// the default (BENCHMARKS.md, "`low_latency` measures"):
     ///
     /// | load (`wrk`) | default: req/s, p99 vs axum | `low_latency(true)`: req/s, p99 vs axum |
     /// |---|---|---|
-    /// | `-t2 -c32` (wrk sharing both cores) | 1.06x, 1.93x | 0.91x, **0.32x** |
-    /// | `-t1 -c64` (a core left to the server) | **1.38x**, 0.42x | 1.01x, 0.39x |
-    /// | `-t1 -c1` (one request at a time) | 1.05x, 0.84x | **1.64x**, 1.21x (p50 48 µs, default 71) |
-    /// | `-t1 -c8` (a few at a time, a core left) | **1.31x**, 1.58x | 0.54x, 0.28x |
+    /// | `-t2 -c32` (wrk sharing both cores) | 1.14x, 1.35x | 1.02x, **0.57x** |
+    /// | `-t1 -c64` (a core left to the server) | 1.31x, 0.54x | 1.31x, 0.35x |
+    /// | `-t1 -c8` (a few at a time, a core left) | **1.37x**, 0.65x | 1.18x, 1.08x |
+    /// | `-t1 -c1` (one request at a time) | 1.08x, 0.59x | 2.03x, 1.19x (per round 1.1x to 2.4x) |
     ///
-    /// Mind the last row: at a few connections with a core to spare, the hand-overs come
-    /// every few requests, and the server did 0.41x the default's requests per second at
-    /// twice the CPU a request. Measure your own load before you turn it on.
+    /// Before it measured its wait for a core (it parked after every busy run), it did
+    /// 0.39x the default's requests per second at `-t1 -c8`, but had the lower p99 under
+    /// `-t2 -c32` (0.39x axum's in the same run). At a few connections, other work on the
+    /// host can still make it park for a while (0.87x the default there). Measure your
+    /// own load.
     /// ```
     /// let mut app = panini::App::new("quotes");
     /// app.http().low_latency(true).get("/quote", || async { "42" });
