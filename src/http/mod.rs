@@ -256,16 +256,15 @@ impl Http {
     ///
     /// | load (`wrk`) | default: req/s, p99 vs axum | `low_latency(true)`: req/s, p99 vs axum |
     /// |---|---|---|
-    /// | `-t2 -c32` (wrk sharing both cores) | 1.14x, 1.35x | 1.02x, **0.57x** |
-    /// | `-t1 -c64` (a core left to the server) | 1.31x, 0.54x | 1.31x, 0.35x |
-    /// | `-t1 -c8` (a few at a time, a core left) | **1.37x**, 0.65x | 1.18x, 1.08x |
-    /// | `-t1 -c1` (one request at a time) | 1.08x, 0.59x | 2.03x, 1.19x (per round 1.1x to 2.4x) |
+    /// | `-t2 -c32` (wrk sharing both cores) | 1.13x, 1.10x | 1.04x, **0.67x** |
+    /// | `-t1 -c64` (a core left to the server) | 1.23x, 0.69x | 1.26x, 0.79x |
+    /// | `-t1 -c8` (a few at a time, a core left) | **1.33x**, 0.56x | 1.29x, 0.73x |
+    /// | `-t1 -c1` (one request at a time) | 1.08x, 1.33x | 1.10x, 1.17x (per round 1.0x to 2.3x) |
     ///
     /// Before it measured its wait for a core (it parked after every busy run), it did
-    /// 0.39x the default's requests per second at `-t1 -c8`, but had the lower p99 under
-    /// `-t2 -c32` (0.39x axum's in the same run). At a few connections, other work on the
-    /// host can still make it park for a while (0.87x the default there). Measure your
-    /// own load.
+    /// 0.39x the default's requests per second at `-t1 -c8`, but had a lower p99 under
+    /// `-t2 -c32` (0.39x axum's, against 0.57x for this policy in the same run). Other work
+    /// on the host can still make it park for a while. Measure your own load.
     /// ```
     /// let mut app = panini::App::new("quotes");
     /// app.http().low_latency(true).get("/quote", || async { "42" });
