@@ -239,9 +239,10 @@ impl Http {
     /// default) that watch how long they wait for a core (Linux: the kernel's count in
     /// `/proc/thread-self/schedstat`, re-read at most every 20 ms, every 200 ms once they
     /// wait for a core). With a core to spare they serve as the default does, waiting for
-    /// their sockets in `epoll_wait` themselves. Once they spend 15 % of their time or more waiting for a core (the host's cores are
-    /// all busy), then after a busy run (4 or more connection wake-ups handled since they
-    /// last waited) they park instead: another, idle thread of the process (async-io's
+    /// their sockets in `epoll_wait` themselves. Once they spend 15 % of their time or more
+    /// waiting for a core, two readings in a row (the host's cores are all busy), then
+    /// after a busy run (4 or more connection wake-ups handled since they last waited)
+    /// they park instead: another, idle thread of the process (async-io's
     /// own, or with [`App::start`](crate::App::start) its main thread) waits for the
     /// sockets and wakes them. They go back under 10 %. On other systems they always
     /// count as waiting for a core. Off by default.
@@ -263,8 +264,9 @@ impl Http {
     ///
     /// Before it measured its wait for a core (it parked after every busy run), it did
     /// 0.39x the default's requests per second at `-t1 -c8`, but had a lower p99 under
-    /// `-t2 -c32` (0.39x axum's, against 0.57x for this policy in the same run). Other work
-    /// on the host can still make it park for a while. Measure your own load.
+    /// `-t2 -c32` (0.39x axum's, against 0.57x in the same run for this policy's first
+    /// form, which entered on one reading). Other work on the host can still make it park
+    /// for a while. Measure your own load.
     /// ```
     /// let mut app = panini::App::new("quotes");
     /// app.http().low_latency(true).get("/quote", || async { "42" });
