@@ -11,10 +11,11 @@
 #   WRK_BIN=/tmp/wrk-nc bench/http.sh  # another wrk (one built without its latency correction)
 #   SERVERS="ours ours2 axum" bench/http.sh # ours2: ours with Http::threads(2) (HTTP_THREADS=2)
 #   SERVERS="ours oursll axum" bench/http.sh # oursll: ours with Http::low_latency(true)
+#   URL_PATH=/nats SERVERS="ours oursll" bench/http.sh # a route that requests a NATS endpoint
 #   BASE_BIN=/tmp/http_ours_old SERVERS="ours base axum" bench/http.sh
 #                                      # also an older build of http_ours, as "base"
 #
-# Servers: ours (bench/src/bin/http_ours.rs: panini::App, one HTTP route, no NATS endpoint),
+# Servers: ours (bench/src/bin/http_ours.rs: panini::App, the route /get, and /nats beside it),
 # axum (bench/src/bin/http_axum.rs: tokio multi-thread runtime, default features) and
 # Python Panini 0.8.4 (bench/http_panini.py: its aiohttp endpoint). Ours and Panini connect
 # to NATS before they serve, so the script starts its own nats-server on a port the OS picks.
@@ -38,6 +39,9 @@ NATS_SERVER=${NATS_SERVER:-/usr/sbin/nats-server}
 OUT=${OUT:-/tmp/panini-http-bench}
 WRK_THREADS=${WRK_THREADS:-1}
 WRK=("${WRK_BIN:-wrk}" -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency)
+# The path wrk asks for; URL_PATH=/nats (ours only) asks a route that requests a NATS
+# endpoint of the same app.
+URL_PATH=${URL_PATH:-/get}
 
 # 1,000 held connections plus wrk's and the servers' own descriptors.
 if [ "$(ulimit -n)" -lt $((HOLD + 1024)) ]; then
@@ -122,9 +126,9 @@ for round in $(seq 1 "$ROUNDS"); do
     for name in "${order[@]}"; do
         port=$(free_port)
         start_server "$name" "$port"
-        "${WRK[@]:0:3}" -d2s "http://127.0.0.1:$port/get" >/dev/null # warm-up
+        "${WRK[@]:0:3}" -d2s "http://127.0.0.1:$port$URL_PATH" >/dev/null # warm-up
         cpu0=$(cpu_ticks "$SERVER_PID")
-        out=$("${WRK[@]}" "http://127.0.0.1:$port/get")
+        out=$("${WRK[@]}" "http://127.0.0.1:$port$URL_PATH")
         cpu1=$(cpu_ticks "$SERVER_PID")
         stop_server
         rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")

@@ -1,4 +1,5 @@
-//! HTTP benchmark server, ours: a `panini::App` with one HTTP route and no NATS endpoint.
+//! HTTP benchmark server, ours: a `panini::App` with an HTTP route (`/get`), and a route
+//! (`/nats`) that requests a NATS endpoint of the same app (`http_bench.echo`).
 //!
 //! ```text
 //! NATS_URL=nats://127.0.0.1:PORT http_ours HTTP_PORT
@@ -13,7 +14,8 @@
 
 use std::time::Duration;
 
-use panini::App;
+use panini::{App, AppHandle, Json, Msg};
+use serde_json::{json, Value};
 
 fn main() {
     let port: u16 = std::env::args()
@@ -34,6 +36,15 @@ fn main() {
     app.http()
         .port(port)
         .keep_alive_timeout(Duration::from_secs(120))
-        .get("/get", || async { "Hello, world" });
+        .get("/get", || async { "Hello, world" })
+        // A route that asks a NATS endpoint of the same app: the request goes out through
+        // nats-server and back, whichever threads the route and the endpoint run on.
+        .get("/nats", |app: AppHandle| async move {
+            match app.request("http_bench.echo", json!({"n": 1})).await {
+                Ok(reply) => reply.to_string(),
+                Err(e) => format!("error: {e}"),
+            }
+        });
+    app.listen("http_bench.echo", |msg: Msg<Value>| async move { Json(msg.data) });
     app.start();
 }
