@@ -128,8 +128,8 @@ pub(crate) fn start_own(
 
 /// With [`Idle::Parked`], a thread that waits for a core ([`Contention`]) and ran this many
 /// tasks or more since its last wait parks for the next one; after fewer it waits in the
-/// reactor. At one connection sending
-/// requests one after another, every run is one task; under `wrk -c32` most are longer.
+/// reactor. At one connection sending requests one after another, every run is one task;
+/// under `wrk -c32` most are longer.
 /// (The figures hardly moved between 4 and 32: BENCHMARKS.md, "`Http::low_latency`".)
 pub(crate) const BUSY_RUN: usize = 4;
 
@@ -214,7 +214,7 @@ impl Contention {
         if self.last.is_some_and(|(at, _)| now - at < every) {
             return self.contended;
         }
-        let Some(waited) = read_run_delay(stat) else {
+        let Some((_, waited)) = read_schedstat(stat) else {
             // Unreadable after all (or the kernel keeps no count): from now on, as where
             // it cannot be opened.
             self.stat = None;
@@ -254,18 +254,11 @@ fn waited_at_least(wall: std::time::Duration, waited_ns: u64, percent: u64) -> b
     u128::from(waited_ns) * 100 >= wall.as_nanos() * u128::from(percent)
 }
 
-/// The second field of `schedstat` ("time on cpu, time waiting on a runqueue, timeslices
-/// run", nanoseconds): the thread's total wait for a core.
+/// The thread's time on a core and its wait for one (ns): no count off Unix (nor a
+/// `/proc` to open it from).
 #[cfg(not(unix))]
-fn read_run_delay(_stat: &std::fs::File) -> Option<u64> {
+fn read_schedstat(_stat: &std::fs::File) -> Option<(u64, u64)> {
     None
-}
-
-/// The second field of `schedstat` (see above), read from the start of the file.
-#[cfg(unix)]
-fn read_run_delay(stat: &std::fs::File) -> Option<u64> {
-    let (_, waited) = read_schedstat(stat)?;
-    Some(waited)
 }
 
 /// The thread's time on a core and its wait for one (ns), from the start of the file.
@@ -277,11 +270,12 @@ fn read_schedstat(stat: &std::fs::File) -> Option<(u64, u64)> {
     parse_schedstat(buf.get(..n)?)
 }
 
-#[cfg_attr(not(unix), allow(dead_code))]
-/// The time on a core and the wait for one in a `schedstat` line, if the line is one. (The
+/// The time on a core and the wait for one in a `schedstat` line ("time on cpu, time
+/// waiting on a runqueue, timeslices run", nanoseconds), if the line is one. (The
 /// kernel brings a thread's counts up to date when it leaves a core or yields, so a thread
 /// that has not yet done either reads 0. A kernel that keeps no count reads 0 for ever: the
 /// thread then never counts as contended, and serves as [`Idle::Reactor`] threads do.)
+#[cfg_attr(not(unix), allow(dead_code))]
 fn parse_schedstat(line: &[u8]) -> Option<(u64, u64)> {
     let line = std::str::from_utf8(line).ok()?;
     let mut fields = line.split_ascii_whitespace();
