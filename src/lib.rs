@@ -34,8 +34,11 @@
 //!
 //! **proto ← foundation ← client ← (jetstream) ← app**, with **http** inside the app's
 //! layers: after its context and extractors (routes take [`AppHandle`] and [`State`]),
-//! before the builder and the run that start and stop it. The service layer to come sits
-//! after the app.
+//! before the builder and the run that start and stop it. (A server below the whole app,
+//! as `http ← app` would have it, could not hand a route the app's handle without a
+//! cycle.) JetStream's client API needs only the client, so it sits before the app; the
+//! app's durable endpoints (`app/stream_endpoint`) and the NATS Service API
+//! (`app/service`) are files of the app layer.
 //!
 //! - [`proto`]: `panini-proto`, the wire protocol as values (sans-IO, its own crate).
 //! - foundation: `error` ([`Error`]), `encoding`, `buffer` (the receive buffer), `sync` (a
@@ -55,9 +58,10 @@
 //!   graceful stop), `run` (the start), [`record`] (record an app's traffic to JSONL,
 //!   replay it in a test).
 //! - [`http`] (feature `http`, on by default): `router` (routes, views, arguments), `conn`
-//!   (one connection's I/O and limits), `head` and `query` (parsing), `slots` (the
-//!   connection limit), `stats` (refusals counted and logged), `state` (the app state as a
-//!   route argument).
+//!   (one connection's I/O and limits), `head` and `query` (parsing), `request` and
+//!   `response` (what a route gets and returns), `failure` (a route's error: a generic 500,
+//!   the text logged), `slots` (the connection limit), `stats` (refusals counted and
+//!   logged), `state` (the app state as a route argument).
 //! - [`rt`]: the smol and futures-lite pieces re-exported for programs using the client.
 //! - `testing` (feature `testing`, for a program's dev-dependencies), after the app: a
 //!   `nats-server` per test, the app run in the test's process, a test client.

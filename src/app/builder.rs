@@ -737,7 +737,7 @@ impl App {
     /// ```
     #[cfg(feature = "http")]
     pub fn metrics(mut self, path: impl Into<String>) -> Self {
-        self.metrics = Some((path.into(), super::metrics::serve));
+        self.metrics = Some((path.into(), super::metrics::add_route));
         self.http();
         self
     }

@@ -305,14 +305,14 @@ fn run_thread(ex: &Executor<'static>, stopped: &smol::channel::Receiver<()>, idl
 /// hand-over between the two threads, busy or not).
 const REACT_EVERY: usize = 16;
 
-/// The loop of an [`Idle::Parked`] thread: [`serve`] in the reactor, and park when it
+/// The loop of an [`Idle::Parked`] thread: [`run_in_reactor`], and park when it
 /// says so.
 fn run_parking(ex: &Executor<'static>, stopped: &smol::channel::Receiver<()>) {
     let mut contention = Contention::for_this_thread();
     // Tasks run since the last wait.
     let mut ran = 0;
     while !stopped.is_closed() {
-        ran = smol::block_on(serve(ex, stopped, &mut contention, ran));
+        ran = smol::block_on(run_in_reactor(ex, stopped, &mut contention, ran));
         if ran >= BUSY_RUN && !stopped.is_closed() {
             #[cfg(test)]
             WAITS[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -339,7 +339,7 @@ async fn next_task(ex: &Executor<'static>, stopped: &smol::channel::Receiver<()>
 /// caller to park; and after one wait, so that the reactor is left after every run to
 /// whichever thread is idle. Returns how many tasks ran since the last wait; `ran` ran
 /// before the call.
-async fn serve(
+async fn run_in_reactor(
     ex: &Executor<'static>,
     stopped: &smol::channel::Receiver<()>,
     contention: &mut Contention,

@@ -32,7 +32,7 @@ pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8"
 
 /// Routes `GET path` (and `HEAD`) to the exposition; `version` is the app's
 /// ([`App::version`](crate::App::version)), shown in `panini_info`.
-pub(crate) fn serve(http: &mut Http, path: &str, version: &str) {
+pub(crate) fn add_route(http: &mut Http, path: &str, version: &str) {
     let version: Arc<str> = Arc::from(version);
     http.get(path, move |app: AppHandle| {
         let version = version.clone();

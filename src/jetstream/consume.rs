@@ -2,7 +2,7 @@
 //! itself (status messages sorted as they come); one side task per stream sends the pulls
 //! (a new one when half the batch has been read), watches the idle heartbeats, and pulls
 //! afresh after a reconnect or a missed heartbeat, so the stream resumes by itself after a
-//! server restart. The two share counters (`Shared`), not the messages. It ends with an
+//! server restart. The two share counters (`PullCounters`), not the messages. It ends with an
 //! error only when pulling cannot work: the consumer or its stream was deleted, or the
 //! consumer refuses the pulls.
 
@@ -114,7 +114,7 @@ impl<'a> IntoFuture for Consume<'a> {
             let ctx = self.consumer.context();
             let inbox = ctx.client.new_inbox();
             let sub = ctx.client.subscribe(&inbox).await?;
-            let shared = Arc::new(Shared::default());
+            let shared = Arc::new(PullCounters::default());
             let (wake, woken) = smol::channel::bounded(1);
             let subject = settings.subject.clone();
             let puller = Puller {
@@ -158,10 +158,10 @@ pub struct Messages {
     subject: String,
     /// Half the batch: read down to this, the task pulls more.
     half: usize,
-    shared: Arc<Shared>,
+    shared: Arc<PullCounters>,
     /// Wakes the task to pull.
     wake: Sender<()>,
-    /// Inbox messages read so far (the reader's copy of `Shared::read`).
+    /// Inbox messages read so far (the reader's copy of `PullCounters::read`).
     read: u64,
     /// The pulls; `None` once the stream has ended.
     task: Option<Task<()>>,
@@ -265,7 +265,7 @@ impl Stream for Messages {
 
 /// What the reader and the task share.
 #[derive(Default)]
-struct Shared {
+struct PullCounters {
     /// Messages the open pull requests still owe: the task adds what it asks for before
     /// it asks, the reader takes off what comes.
     owed: AtomicUsize,
@@ -289,7 +289,7 @@ struct Side {
     waker: Option<Waker>,
 }
 
-impl Shared {
+impl PullCounters {
     /// The task's error, once.
     fn take_failure(&self) -> Option<Error> {
         if !self.failed.load(Ordering::Acquire) {
@@ -338,14 +338,14 @@ struct Puller {
     consumer: Consumer,
     settings: Settings,
     inbox: String,
-    shared: Arc<Shared>,
+    shared: Arc<PullCounters>,
     /// The reader's call for a pull; closed when the stream is dropped.
     woken: Receiver<()>,
 }
 
 /// What the task watches between ticks.
 struct Watch {
-    /// `Shared::read` at the last tick.
+    /// `PullCounters::read` at the last tick.
     read: u64,
     /// When the server was last heard from (or the reader last busy).
     last_seen: Instant,

@@ -17,11 +17,11 @@ pub(super) const DEFAULT_BUFFER_LIMIT: usize = 16 << 20;
 /// A handle to the writer thread.
 pub(super) struct Writer {
     tx: mpsc::Sender<Cmd>,
-    shared: Arc<Shared>,
+    shared: Arc<WriterState>,
 }
 
 /// What the handles and the thread share.
-struct Shared {
+struct WriterState {
     /// Where it writes, for the log.
     name: String,
     /// Bytes queued and not yet written.
@@ -44,7 +44,7 @@ enum Cmd {
 impl Writer {
     /// Starts the thread writing to `out`; `name` says where, in log lines.
     pub(super) fn spawn(out: Box<dyn Write + Send>, name: String) -> io::Result<Writer> {
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(WriterState {
             name,
             queued: AtomicUsize::new(0),
             limit: AtomicUsize::new(DEFAULT_BUFFER_LIMIT),
@@ -123,7 +123,7 @@ impl Writer {
     }
 }
 
-impl Shared {
+impl WriterState {
     fn has_failed(&self) -> bool {
         crate::client::lock(&self.failed).is_some()
     }
@@ -156,7 +156,7 @@ impl Shared {
 fn write_lines(
     rx: mpsc::Receiver<Cmd>,
     mut out: BufWriter<Box<dyn Write + Send>>,
-    shared: &Shared,
+    shared: &WriterState,
 ) {
     while let Ok(cmd) = rx.recv() {
         handle(cmd, &mut out, shared);
@@ -168,7 +168,7 @@ fn write_lines(
     flush(&mut out, shared);
 }
 
-fn handle(cmd: Cmd, out: &mut BufWriter<Box<dyn Write + Send>>, shared: &Shared) {
+fn handle(cmd: Cmd, out: &mut BufWriter<Box<dyn Write + Send>>, shared: &WriterState) {
     match cmd {
         Cmd::Line(text) => {
             if !shared.has_failed() {
@@ -185,7 +185,7 @@ fn handle(cmd: Cmd, out: &mut BufWriter<Box<dyn Write + Send>>, shared: &Shared)
     }
 }
 
-fn flush(out: &mut BufWriter<Box<dyn Write + Send>>, shared: &Shared) {
+fn flush(out: &mut BufWriter<Box<dyn Write + Send>>, shared: &WriterState) {
     if shared.has_failed() {
         return;
     }

@@ -170,7 +170,7 @@ impl IntoFuture for Ordered {
         Box::pin(async move {
             check_filters(&self.stream.ctx, &self.plan.filters)?;
             let (tx, rx) = smol::channel::bounded(self.plan.batch);
-            let shared = Arc::new(Shared::default());
+            let shared = Arc::new(OrderedState::default());
             let mut run = Run::new(self.stream, self.plan, tx, shared.clone());
             // The first consumer's errors (a bad filter, no stream...) are the caller's.
             let messages = run.create().await?;
@@ -223,12 +223,12 @@ fn check_filters(ctx: &Context, filters: &[String]) -> Result<()> {
 #[derive(Debug)]
 pub struct OrderedMessages {
     rx: Pin<Box<Receiver<Result<Message>>>>,
-    shared: Arc<Shared>,
+    shared: Arc<OrderedState>,
     _task: Task<()>,
 }
 
 #[derive(Debug, Default)]
-struct Shared {
+struct OrderedState {
     resets: AtomicU64,
     initial_pending: AtomicU64,
     /// The consumer in use, deleted when the stream is dropped.

@@ -12,7 +12,7 @@ use smol::future::FutureExt;
 use smol::stream::StreamExt;
 use smol::Timer;
 
-use super::{delete_later, Plan, Shared};
+use super::{delete_later, OrderedState, Plan};
 use crate::error::{Error, Result};
 use crate::jetstream::consume::{Messages, DEFAULT_CONSUME_EXPIRES};
 use crate::jetstream::{
@@ -50,7 +50,7 @@ pub(super) struct Run {
     /// the consumer may be gone with the server it was on.
     reconnects: u64,
     tx: Sender<Result<Message>>,
-    shared: Arc<Shared>,
+    shared: Arc<OrderedState>,
 }
 
 /// Which consumer is in use and where delivery stands: all the next consumer's start
@@ -82,7 +82,7 @@ impl Run {
         stream: Stream,
         plan: Plan,
         tx: Sender<Result<Message>>,
-        shared: Arc<Shared>,
+        shared: Arc<OrderedState>,
     ) -> Run {
         Run {
             stream,
