@@ -1,7 +1,7 @@
 //! Endpoints that must always answer, against a real nats-server: handler errors whose
-//! text cannot be a header, panicking listen middlewares, replies the server would refuse,
-//! `*_sync` calls from async code, and a zero-interval task (issue #11, bugs 1, 2, 12, 5
-//! and 8). Each failure here used to be a requester timing out or a frozen app.
+//! text cannot be a header, panicking listen and send middlewares, replies the server
+//! would refuse, `*_sync` calls from async code, and a zero-interval task (issue #11, bugs
+//! 1, 2, 12, 5 and 8). Each failure here used to be a requester timing out or a frozen app.
 
 mod common;
 
@@ -98,6 +98,64 @@ fn a_panicking_listen_middleware_gets_an_error_reply_and_frees_its_slot() {
                 assert_eq!(service_error(&r), Some("handler panicked"), "{kind}");
                 let r = ask(&c, "p.echo", b"fine").await;
                 let r = r.unwrap_or_else(|e| panic!("after a {kind} panic: {e}"));
+                assert_eq!(r.payload, b"fine");
+            }
+        }
+        running.stop().await.unwrap();
+    });
+}
+
+/// A send middleware runs in the code that publishes or requests, so its panic is that
+/// code's panic: a handler's requester gets the same error reply as for a panicking
+/// handler, and the endpoint, its slots and the other sends go on.
+#[test]
+fn a_panicking_send_middleware_fails_the_handler_that_sent_and_nothing_else() {
+    let server = NatsServer::start();
+    run(async {
+        let mut app = App::new("send-mw-panic");
+        app.send_publish(|out, next| async move {
+            if out.subject == "boom.pub" {
+                panic!("send_publish boom");
+            }
+            next.run(out).await
+        });
+        app.send_request(|out, next| async move {
+            if out.subject == "boom.req" {
+                smol::future::yield_now().await;
+                panic!("send_request boom after an await");
+            }
+            next.run(out).await
+        });
+        app.listen("s.echo", |msg: Msg<String>| async move { msg.data });
+        app.listen("s.relay", |msg: Msg<String>, app: AppHandle| async move {
+            match msg.data.as_str() {
+                "pub" => app
+                    .publish("boom.pub", "x")
+                    .await
+                    .map(|()| "published".to_string()),
+                "req" => {
+                    app.request_as::<String>("boom.req", "x", Default::default())
+                        .await
+                }
+                other => {
+                    app.request_as::<String>("s.echo", other, Default::default())
+                        .await
+                }
+            }
+        })
+        .max_concurrency(1);
+        let running = RunningApp::start(app, &server).await;
+        let c = client::connect(server.url()).await.unwrap();
+
+        // More panics than the endpoint has slots, each followed by a send that works.
+        for round in 0..3 {
+            for kind in ["pub", "req"] {
+                let r = ask(&c, "s.relay", kind.as_bytes()).await;
+                let r = r.unwrap_or_else(|e| panic!("{kind} panic, round {round}: {e}"));
+                assert_eq!(service_error(&r), Some("handler panicked"), "{kind}");
+                let r = ask(&c, "s.relay", b"fine").await;
+                let r = r.unwrap_or_else(|e| panic!("after a {kind} panic: {e}"));
+                assert_eq!(service_error(&r), None, "after a {kind} panic");
                 assert_eq!(r.payload, b"fine");
             }
         }

@@ -404,6 +404,33 @@ where
 /// // ...and so is an async closure
 /// app.listen("tools.len", |text: String| async move { text.len().to_string() });
 /// ```
+///
+/// A struct of your own comes and goes as [`Json`](crate::Json): `Msg<Json<Order>>`, and
+/// `Json(value)` back. `Msg<Order>` is not a handler argument, and the compiler's error
+/// says to take `Msg<Json<Order>>`:
+///
+/// ```compile_fail,E0277
+/// use panini::{App, Msg};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Order { qty: u32 }
+///
+/// let mut app = App::new("shop");
+/// app.listen("orders.count", |order: Msg<Order>| async move { order.data.qty.to_string() });
+/// ```
+///
+/// ```
+/// use panini::{App, Json, Msg};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Order { qty: u32 }
+///
+/// let mut app = App::new("shop");
+/// app.listen("orders.count", |order: Msg<Json<Order>>| async move {
+///     let Json(order) = order.data;
+///     order.qty.to_string()
+/// });
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a panini handler",
     note = "a handler is an async fn or closure taking 0 to 2 arguments that implement FromMessage (Msg<T>, AppHandle, State<S>, ...) and returning a value that implements IntoReply ((), serde_json::Value, String, Vec<u8>, Json<T>, Result<..>)",

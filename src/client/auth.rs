@@ -101,9 +101,8 @@ impl Credential {
             Credential::Jwt(jwt, sign) => {
                 let sig = match nonce {
                     Some(nonce) => {
-                        let sig = sign(nonce.as_bytes()).map_err(|e| {
-                            Error::Credentials(format!("the JWT signer failed: {e}").into())
-                        })?;
+                        let sig = sign(nonce.as_bytes())
+                            .map_err(|e| Error::Credentials(Box::new(SignerError(e))))?;
                         Some(crate::encoding::base64url(&sig))
                     }
                     // No nonce, nothing to sign (the server checks no signature then).
@@ -212,9 +211,50 @@ fn shown(path: &Path) -> String {
     }
 }
 
+/// The user's JWT signer refused the nonce; its error is the source. Inside
+/// [`Error::Credentials`].
+#[derive(Debug)]
+struct SignerError(BoxError);
+
+impl fmt::Display for SignerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the JWT signer failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for SignerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failing_jwt_signer_is_the_source_of_the_credentials_error() {
+        use std::error::Error as _;
+        #[derive(Debug)]
+        struct Refused;
+        impl fmt::Display for Refused {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the key store is locked")
+            }
+        }
+        impl std::error::Error for Refused {}
+        let signer: Signer = Arc::new(|_: &[u8]| Err(Refused.into()));
+        let cred = Credential::Jwt(Secret("eyJx.eyJy.zz".into()), signer);
+        let err = cred.sign_in(Some("nonce")).unwrap_err();
+        assert!(matches!(err, Error::Credentials(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "credentials: the JWT signer failed: the key store is locked"
+        );
+        let signer = err.source().expect("the signer's failure");
+        let cause = signer.source().expect("the signer's own error");
+        assert!(cause.downcast_ref::<Refused>().is_some(), "{cause:?}");
+    }
 
     const SEED: &str = "SUACH75SWCM5D2JMJM6EKLR2WDARVGZT4QC6LX3AGHSWOMVAKERABBBRWM";
 
