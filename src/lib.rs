@@ -71,6 +71,18 @@
 
 pub use panini_proto as proto;
 
+/// The README's Rust examples, compiled by `cargo test --doc` (with every feature they
+/// use) so that they cannot drift from the API.
+#[cfg(all(
+    doctest,
+    feature = "http",
+    feature = "jetstream",
+    feature = "tls",
+    feature = "nkeys"
+))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExamples;
+
 mod app;
 mod buffer;
 pub mod client;
