@@ -30,11 +30,13 @@
 //! # Layout, and the dependency rule
 //!
 //! The crate is in layers; a module uses only the layers before it, never one after
-//! (`tests/layers.rs` checks every `crate::` and `super::` path):
+//! (`tests/layers.rs` checks the `crate::` and `super::` paths of the code outside tests
+//! and comments):
 //!
 //! **proto ← foundation ← client ← (jetstream) ← app**, with **http** inside the app's
-//! layers: after its context and extractors (routes take [`AppHandle`] and [`State`]),
-//! before the builder and the run that start and stop it. (A server below the whole app,
+//! layers: after its context, extractors and endpoints (routes take [`AppHandle`] and
+//! [`State`]), before `metrics` (a route of its own), the builder, the run and the
+//! shutdown (which create, start and stop the server). (A server below the whole app,
 //! as `http ← app` would have it, could not hand a route the app's handle without a
 //! cycle.) JetStream's client API needs only the client, so it sits before the app; the
 //! app's durable endpoints (`app/stream_endpoint`) and the NATS Service API

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use common::app::RunningApp;
 use common::{run, within, NatsServer};
 use panini::client::{self, Client};
-use panini::{App, AppHandle, Headers, Message, Msg, Reply};
+use panini::{App, AppHandle, Headers, Message, Msg, Reply, SendOptions};
 use serde_json::{json, Value};
+use smol::stream::StreamExt;
 
 /// How long a reply may take before we call it a timeout: far above a reply's
 /// milliseconds, far below the 10 s request timeout a lost reply would wait for.
@@ -107,60 +108,79 @@ fn a_panicking_listen_middleware_gets_an_error_reply_and_frees_its_slot() {
 
 /// A send middleware runs in the code that publishes or requests, so its panic is that
 /// code's panic: a handler's requester gets the same error reply as for a panicking
-/// handler, and the endpoint, its slots and the other sends go on.
+/// handler, and the endpoint, its slots and both send chains go on.
 #[test]
 fn a_panicking_send_middleware_fails_the_handler_that_sent_and_nothing_else() {
     let server = NatsServer::start();
     run(async {
         let mut app = App::new("send-mw-panic");
+        // Each hook panics at its first poll for `boom.now`, after an await for `boom.late`.
         app.send_publish(|out, next| async move {
-            if out.subject == "boom.pub" {
-                panic!("send_publish boom");
-            }
+            boom(&out.subject).await;
             next.run(out).await
         });
         app.send_request(|out, next| async move {
-            if out.subject == "boom.req" {
-                smol::future::yield_now().await;
-                panic!("send_request boom after an await");
-            }
+            boom(&out.subject).await;
             next.run(out).await
         });
         app.listen("s.echo", |msg: Msg<String>| async move { msg.data });
+        // "pub boom.now" publishes to boom.now, "req boom.late" requests it; anything else
+        // is published to s.seen, then asked of s.echo.
         app.listen("s.relay", |msg: Msg<String>, app: AppHandle| async move {
-            match msg.data.as_str() {
-                "pub" => app
-                    .publish("boom.pub", "x")
-                    .await
-                    .map(|()| "published".to_string()),
-                "req" => {
-                    app.request_as::<String>("boom.req", "x", Default::default())
-                        .await
-                }
-                other => {
-                    app.request_as::<String>("s.echo", other, Default::default())
-                        .await
+            let opts = SendOptions::default();
+            match msg.data.split_once(' ') {
+                Some(("pub", to)) => app.publish(to, "x").await.map(|()| String::new()),
+                Some((_, to)) => app.request_as::<String>(to, "x", opts).await,
+                None => {
+                    app.publish("s.seen", msg.data.as_str()).await?;
+                    app.request_as::<String>("s.echo", msg.data, opts).await
                 }
             }
         })
         .max_concurrency(1);
         let running = RunningApp::start(app, &server).await;
         let c = client::connect(server.url()).await.unwrap();
+        let mut seen = c.subscribe("s.seen").await.unwrap();
+        c.flush().await.unwrap();
 
-        // More panics than the endpoint has slots, each followed by a send that works.
-        for round in 0..3 {
-            for kind in ["pub", "req"] {
+        // More panics than the endpoint has slots, each followed by a publish and a
+        // request through the same chains.
+        for round in 0..2 {
+            for kind in [
+                "pub boom.now",
+                "pub boom.late",
+                "req boom.now",
+                "req boom.late",
+            ] {
                 let r = ask(&c, "s.relay", kind.as_bytes()).await;
-                let r = r.unwrap_or_else(|e| panic!("{kind} panic, round {round}: {e}"));
+                let r = r.unwrap_or_else(|e| panic!("{kind}, round {round}: {e}"));
                 assert_eq!(service_error(&r), Some("handler panicked"), "{kind}");
                 let r = ask(&c, "s.relay", b"fine").await;
-                let r = r.unwrap_or_else(|e| panic!("after a {kind} panic: {e}"));
-                assert_eq!(service_error(&r), None, "after a {kind} panic");
-                assert_eq!(r.payload, b"fine");
+                let r = r.unwrap_or_else(|e| panic!("after {kind}: {e}"));
+                assert_eq!(service_error(&r), None, "after {kind}");
+                assert_eq!(r.payload, b"fine", "after {kind}");
+                let published = within(PROMPT, "the publish after a panic", seen.next()).await;
+                assert_eq!(
+                    published.expect("subscribed").payload,
+                    b"fine",
+                    "after {kind}"
+                );
             }
         }
         running.stop().await.unwrap();
     });
+}
+
+/// What the send hooks of the test above do before they go on.
+async fn boom(subject: &str) {
+    match subject {
+        "boom.now" => panic!("send middleware boom at the first poll"),
+        "boom.late" => {
+            smol::future::yield_now().await;
+            panic!("send middleware boom after an await");
+        }
+        _ => {}
+    }
 }
 
 #[test]
