@@ -24,7 +24,6 @@ cd "$(dirname "$0")/.."
 
 TARGET=x86_64-unknown-linux-musl
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
-NATS_SERVER=${NATS_SERVER:-/usr/sbin/nats-server}
 OUT=${OUT:-/tmp/panini-app-size}
 mkdir -p "$OUT"
 
@@ -54,9 +53,7 @@ build no-http --no-default-features
 build jetstream --features jetstream
 build tls-nkeys --features tls,nkeys
 
-NATS_DIR=$(mktemp -d)
-"$NATS_SERVER" -a 127.0.0.1 -p -1 --ports_file_dir "$NATS_DIR" >/dev/null 2>&1 &
-NATS_PID=$!
+. bench/nats.sh
 APP_PID=
 # Under set -e a failing kill or wait here (the server's exit status after SIGTERM) would
 # become the script's: it exited non-zero after a good run.
@@ -65,17 +62,10 @@ cleanup() {
         kill "$APP_PID" 2>/dev/null || true
         wait "$APP_PID" 2>/dev/null || true
     fi
-    kill "$NATS_PID" 2>/dev/null || true
-    wait "$NATS_PID" 2>/dev/null || true
-    rm -rf "$NATS_DIR"
+    nats_stop
 }
 trap cleanup EXIT
-for _ in $(seq 100); do
-    [ -s "$NATS_DIR/nats-server_$NATS_PID.ports" ] && break
-    sleep 0.05
-done
-NATS_URL=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nats"][0])' \
-    "$NATS_DIR/nats-server_$NATS_PID.ports")
+nats_start
 export NATS_URL
 
 # mem PID: largest "VmRSS RssAnon RssFile" (KiB) of three reads.

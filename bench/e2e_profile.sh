@@ -25,7 +25,6 @@ ROUNDS=${ROUNDS:-3}
 KINDS=${KINDS:-"ours async-nats"}
 OUT=${OUT:-/tmp/panini-e2e-profile}
 RECORD=${RECORD:-0}
-NATS_SERVER=${NATS_SERVER:-/usr/sbin/nats-server}
 BIN=${BIN:-bench/target/release/e2e_pub}
 SYSCALLS="read recvfrom write writev sendto futex epoll_wait epoll_pwait epoll_ctl sched_yield"
 EVENTS="task-clock,context-switches,cpu-migrations,raw_syscalls:sys_enter"
@@ -38,20 +37,10 @@ if [ "$BIN" = bench/target/release/e2e_pub ]; then
     cargo build --release --quiet --manifest-path bench/Cargo.toml --bin e2e_pub
 fi
 
-NATS_DIR=$(mktemp -d)
-"$NATS_SERVER" -a 127.0.0.1 -p -1 --ports_file_dir "$NATS_DIR" >/dev/null 2>&1 &
-NATS_PID=$!
-cleanup() {
-    kill "$NATS_PID" 2>/dev/null && wait "$NATS_PID" 2>/dev/null
-    rm -rf "$NATS_DIR"
-}
-trap cleanup EXIT
-for _ in $(seq 100); do
-    [ -s "$NATS_DIR/nats-server_$NATS_PID.ports" ] && break
-    sleep 0.05
-done
-URL=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nats"][0])' \
-    "$NATS_DIR/nats-server_$NATS_PID.ports")
+. bench/nats.sh
+trap nats_stop EXIT
+nats_start
+URL=$NATS_URL
 echo "nats-server at $URL; $N msgs; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 # One role under perf stat, or under perf record if asked (perf stat around perf record

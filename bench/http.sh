@@ -7,7 +7,7 @@
 #   ROUNDS=3 DURATION=5s bench/http.sh # shorter
 #   SERVERS="ours axum" bench/http.sh  # a subset (ours, axum, panini)
 #   WRK_THREADS=2 CONNS=32 bench/http.sh # wrk -t2 -c32 (wrk then shares both cores)
-#   PANINI_THREADS=1 bench/http.sh     # ours on one thread (App::threads; default: the cores)
+#   PANINI_THREADS=2 bench/http.sh     # ours on two threads (App::threads; default: one)
 #   WRK_BIN=/tmp/wrk-nc bench/http.sh  # another wrk (one built without its latency correction)
 #   SERVERS="ours ours2 axum" bench/http.sh # ours2: ours with Http::threads(2) (HTTP_THREADS=2)
 #   SERVERS="ours oursll axum" bench/http.sh # oursll: ours with Http::low_latency(true)
@@ -35,7 +35,6 @@ CONNS=${CONNS:-64}
 HOLD=${HOLD:-1000}
 MEM_ROUNDS=${MEM_ROUNDS:-3}
 SERVERS=${SERVERS:-"ours axum panini"}
-NATS_SERVER=${NATS_SERVER:-/usr/sbin/nats-server}
 OUT=${OUT:-/tmp/panini-http-bench}
 WRK_THREADS=${WRK_THREADS:-1}
 WRK=("${WRK_BIN:-wrk}" -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency)
@@ -54,28 +53,16 @@ echo "building (release) ..." >&2
 cargo build --release --quiet --manifest-path bench/Cargo.toml --bin http_ours --bin http_axum
 
 # --- nats-server on a port the OS picks ------------------------------------------------
-NATS_DIR=$(mktemp -d)
-"$NATS_SERVER" -a 127.0.0.1 -p -1 --ports_file_dir "$NATS_DIR" >/dev/null 2>&1 &
-NATS_PID=$!
+. bench/nats.sh
 SERVER_PID=
 cleanup() {
     [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-    kill "$NATS_PID" 2>/dev/null && wait "$NATS_PID" 2>/dev/null
-    rm -rf "$NATS_DIR"
+    nats_stop
 }
 trap cleanup EXIT
-for _ in $(seq 100); do
-    [ -s "$NATS_DIR/nats-server_$NATS_PID.ports" ] && break
-    sleep 0.05
-done
-NATS_URL=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nats"][0])' \
-    "$NATS_DIR/nats-server_$NATS_PID.ports")
+nats_start
 export NATS_URL
 echo "nats-server at $NATS_URL" >&2
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 # start_server NAME PORT: sets SERVER_PID, waits until GET /get answers 200.
 start_server() {

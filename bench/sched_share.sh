@@ -12,25 +12,16 @@ cd "$(dirname "$0")/.."
 
 LOADS=${LOADS:-"2:32 1:8 1:64"}
 MODES=${MODES:-"default ll"}
-NATS_SERVER=${NATS_SERVER:-/usr/sbin/nats-server}
 cargo build --release --quiet --manifest-path bench/Cargo.toml --bin http_ours
 
-NATS_DIR=$(mktemp -d)
-"$NATS_SERVER" -a 127.0.0.1 -p -1 --ports_file_dir "$NATS_DIR" >/dev/null 2>&1 &
-NATS_PID=$!
+. bench/nats.sh
 SERVER_PID=
 cleanup() {
     [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-    kill "$NATS_PID" 2>/dev/null && wait "$NATS_PID" 2>/dev/null
-    rm -rf "$NATS_DIR"
+    nats_stop
 }
 trap cleanup EXIT
-for _ in $(seq 100); do
-    [ -s "$NATS_DIR/nats-server_$NATS_PID.ports" ] && break
-    sleep 0.05
-done
-NATS_URL=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nats"][0])' \
-    "$NATS_DIR/nats-server_$NATS_PID.ports")
+nats_start
 export NATS_URL
 
 # Each thread's name and schedstat line ("ns on a core, ns waiting for one, timeslices").
@@ -43,7 +34,7 @@ snapshot() {
 for mode in $MODES; do
     for load in $LOADS; do
         threads=${load%%:*} conns=${load##*:}
-        port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        port=$(free_port)
         if [ "$mode" = ll ]; then
             HTTP_LOW_LATENCY=1 PANINI_LOG=warn bench/target/release/http_ours "$port" >/dev/null &
         else

@@ -171,15 +171,15 @@ pub(crate) struct Contention {
 impl Contention {
     /// How long a thread with a core to spare measures before a new verdict (a reading
     /// is one `pread` of a few dozen bytes).
-    pub(crate) const EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(20);
     /// How long a contended thread measures before a new verdict.
-    pub(crate) const EVERY_CONTENDED: std::time::Duration = std::time::Duration::from_millis(200);
+    const EVERY_CONTENDED: std::time::Duration = std::time::Duration::from_millis(200);
     /// The share of wall time (%) spent waiting for a core from which a thread with a core
     /// to spare counts as contended. On 2 cores (BENCHMARKS.md) the server's thread waited
     /// about 1 % of the time with a core left to it, 21 to 27 % with `wrk -t2` sharing both.
-    pub(crate) const ENTER: u64 = 15;
+    const ENTER: u64 = 15;
     /// The share (%) under which a contended thread counts as having a core to spare again.
-    pub(crate) const LEAVE: u64 = 10;
+    const LEAVE: u64 = 10;
 
     /// A probe for the calling thread (open it on the thread it measures). Until its
     /// second reading it says "contended".
